@@ -1,0 +1,85 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The target split follows docs/ARCHITECTURE.md: each library owns one layer and
+// must not reach into the layers it is not listed as depending on.
+let package = Package(
+    name: "registryd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "registryd", targets: ["registryd"]),
+        .executable(name: "registryctl", targets: ["registryctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        // System libraries: SHA-256/512 from libcrypto, metadata in libsqlite3.
+        .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // The OCI vocabulary: names, tags, digests, media types, manifests. No I/O.
+        .target(
+            name: "OCI",
+            dependencies: ["CLibcrypto", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Bytes: storage drivers and the content-addressed blob store.
+        .target(
+            name: "Storage",
+            dependencies: [
+                "OCI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // Facts: the SQLite schema, migrations and named queries.
+        .target(name: "Metadata", dependencies: ["OCI", "CSQLite"]),
+        // The /v2 HTTP API.
+        .target(
+            name: "RegistryAPI",
+            dependencies: [
+                "OCI", "Storage", "Metadata",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // JSON-RPC 2.0 messages shared by the control socket and registryctl.
+        .target(name: "ControlProtocol"),
+        .target(name: "Control", dependencies: ["ControlProtocol", "Metadata", "Storage"]),
+        .executableTarget(
+            name: "registryd",
+            dependencies: [
+                "RegistryAPI", "Storage", "Metadata", "Control",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "registryctl",
+            dependencies: ["ControlProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        .target(
+            name: "RegistryTesting",
+            dependencies: [
+                "RegistryAPI", "Storage", "Metadata",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/RegistryTesting"
+        ),
+        .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "OCI"]),
+        .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"]),
+        .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI"]),
+        .testTarget(name: "ControlTests", dependencies: ["Control", "ControlProtocol"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RegistryTesting", "OCI"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

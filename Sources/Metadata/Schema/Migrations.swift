@@ -1,0 +1,93 @@
+/// Versioned schema migrations. Each entry runs once, in order, inside a transaction,
+/// and is recorded in `schema_migrations`; released migrations are never edited,
+/// only followed by new ones.
+enum Migrations {
+    static let all: [(version: Int, sql: String)] = [
+        (1, """
+        CREATE TABLE repositories (
+            id          INTEGER PRIMARY KEY,
+            name        TEXT NOT NULL UNIQUE,
+            is_public   INTEGER NOT NULL DEFAULT 0,
+            created_at  INTEGER NOT NULL
+        );
+        -- One row per stored blob: the bytes under blobs/<algorithm>/… are verified.
+        CREATE TABLE blobs (
+            digest      TEXT PRIMARY KEY,
+            size        INTEGER NOT NULL,
+            created_at  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        -- A blob is visible in a repository only through a link (pushed or mounted there).
+        CREATE TABLE repository_blobs (
+            repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest        TEXT NOT NULL REFERENCES blobs(digest),
+            created_at    INTEGER NOT NULL,
+            PRIMARY KEY (repository_id, digest)
+        ) WITHOUT ROWID;
+        CREATE INDEX repository_blobs_by_digest ON repository_blobs(digest);
+        -- Manifests are small (≤ 4 MiB) and kept byte-exact here.
+        CREATE TABLE manifests (
+            id             INTEGER PRIMARY KEY,
+            repository_id  INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            digest         TEXT NOT NULL,
+            media_type     TEXT NOT NULL,
+            artifact_type  TEXT,
+            subject_digest TEXT,
+            annotations    TEXT,
+            content        BLOB NOT NULL,
+            created_at     INTEGER NOT NULL,
+            UNIQUE (repository_id, digest)
+        );
+        CREATE INDEX manifests_by_subject ON manifests(repository_id, subject_digest) WHERE subject_digest IS NOT NULL;
+        -- What a manifest points at: kind is 'config', 'layer', 'manifest' or 'subject'.
+        CREATE TABLE manifest_references (
+            manifest_id INTEGER NOT NULL REFERENCES manifests(id) ON DELETE CASCADE,
+            kind        TEXT NOT NULL,
+            digest      TEXT NOT NULL,
+            PRIMARY KEY (manifest_id, kind, digest)
+        ) WITHOUT ROWID;
+        CREATE INDEX manifest_references_by_digest ON manifest_references(digest);
+        CREATE TABLE tags (
+            repository_id   INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            name            TEXT NOT NULL,
+            manifest_digest TEXT NOT NULL,
+            updated_at      INTEGER NOT NULL,
+            PRIMARY KEY (repository_id, name)
+        ) WITHOUT ROWID;
+        -- Every tag move: who, when, from what to what (NULL old = created, NULL new = deleted).
+        CREATE TABLE tag_history (
+            id            INTEGER PRIMARY KEY,
+            repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            tag           TEXT NOT NULL,
+            old_digest    TEXT,
+            new_digest    TEXT,
+            actor         TEXT,
+            at            INTEGER NOT NULL
+        );
+        CREATE INDEX tag_history_by_tag ON tag_history(repository_id, tag);
+        CREATE TABLE upload_sessions (
+            id               TEXT PRIMARY KEY,
+            repository_id    INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+            principal        TEXT,
+            digest_algorithm TEXT NOT NULL,
+            size             INTEGER NOT NULL DEFAULT 0,
+            created_at       INTEGER NOT NULL,
+            updated_at       INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """),
+    ]
+
+    static func apply(to connection: SQLiteConnection) throws {
+        try connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        let applied = Set(try connection.rows("SELECT version FROM schema_migrations") { Int($0.integer(0)) })
+        for migration in all where !applied.contains(migration.version) {
+            try connection.transaction {
+                try connection.execute(migration.sql)
+                try connection.query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", [.integer(Int64(migration.version)), .integer(Clock.now())])
+            }
+        }
+    }
+
+    /// The newest schema version this build knows.
+    static var latestVersion: Int { all.map(\.version).max() ?? 0 }
+}
+

@@ -1,0 +1,133 @@
+import OCI
+
+/// Everything registryd knows about repositories, blobs, manifests, tags and upload
+/// sessions. The SQLite implementation is `SQLiteMetadataStore`; a PostgreSQL one can
+/// sit beside it for several instances.
+///
+/// Calls are synchronous and short: each is one prepared statement or one transaction.
+public protocol MetadataStore: Sendable {
+    // MARK: Repositories
+    func repositoryExists(_ name: RepositoryName) throws -> Bool
+    /// Repository names in order, after `last`, at most `limit`.
+    func repositoryNames(after last: String?, limit: Int) throws -> [RepositoryName]
+
+    // MARK: Blobs
+    /// The size of a blob visible in `repository`, or `nil`.
+    func blobSize(_ digest: Digest, in repository: RepositoryName) throws -> Int64?
+    /// Whether the blob's bytes are recorded as stored (in any repository).
+    func storedBlobSize(_ digest: Digest) throws -> Int64?
+    /// Records that a verified blob is stored and makes it visible in `repository`.
+    func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName) throws
+    /// Makes a blob visible in `target` when it is visible in `source`, in one transaction.
+    /// - Returns: its size, or `nil` when `source` does not hold it.
+    func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) throws -> Int64?
+    /// Repositories in which the blob is visible, at most `limit`.
+    func repositoriesLinking(_ digest: Digest, limit: Int) throws -> [RepositoryName]
+    /// Hides a blob from `repository`. - Returns: whether it was visible.
+    func unlinkBlob(_ digest: Digest, from repository: RepositoryName) throws -> Bool
+
+    // MARK: Manifests and tags
+    func manifest(_ reference: ManifestReference, in repository: RepositoryName) throws -> StoredManifest?
+    /// Stores a manifest and points `tags` at it, after checking in the same transaction
+    /// that everything it requires is present in the repository.
+    func putManifest(_ manifest: NewManifest, in repository: RepositoryName, tags: [Tag], actor: String?) throws(PutManifestError)
+    /// Deletes a manifest and the tags that point at it. - Returns: whether it existed.
+    func deleteManifest(_ digest: Digest, in repository: RepositoryName, actor: String?) throws -> Bool
+    /// Deletes one tag, leaving the manifest. - Returns: whether it existed.
+    func deleteTag(_ tag: Tag, in repository: RepositoryName, actor: String?) throws -> Bool
+    /// Tags in order after `last`, at most `limit`; `nil` when the repository is unknown.
+    func tags(in repository: RepositoryName, after last: String?, limit: Int) throws -> [String]?
+    /// Manifests whose `subject` is `digest`, optionally only of one artifact type.
+    func referrers(of digest: Digest, in repository: RepositoryName, artifactType: String?) throws -> [Referrer]
+    /// Moves of a tag, newest first.
+    func tagHistory(_ tag: Tag, in repository: RepositoryName) throws -> [TagMove]
+
+    // MARK: Upload sessions
+    func createUpload(_ session: UploadSession) throws
+    func upload(_ id: UploadID) throws -> UploadSession?
+    func setUploadSize(_ id: UploadID, size: Int64) throws
+    func deleteUpload(_ id: UploadID) throws
+}
+
+/// A manifest as stored: its exact bytes and the type they were pushed as.
+public struct StoredManifest: Sendable {
+    public let digest: Digest
+    public let mediaType: String
+    public let content: [UInt8]
+}
+
+/// A manifest about to be stored, with what it references.
+public struct NewManifest: Sendable {
+    public let digest: Digest
+    public let mediaType: String
+    public let content: [UInt8]
+    public let artifactType: String?
+    /// Annotations as a JSON object, for the referrers API.
+    public let annotationsJSON: String?
+    /// Blobs that must be visible in the repository (config and non-foreign layers).
+    public let requiredBlobs: [Digest]
+    /// Foreign layers: referenced, but their bytes live elsewhere.
+    public let foreignBlobs: [Digest]
+    /// Child manifests of an index.
+    public let childManifests: [Digest]
+    /// Accept an index whose children are missing (partial mirrors).
+    public let allowMissingChildren: Bool
+    public let subject: Digest?
+
+    public init(digest: Digest, mediaType: String, content: [UInt8], artifactType: String?, annotationsJSON: String?, requiredBlobs: [Digest], foreignBlobs: [Digest], childManifests: [Digest], allowMissingChildren: Bool, subject: Digest?) {
+        self.digest = digest
+        self.mediaType = mediaType
+        self.content = content
+        self.artifactType = artifactType
+        self.annotationsJSON = annotationsJSON
+        self.requiredBlobs = requiredBlobs
+        self.foreignBlobs = foreignBlobs
+        self.childManifests = childManifests
+        self.allowMissingChildren = allowMissingChildren
+        self.subject = subject
+    }
+}
+
+public enum PutManifestError: Error, Equatable {
+    case blobUnknown(Digest)
+    case manifestUnknown(Digest)
+    case database(String)
+}
+
+/// A manifest that names another as its `subject`.
+public struct Referrer: Sendable, Equatable {
+    public let digest: Digest
+    public let mediaType: String
+    public let size: Int64
+    public let artifactType: String?
+    public let annotationsJSON: String?
+}
+
+public struct TagMove: Sendable, Equatable {
+    public let tag: String
+    public let oldDigest: String?
+    public let newDigest: String?
+    public let actor: String?
+    public let at: Int64
+}
+
+/// An upload in progress: owned by one repository and one principal.
+public struct UploadSession: Sendable, Equatable {
+    public let id: UploadID
+    public let repository: RepositoryName
+    /// Who started it; `nil` for an anonymous caller.
+    public let principal: String?
+    public let algorithm: DigestAlgorithm
+    /// Bytes acknowledged so far.
+    public var size: Int64
+    public let createdAt: Int64
+
+    public init(id: UploadID, repository: RepositoryName, principal: String?, algorithm: DigestAlgorithm, size: Int64 = 0, createdAt: Int64) {
+        self.id = id
+        self.repository = repository
+        self.principal = principal
+        self.algorithm = algorithm
+        self.size = size
+        self.createdAt = createdAt
+    }
+}

@@ -1,0 +1,70 @@
+import OCI
+
+extension SQLiteMetadataStore {
+    public func blobSize(_ digest: Digest, in repository: RepositoryName) throws -> Int64? {
+        let sql = """
+        SELECT b.size FROM repository_blobs rb
+        JOIN repositories r ON r.id = rb.repository_id
+        JOIN blobs b ON b.digest = rb.digest
+        WHERE r.name = ? AND rb.digest = ?
+        """
+        return try database.read { try $0.first(sql, [.text(repository.value), .text(digest.description)]) { $0.integer(0) } }
+    }
+
+    public func storedBlobSize(_ digest: Digest) throws -> Int64? {
+        try database.read { try $0.first("SELECT size FROM blobs WHERE digest = ?", [.text(digest.description)]) { $0.integer(0) } }
+    }
+
+    public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName) throws {
+        try database.write { connection in
+            let now = Clock.now()
+            let repositoryID = try connection.ensureRepository(repository)
+            try connection.query(
+                "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING",
+                [.text(digest.description), .integer(size), .integer(now)])
+            try connection.query(
+                "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [.integer(repositoryID), .text(digest.description), .integer(now)])
+        }
+    }
+
+    public func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) throws -> Int64? {
+        let sourceSQL = """
+        SELECT b.size FROM repository_blobs rb
+        JOIN repositories r ON r.id = rb.repository_id
+        JOIN blobs b ON b.digest = rb.digest
+        WHERE r.name = ? AND rb.digest = ?
+        """
+        return try database.write { connection in
+            guard let size = try connection.first(sourceSQL, [.text(source.value), .text(digest.description)], { $0.integer(0) }) else {
+                return nil
+            }
+            let targetID = try connection.ensureRepository(target)
+            try connection.query(
+                "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [.integer(targetID), .text(digest.description), .integer(Clock.now())])
+            return size
+        }
+    }
+
+    public func repositoriesLinking(_ digest: Digest, limit: Int) throws -> [RepositoryName] {
+        let sql = """
+        SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+        WHERE rb.digest = ? ORDER BY r.name LIMIT ?
+        """
+        return try database.read { connection in
+            try connection.rows(sql, [.text(digest.description), .integer(Int64(limit))]) { try RepositoryName(parsing: $0.text(0)) }
+        }
+    }
+
+    public func unlinkBlob(_ digest: Digest, from repository: RepositoryName) throws -> Bool {
+        let sql = """
+        DELETE FROM repository_blobs
+        WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)
+        """
+        return try database.write { connection in
+            try connection.query(sql, [.text(digest.description), .text(repository.value)])
+            return connection.changes > 0
+        }
+    }
+}

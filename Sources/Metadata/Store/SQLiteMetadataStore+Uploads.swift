@@ -1,0 +1,43 @@
+import OCI
+
+extension SQLiteMetadataStore {
+    public func createUpload(_ session: UploadSession) throws {
+        let sql = """
+        INSERT INTO upload_sessions (id, repository_id, principal, digest_algorithm, size, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?)
+        """
+        try database.write { connection in
+            let repositoryID = try connection.ensureRepository(session.repository)
+            try connection.query(sql, [
+                .text(session.id.value), .integer(repositoryID), .optional(session.principal),
+                .text(session.algorithm.rawValue), .integer(session.size), .integer(session.createdAt), .integer(session.createdAt),
+            ])
+        }
+    }
+
+    public func upload(_ id: UploadID) throws -> UploadSession? {
+        let sql = """
+        SELECT r.name, u.principal, u.digest_algorithm, u.size, u.created_at
+        FROM upload_sessions u JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?
+        """
+        return try database.read { connection in
+            try connection.first(sql, [.text(id.value)]) { row in
+                UploadSession(
+                    id: id, repository: try RepositoryName(parsing: row.text(0)), principal: row.optionalText(1),
+                    algorithm: DigestAlgorithm(rawValue: row.text(2)) ?? .sha256, size: row.integer(3), createdAt: row.integer(4))
+            }
+        }
+    }
+
+    public func setUploadSize(_ id: UploadID, size: Int64) throws {
+        try database.write { connection in
+            try connection.query("UPDATE upload_sessions SET size = ?, updated_at = ? WHERE id = ?", [.integer(size), .integer(Clock.now()), .text(id.value)])
+        }
+    }
+
+    public func deleteUpload(_ id: UploadID) throws {
+        try database.write { connection in
+            try connection.query("DELETE FROM upload_sessions WHERE id = ?", [.text(id.value)])
+        }
+    }
+}

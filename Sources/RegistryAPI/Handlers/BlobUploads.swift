@@ -1,0 +1,274 @@
+import Metadata
+import NIOHTTP1
+import OCI
+import Storage
+
+/// `/v2/<name>/blobs/uploads/…` (spec: "Pushing blobs": monolithic POST, POST then
+/// PUT, chunked PATCHes, one streamed PATCH, cross-repository mount).
+extension Registry {
+    /// How many repositories a `mount` without `from` looks at for a readable source.
+    private static let mountCandidateLimit = 64
+
+    func startUpload(_ name: RepositoryName, _ context: RequestContext) async throws -> HTTPResponse {
+        try await authorize(.push, on: name, context)
+        let query = context.request.query
+
+        if let mountText = query["mount"] {
+            let digest = try Digest.fromRequest(mountText)
+            if let size = try await mount(digest, from: query["from"], to: name, context) {
+                var headers = blobLocationHeaders(name, digest)
+                headers.add(name: "Content-Length", value: "0")
+                _ = size
+                return HTTPResponse(status: .created, headers: headers)
+            }
+            // Not mountable: fall back to an ordinary upload, revealing nothing about why.
+        }
+
+        let algorithm: DigestAlgorithm
+        if let text = query["digest-algorithm"] {
+            guard let requested = DigestAlgorithm(rawValue: text) else {
+                throw RegistryError(.unsupported, status: .badRequest, "digest algorithm \(text.prefix(40)) is not supported")
+            }
+            algorithm = requested
+        } else {
+            algorithm = .sha256
+        }
+        let expected = try query["digest"].map { text throws(RegistryError) in try Digest.fromRequest(text) }
+
+        let session = UploadSession(
+            id: .generate(), repository: name, principal: context.principal?.name,
+            algorithm: expected?.algorithm ?? algorithm, createdAt: Int64(Date.now.timeIntervalSince1970))
+        try meta { try metadata.createUpload(session) }
+
+        if let expected {
+            // Monolithic upload: the whole blob is the body of this POST.
+            _ = await uploads.checkOut(session.id)
+            return try await completeUpload(session, hasher: ContentHasher(algorithm: session.algorithm), expected: expected, context)
+        }
+        return HTTPResponse(status: .accepted, headers: sessionHeaders(session))
+    }
+
+    func uploadStatus(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
+        try await authorize(.push, on: name, context)
+        let session = try loadSession(name, idText, context)
+        return HTTPResponse(status: .noContent, headers: sessionHeaders(session))
+    }
+
+    func patchUpload(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
+        try await authorize(.push, on: name, context)
+        var session = try loadSession(name, idText, context)
+        let expectedLength = try checkContentRange(of: context.request, against: session)
+        let hasher = try await checkOut(session)
+        do {
+            session.size += try await append(context.request, to: session, hasher: hasher, expectedLength: expectedLength)
+            try meta { try metadata.setUploadSize(session.id, size: session.size) }
+        } catch {
+            await uploads.checkIn(session.id, hasher: nil)
+            throw error
+        }
+        await uploads.checkIn(session.id, hasher: hasher)
+        return HTTPResponse(status: .accepted, headers: sessionHeaders(session))
+    }
+
+    func finishUpload(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
+        try await authorize(.push, on: name, context)
+        let session = try loadSession(name, idText, context)
+        guard let digestText = context.request.query["digest"] else {
+            throw RegistryError.digestInvalid("the digest query parameter is required to finish an upload")
+        }
+        let expected = try Digest.fromRequest(digestText)
+        _ = try checkContentRange(of: context.request, against: session)
+        let hasher = try await checkOut(session)
+        return try await completeUpload(session, hasher: hasher, expected: expected, context)
+    }
+
+    func cancelUpload(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
+        try await authorize(.push, on: name, context)
+        let session = try loadSession(name, idText, context)
+        try await discard(session)
+        return HTTPResponse(status: .noContent)
+    }
+
+    // MARK: - Steps
+
+    /// Appends the request's body (if any), verifies the digest, moves the blob into
+    /// place and only then records it: a crash at any step leaves no visible blob.
+    /// The session must be checked out by the caller.
+    private func completeUpload(_ session: UploadSession, hasher: ContentHasher, expected: Digest, _ context: RequestContext) async throws -> HTTPResponse {
+        var session = session
+        let size: Int64
+        do {
+            if context.request.hasBody {
+                let expectedLength = try checkContentRange(of: context.request, against: session)
+                session.size += try await append(context.request, to: session, hasher: hasher, expectedLength: expectedLength)
+            }
+            size = try await storage { try await blobs.commitUpload(session.id, hasher: hasher, expected: expected) }
+        } catch let error as BlobStoreError {
+            guard case .digestMismatch(_, let actual) = error else { throw error }
+            try await discard(session)
+            throw RegistryError.digestInvalid("uploaded content has digest \(actual), not \(expected)")
+        } catch {
+            await uploads.checkIn(session.id, hasher: nil)
+            throw error
+        }
+        try meta {
+            try metadata.linkBlob(expected, size: size, to: session.repository)
+            try metadata.deleteUpload(session.id)
+        }
+        await uploads.forget(session.id)
+        var headers = blobLocationHeaders(session.repository, expected)
+        headers.add(name: "Content-Length", value: "0")
+        return HTTPResponse(status: .created, headers: headers)
+    }
+
+    /// Streams the body into the session's temporary object.
+    /// - Returns: the bytes appended.
+    private func append(_ request: HTTPRequest, to session: UploadSession, hasher: ContentHasher, expectedLength: Int64?) async throws -> Int64 {
+        let appended: Int64
+        do {
+            appended = try await storage {
+                try await blobs.appendToUpload(session.id, from: request.body, hasher: hasher, startingAt: session.size)
+            }
+        } catch is RequestBodyError {
+            throw RegistryError(.blobUploadInvalid, status: .badRequest, "the request body ended early")
+        }
+        if let expectedLength, appended != expectedLength {
+            throw RegistryError(.blobUploadInvalid, status: .badRequest, "body length \(appended) does not match the declared range of \(expectedLength) bytes")
+        }
+        return appended
+    }
+
+    /// Takes the session for this request and brings its hasher to the acknowledged size.
+    private func checkOut(_ session: UploadSession) async throws -> ContentHasher {
+        guard let checkedOut = await uploads.checkOut(session.id) else {
+            throw RegistryError(.blobUploadInvalid, status: .badRequest, "another request is writing to this upload")
+        }
+        if let hasher = checkedOut.hasher, hasher.algorithm == session.algorithm, hasher.count == session.size {
+            return hasher
+        }
+        // No usable running hash (a restart, or a failed request): hash what is stored.
+        do {
+            if session.size == 0 { return ContentHasher(algorithm: session.algorithm) }
+            return try await storage { try await blobs.rehashUpload(session.id, algorithm: session.algorithm, length: session.size) }
+        } catch {
+            await uploads.checkIn(session.id, hasher: nil)
+            throw error
+        }
+    }
+
+    /// Checks `Content-Range` and `Content-Length` against the session.
+    /// - Returns: the number of bytes the request declares, when it declares any.
+    private func checkContentRange(of request: HTTPRequest, against session: UploadSession) throws(RegistryError) -> Int64? {
+        guard let header = request.headers.first(name: "Content-Range") else { return request.contentLength }
+        guard let range = ContentRange.parse(header) else {
+            throw RegistryError(.rangeInvalid, status: .rangeNotSatisfiable, "invalid Content-Range", detail: String(header.prefix(100)))
+                .with(header: "Range", rangeValue(session.size))
+                .with(header: "Location", uploadLocation(session))
+        }
+        guard range.lowerBound == session.size else {
+            // Out of order or overlapping: the client must resume from what we have.
+            throw RegistryError(.rangeInvalid, status: .rangeNotSatisfiable, "chunk does not start at the end of the upload (\(session.size))")
+                .with(header: "Range", rangeValue(session.size))
+                .with(header: "Location", uploadLocation(session))
+                .with(header: "Docker-Upload-UUID", session.id.value)
+        }
+        let length = Int64(range.count)
+        if let declared = request.contentLength, declared != length {
+            throw RegistryError(.sizeInvalid, status: .badRequest, "Content-Length \(declared) does not match Content-Range \(header.prefix(100))")
+        }
+        return length
+    }
+
+    /// The session named by the URL, if it belongs to this repository and this caller;
+    /// otherwise `BLOB_UPLOAD_UNKNOWN`, the same answer as for an id that never existed.
+    private func loadSession(_ name: RepositoryName, _ idText: String, _ context: RequestContext) throws -> UploadSession {
+        guard let id = try? UploadID(parsing: idText),
+              let session = try meta({ try metadata.upload(id) }),
+              session.repository == name,
+              session.principal == context.principal?.name
+        else { throw RegistryError.uploadUnknown() }
+        return session
+    }
+
+    private func discard(_ session: UploadSession) async throws {
+        try await storage { try await blobs.discardUpload(session.id) }
+        try meta { try metadata.deleteUpload(session.id) }
+        await uploads.forget(session.id)
+    }
+
+    /// Mounts a blob from `fromText`, or without it from any repository the caller may
+    /// read. Needs pull access to the source (zot CVE-2024-39897).
+    /// - Returns: the size when mounted; `nil` means "start a normal upload".
+    private func mount(_ digest: Digest, from fromText: String?, to target: RepositoryName, _ context: RequestContext) async throws -> Int64? {
+        let candidates: [RepositoryName]
+        if let fromText {
+            guard let source = try? RepositoryName(parsing: fromText) else { return nil }
+            candidates = [source]
+        } else {
+            candidates = try meta { try metadata.repositoriesLinking(digest, limit: Self.mountCandidateLimit) }
+        }
+        for source in candidates where source != target {
+            guard await policy.allows(context.principal, to: .pull, on: source) else { continue }
+            if let size = try meta({ try metadata.mountBlob(digest, from: source, to: target) }) { return size }
+        }
+        // Mounting onto itself: already there counts as mounted.
+        if candidates.contains(target), let size = try meta({ try metadata.blobSize(digest, in: target) }) { return size }
+        return nil
+    }
+
+    /// Runs a storage call, mapping a full disk to 507 and other failures to 500.
+    func storage<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch StorageError.noSpace {
+            throw RegistryError(.unknown, status: .insufficientStorage, "the registry's storage is full")
+        } catch let error as StorageError {
+            logger.error("storage: \(error)")
+            throw RegistryError.internalError("storage failure")
+        }
+    }
+
+    private func sessionHeaders(_ session: UploadSession) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.add(name: "Location", value: uploadLocation(session))
+        headers.add(name: "Range", value: rangeValue(session.size))
+        headers.add(name: "Docker-Upload-UUID", value: session.id.value)
+        return headers
+    }
+
+    private func blobLocationHeaders(_ name: RepositoryName, _ digest: Digest) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.add(name: "Location", value: "/v2/\(name.value)/blobs/\(digest)")
+        headers.add(name: "Docker-Content-Digest", value: digest.description)
+        return headers
+    }
+
+    private func uploadLocation(_ session: UploadSession) -> String {
+        "/v2/\(session.repository.value)/blobs/uploads/\(session.id.value)"
+    }
+
+    /// The `Range` of an upload: `0-<last byte>`; an empty upload reports `0-0`, as
+    /// distribution does and Docker clients expect.
+    private func rangeValue(_ size: Int64) -> String { "0-\(max(0, size - 1))" }
+}
+
+/// `Content-Range` of an upload chunk: `<start>-<end>` inclusive, as the distribution
+/// spec writes it; `bytes <start>-<end>[/<total>]` and `bytes=` from other clients too.
+enum ContentRange {
+    static func parse(_ header: String) -> ClosedRange<Int64>? {
+        var text = header.trimmingWhitespace()
+        if text.lowercased().hasPrefix("bytes") {
+            text = text.dropFirst(5)
+            guard let separator = text.first, separator == " " || separator == "=" else { return nil }
+            text = text.dropFirst().trimmingWhitespace()
+        }
+        if let slash = text.firstIndex(of: "/") { text = text[..<slash] }
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.count <= 18 && $0.allSatisfy(\.isASCIIDigit) }),
+              let start = Int64(parts[0]), let end = Int64(parts[1]), end >= start
+        else { return nil }
+        return start...end
+    }
+}
+
+import Foundation

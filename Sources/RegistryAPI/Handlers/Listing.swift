@@ -1,0 +1,72 @@
+import NIOHTTP1
+import OCI
+
+/// `GET /v2/_catalog` and `GET /v2/<name>/tags/list`, both paged with `n` and `last`
+/// (spec: "Listing Tags", "Content Discovery").
+extension Registry {
+    func catalog(_ context: RequestContext) async throws -> HTTPResponse {
+        let page = try Page(context.request.query, configuration)
+        // Fetch one more than asked to know whether a next page exists. Issue 3 will
+        // filter by read access here.
+        let names = try meta { try metadata.repositoryNames(after: page.last, limit: page.size + 1) }.map(\.value)
+        return page.response(items: names, key: "repositories", extra: [:], path: "/v2/_catalog")
+    }
+
+    func tags(_ name: RepositoryName, _ context: RequestContext) async throws -> HTTPResponse {
+        try await authorize(.pull, on: name, context)
+        let page = try Page(context.request.query, configuration)
+        guard let tags = try meta({ try metadata.tags(in: name, after: page.last, limit: page.size + 1) }) else {
+            throw RegistryError.nameUnknown(name.value)
+        }
+        return page.response(items: tags, key: "tags", extra: ["name": name.value], path: "/v2/\(name.value)/tags/list")
+    }
+}
+
+/// `n` and `last` of a listing request, with `n` clamped to the configured maximum.
+private struct Page {
+    let size: Int
+    let last: String?
+    let clamped: Bool
+
+    init(_ query: QueryParameters, _ configuration: Registry.Configuration) throws(RegistryError) {
+        if let text = query["n"] {
+            guard let requested = Int(text), requested >= 0 else {
+                throw RegistryError(.paginationNumberInvalid, status: .badRequest, "invalid number of results requested", detail: String(text.prefix(40)))
+            }
+            size = min(requested, configuration.maximumPageSize)
+            clamped = requested > configuration.maximumPageSize
+        } else {
+            size = configuration.defaultPageSize
+            clamped = false
+        }
+        last = query["last"]
+    }
+
+    func response(items: [String], key: String, extra: [String: String], path: String) -> HTTPResponse {
+        let page = Array(items.prefix(size))
+        var headers = HTTPHeaders()
+        if items.count > size, let lastItem = page.last {
+            headers.add(name: "Link", value: "<\(path)?n=\(size)&last=\(lastItem)>; rel=\"next\"")
+        }
+        if clamped {
+            headers.add(name: "Warning", value: "299 - \"n was larger than \(size); the page holds at most \(size) entries\"")
+        }
+        var document: [String: JSONValue] = [key: .strings(page)]
+        for (name, value) in extra { document[name] = .string(value) }
+        return .json(.ok, JSONText.encode(document), headers: headers)
+    }
+}
+
+/// The few shapes of JSON value the listing responses hold.
+enum JSONValue: Encodable {
+    case string(String)
+    case strings([String])
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .strings(let values): try container.encode(values)
+        }
+    }
+}

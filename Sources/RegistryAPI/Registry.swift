@@ -1,0 +1,143 @@
+import Logging
+import Metadata
+import NIOCore
+import NIOHTTP1
+import OCI
+import Storage
+
+/// The registry API: answers `/v2` requests from metadata and blob storage.
+///
+/// ```swift
+/// let registry = Registry(metadata: try SQLiteMetadataStore(path: "registry.db"),
+///                         blobs: BlobStore(driver: try FilesystemDriver(root: "storage")),
+///                         policy: OpenAccessPolicy(), logger: logger)
+/// let server = HTTPServer(responder: registry, group: .singletonMultiThreadedEventLoopGroup, logger: logger)
+/// ```
+public final class Registry: RequestResponder {
+    public struct Configuration: Sendable {
+        /// Accept an index whose child manifests are not (yet) in the repository, for
+        /// partial mirrors. Off by default: such a push gets `MANIFEST_BLOB_UNKNOWN`.
+        public var allowSparseIndexes = false
+        /// Upper bound for `n` on `_catalog` and `tags/list` (CVE-2023-2253).
+        public var maximumPageSize = 1000
+        /// Page size when the client gives no `n`.
+        public var defaultPageSize = 1000
+        /// Most referrers listed for one subject.
+        public var maximumReferrers = 1000
+
+        public init() {}
+    }
+
+    let metadata: any MetadataStore
+    let blobs: BlobStore
+    let policy: any AccessPolicy
+    let configuration: Configuration
+    let logger: Logger
+    let uploads = BlobUploadSessions()
+
+    public init(metadata: any MetadataStore, blobs: BlobStore, policy: any AccessPolicy = OpenAccessPolicy(), configuration: Configuration = Configuration(), logger: Logger) {
+        self.metadata = metadata
+        self.blobs = blobs
+        self.policy = policy
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse {
+        do {
+            let route: Route
+            do {
+                route = try Route(path: request.path)
+            } catch .invalidName(let name) {
+                throw RegistryError.nameInvalid(name)
+            } catch {
+                throw RegistryError(.unsupported, status: .notFound, "no such endpoint", detail: String(request.path.prefix(300)))
+            }
+            guard route.methods.contains(request.method) else {
+                var error = RegistryError(.unsupported, status: .methodNotAllowed, "method not allowed on this endpoint")
+                error.headers.append(("Allow", route.methods.map(\.rawValue).joined(separator: ", ")))
+                throw error
+            }
+            let principal = try await policy.authenticate(request.headers, remoteAddress: remoteAddress)
+            let context = RequestContext(request: request, principal: principal)
+            return try await dispatch(route, context)
+        } catch let error as RegistryError {
+            return .error(error)
+        } catch {
+            logger.error("\(request.method.rawValue) \(request.path): \(error)")
+            return .error(.internalError("the request could not be completed"))
+        }
+    }
+
+    private func dispatch(_ route: Route, _ context: RequestContext) async throws -> HTTPResponse {
+        switch (route, context.request.method) {
+        case (.base, _):
+            return .json(.ok, Array("{}".utf8))
+        case (.catalog, _):
+            return try await catalog(context)
+        case (.tags(let name), _):
+            return try await tags(name, context)
+        case (.manifest(let name, let reference), .GET), (.manifest(let name, let reference), .HEAD):
+            return try await getManifest(name, reference, context)
+        case (.manifest(let name, let reference), .PUT):
+            return try await putManifest(name, reference, context)
+        case (.manifest(let name, let reference), _):
+            return try await deleteManifest(name, reference, context)
+        case (.blob(let name, let digest), .DELETE):
+            return try await deleteBlob(name, digest, context)
+        case (.blob(let name, let digest), _):
+            return try await getBlob(name, digest, context)
+        case (.startUpload(let name), _):
+            return try await startUpload(name, context)
+        case (.upload(let name, let id), .GET):
+            return try await uploadStatus(name, id, context)
+        case (.upload(let name, let id), .PATCH):
+            return try await patchUpload(name, id, context)
+        case (.upload(let name, let id), .PUT):
+            return try await finishUpload(name, id, context)
+        case (.upload(let name, let id), _):
+            return try await cancelUpload(name, id, context)
+        case (.referrers(let name, let digest), _):
+            return try await referrers(name, digest, context)
+        }
+    }
+
+    /// Refuses the request unless the caller may do `action` on `repository`.
+    func authorize(_ action: RepositoryAction, on repository: RepositoryName, _ context: RequestContext) async throws {
+        guard await policy.allows(context.principal, to: action, on: repository) else {
+            throw policy.refusal(for: context.principal, action: action, on: repository)
+        }
+    }
+
+    /// Runs a metadata call, turning database failures into a logged 500.
+    func meta<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as RegistryError {
+            throw error
+        } catch {
+            logger.error("metadata: \(error)")
+            throw RegistryError.internalError("metadata store failure")
+        }
+    }
+}
+
+/// What every handler needs to know about the request beyond the route.
+struct RequestContext {
+    let request: HTTPRequest
+    let principal: Principal?
+}
+
+extension Digest {
+    /// Parses a digest from a URL or query, answering 400 `DIGEST_INVALID` (or
+    /// `UNSUPPORTED` for a well-formed digest of an algorithm we do not hash).
+    static func fromRequest(_ text: String) throws(RegistryError) -> Digest {
+        do {
+            return try Digest(parsing: text)
+        } catch .unsupportedAlgorithm(let algorithm) {
+            throw RegistryError(.unsupported, status: .badRequest, "digest algorithm \(algorithm) is not supported", detail: String(text.prefix(300)))
+        } catch {
+            throw RegistryError.digestInvalid(text)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import NIOCore
+import NIOHTTP1
+
+/// A request as handlers see it: the head, its parsed URL, and a body to stream.
+public struct HTTPRequest {
+    public let head: HTTPRequestHead
+    public let path: String
+    public let query: QueryParameters
+    public let body: RequestBody
+
+    init(head: HTTPRequestHead, body: RequestBody) {
+        self.head = head
+        let uri = head.uri
+        if let mark = uri.firstIndex(of: "?") {
+            self.path = String(uri[..<mark])
+            self.query = QueryParameters(String(uri[uri.index(after: mark)...]))
+        } else {
+            self.path = uri
+            self.query = QueryParameters("")
+        }
+        self.body = body
+    }
+
+    public var method: HTTPMethod { head.method }
+    public var headers: HTTPHeaders { head.headers }
+
+    /// The declared body length, when the client sent `Content-Length`.
+    var contentLength: Int64? { headers.first(name: "Content-Length").flatMap { Int64($0) } }
+
+    /// Whether a body follows: a non-zero `Content-Length` or chunked transfer coding.
+    var hasBody: Bool {
+        if let length = contentLength { return length > 0 }
+        return headers[canonicalForm: "Transfer-Encoding"].contains { $0.lowercased() == "chunked" }
+    }
+}
+
+/// `application/x-www-form-urlencoded` query parameters; repeated keys keep every value.
+public struct QueryParameters: Sendable {
+    private let pairs: [(String, String)]
+
+    init(_ query: String) {
+        pairs = query.split(separator: "&").map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = Self.decode(parts[0])
+            let value = parts.count > 1 ? Self.decode(parts[1]) : ""
+            return (key, value)
+        }
+    }
+
+    public subscript(_ key: String) -> String? { pairs.first { $0.0 == key }?.1 }
+
+    public func all(_ key: String) -> [String] { pairs.filter { $0.0 == key }.map(\.1) }
+
+    private static func decode(_ text: Substring) -> String {
+        let plusAsSpace = text.replacingOccurrences(of: "+", with: " ")
+        return plusAsSpace.removingPercentEncoding ?? plusAsSpace
+    }
+}
+
+import Foundation

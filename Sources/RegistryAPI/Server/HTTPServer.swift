@@ -1,0 +1,179 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Serves HTTP/1.1 for a `RequestResponder` on one or more listening sockets.
+///
+/// ```swift
+/// let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+/// let listener = try await server.bind(host: "127.0.0.1", port: 5000)
+/// try await server.serve([listener])
+/// ```
+///
+/// One task per connection reads requests in order (HTTP/1.1 keep-alive with
+/// pipelining kept in order by NIO), streams bodies with back-pressure, and writes
+/// blob files with `sendfile`.
+public struct HTTPServer: Sendable {
+    public typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
+    public typealias Listener = NIOAsyncChannel<Connection, Never>
+
+    let responder: any RequestResponder
+    let group: any EventLoopGroup
+    let logger: Logger
+    /// Bodies left unread by a handler are drained up to this size; past it the
+    /// connection is closed instead of reading a large upload nobody wants.
+    private let drainLimit: Int64 = 1 << 20
+
+    public init(responder: any RequestResponder, group: any EventLoopGroup, logger: Logger) {
+        self.responder = responder
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Binds a TCP listener; port 0 picks a free port (see `listener.channel.localAddress`).
+    public func bind(host: String, port: Int) async throws -> Listener {
+        try await bootstrap().bind(host: host, port: port, childChannelInitializer: Self.initializeConnection)
+    }
+
+    /// Adopts a listening socket that was already bound, e.g. by systemd.
+    public func adopt(socket: NIOBSDSocket.Handle) async throws -> Listener {
+        try await bootstrap().bind(socket, childChannelInitializer: Self.initializeConnection)
+    }
+
+    /// Accepts connections on every listener until they are closed.
+    public func serve(_ listeners: [Listener]) async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            for listener in listeners {
+                group.addTask {
+                    try await withThrowingDiscardingTaskGroup { connections in
+                        try await listener.executeThenClose { inbound in
+                            for try await connection in inbound {
+                                connections.addTask { await self.handle(connection) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private func bootstrap() -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 512)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 8)
+            // Large reads for blob uploads; small requests still get small buffers.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 1 << 20))
+    }
+
+    @Sendable
+    private static func initializeConnection(_ channel: any Channel) -> EventLoopFuture<Connection> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+            try channel.pipeline.syncOperations.addHandler(FileRegionLifetimeHandler())
+            return try Connection(
+                wrappingChannelSynchronously: channel,
+                configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8))
+            )
+        }
+    }
+
+    private func handle(_ connection: Connection) async {
+        let remote = connection.channel.remoteAddress?.ipAddress ?? "-"
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var iterator = inbound.makeAsyncIterator()
+                while let part = try await iterator.next() {
+                    guard case .head(let head) = part else { continue }
+                    let started = ContinuousClock.now
+                    let expectsContinue = head.headers["Expect"].contains { $0.lowercased() == "100-continue" }
+                    let body = RequestBody(
+                        inbound: iterator,
+                        sendContinue: expectsContinue ? { try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue))) } : nil)
+                    let request = HTTPRequest(head: head, body: body)
+                    var response = await responder.respond(to: request, remoteAddress: remote)
+                    let keepAlive = head.isKeepAlive
+                    let bodyFinished = (try? await body.drain(upTo: drainLimit)) ?? false
+                    iterator = body.releaseInbound()
+                    let reuse = keepAlive && bodyFinished
+                    if !reuse { response.headers.replaceOrAdd(name: "Connection", value: "close") }
+                    let sent = try await write(response, for: head, to: outbound)
+                    log(head, response.status, sent, started, remote)
+                    if !reuse { return }
+                }
+            }
+        } catch {
+            logger.debug("connection from \(remote) ended: \(error)")
+        }
+    }
+
+    /// Writes a response. - Returns: body bytes sent.
+    private func write(_ response: HTTPResponse, for request: HTTPRequestHead, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> Int64 {
+        var response = response
+        var fileRegion: FileRegion?
+        if case .file(let path, let range) = response.body, request.method != .HEAD {
+            // Open before the head goes out, so a file that vanished still gets a clean 404.
+            do {
+                fileRegion = try await openRegion(path, range)
+            } catch {
+                logger.error("cannot open \(path): \(error)")
+                response = .error(RegistryError.blobUnknown("blob bytes are missing"))
+            }
+        }
+        var headers = response.headers
+        headers.replaceOrAdd(name: "Docker-Distribution-API-Version", value: "registry/2.0")
+        if headers.first(name: "Content-Length") == nil, case .none = response.body {
+            headers.add(name: "Content-Length", value: "0")
+        }
+        try await outbound.write(.head(HTTPResponseHead(version: request.version, status: response.status, headers: headers)))
+        var sent: Int64 = 0
+        if request.method != .HEAD {
+            switch response.body {
+            case .none:
+                break
+            case .bytes(let buffer):
+                sent = Int64(buffer.readableBytes)
+                try await outbound.write(.body(.byteBuffer(buffer)))
+            case .file:
+                if let fileRegion {
+                    sent = Int64(fileRegion.readableBytes)
+                    // FileRegionLifetimeHandler closes the file once the bytes are on the wire.
+                    try await outbound.write(.body(.fileRegion(fileRegion)))
+                }
+            case .chunks(let chunks):
+                for try await chunk in chunks {
+                    sent += Int64(chunk.readableBytes)
+                    try await outbound.write(.body(.byteBuffer(chunk)))
+                }
+            }
+        }
+        try await outbound.write(.end(nil))
+        return sent
+    }
+
+    private func openRegion(_ path: String, _ range: Range<Int64>) async throws -> FileRegion {
+        let descriptor = try await NIOThreadPool.singleton.runIfActive { () throws -> CInt in
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { throw IOError(errnoCode: errno, reason: "open") }
+            return descriptor
+        }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: descriptor)
+        return FileRegion(fileHandle: handle, readerIndex: Int(range.lowerBound), endIndex: Int(range.upperBound))
+    }
+
+    private func log(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ bytes: Int64, _ started: ContinuousClock.Instant, _ remote: String) {
+        let elapsed = ContinuousClock.now - started
+        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        // Only method, path and status: never headers, which may carry credentials.
+        logger.info("\(remote) \(head.method.rawValue) \(head.uri) \(status.code) \(bytes) \(String(format: "%.3f", milliseconds))ms")
+    }
+}
+
+/// Answers one request. `Registry` is the real one; tests may wrap it.
+public protocol RequestResponder: Sendable {
+    func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse
+}
+
+import Foundation

@@ -1,0 +1,93 @@
+import NIOCore
+import NIOHTTP1
+
+/// The body of the request being handled, pulled from the connection on demand.
+///
+/// Reading is back-pressured end to end: NIO stops reading the socket while the
+/// handler is busy with a chunk, so a large upload never piles up in memory.
+public final class RequestBody: AsyncSequence {
+    public typealias Element = ByteBuffer
+    public typealias Failure = any Error
+
+    private var inbound: NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator
+    private var finished = false
+    private var sendContinue: (() async throws -> Void)?
+    /// Bytes handed out so far.
+    public private(set) var bytesRead: Int64 = 0
+
+    init(inbound: NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator, sendContinue: (() async throws -> Void)?) {
+        self.inbound = inbound
+        self.sendContinue = sendContinue
+    }
+
+    /// The next chunk, or `nil` once the request's end arrived.
+    public func next() async throws -> ByteBuffer? {
+        if finished { return nil }
+        if let send = sendContinue {
+            // `Expect: 100-continue`: the client waits for this before sending the body.
+            sendContinue = nil
+            try await send()
+        }
+        while let part = try await inbound.next() {
+            switch part {
+            case .body(let buffer):
+                bytesRead += Int64(buffer.readableBytes)
+                return buffer
+            case .end:
+                finished = true
+                return nil
+            case .head:
+                throw RequestBodyError.unexpectedHead
+            }
+        }
+        finished = true
+        throw RequestBodyError.connectionClosed
+    }
+
+    /// Reads the whole body into one buffer, refusing more than `limit` bytes.
+    public func collect(upTo limit: Int) async throws -> ByteBuffer {
+        var result = ByteBuffer()
+        while var chunk = try await next() {
+            guard result.readableBytes + chunk.readableBytes <= limit else { throw RequestBodyError.tooLarge }
+            result.writeBuffer(&chunk)
+        }
+        return result
+    }
+
+    /// Discards what is left of the body so the connection can serve the next request.
+    /// - Returns: `false` when more than `limit` bytes were left: close the connection instead.
+    func drain(upTo limit: Int64) async throws -> Bool {
+        if finished { return true }
+        sendContinue = nil
+        var discarded: Int64 = 0
+        while let part = try await inbound.next() {
+            switch part {
+            case .body(let buffer):
+                discarded += Int64(buffer.readableBytes)
+                if discarded > limit { return false }
+            case .end:
+                finished = true
+                return true
+            case .head:
+                return false
+            }
+        }
+        return false
+    }
+
+    /// Hands the connection's iterator back once the request is done.
+    func releaseInbound() -> NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator { inbound }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let body: RequestBody
+        public mutating func next() async throws -> ByteBuffer? { try await body.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(body: self) }
+}
+
+enum RequestBodyError: Error {
+    case tooLarge
+    case connectionClosed
+    case unexpectedHead
+}

@@ -1,0 +1,157 @@
+import NIOCore
+import OCI
+
+/// Content-addressed blobs and the temporary objects of uploads, over any driver.
+///
+/// ```swift
+/// let store = BlobStore(driver: try FilesystemDriver(root: dataDir + "/storage"))
+/// let hasher = ContentHasher(algorithm: .sha256)
+/// let size = try await store.appendToUpload(id, from: body, hasher: hasher, startingAt: 0)
+/// try await store.commitUpload(id, hasher: hasher, expected: digest)
+/// ```
+///
+/// Layout: `blobs/<algorithm>/<first two hex>/<hex>/data` for committed blobs and
+/// `uploads/<id>/data` for uploads in progress. A blob path only ever holds bytes
+/// whose digest was verified, because it is reached only by `move` after the check.
+public struct BlobStore: Sendable {
+    public let driver: any StorageDriver
+    /// Incoming chunks are gathered into batches of this size; each batch is written on
+    /// the thread pool while the current task hashes it, so hashing and writing overlap.
+    private let batchSize = 1 << 20
+
+    public init(driver: any StorageDriver) {
+        self.driver = driver
+    }
+
+    public static func path(for digest: Digest) -> StoragePath {
+        // A parsed digest is lowercase hex, which StoragePath always accepts.
+        try! StoragePath(["blobs", digest.algorithm.rawValue, String(digest.encoded.prefix(2)), digest.encoded, "data"])
+    }
+
+    public static func path(forUpload id: UploadID) -> StoragePath {
+        try! StoragePath(["uploads", id.value, "data"])
+    }
+
+    public static let uploadsPrefix = try! StoragePath(["uploads"])
+
+    /// The size of a committed blob, or `nil` when its bytes are not stored.
+    public func size(of digest: Digest) async throws -> Int64? {
+        try await driver.size(of: Self.path(for: digest))
+    }
+
+    /// How to send `range` of a blob: a local file for zero-copy, or chunks.
+    public func content(of digest: Digest, range: Range<Int64>) async throws -> BlobContent {
+        let path = Self.path(for: digest)
+        if let file = driver.localFile(for: path) { return .file(path: file, range: range) }
+        return .chunks(try await driver.read(path, range: range))
+    }
+
+    /// Appends `body` to an upload's temporary object, hashing as it goes.
+    ///
+    /// The object is first cut to `offset` (what the session acknowledged), so bytes a
+    /// failed request or a crash left behind never count. Everything is durable on
+    /// return. On a throw the hasher holds an unknown prefix and must be discarded.
+    ///
+    /// - Returns: the number of bytes appended.
+    public func appendToUpload(
+        _ id: UploadID,
+        from body: some AsyncSequence<ByteBuffer, any Error>,
+        hasher: ContentHasher,
+        startingAt offset: Int64
+    ) async throws -> Int64 {
+        let appender = try await driver.appender(for: Self.path(forUpload: id), truncatingTo: offset)
+        var appended: Int64 = 0
+        var pendingWrite: Task<Void, any Error>?
+        do {
+            var batch = ByteBuffer()
+            func flush(_ buffer: ByteBuffer) async throws {
+                try await pendingWrite?.value
+                pendingWrite = Task { try await appender.append(buffer) }
+                hasher.update(buffer)
+            }
+            for try await var chunk in body {
+                appended += Int64(chunk.readableBytes)
+                if batch.readableBytes == 0 && chunk.readableBytes >= batchSize {
+                    try await flush(chunk)
+                    continue
+                }
+                batch.writeBuffer(&chunk)
+                if batch.readableBytes >= batchSize {
+                    try await flush(batch)
+                    batch = ByteBuffer()
+                }
+            }
+            if batch.readableBytes > 0 { try await flush(batch) }
+            try await pendingWrite?.value
+            pendingWrite = nil
+            try await appender.sync()
+            try await appender.close()
+        } catch {
+            _ = try? await pendingWrite?.value
+            try? await appender.close()
+            throw error
+        }
+        return appended
+    }
+
+    /// Verifies the upload's digest and moves it into place; durable on return.
+    ///
+    /// When the expected digest uses another algorithm than the session hashed with,
+    /// the bytes are hashed again with that one.
+    ///
+    /// - Returns: the size of the blob.
+    /// - Throws: `BlobStoreError.digestMismatch` (the temporary object is left for the
+    ///   caller to discard).
+    public func commitUpload(_ id: UploadID, hasher: ContentHasher, expected: Digest) async throws -> Int64 {
+        let source = Self.path(forUpload: id)
+        let verifier = hasher.algorithm == expected.algorithm ? hasher : try await rehashUpload(id, algorithm: expected.algorithm)
+        let actual = verifier.finalize()
+        guard actual == expected else { throw BlobStoreError.digestMismatch(expected: expected, actual: actual) }
+        let size = verifier.count
+        let destination = Self.path(for: expected)
+        if try await driver.size(of: destination) == size {
+            // Already stored (deduplicated): the verified upload is redundant.
+            try await driver.delete(Self.uploadDirectory(id))
+        } else {
+            try await driver.move(from: source, to: destination)
+            try await driver.delete(Self.uploadDirectory(id))
+        }
+        return size
+    }
+
+    /// Removes an upload's temporary object.
+    public func discardUpload(_ id: UploadID) async throws {
+        try await driver.delete(Self.uploadDirectory(id))
+    }
+
+    /// The bytes an upload holds so far, or `nil` when it has no temporary object.
+    public func uploadSize(_ id: UploadID) async throws -> Int64? {
+        try await driver.size(of: Self.path(forUpload: id))
+    }
+
+    /// Hashes an upload's first `length` bytes (all when `nil`) from storage: used when a
+    /// session is resumed after a restart, or verified with a second algorithm.
+    public func rehashUpload(_ id: UploadID, algorithm: DigestAlgorithm, length: Int64? = nil) async throws -> ContentHasher {
+        let hasher = ContentHasher(algorithm: algorithm)
+        let range: Range<Int64>? = length.map { 0..<$0 }
+        for try await chunk in try await driver.read(Self.path(forUpload: id), range: range) {
+            hasher.update(chunk)
+        }
+        return hasher
+    }
+
+    private static func uploadDirectory(_ id: UploadID) -> StoragePath {
+        try! StoragePath(["uploads", id.value])
+    }
+}
+
+/// A blob's bytes ready to send.
+public enum BlobContent: Sendable {
+    /// A local file: the HTTP layer sends it with `sendfile`.
+    case file(path: String, range: Range<Int64>)
+    case chunks(ByteChunks)
+}
+
+public enum BlobStoreError: Error, Equatable, Sendable {
+    case digestMismatch(expected: Digest, actual: Digest)
+}

@@ -1,0 +1,60 @@
+import NIOCore
+
+/// Where bytes live. One small protocol with a driver per backend (filesystem, memory,
+/// and later S3); every driver passes the same contract suite in `StorageTests`.
+///
+/// ```swift
+/// let driver: any StorageDriver = FilesystemDriver(root: "/var/lib/registryd/storage")
+/// let appender = try await driver.appender(for: path, truncatingTo: 0)
+/// try await appender.append(buffer); try await appender.sync(); try await appender.close()
+/// try await driver.move(from: path, to: finalPath)
+/// ```
+///
+/// Drivers know nothing of digests or repositories; `BlobStore` gives paths meaning.
+public protocol StorageDriver: Sendable {
+    /// A short name for logs and status: `filesystem`, `memory`, `s3`.
+    var name: String { get }
+
+    /// The size of the object at `path`, or `nil` when there is none.
+    func size(of path: StoragePath) async throws -> Int64?
+
+    /// The bytes of `range` (the whole object when `nil`), pulled chunk by chunk so a
+    /// slow reader holds back the driver instead of filling memory.
+    func read(_ path: StoragePath, range: Range<Int64>?) async throws -> ByteChunks
+
+    /// Opens the object at `path` for appending, creating it when missing. When
+    /// `truncatingTo` is given the object is first cut to that length (a resumed upload
+    /// drops bytes a crash left past the last acknowledged offset).
+    func appender(for path: StoragePath, truncatingTo length: Int64?) async throws -> any StorageAppender
+
+    /// Moves an object atomically and durably: afterwards `destination` holds the whole
+    /// source or, after a crash, nothing changed. Replaces an existing destination.
+    func move(from source: StoragePath, to destination: StoragePath) async throws
+
+    /// Deletes the object at `path`, or everything under it when it is a prefix.
+    /// Deleting what does not exist is not an error.
+    func delete(_ path: StoragePath) async throws
+
+    /// Every object path under `prefix`, in no particular order.
+    func list(under prefix: StoragePath) async throws -> [StoragePath]
+
+    /// A local file holding the object, for zero-copy sends (`sendfile`); `nil` when
+    /// the driver keeps objects elsewhere.
+    func localFile(for path: StoragePath) -> String?
+}
+
+/// Appends to one object. Used by one upload request at a time.
+public protocol StorageAppender: Sendable {
+    func append(_ buffer: ByteBuffer) async throws
+    /// Makes everything appended so far durable (fsync for files).
+    func sync() async throws
+    func close() async throws
+}
+
+public enum StorageError: Error, Equatable, Sendable {
+    case notFound(StoragePath)
+    case invalidRange
+    /// The device is full (ENOSPC/EDQUOT); the operator must free space.
+    case noSpace
+    case io(String)
+}

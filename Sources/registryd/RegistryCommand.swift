@@ -1,0 +1,69 @@
+import ArgumentParser
+import Logging
+import Metadata
+import NIOCore
+import NIOPosix
+import RegistryAPI
+import Storage
+
+/// `registryd`: wiring only. Reads settings, opens metadata and storage, binds the
+/// listeners and serves until stopped.
+@main
+struct RegistryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "registryd",
+        abstract: "A container image registry (OCI Distribution API) server.",
+        discussion: "Settings come from --config FILE (key = value lines) and are overridden by flags. See docs/CONFIGURATION.md.")
+
+    @Option(name: .long, help: "Address to listen on, HOST:PORT (repeatable). Default: 127.0.0.1:5000.")
+    var listen: [String] = []
+
+    @Option(name: .long, help: "Directory for the database and blob storage. Default: ./registry-data.")
+    var dataDir: String?
+
+    @Option(name: .long, help: "Configuration file (key = value lines).")
+    var config: String?
+
+    @Option(name: .long, help: "Storage driver: filesystem or memory. Default: filesystem.")
+    var storage: String?
+
+    @Flag(name: .long, help: "Accept indexes whose child manifests are missing (partial mirrors).")
+    var allowSparseIndexes = false
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical. Default: info.")
+    var logLevel: String?
+
+    func run() async throws {
+        var settings = Settings()
+        if let config { try settings.load(file: config) }
+        try settings.apply(listen: listen, dataDir: dataDir, storage: storage, allowSparseIndexes: allowSparseIndexes ? true : nil, logLevel: logLevel)
+
+        let logLevel = settings.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        let logger = Logger(label: "registryd")
+
+        try FileSystemSetup.makeDirectory(settings.dataDir)
+        let metadata = try SQLiteMetadataStore(path: settings.dataDir + "/registry.db")
+        let driver: any StorageDriver = switch settings.storage {
+        case .filesystem: try FilesystemDriver(root: settings.dataDir + "/storage")
+        case .memory: MemoryDriver()
+        }
+        var registryConfiguration = Registry.Configuration()
+        registryConfiguration.allowSparseIndexes = settings.allowSparseIndexes
+        let registry = Registry(metadata: metadata, blobs: BlobStore(driver: driver), configuration: registryConfiguration, logger: logger)
+
+        let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        var listeners: [HTTPServer.Listener] = []
+        for address in settings.listen {
+            let listener = try await server.bind(host: address.host, port: address.port)
+            let bound = listener.channel.localAddress.map { "\($0)" } ?? "\(address.host):\(address.port)"
+            logger.notice("listening on \(bound), data in \(settings.dataDir), storage \(driver.name)")
+            listeners.append(listener)
+        }
+        try await server.serve(listeners)
+    }
+}

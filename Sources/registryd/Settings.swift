@@ -1,0 +1,94 @@
+import Logging
+
+/// Every setting of the daemon, from defaults, then the config file, then flags.
+struct Settings {
+    enum StorageKind: String { case filesystem, memory }
+
+    struct ListenAddress: Equatable {
+        let host: String
+        let port: Int
+
+        /// `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces).
+        init(parsing text: String) throws(SettingsError) {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+                throw .invalid("listen", text)
+            }
+            var host = String(text[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            self.host = host.isEmpty ? "0.0.0.0" : host
+            self.port = port
+        }
+    }
+
+    var listen = [try! ListenAddress(parsing: "127.0.0.1:5000")]
+    var dataDir = "./registry-data"
+    var storage = StorageKind.filesystem
+    var allowSparseIndexes = false
+    var logLevel = Logger.Level.info
+
+    /// Reads `key = value` lines; `#` starts a comment; `listen` may repeat.
+    mutating func load(file path: String) throws {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var listens: [String] = []
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingCharacters(in: .whitespaces)
+            if line.isEmpty { continue }
+            guard let equals = line.firstIndex(of: "=") else { throw SettingsError.syntax(path, number + 1) }
+            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
+            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            switch key {
+            case "listen": listens.append(value)
+            case "data-dir": dataDir = value
+            case "storage": storage = try Self.storageKind(value)
+            case "allow-sparse-indexes": allowSparseIndexes = try Self.boolean(key, value)
+            case "log-level": logLevel = try Self.level(value)
+            default: throw SettingsError.unknownKey(key)
+            }
+        }
+        if !listens.isEmpty { listen = try listens.map { try ListenAddress(parsing: $0) } }
+    }
+
+    /// Flags win over the file.
+    mutating func apply(listen: [String], dataDir: String?, storage: String?, allowSparseIndexes: Bool?, logLevel: String?) throws {
+        if !listen.isEmpty { self.listen = try listen.map { try ListenAddress(parsing: $0) } }
+        if let dataDir { self.dataDir = dataDir }
+        if let storage { self.storage = try Self.storageKind(storage) }
+        if let allowSparseIndexes { self.allowSparseIndexes = allowSparseIndexes }
+        if let logLevel { self.logLevel = try Self.level(logLevel) }
+    }
+
+    private static func storageKind(_ value: String) throws(SettingsError) -> StorageKind {
+        guard let kind = StorageKind(rawValue: value) else { throw .invalid("storage", value) }
+        return kind
+    }
+
+    private static func boolean(_ key: String, _ value: String) throws(SettingsError) -> Bool {
+        switch value {
+        case "true", "yes", "1": return true
+        case "false", "no", "0": return false
+        default: throw .invalid(key, value)
+        }
+    }
+
+    private static func level(_ value: String) throws(SettingsError) -> Logger.Level {
+        guard let level = Logger.Level(rawValue: value) else { throw .invalid("log-level", value) }
+        return level
+    }
+}
+
+enum SettingsError: Error, CustomStringConvertible {
+    case syntax(String, Int)
+    case unknownKey(String)
+    case invalid(String, String)
+
+    var description: String {
+        switch self {
+        case .syntax(let file, let line): "\(file):\(line): expected key = value"
+        case .unknownKey(let key): "unknown setting \(key)"
+        case .invalid(let key, let value): "invalid value for \(key): \(value)"
+        }
+    }
+}
+
+import Foundation
