@@ -67,19 +67,20 @@ let package = Package(
         .target(
             name: "RegistryTesting",
             dependencies: [
-                "RegistryAPI", "Storage", "Metadata",
+                "RegistryAPI", "Storage", "Metadata", "OCI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/RegistryTesting"
         ),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "OCI"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"]),
-        .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI"]),
+        .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(name: "ControlTests", dependencies: ["Control", "ControlProtocol"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["RegistryTesting", "OCI"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RegistryTesting", "OCI", .product(name: "NIOHTTP1", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

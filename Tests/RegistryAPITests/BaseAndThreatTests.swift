@@ -1,0 +1,88 @@
+import NIOHTTP1
+import OCI
+import RegistryTesting
+import XCTest
+
+/// `GET /v2/`, error bodies, and the attacks of docs THREATS.md that reach the API.
+final class BaseAndThreatTests: XCTestCase {
+    var registry: TestRegistry!
+    var client: TestHTTPClient { registry.client }
+
+    override func setUp() async throws { registry = try await TestRegistry.start() }
+    override func tearDown() async throws { await registry.stop() }
+
+    func testBaseEndpointAnswers200WithAPIVersion() async throws {
+        let response = try await client.send(.GET, "/v2/")
+        XCTAssertEqual(response.status, .ok)
+        XCTAssertEqual(response.header("Docker-Distribution-API-Version"), "registry/2.0")
+    }
+
+    func testEveryErrorCarriesTheOCIBodyAndAPIVersion() async throws {
+        for (method, path) in [(HTTPMethod.GET, "/v2/nope/x/y/z"), (.GET, "/v3/"), (.POST, "/v2/a/manifests/v1"), (.GET, "/v2/UPPER/tags/list")] {
+            let response = try await client.send(method, path)
+            XCTAssertGreaterThanOrEqual(response.status.code, 400, path)
+            XCTAssertEqual(response.header("Docker-Distribution-API-Version"), "registry/2.0")
+            XCTAssertEqual(response.errorCodes.count, 1, "\(path): \(response.text)")
+        }
+    }
+
+    func testWrongMethodIs405WithAllow() async throws {
+        let response = try await client.send(.POST, "/v2/a/tags/list")
+        XCTAssertEqual(response.status, .methodNotAllowed)
+        XCTAssertEqual(response.header("Allow"), "GET, HEAD")
+    }
+
+    func testHostileNamesAreRejectedBeforeStorage() async throws {
+        // CVE-2014-9358-style traversal: names are checked by grammar, never used raw.
+        let paths = [
+            "/v2/../../etc/blobs/uploads/", "/v2/a/../b/tags/list", "/v2/a//b/tags/list", "/v2/%2e%2e/tags/list",
+            "/v2/A/tags/list", "/v2/-a/tags/list", "/v2/a-/tags/list", "/v2/a__/tags/list", "/v2/" + String(repeating: "a", count: 256) + "/tags/list",
+        ]
+        for path in paths {
+            let raw = try await client.sendRaw("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(raw.hasPrefix("HTTP/1.1 400") || raw.hasPrefix("HTTP/1.1 404"), "\(path): \(raw.prefix(60))")
+        }
+        let post = try await client.send(.POST, "/v2/a/../../x/blobs/uploads/")
+        XCTAssertEqual(post.errorCodes, ["NAME_INVALID"])
+        let listed = try await registry.blobs.driver.list(under: .init(["uploads"]))
+        XCTAssertEqual(listed, [])
+    }
+
+    func testHostileDigestsAreRejected() async throws {
+        // CVE-2024-3727: unvalidated digests reached file paths in containers/image.
+        for digest in ["sha256:../../../etc/passwd", "sha256:ABCDEF", "sha256:" + String(repeating: "a", count: 63), "sha256", ":", "sha256:" + String(repeating: "g", count: 64)] {
+            let encoded = digest.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? digest
+            let response = try await client.send(.GET, "/v2/a/blobs/\(encoded)")
+            XCTAssertEqual(response.status, .badRequest, digest)
+            XCTAssertEqual(response.errorCodes, ["DIGEST_INVALID"], digest)
+            let upload = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(encoded)", body: .bytes([1]))
+            XCTAssertEqual(upload.errorCodes, ["DIGEST_INVALID"], digest)
+        }
+        let unsupported = try await client.send(.GET, "/v2/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e")
+        XCTAssertEqual(unsupported.errorCodes, ["UNSUPPORTED"])
+    }
+
+    func testHostileUploadIDsAreUnknown() async throws {
+        for id in ["..", "%2e%2e", "a.b", String(repeating: "a", count: 200), "x%00y"] {
+            let response = try await client.send(.GET, "/v2/a/blobs/uploads/\(id)")
+            XCTAssertEqual(response.status, .notFound, id)
+            XCTAssertEqual(response.errorCodes, ["BLOB_UPLOAD_UNKNOWN"], id)
+        }
+    }
+
+    func testHostileTagsAreRejected() async throws {
+        for tag in ["-x", ".x", String(repeating: "t", count: 129), "a%2Fb"] {
+            let response = try await client.send(.PUT, "/v2/a/manifests/\(tag)", headers: [("Content-Type", MediaType.ociManifest)], body: .bytes(Array("{}".utf8)))
+            XCTAssertEqual(response.status, .badRequest, tag)
+            XCTAssertEqual(response.errorCodes, ["TAG_INVALID"], tag)
+        }
+    }
+
+    func testLargeUnwantedBodyDoesNotHangTheConnection() async throws {
+        // A handler that refuses a request early must not read a huge body forever.
+        let parts = (0..<64).map { _ in Fixtures.bytes(64 * 1024) }
+        let response = try await client.send(.PATCH, "/v2/a/blobs/uploads/unknown-id", body: .chunked(parts))
+        XCTAssertEqual(response.status, .notFound)
+        XCTAssertEqual(response.header("Connection"), "close")
+    }
+}

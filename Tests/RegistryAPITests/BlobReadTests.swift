@@ -1,0 +1,112 @@
+import NIOHTTP1
+import OCI
+import RegistryTesting
+import XCTest
+
+/// Spec: "Pulling blobs", "Deleting Blobs", cross-repository mount.
+final class BlobReadTests: XCTestCase {
+    var registry: TestRegistry!
+    var client: TestHTTPClient { registry.client }
+
+    override func setUp() async throws { registry = try await TestRegistry.start() }
+    override func tearDown() async throws { await registry.stop() }
+
+    func testHeadAndGetHaveExactLengthAndDigest() async throws {
+        let blob = Fixtures.bytes(70_000)
+        let digest = try await client.pushBlob("a", blob)
+        let head = try await client.send(.HEAD, "/v2/a/blobs/\(digest)")
+        XCTAssertEqual(head.status, .ok)
+        XCTAssertEqual(head.header("Content-Length"), "70000")
+        XCTAssertEqual(head.header("Docker-Content-Digest"), digest)
+        XCTAssertEqual(head.body, [])
+        let get = try await client.send(.GET, "/v2/a/blobs/\(digest)")
+        XCTAssertEqual(get.header("Content-Length"), "70000")
+        XCTAssertEqual(Fixtures.digest(get.body), digest)
+    }
+
+    func testRangeRequestsAnswer206() async throws {
+        let blob = Fixtures.bytes(1000)
+        let digest = try await client.pushBlob("a", blob)
+        let cases: [(String, Range<Int>)] = [("bytes=0-99", 0..<100), ("bytes=900-", 900..<1000), ("bytes=-10", 990..<1000), ("bytes=990-5000", 990..<1000)]
+        for (header, expected) in cases {
+            let response = try await client.send(.GET, "/v2/a/blobs/\(digest)", headers: [("Range", header)])
+            XCTAssertEqual(response.status, .partialContent, header)
+            XCTAssertEqual(response.body, Array(blob[expected]), header)
+            XCTAssertEqual(response.header("Content-Range"), "bytes \(expected.lowerBound)-\(expected.upperBound - 1)/1000")
+        }
+    }
+
+    func testUnsatisfiableOrBrokenRangeAnswers416() async throws {
+        let digest = try await client.pushBlob("a", Fixtures.bytes(1000))
+        for header in ["bytes=1000-", "bytes=5-2", "bytes=abc", "items=0-1", "bytes=0-1,5-6", "bytes=-0"] {
+            let response = try await client.send(.GET, "/v2/a/blobs/\(digest)", headers: [("Range", header)])
+            XCTAssertEqual(response.status, .rangeNotSatisfiable, header)
+            XCTAssertEqual(response.header("Content-Range"), "bytes */1000", header)
+            XCTAssertEqual(response.errorCodes, ["RANGE_INVALID"])
+        }
+    }
+
+    func testMemoryDriverServesRangesToo() async throws {
+        let memory = try await TestRegistry.start(driver: .memory)
+        let blob = Fixtures.bytes(3_000_000)
+        let digest = try await memory.client.pushBlob("a", blob)
+        let whole = try await memory.client.send(.GET, "/v2/a/blobs/\(digest)")
+        XCTAssertEqual(whole.body, blob)
+        let part = try await memory.client.send(.GET, "/v2/a/blobs/\(digest)", headers: [("Range", "bytes=1048570-1048589")])
+        XCTAssertEqual(part.body, Array(blob[1_048_570..<1_048_590]))
+        await memory.stop()
+    }
+
+    func testBlobIsInvisibleInARepositoryItWasNotPushedTo() async throws {
+        // zot CVE-2024-39897: deduplicated bytes must not leak across repositories.
+        let digest = try await client.pushBlob("private/a", Fixtures.bytes(100))
+        for method in [HTTPMethod.HEAD, .GET] {
+            let response = try await client.send(method, "/v2/other/blobs/\(digest)")
+            XCTAssertEqual(response.status, .notFound)
+        }
+    }
+
+    func testDeleteHidesBlobInThatRepositoryOnly() async throws {
+        let blob = Fixtures.bytes(100)
+        let digest = try await client.pushBlob("a", blob)
+        try await client.pushBlob("b", blob)
+        let delete = try await client.send(.DELETE, "/v2/a/blobs/\(digest)")
+        XCTAssertEqual(delete.status, .accepted)
+        let observed1 = try await client.send(.HEAD, "/v2/a/blobs/\(digest)").status
+        XCTAssertEqual(observed1, .notFound)
+        let observed2 = try await client.send(.HEAD, "/v2/b/blobs/\(digest)").status
+        XCTAssertEqual(observed2, .ok)
+        let observed3 = try await client.send(.DELETE, "/v2/a/blobs/\(digest)").status
+        XCTAssertEqual(observed3, .notFound)
+    }
+
+    func testMountFromAnotherRepository() async throws {
+        let digest = try await client.pushBlob("source", Fixtures.bytes(500))
+        let mount = try await client.send(.POST, "/v2/target/blobs/uploads/?mount=\(digest)&from=source")
+        XCTAssertEqual(mount.status, .created)
+        XCTAssertEqual(mount.header("Location"), "/v2/target/blobs/\(digest)")
+        XCTAssertEqual(mount.header("Docker-Content-Digest"), digest)
+        let observed4 = try await client.send(.HEAD, "/v2/target/blobs/\(digest)").status
+        XCTAssertEqual(observed4, .ok)
+    }
+
+    func testMountOfAbsentBlobFallsBackToAnUploadSession() async throws {
+        let digest = Fixtures.digest(Fixtures.bytes(10))
+        let mount = try await client.send(.POST, "/v2/target/blobs/uploads/?mount=\(digest)&from=source")
+        XCTAssertEqual(mount.status, .accepted)
+        XCTAssertNotNil(mount.header("Docker-Upload-UUID"))
+    }
+
+    func testMountWithoutFromFindsARepositoryHoldingTheBlob() async throws {
+        let digest = try await client.pushBlob("somewhere/else", Fixtures.bytes(500))
+        let mount = try await client.send(.POST, "/v2/target/blobs/uploads/?mount=\(digest)")
+        XCTAssertEqual(mount.status, .created)
+    }
+
+    func testUnknownBlobIs404BlobUnknown() async throws {
+        let response = try await client.send(.GET, "/v2/a/blobs/\(Fixtures.digest([1, 2, 3]))")
+        XCTAssertEqual(response.status, .notFound)
+        XCTAssertEqual(response.errorCodes, ["BLOB_UNKNOWN"])
+    }
+}
+

@@ -1,0 +1,122 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A small HTTP/1.1 client for tests: one connection per request, full control over
+/// headers and body framing (Content-Length, chunked without length, none).
+///
+/// ```swift
+/// let response = try await client.send(.PATCH, "/v2/a/blobs/uploads/\(id)", body: .chunked([part1, part2]))
+/// XCTAssertEqual(response.status, .accepted)
+/// ```
+public struct TestHTTPClient: Sendable {
+    public enum Body: Sendable {
+        case none
+        /// Sent with a Content-Length.
+        case bytes([UInt8])
+        /// Sent with `Transfer-Encoding: chunked` and no length, like podman's streamed PATCH.
+        case chunked([[UInt8]])
+    }
+
+    public let host: String
+    public let port: Int
+
+    public init(host: String = "127.0.0.1", port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public func send(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: Body = .none) async throws -> TestResponse {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
+            head.headers.add(name: "Host", value: "\(host):\(port)")
+            for (name, value) in headers { head.headers.add(name: name, value: value) }
+            switch body {
+            case .none:
+                if method == .PUT || method == .POST || method == .PATCH, head.headers["Content-Length"].isEmpty {
+                    head.headers.add(name: "Content-Length", value: "0")
+                }
+            case .bytes(let bytes):
+                if head.headers["Content-Length"].isEmpty { head.headers.add(name: "Content-Length", value: String(bytes.count)) }
+            case .chunked:
+                head.headers.add(name: "Transfer-Encoding", value: "chunked")
+            }
+            try await outbound.write(.head(head))
+            switch body {
+            case .none: break
+            case .bytes(let bytes): if !bytes.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: bytes)))) }
+            case .chunked(let parts): for part in parts { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: part)))) }
+            }
+            try await outbound.write(.end(nil))
+
+            var response: HTTPResponseHead?
+            var collected = ByteBuffer()
+            for try await part in inbound {
+                switch part {
+                case .head(let received):
+                    if received.status == .continue { continue }
+                    response = received
+                case .body(var buffer):
+                    collected.writeBuffer(&buffer)
+                case .end:
+                    guard let response else { throw TestHTTPClientError.noResponse }
+                    return TestResponse(status: response.status, headers: response.headers, body: Array(collected.readableBytesView))
+                }
+            }
+            throw TestHTTPClientError.noResponse
+        }
+    }
+
+    /// Sends a raw request line and headers as written, for requests NIO's encoder
+    /// would refuse to build (hostile paths). - Returns: the raw response text.
+    public func sendRaw(_ text: String) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: text))
+            var collected = ""
+            for try await buffer in inbound {
+                collected += String(buffer: buffer)
+                if collected.contains("\r\n\r\n") { break }
+            }
+            return collected
+        }
+    }
+}
+
+public struct TestResponse: Sendable {
+    public let status: HTTPResponseStatus
+    public let headers: HTTPHeaders
+    public let body: [UInt8]
+
+    public var text: String { String(decoding: body, as: UTF8.self) }
+
+    public func header(_ name: String) -> String? { headers.first(name: name) }
+
+    /// The body parsed as a JSON object.
+    public func json() throws -> [String: Any] {
+        guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { throw TestHTTPClientError.notJSONObject(text) }
+        return object
+    }
+
+    /// The OCI error codes in the body.
+    public var errorCodes: [String] {
+        guard let object = try? json(), let errors = object["errors"] as? [[String: Any]] else { return [] }
+        return errors.compactMap { $0["code"] as? String }
+    }
+}
+
+public enum TestHTTPClientError: Error {
+    case noResponse
+    case notJSONObject(String)
+}

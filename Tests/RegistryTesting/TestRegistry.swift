@@ -1,0 +1,80 @@
+import Foundation
+import Logging
+import Metadata
+import NIOCore
+import NIOPosix
+import RegistryAPI
+import Storage
+
+/// The real registry stack (HTTP server, API, SQLite metadata, a storage driver),
+/// running in-process on an ephemeral loopback port with a throw-away data directory.
+///
+/// ```swift
+/// let registry = try await TestRegistry.start()
+/// defer { registry.stop() }   // or `await registry.stop()` at the end of the test
+/// let response = try await registry.client.send(.GET, "/v2/")
+/// ```
+public final class TestRegistry: Sendable {
+    public enum DriverKind: Sendable { case filesystem, memory }
+
+    public let port: Int
+    public let dataDirectory: String
+    public let metadata: SQLiteMetadataStore
+    public let blobs: BlobStore
+    public let client: TestHTTPClient
+    private let listener: HTTPServer.Listener
+    private let serving: Task<Void, any Error>
+
+    private init(port: Int, dataDirectory: String, metadata: SQLiteMetadataStore, blobs: BlobStore, listener: HTTPServer.Listener, serving: Task<Void, any Error>) {
+        self.port = port
+        self.dataDirectory = dataDirectory
+        self.metadata = metadata
+        self.blobs = blobs
+        self.client = TestHTTPClient(port: port)
+        self.listener = listener
+        self.serving = serving
+    }
+
+    /// Starts a registry; with `dataDirectory` it reopens one a stopped registry left
+    /// (a restart), otherwise it makes a fresh one.
+    public static func start(driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), policy: any AccessPolicy = OpenAccessPolicy(), dataDirectory: String? = nil) async throws -> TestRegistry {
+        let directory = try dataDirectory ?? makeTemporaryDirectory(prefix: "registryd-test")
+        let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
+        let storageDriver: any StorageDriver = switch driver {
+        case .filesystem: try FilesystemDriver(root: directory + "/storage")
+        case .memory: MemoryDriver()
+        }
+        let blobs = BlobStore(driver: storageDriver)
+        var logger = Logger(label: "registryd-test")
+        logger.logLevel = ProcessInfo.processInfo.environment["REGISTRYD_TEST_LOG"] == nil ? .critical : .debug
+        let registry = Registry(metadata: metadata, blobs: blobs, policy: policy, configuration: configuration, logger: logger)
+        let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let listener = try await server.bind(host: "127.0.0.1", port: 0)
+        guard let port = listener.channel.localAddress?.port else { throw TestRegistryError.noPort }
+        let serving = Task { try await server.serve([listener]) }
+        return TestRegistry(port: port, dataDirectory: directory, metadata: metadata, blobs: blobs, listener: listener, serving: serving)
+    }
+
+    /// `127.0.0.1:<port>`, as clients name the registry.
+    public var address: String { "127.0.0.1:\(port)" }
+
+    /// Stops accepting, ends open connections and (unless `keepingData`) removes the
+    /// data directory.
+    public func stop(keepingData: Bool = false) async {
+        try? await listener.channel.close()
+        serving.cancel()
+        _ = await serving.result
+        if !keepingData { try? FileManager.default.removeItem(atPath: dataDirectory) }
+    }
+}
+
+public enum TestRegistryError: Error {
+    case noPort
+}
+
+/// A fresh directory under the system's temporary directory.
+public func makeTemporaryDirectory(prefix: String) throws -> String {
+    let path = NSTemporaryDirectory() + "/\(prefix)-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
