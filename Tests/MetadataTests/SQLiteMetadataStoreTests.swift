@@ -1,0 +1,106 @@
+import Foundation
+import Metadata
+import OCI
+import XCTest
+
+/// The metadata rules the API relies on, straight against SQLite.
+final class SQLiteMetadataStoreTests: XCTestCase {
+    var directory: String!
+    var store: SQLiteMetadataStore!
+    let repository = try! RepositoryName(parsing: "team/app")
+
+    override func setUp() async throws {
+        directory = NSTemporaryDirectory() + "/registryd-meta-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        store = try SQLiteMetadataStore(path: directory + "/registry.db")
+    }
+
+    override func tearDown() async throws {
+        store = nil
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func manifest(_ content: String, blobs: [Digest] = [], children: [Digest] = [], subject: Digest? = nil) -> NewManifest {
+        NewManifest(digest: Digest.of(Array(content.utf8)), mediaType: MediaType.ociManifest, content: Array(content.utf8),
+                    artifactType: nil, annotationsJSON: nil, requiredBlobs: blobs, foreignBlobs: [], childManifests: children,
+                    allowMissingChildren: false, subject: subject)
+    }
+
+    func testReopeningAppliesNoMigrationTwiceAndKeepsData() throws {
+        let blob = Digest.of([1])
+        try store.linkBlob(blob, size: 1, to: repository)
+        store = nil
+        let reopened = try SQLiteMetadataStore(path: directory + "/registry.db")
+        XCTAssertEqual(try reopened.blobSize(blob, in: repository), 1)
+        XCTAssertEqual(reopened.schemaVersion, 1)
+    }
+
+    func testManifestNeedsItsBlobsLinkedInTheSameRepository() throws {
+        let blob = Digest.of([1])
+        XCTAssertThrowsError(try store.putManifest(manifest("m", blobs: [blob]), in: repository, tags: [], actor: nil)) {
+            XCTAssertEqual($0 as? PutManifestError, .blobUnknown(blob))
+        }
+        try store.linkBlob(blob, size: 1, to: RepositoryName(parsing: "other"))
+        XCTAssertThrowsError(try store.putManifest(manifest("m", blobs: [blob]), in: repository, tags: [], actor: nil))
+        try store.linkBlob(blob, size: 1, to: repository)
+        XCTAssertNoThrow(try store.putManifest(manifest("m", blobs: [blob]), in: repository, tags: [], actor: nil))
+    }
+
+    func testIndexNeedsItsChildren() throws {
+        let child = manifest("child")
+        XCTAssertThrowsError(try store.putManifest(manifest("index", children: [child.digest]), in: repository, tags: [], actor: nil)) {
+            XCTAssertEqual($0 as? PutManifestError, .manifestUnknown(child.digest))
+        }
+        try store.putManifest(child, in: repository, tags: [], actor: nil)
+        XCTAssertNoThrow(try store.putManifest(manifest("index", children: [child.digest]), in: repository, tags: [], actor: nil))
+    }
+
+    func testTagMovesAreRecordedWithActor() throws {
+        let first = manifest("one"), second = manifest("two")
+        let tag = try Tag(parsing: "latest")
+        try store.putManifest(first, in: repository, tags: [tag], actor: "alice")
+        try store.putManifest(first, in: repository, tags: [tag], actor: "alice")
+        try store.putManifest(second, in: repository, tags: [tag], actor: "bob")
+        XCTAssertTrue(try store.deleteTag(tag, in: repository, actor: "carol"))
+        let history = try store.tagHistory(tag, in: repository)
+        XCTAssertEqual(history.map(\.actor), ["carol", "bob", "alice"], "re-pushing the same digest is not a move")
+        XCTAssertEqual(history[1].oldDigest, first.digest.description)
+        XCTAssertEqual(history[1].newDigest, second.digest.description)
+        XCTAssertNil(history[0].newDigest)
+        XCTAssertNil(history[2].oldDigest)
+    }
+
+    func testMountRequiresTheSourceToHoldTheBlob() throws {
+        let blob = Digest.of([5])
+        let source = try RepositoryName(parsing: "source")
+        XCTAssertNil(try store.mountBlob(blob, from: source, to: repository))
+        try store.linkBlob(blob, size: 1, to: source)
+        XCTAssertEqual(try store.mountBlob(blob, from: source, to: repository), 1)
+        XCTAssertEqual(try store.blobSize(blob, in: repository), 1)
+        XCTAssertEqual(try store.repositoriesLinking(blob, limit: 10).map(\.value), ["source", "team/app"])
+    }
+
+    func testUploadSessionsPersistTheirSize() throws {
+        let session = UploadSession(id: .generate(), repository: repository, principal: "alice", algorithm: .sha512, createdAt: 1)
+        try store.createUpload(session)
+        try store.setUploadSize(session.id, size: 42)
+        let loaded = try XCTUnwrap(try store.upload(session.id))
+        XCTAssertEqual(loaded.size, 42)
+        XCTAssertEqual(loaded.principal, "alice")
+        XCTAssertEqual(loaded.algorithm, .sha512)
+        try store.deleteUpload(session.id)
+        XCTAssertNil(try store.upload(session.id))
+    }
+
+    func testReferrersAreFoundBySubjectAndFilteredByType() throws {
+        let subject = Digest.of([9])
+        var signed = manifest("sig", subject: subject)
+        signed = NewManifest(digest: signed.digest, mediaType: signed.mediaType, content: signed.content, artifactType: "application/vnd.sig",
+                             annotationsJSON: #"{"a":"b"}"#, requiredBlobs: [], foreignBlobs: [], childManifests: [], allowMissingChildren: false, subject: subject)
+        try store.putManifest(signed, in: repository, tags: [], actor: nil)
+        try store.putManifest(manifest("unrelated"), in: repository, tags: [], actor: nil)
+        XCTAssertEqual(try store.referrers(of: subject, in: repository, artifactType: nil).map(\.digest), [signed.digest])
+        XCTAssertEqual(try store.referrers(of: subject, in: repository, artifactType: "application/vnd.other"), [])
+        XCTAssertEqual(try store.referrers(of: subject, in: repository, artifactType: "application/vnd.sig").first?.annotationsJSON, #"{"a":"b"}"#)
+    }
+}

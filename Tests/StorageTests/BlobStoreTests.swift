@@ -1,0 +1,65 @@
+import NIOCore
+import OCI
+import Storage
+import XCTest
+
+/// Content addressing over a driver: verify, then move into place.
+final class BlobStoreTests: XCTestCase {
+    func chunks(_ bytes: [UInt8], size: Int) -> AsyncThrowingStream<ByteBuffer, any Error> {
+        AsyncThrowingStream { continuation in
+            for start in stride(from: 0, to: bytes.count, by: size) {
+                continuation.yield(ByteBuffer(bytes: bytes[start..<min(start + size, bytes.count)]))
+            }
+            continuation.finish()
+        }
+    }
+
+    func testUploadIsVerifiedThenStoredUnderItsDigest() async throws {
+        let store = BlobStore(driver: MemoryDriver())
+        let bytes = (0..<5_000_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let id = UploadID.generate()
+        let hasher = ContentHasher(algorithm: .sha256)
+        let appended = try await store.appendToUpload(id, from: chunks(bytes, size: 300_000), hasher: hasher, startingAt: 0)
+        XCTAssertEqual(appended, 5_000_000)
+        let digest = Digest.of(bytes)
+        let size = try await store.commitUpload(id, hasher: hasher, expected: digest)
+        XCTAssertEqual(size, 5_000_000)
+        let stored = try await store.size(of: digest)
+        XCTAssertEqual(stored, 5_000_000)
+        let leftovers = try await store.driver.list(under: BlobStore.uploadsPrefix)
+        XCTAssertEqual(leftovers, [])
+    }
+
+    func testDigestMismatchStoresNothing() async throws {
+        let store = BlobStore(driver: MemoryDriver())
+        let id = UploadID.generate()
+        let hasher = ContentHasher(algorithm: .sha256)
+        _ = try await store.appendToUpload(id, from: chunks([1, 2, 3], size: 1), hasher: hasher, startingAt: 0)
+        let wrong = Digest.of([3, 2, 1])
+        do {
+            _ = try await store.commitUpload(id, hasher: hasher, expected: wrong)
+            XCTFail("a wrong digest must not commit")
+        } catch BlobStoreError.digestMismatch(let expected, let actual) {
+            XCTAssertEqual(expected, wrong)
+            XCTAssertEqual(actual, Digest.of([1, 2, 3]))
+        }
+        let stored = try await store.size(of: wrong)
+        XCTAssertNil(stored)
+    }
+
+    func testRehashingFromStorageMatchesTheRunningHash() async throws {
+        let store = BlobStore(driver: MemoryDriver())
+        let id = UploadID.generate()
+        let bytes = Array(repeating: UInt8(42), count: 100_000)
+        let hasher = ContentHasher(algorithm: .sha512)
+        _ = try await store.appendToUpload(id, from: chunks(bytes, size: 7000), hasher: hasher, startingAt: 0)
+        let rehashed = try await store.rehashUpload(id, algorithm: .sha512, length: 50_000)
+        XCTAssertEqual(rehashed.finalize(), Digest.of(Array(bytes[0..<50_000]), algorithm: .sha512))
+        XCTAssertEqual(hasher.finalize(), Digest.of(bytes, algorithm: .sha512))
+    }
+
+    func testBlobPathsAreContentAddressed() throws {
+        let digest = Digest.of([1])
+        XCTAssertEqual(BlobStore.path(for: digest).description, "blobs/sha256/\(digest.encoded.prefix(2))/\(digest.encoded)/data")
+    }
+}

@@ -1,0 +1,144 @@
+import NIOCore
+import Storage
+import XCTest
+
+/// The contract every `StorageDriver` keeps. Each driver's test class inherits these
+/// tests and supplies `makeDriver()`; the S3 driver will join the same way.
+class StorageDriverContract: XCTestCase {
+    /// Overridden by each driver's test class.
+    func makeDriver() throws -> any StorageDriver { throw XCTSkip("abstract contract") }
+
+    private func path(_ text: String) throws -> StoragePath { try StoragePath(text) }
+
+    private func write(_ driver: any StorageDriver, _ path: StoragePath, _ chunks: [[UInt8]], truncatingTo: Int64? = 0) async throws {
+        let appender = try await driver.appender(for: path, truncatingTo: truncatingTo)
+        for chunk in chunks { try await appender.append(ByteBuffer(bytes: chunk)) }
+        try await appender.sync()
+        try await appender.close()
+    }
+
+    private func read(_ driver: any StorageDriver, _ path: StoragePath, _ range: Range<Int64>? = nil) async throws -> [UInt8] {
+        Array(try await driver.read(path, range: range).collect(upTo: 1 << 26).readableBytesView)
+    }
+
+    func testMissingObjectHasNoSizeAndCannotBeRead() async throws {
+        let driver = try makeDriver()
+        let missing = try path("nothing/here")
+        let size = try await driver.size(of: missing)
+        XCTAssertNil(size)
+        do {
+            _ = try await read(driver, missing)
+            XCTFail("reading a missing object must throw")
+        } catch StorageError.notFound {}
+    }
+
+    func testAppendedChunksReadBackWholeAndByRange() async throws {
+        let driver = try makeDriver()
+        let object = try path("a/b/data")
+        let bytes = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try await write(driver, object, [Array(bytes[0..<1000]), Array(bytes[1000..<2_500_000]), Array(bytes[2_500_000...])])
+        let size = try await driver.size(of: object)
+        XCTAssertEqual(size, 3_000_000)
+        let whole = try await read(driver, object)
+        XCTAssertEqual(whole, bytes)
+        let middle = try await read(driver, object, 1_048_000..<2_100_000)
+        XCTAssertEqual(middle, Array(bytes[1_048_000..<2_100_000]))
+        let empty = try await read(driver, object, 5..<5)
+        XCTAssertEqual(empty, [])
+    }
+
+    func testRangeBeyondTheEndIsRejected() async throws {
+        let driver = try makeDriver()
+        let object = try path("r/data")
+        try await write(driver, object, [[1, 2, 3]])
+        do {
+            _ = try await read(driver, object, 2..<10)
+            XCTFail("a range past the end must throw")
+        } catch StorageError.invalidRange {}
+    }
+
+    func testReopeningAppendsAndTruncationDropsUnacknowledgedBytes() async throws {
+        let driver = try makeDriver()
+        let object = try path("u/data")
+        try await write(driver, object, [[1, 2, 3]])
+        try await write(driver, object, [[4, 5]], truncatingTo: nil)
+        let appended = try await read(driver, object)
+        XCTAssertEqual(appended, [1, 2, 3, 4, 5])
+        try await write(driver, object, [[9]], truncatingTo: 2)
+        let truncated = try await read(driver, object)
+        XCTAssertEqual(truncated, [1, 2, 9])
+    }
+
+    func testMoveReplacesDestinationAndRemovesSource() async throws {
+        let driver = try makeDriver()
+        let source = try path("uploads/x/data")
+        let destination = try path("blobs/sha256/ab/abc/data")
+        try await write(driver, destination, [[0]])
+        try await write(driver, source, [[7, 7, 7]])
+        try await driver.move(from: source, to: destination)
+        let moved = try await read(driver, destination)
+        XCTAssertEqual(moved, [7, 7, 7])
+        let sourceSize = try await driver.size(of: source)
+        XCTAssertNil(sourceSize)
+        do {
+            try await driver.move(from: source, to: destination)
+            XCTFail("moving a missing object must throw")
+        } catch StorageError.notFound {}
+    }
+
+    func testDeleteRemovesObjectsAndPrefixesAndIgnoresMissing() async throws {
+        let driver = try makeDriver()
+        try await write(driver, try path("d/one/data"), [[1]])
+        try await write(driver, try path("d/two/data"), [[2]])
+        try await write(driver, try path("keep/data"), [[3]])
+        try await driver.delete(try path("d/one/data"))
+        let listed = try await driver.list(under: try path("d")).map(\.description)
+        XCTAssertEqual(listed, ["d/two/data"])
+        try await driver.delete(try path("d"))
+        let afterPrefix = try await driver.list(under: try path("d"))
+        XCTAssertEqual(afterPrefix, [])
+        try await driver.delete(try path("never/existed"))
+        let kept = try await driver.size(of: try path("keep/data"))
+        XCTAssertEqual(kept, 1)
+    }
+
+    func testListFindsEveryObjectUnderAPrefix() async throws {
+        let driver = try makeDriver()
+        for name in ["l/a/data", "l/b/c/data", "other/data"] { try await write(driver, try path(name), [[1]]) }
+        let listed = try await driver.list(under: try path("l")).map(\.description).sorted()
+        XCTAssertEqual(listed, ["l/a/data", "l/b/c/data"])
+    }
+
+    func testPathsCannotEscapeTheRoot() {
+        for bad in ["../x", "a/../../b", "/abs", "a//b", "a/./b", "", "a/b c", "a\\b"] {
+            XCTAssertThrowsError(try StoragePath(bad), bad)
+        }
+    }
+}
+
+final class FilesystemDriverTests: StorageDriverContract {
+    var root: String!
+
+    override func setUp() {
+        root = NSTemporaryDirectory() + "/registryd-fs-\(UUID().uuidString.prefix(8))"
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    override func makeDriver() throws -> any StorageDriver { try FilesystemDriver(root: root) }
+
+    func testObjectsAreFilesUnderTheRoot() async throws {
+        let driver = try FilesystemDriver(root: root)
+        let appender = try await driver.appender(for: StoragePath("x/data"), truncatingTo: 0)
+        try await appender.append(ByteBuffer(bytes: [1, 2]))
+        try await appender.close()
+        XCTAssertEqual(driver.localFile(for: try StoragePath("x/data")), root + "/x/data")
+        XCTAssertEqual(FileManager.default.contents(atPath: root + "/x/data"), Data([1, 2]))
+    }
+}
+
+final class MemoryDriverTests: StorageDriverContract {
+    override func makeDriver() throws -> any StorageDriver { MemoryDriver() }
+}
