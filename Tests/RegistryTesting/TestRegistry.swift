@@ -25,7 +25,11 @@ public final class TestRegistry: Sendable {
     private let listener: HTTPServer.Listener
     private let serving: Task<Void, any Error>
 
-    private init(port: Int, dataDirectory: String, metadata: SQLiteMetadataStore, blobs: BlobStore, listener: HTTPServer.Listener, serving: Task<Void, any Error>) {
+    /// Every request served, in order: lets a test see what a real client did.
+    public let recorder: RequestRecorder
+
+    private init(port: Int, dataDirectory: String, metadata: SQLiteMetadataStore, blobs: BlobStore, recorder: RequestRecorder, listener: HTTPServer.Listener, serving: Task<Void, any Error>) {
+        self.recorder = recorder
         self.port = port
         self.dataDirectory = dataDirectory
         self.metadata = metadata
@@ -48,11 +52,12 @@ public final class TestRegistry: Sendable {
         var logger = Logger(label: "registryd-test")
         logger.logLevel = ProcessInfo.processInfo.environment["REGISTRYD_TEST_LOG"] == nil ? .critical : .debug
         let registry = Registry(metadata: metadata, blobs: blobs, policy: policy, configuration: configuration, logger: logger)
-        let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let recorder = RequestRecorder(wrapping: registry)
+        let server = HTTPServer(responder: recorder, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let listener = try await server.bind(host: "127.0.0.1", port: 0)
         guard let port = listener.channel.localAddress?.port else { throw TestRegistryError.noPort }
         let serving = Task { try await server.serve([listener]) }
-        return TestRegistry(port: port, dataDirectory: directory, metadata: metadata, blobs: blobs, listener: listener, serving: serving)
+        return TestRegistry(port: port, dataDirectory: directory, metadata: metadata, blobs: blobs, recorder: recorder, listener: listener, serving: serving)
     }
 
     /// `127.0.0.1:<port>`, as clients name the registry.

@@ -1,0 +1,122 @@
+import Foundation
+import OCI
+import XCTest
+
+/// Runs the real clients (podman, skopeo, buildah from Debian) against a test registry.
+///
+/// Each test gets its own storage root and its own `/var/lib/containers` (bind-mounted
+/// inside `unshare -m`), so the clients' blob-info cache lives exactly as long as the
+/// test: a second push within a test can mount, and no run sees another's cache.
+struct ContainerTools {
+    let workDirectory: String
+    let registry: String
+
+    init(registry: String) throws {
+        self.registry = registry
+        // Lowercase and without "//": podman names images pulled from a layout after its path.
+        workDirectory = "/tmp/registryd-e2e-\(UUID().uuidString.prefix(8).lowercased())"
+        for directory in ["root", "runroot", "varlib", "out"] {
+            try FileManager.default.createDirectory(atPath: "\(workDirectory)/\(directory)", withIntermediateDirectories: true)
+        }
+        try FileManager.default.createDirectory(atPath: "/var/lib/containers", withIntermediateDirectories: true)
+    }
+
+    func cleanUp() {
+        try? FileManager.default.removeItem(atPath: workDirectory)
+    }
+
+    /// Fails the test unless every tool is installed (scripts/install-deps.sh installs them).
+    static func require(_ tools: [String]) throws {
+        for tool in tools where !FileManager.default.isExecutableFile(atPath: "/usr/bin/\(tool)") {
+            if ProcessInfo.processInfo.environment["REGISTRYD_SKIP_CLIENT_TESTS"] != nil {
+                throw XCTSkip("\(tool) is not installed and REGISTRYD_SKIP_CLIENT_TESTS is set")
+            }
+            XCTFail("\(tool) is not installed: run scripts/install-deps.sh")
+            throw XCTSkip("\(tool) missing")
+        }
+    }
+
+    var podmanFlags: [String] {
+        ["--root", "\(workDirectory)/root", "--runroot", "\(workDirectory)/runroot", "--storage-driver", "vfs",
+         "--events-backend", "file", "--cgroup-manager", "cgroupfs"]
+    }
+
+    var buildahFlags: [String] {
+        ["--root", "\(workDirectory)/root", "--runroot", "\(workDirectory)/runroot", "--storage-driver", "vfs"]
+    }
+
+    @discardableResult
+    func podman(_ arguments: String...) async throws -> String {
+        try await run(["podman"] + podmanFlags + arguments)
+    }
+
+    @discardableResult
+    func buildah(_ arguments: String...) async throws -> String {
+        try await run(["buildah"] + buildahFlags + arguments)
+    }
+
+    @discardableResult
+    func skopeo(_ arguments: String...) async throws -> String {
+        try await run(["skopeo"] + arguments)
+    }
+
+    /// Writes an OCI layout with scripts/make-test-image.py. - Returns: its path.
+    func makeImage(_ name: String, platforms: String = "linux/amd64", layers: Int = 3, layerSize: Int = 65536, seed: Int = 1) async throws -> String {
+        let path = "\(workDirectory)/\(name)"
+        try await run(["python3", Self.repositoryRoot + "/scripts/make-test-image.py", path, "--platforms", platforms,
+                       "--layers", String(layers), "--layer-size", String(layerSize), "--seed", String(seed)], isolated: false)
+        return path
+    }
+
+    /// The sha256 digest of a file's bytes.
+    func fileDigest(_ path: String) throws -> String {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return Digest.of(Array(data)).description
+    }
+
+    static let repositoryRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// Runs a command (inside a private mount namespace unless `isolated` is false),
+    /// failing with its output when it exits non-zero. - Returns: its standard output.
+    @discardableResult
+    func run(_ command: [String], isolated: Bool = true) async throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        if isolated {
+            let script = #"mount --bind "$0" /var/lib/containers && exec "$@""#
+            process.arguments = ["unshare", "-m", "sh", "-c", script, "\(workDirectory)/varlib"] + command
+        } else {
+            process.arguments = command
+        }
+        let outputPath = "\(workDirectory)/out/\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: outputPath + ".out", contents: nil)
+        FileManager.default.createFile(atPath: outputPath + ".err", contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath + ".out"))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath + ".err"))
+        process.standardInput = FileHandle.nullDevice
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do { try process.run() } catch { continuation.resume(throwing: error) }
+        }
+        let output = (try? String(contentsOfFile: outputPath + ".out", encoding: .utf8)) ?? ""
+        let errors = (try? String(contentsOfFile: outputPath + ".err", encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw ToolError.failed(command.joined(separator: " "), status, output + errors)
+        }
+        return output
+    }
+
+    enum ToolError: Error, CustomStringConvertible {
+        case failed(String, Int32, String)
+        var description: String {
+            switch self {
+            case .failed(let command, let status, let output): "\(command) exited \(status):\n\(output)"
+            }
+        }
+    }
+}
+

@@ -1,0 +1,31 @@
+import NIOHTTP1
+import RegistryAPI
+import Synchronization
+
+/// Wraps the registry and remembers method, URI and status of every request.
+public final class RequestRecorder: RequestResponder {
+    public struct Entry: Sendable {
+        public let method: HTTPMethod
+        public let uri: String
+        public let status: HTTPResponseStatus
+    }
+
+    private let wrapped: any RequestResponder
+    private let entries = Mutex<[Entry]>([])
+
+    init(wrapping wrapped: any RequestResponder) {
+        self.wrapped = wrapped
+    }
+
+    public func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse {
+        let response = await wrapped.respond(to: request, remoteAddress: remoteAddress)
+        entries.withLock { $0.append(Entry(method: request.method, uri: request.head.uri, status: response.status)) }
+        return response
+    }
+
+    /// Requests recorded so far.
+    public var requests: [Entry] { entries.withLock { $0 } }
+
+    /// Forgets what was recorded, to look at one step of a test alone.
+    public func reset() { entries.withLock { $0.removeAll() } }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what registryd needs on Debian 12, skipping what is already there.
+#   scripts/install-deps.sh          build and run: libssl-dev, libsqlite3-dev, libsystemd-dev
+#   scripts/install-deps.sh --test   also the real clients the tests drive: skopeo, podman, buildah
+set -euo pipefail
+
+packages=(libssl-dev libsqlite3-dev libsystemd-dev pkg-config)
+if [[ "${1:-}" == "--test" ]]; then
+    packages+=(skopeo podman buildah uidmap python3 util-linux curl)
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+    exit 0
+fi
+
+echo "installing: ${missing[*]}"
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
+$sudo apt-get update -q
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
