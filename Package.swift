@@ -49,7 +49,15 @@ let package = Package(
         ),
         // JSON-RPC 2.0 messages shared by the control socket and registryctl.
         .target(name: "ControlProtocol"),
-        .target(name: "Control", dependencies: ["ControlProtocol", "Metadata", "Storage"]),
+        .target(
+            name: "Control",
+            dependencies: [
+                "ControlProtocol", "Metadata", "OCI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "registryd",
             dependencies: [
@@ -79,7 +87,15 @@ let package = Package(
         .testTarget(name: "StorageTests", dependencies: ["Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"]),
         .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", .product(name: "NIOHTTP1", package: "swift-nio")]),
-        .testTarget(name: "ControlTests", dependencies: ["Control", "ControlProtocol"]),
+        .testTarget(
+            name: "ControlTests",
+            dependencies: [
+                "Control", "ControlProtocol", "Metadata", "OCI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["RegistryTesting", "OCI", .product(name: "NIOHTTP1", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]

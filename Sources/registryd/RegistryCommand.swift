@@ -1,4 +1,5 @@
 import ArgumentParser
+import Control
 import Logging
 import Metadata
 import NIOCore
@@ -27,6 +28,9 @@ struct RegistryCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Storage driver: filesystem or memory. Default: filesystem.")
     var storage: String?
 
+    @Option(name: .long, help: "Path of the control socket for registryctl. Default: DATA_DIR/control.sock.")
+    var controlSocket: String?
+
     @Flag(name: .long, help: "Accept indexes whose child manifests are missing (partial mirrors).")
     var allowSparseIndexes = false
 
@@ -36,7 +40,8 @@ struct RegistryCommand: AsyncParsableCommand {
     func run() async throws {
         var settings = Settings()
         if let config { try settings.load(file: config) }
-        try settings.apply(listen: listen, dataDir: dataDir, storage: storage, allowSparseIndexes: allowSparseIndexes ? true : nil, logLevel: logLevel)
+        try settings.apply(listen: listen, dataDir: dataDir, controlSocket: controlSocket, storage: storage,
+                           allowSparseIndexes: allowSparseIndexes ? true : nil, logLevel: logLevel)
 
         let logLevel = settings.logLevel
         LoggingSystem.bootstrap { label in
@@ -64,6 +69,21 @@ struct RegistryCommand: AsyncParsableCommand {
             logger.notice("listening on \(bound), data in \(settings.dataDir), storage \(driver.name)")
             listeners.append(listener)
         }
-        try await server.serve(listeners)
+
+        let methods = ControlMethods(metadata: metadata, storageDriver: driver.name, version: RegistrydVersion.current)
+        let control = ControlServer(dispatcher: ControlDispatcher(methods: methods.table), logger: logger)
+        let controlPath = settings.controlSocket ?? settings.dataDir + "/control.sock"
+        let controlListener = try await control.bind(path: controlPath)
+        logger.notice("control socket at \(controlPath)")
+
+        let registryListeners = listeners
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await server.serve(registryListeners) }
+            group.addTask { try await control.serve(controlListener) }
+        }
     }
+}
+
+enum RegistrydVersion {
+    static let current = "0.1.0"
 }

@@ -22,6 +22,8 @@ struct Settings {
 
     var listen = [try! ListenAddress(parsing: "127.0.0.1:5000")]
     var dataDir = "./registry-data"
+    /// `nil`: `DATA_DIR/control.sock`.
+    var controlSocket: String?
     var storage = StorageKind.filesystem
     var allowSparseIndexes = false
     var logLevel = Logger.Level.info
@@ -40,6 +42,7 @@ struct Settings {
             switch key {
             case "listen": listens.append(value)
             case "data-dir": dataDir = value
+            case "control-socket": controlSocket = value
             case "storage": storage = try Self.storageKind(value)
             case "allow-sparse-indexes": allowSparseIndexes = try Self.boolean(key, value)
             case "log-level": logLevel = try Self.level(value)
@@ -50,9 +53,10 @@ struct Settings {
     }
 
     /// Flags win over the file.
-    mutating func apply(listen: [String], dataDir: String?, storage: String?, allowSparseIndexes: Bool?, logLevel: String?) throws {
+    mutating func apply(listen: [String], dataDir: String?, controlSocket: String?, storage: String?, allowSparseIndexes: Bool?, logLevel: String?) throws {
         if !listen.isEmpty { self.listen = try listen.map { try ListenAddress(parsing: $0) } }
         if let dataDir { self.dataDir = dataDir }
+        if let controlSocket { self.controlSocket = controlSocket }
         if let storage { self.storage = try Self.storageKind(storage) }
         if let allowSparseIndexes { self.allowSparseIndexes = allowSparseIndexes }
         if let logLevel { self.logLevel = try Self.level(logLevel) }

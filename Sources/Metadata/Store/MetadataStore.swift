@@ -11,6 +11,9 @@ public protocol MetadataStore: Sendable {
     /// Repository names in order, after `last`, at most `limit`.
     func repositoryNames(after last: String?, limit: Int) throws -> [RepositoryName]
 
+    /// How much the registry holds, for status reports.
+    func statistics() throws -> MetadataStatistics
+
     // MARK: Blobs
     /// The size of a blob visible in `repository`, or `nil`.
     func blobSize(_ digest: Digest, in repository: RepositoryName) throws -> Int64?
@@ -129,5 +132,23 @@ public struct UploadSession: Sendable, Equatable {
         self.algorithm = algorithm
         self.size = size
         self.createdAt = createdAt
+    }
+}
+
+public struct MetadataStatistics: Sendable, Equatable {
+    public let repositories: Int
+    public let blobs: Int
+    public let blobBytes: Int64
+    public let manifests: Int
+    public let tags: Int
+    public let uploads: Int
+
+    public init(repositories: Int, blobs: Int, blobBytes: Int64, manifests: Int, tags: Int, uploads: Int) {
+        self.repositories = repositories
+        self.blobs = blobs
+        self.blobBytes = blobBytes
+        self.manifests = manifests
+        self.tags = tags
+        self.uploads = uploads
     }
 }

@@ -1,0 +1,100 @@
+import ControlProtocol
+import Foundation
+import Metadata
+import OCI
+
+/// The methods the control socket offers so far. Each is thin: it validates params
+/// and calls the metadata layer. More groups (`user.*`, `gc.*`, …) join this table.
+public struct ControlMethods: Sendable {
+    let metadata: any MetadataStore
+    let storageDriver: String
+    let startedAt: Date
+    let version: String
+
+    public init(metadata: any MetadataStore, storageDriver: String, startedAt: Date = Date(), version: String) {
+        self.metadata = metadata
+        self.storageDriver = storageDriver
+        self.startedAt = startedAt
+        self.version = version
+    }
+
+    public var table: [String: ControlDispatcher.Method] {
+        [
+            "system.status": { params throws(RPCError) in try status(params) },
+            "repo.list": { params throws(RPCError) in try listRepositories(params) },
+        ]
+    }
+
+    /// `system.status`: version, uptime, storage driver and what the registry holds.
+    func status(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+        try ParamsReader(params, allowed: []).finish()
+        let statistics: MetadataStatistics
+        do { statistics = try metadata.statistics() } catch { throw .internalError("metadata store failure") }
+        return [
+            "version": .string(version),
+            "uptime_seconds": .number(Date().timeIntervalSince(startedAt).rounded()),
+            "storage_driver": .string(storageDriver),
+            "repositories": .number(Double(statistics.repositories)),
+            "blobs": .number(Double(statistics.blobs)),
+            "blob_bytes": .number(Double(statistics.blobBytes)),
+            "manifests": .number(Double(statistics.manifests)),
+            "tags": .number(Double(statistics.tags)),
+            "uploads_in_progress": .number(Double(statistics.uploads)),
+        ]
+    }
+
+    /// `repo.list {"after"?: name, "limit"?: 1…1000}`: repository names in order.
+    func listRepositories(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+        var reader = ParamsReader(params, allowed: ["after", "limit"])
+        let after = try reader.string("after")
+        let limit = try reader.integer("limit", in: 1...1000) ?? 1000
+        try reader.finish()
+        if let after, (try? RepositoryName(parsing: after)) == nil { throw .invalidParams("after is not a valid repository name") }
+        let names: [RepositoryName]
+        do { names = try metadata.repositoryNames(after: after, limit: limit) } catch { throw .internalError("metadata store failure") }
+        return ["repositories": .array(names.map { .string($0.value) })]
+    }
+}
+
+/// Reads named params, refusing unknown names and wrong types with -32602.
+struct ParamsReader {
+    private let object: [String: JSONValue]
+    private var unread: Set<String>
+    private var invalid: RPCError?
+
+    init(_ params: JSONValue?, allowed: Set<String>) {
+        switch params {
+        case nil, .null?:
+            object = [:]
+        case .object(let values)?:
+            object = values
+        default:
+            object = [:]
+            invalid = .invalidParams("params must be an object")
+        }
+        unread = Set(object.keys)
+        if let unknown = unread.subtracting(allowed).sorted().first, invalid == nil {
+            invalid = .invalidParams("unknown parameter \(unknown.prefix(64))")
+        }
+    }
+
+    mutating func string(_ name: String) throws(RPCError) -> String? {
+        unread.remove(name)
+        guard let value = object[name] else { return nil }
+        guard let text = value.stringValue else { throw .invalidParams("\(name) must be a string") }
+        return text
+    }
+
+    mutating func integer(_ name: String, in range: ClosedRange<Int>) throws(RPCError) -> Int? {
+        unread.remove(name)
+        guard let value = object[name] else { return nil }
+        guard let number = value.numberValue, number.rounded() == number, let integer = Int(exactly: number), range.contains(integer) else {
+            throw .invalidParams("\(name) must be an integer in \(range.lowerBound)…\(range.upperBound)")
+        }
+        return integer
+    }
+
+    func finish() throws(RPCError) {
+        if let invalid { throw invalid }
+    }
+}

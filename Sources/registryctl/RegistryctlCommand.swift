@@ -1,0 +1,97 @@
+import ArgumentParser
+import ControlProtocol
+import Foundation
+
+/// `registryctl`: administers a running registryd through its control socket.
+@main
+struct RegistryctlCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "registryctl",
+        abstract: "Administer registryd over its control socket (JSON-RPC 2.0).",
+        subcommands: [Status.self, Repo.self, Call.self])
+}
+
+/// Options every subcommand takes.
+struct ConnectionOptions: ParsableArguments {
+    @Option(name: .long, help: "Control socket path. Default: $REGISTRYCTL_SOCKET or ./registry-data/control.sock.")
+    var socket: String?
+
+    @Flag(name: .long, help: "Print the JSON result instead of a table.")
+    var json = false
+
+    var socketPath: String {
+        socket ?? ProcessInfo.processInfo.environment["REGISTRYCTL_SOCKET"] ?? "./registry-data/control.sock"
+    }
+
+    /// Calls `method` and returns its result, or exits with the error printed.
+    func call(_ method: String, _ params: JSONValue? = nil) throws -> JSONValue {
+        let client = try ControlClient(path: socketPath)
+        let response = try client.call(RPCRequest(method: method, params: params, id: 1))
+        if let error = response.error {
+            var message = "registryctl: \(method): \(error.message) (\(error.code))"
+            if let detail = error.data?["detail"]?.stringValue { message += ": \(detail)" }
+            FileHandle.standardError.write(Data((message + "\n").utf8))
+            throw ExitCode(2)
+        }
+        return response.result ?? .null
+    }
+
+    func printJSON(_ value: JSONValue) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        print(String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self))
+    }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show version, uptime, storage driver and counts.")
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() throws {
+        let result = try connection.call("system.status")
+        if connection.json { return connection.printJSON(result) }
+        guard case .object(let fields) = result else { return connection.printJSON(result) }
+        let width = fields.keys.map(\.count).max() ?? 0
+        for key in fields.keys.sorted() {
+            let value: String = switch fields[key]! {
+            case .string(let text): text
+            case .number(let number): number.rounded() == number ? String(Int64(number)) : String(number)
+            default: "\(fields[key]!)"
+            }
+            print(key.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
+        }
+    }
+}
+
+struct Repo: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Repositories.", subcommands: [List.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List repository names.")
+        @OptionGroup var connection: ConnectionOptions
+
+        func run() throws {
+            let result = try connection.call("repo.list")
+            if connection.json { return connection.printJSON(result) }
+            for name in result["repositories"]?.arrayValue ?? [] { print(name.stringValue ?? "") }
+        }
+    }
+}
+
+struct Call: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Call any control method with JSON params and print the JSON result.")
+    @OptionGroup var connection: ConnectionOptions
+    @Argument(help: "Method name, e.g. system.status.") var method: String
+    @Argument(help: "Params as a JSON object.") var params: String?
+
+    func run() throws {
+        var decoded: JSONValue?
+        if let params {
+            guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(params.utf8)) else {
+                throw ValidationError("params are not valid JSON")
+            }
+            decoded = value
+        }
+        connection.printJSON(try connection.call(method, decoded))
+    }
+}
