@@ -17,6 +17,8 @@ public struct TestHTTPClient: Sendable {
         case bytes([UInt8])
         /// Sent with `Transfer-Encoding: chunked` and no length, like podman's streamed PATCH.
         case chunked([[UInt8]])
+        /// `chunk` sent `count` times, chunked: a large body that the client never holds whole.
+        case repeated(chunk: [UInt8], count: Int)
     }
 
     public let host: String
@@ -46,7 +48,7 @@ public struct TestHTTPClient: Sendable {
                 }
             case .bytes(let bytes):
                 if head.headers["Content-Length"].isEmpty { head.headers.add(name: "Content-Length", value: String(bytes.count)) }
-            case .chunked:
+            case .chunked, .repeated:
                 head.headers.add(name: "Transfer-Encoding", value: "chunked")
             }
             try await outbound.write(.head(head))
@@ -54,6 +56,9 @@ public struct TestHTTPClient: Sendable {
             case .none: break
             case .bytes(let bytes): if !bytes.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: bytes)))) }
             case .chunked(let parts): for part in parts { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: part)))) }
+            case .repeated(let chunk, let count):
+                let buffer = ByteBuffer(bytes: chunk)
+                for _ in 0..<count { try await outbound.write(.body(.byteBuffer(buffer))) }
             }
             try await outbound.write(.end(nil))
 

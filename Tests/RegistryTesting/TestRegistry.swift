@@ -41,11 +41,12 @@ public final class TestRegistry: Sendable {
 
     /// Starts a registry; with `dataDirectory` it reopens one a stopped registry left
     /// (a restart), otherwise it makes a fresh one.
-    public static func start(driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), policy: any AccessPolicy = OpenAccessPolicy(), dataDirectory: String? = nil) async throws -> TestRegistry {
+    /// `storageRoot` puts the filesystem driver's root elsewhere (e.g. on a tiny tmpfs).
+    public static func start(driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), policy: any AccessPolicy = OpenAccessPolicy(), dataDirectory: String? = nil, storageRoot: String? = nil) async throws -> TestRegistry {
         let directory = try dataDirectory ?? makeTemporaryDirectory(prefix: "registryd-test")
         let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
         let storageDriver: any StorageDriver = switch driver {
-        case .filesystem: try FilesystemDriver(root: directory + "/storage")
+        case .filesystem: try FilesystemDriver(root: storageRoot ?? directory + "/storage")
         case .memory: MemoryDriver()
         }
         let blobs = BlobStore(driver: storageDriver)

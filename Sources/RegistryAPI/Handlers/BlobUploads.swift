@@ -41,9 +41,15 @@ extension Registry {
         try meta { try metadata.createUpload(session) }
 
         if let expected {
-            // Monolithic upload: the whole blob is the body of this POST.
+            // Monolithic upload: the whole blob is the body of this POST. The session
+            // exists only for this request, so any failure discards it whole.
             _ = await uploads.checkOut(session.id)
-            return try await completeUpload(session, hasher: ContentHasher(algorithm: session.algorithm), expected: expected, context)
+            do {
+                return try await completeUpload(session, hasher: ContentHasher(algorithm: session.algorithm), expected: expected, context)
+            } catch {
+                try? await discard(session)
+                throw error
+            }
         }
         return HTTPResponse(status: .accepted, headers: sessionHeaders(session))
     }

@@ -50,7 +50,8 @@ public struct BlobStore: Sendable {
     ///
     /// The object is first cut to `offset` (what the session acknowledged), so bytes a
     /// failed request or a crash left behind never count. Everything is durable on
-    /// return. On a throw the hasher holds an unknown prefix and must be discarded.
+    /// return. On a throw the object is cut back to `offset` and the hasher holds an
+    /// unknown prefix: discard it.
     ///
     /// - Returns: the number of bytes appended.
     public func appendToUpload(
@@ -89,6 +90,9 @@ public struct BlobStore: Sendable {
         } catch {
             _ = try? await pendingWrite?.value
             try? await appender.close()
+            // Give back what the failed request wrote (it matters on a full disk); the
+            // next request would cut it off anyway.
+            try? await driver.appender(for: Self.path(forUpload: id), truncatingTo: offset).close()
             throw error
         }
         return appended

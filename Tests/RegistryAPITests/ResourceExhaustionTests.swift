@@ -1,0 +1,78 @@
+import Foundation
+import OCI
+import RegistryTesting
+import XCTest
+
+/// THREATS.md: unbounded bodies and disk exhaustion.
+final class ResourceExhaustionTests: XCTestCase {
+    /// Peak resident memory of this process (VmHWM), in bytes.
+    func peakResidentBytes() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") })
+        let kilobytes = try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]))
+        return kilobytes * 1024
+    }
+
+    func testLargeStreamedUploadIsNeverBufferedWhole() async throws {
+        // CVE-2017-11468's lesson for blobs: 512 MiB goes through with bounded memory.
+        let registry = try await TestRegistry.start()
+        let chunk = Fixtures.bytes(1 << 20)
+        let count = 512
+        let hasher = ContentHasher(algorithm: .sha256)
+        for _ in 0..<count { hasher.update(chunk) }
+        let digest = hasher.finalize()
+
+        // Writing "5" to clear_refs resets the peak (Linux, proc(5)).
+        try "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+        let before = try peakResidentBytes()
+        let location = try await registry.client.startUpload("big")
+        let patch = try await registry.client.send(.PATCH, location, body: .repeated(chunk: chunk, count: count))
+        XCTAssertEqual(patch.status, .accepted, patch.text)
+        let put = try await registry.client.send(.PUT, "\(location)?digest=\(digest)")
+        XCTAssertEqual(put.status, .created, put.text)
+        let growth = try peakResidentBytes() - before
+        XCTAssertLessThan(growth, 96 << 20, "peak memory grew by \(growth >> 20) MiB for a 512 MiB upload")
+        await registry.stop()
+    }
+
+    func testFullDiskAnswers507AndLeavesNothingVisible() async throws {
+        guard getuid() == 0 else { throw XCTSkip("mounting a tiny tmpfs needs root") }
+        let mountPoint = "/tmp/registryd-full-\(UUID().uuidString.prefix(8).lowercased())"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mounted = Process()
+        mounted.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mounted.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint]
+        try mounted.run()
+        mounted.waitUntilExit()
+        try XCTSkipIf(mounted.terminationStatus != 0, "cannot mount tmpfs here")
+        defer {
+            let unmount = Process()
+            unmount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            unmount.arguments = [mountPoint]
+            try? unmount.run()
+            unmount.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: mountPoint)
+        }
+
+        let registry = try await TestRegistry.start(storageRoot: mountPoint + "/storage")
+        let blob = Fixtures.bytes(3 << 20)
+        let digest = Fixtures.digest(blob)
+        let monolithic = try await registry.client.send(.POST, "/v2/a/blobs/uploads/?digest=\(digest)", body: .bytes(blob))
+        XCTAssertEqual(monolithic.status, .insufficientStorage, monolithic.text)
+        XCTAssertEqual(monolithic.errorCodes.count, 1)
+        let head = try await registry.client.send(.HEAD, "/v2/a/blobs/\(digest)")
+        XCTAssertEqual(head.status, .notFound)
+        let leftovers = try await registry.blobs.driver.list(under: .init(["uploads"]))
+        XCTAssertEqual(leftovers, [], "the failed monolithic upload is discarded whole")
+
+        // A chunked upload keeps what it had acknowledged and can go on once space is back.
+        let location = try await registry.client.startUpload("a")
+        let first = try await registry.client.send(.PATCH, location, body: .bytes(Array(blob[0..<100_000])))
+        XCTAssertEqual(first.status, .accepted)
+        let tooMuch = try await registry.client.send(.PATCH, location, headers: [("Content-Range", "100000-\(blob.count - 1)")], body: .bytes(Array(blob[100_000...])))
+        XCTAssertEqual(tooMuch.status, .insufficientStorage)
+        let status = try await registry.client.send(.GET, location)
+        XCTAssertEqual(status.header("Range"), "0-99999")
+        await registry.stop()
+    }
+}
