@@ -4,13 +4,7 @@ import RegistryTesting
 import XCTest
 
 /// `GET /v2/`, error bodies, and the attacks of docs THREATS.md that reach the API.
-final class BaseAndThreatTests: XCTestCase {
-    var registry: TestRegistry!
-    var client: TestHTTPClient { registry.client }
-
-    override func setUp() async throws { registry = try await TestRegistry.start() }
-    override func tearDown() async throws { await registry.stop() }
-
+final class BaseAndThreatTests: RegistryTestCase {
     func testBaseEndpointAnswers200WithAPIVersion() async throws {
         let response = try await client.send(.GET, "/v2/")
         XCTAssertEqual(response.status, .ok)

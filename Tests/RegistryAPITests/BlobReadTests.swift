@@ -4,13 +4,7 @@ import RegistryTesting
 import XCTest
 
 /// Spec: "Pulling blobs", "Deleting Blobs", cross-repository mount.
-final class BlobReadTests: XCTestCase {
-    var registry: TestRegistry!
-    var client: TestHTTPClient { registry.client }
-
-    override func setUp() async throws { registry = try await TestRegistry.start() }
-    override func tearDown() async throws { await registry.stop() }
-
+final class BlobReadTests: RegistryTestCase {
     func testHeadAndGetHaveExactLengthAndDigest() async throws {
         let blob = Fixtures.bytes(70_000)
         let digest = try await client.pushBlob("a", blob)
@@ -72,12 +66,12 @@ final class BlobReadTests: XCTestCase {
         try await client.pushBlob("b", blob)
         let delete = try await client.send(.DELETE, "/v2/a/blobs/\(digest)")
         XCTAssertEqual(delete.status, .accepted)
-        let observed1 = try await client.send(.HEAD, "/v2/a/blobs/\(digest)").status
-        XCTAssertEqual(observed1, .notFound)
-        let observed2 = try await client.send(.HEAD, "/v2/b/blobs/\(digest)").status
-        XCTAssertEqual(observed2, .ok)
-        let observed3 = try await client.send(.DELETE, "/v2/a/blobs/\(digest)").status
-        XCTAssertEqual(observed3, .notFound)
+        let inA = try await client.send(.HEAD, "/v2/a/blobs/\(digest)").status
+        XCTAssertEqual(inA, .notFound)
+        let inB = try await client.send(.HEAD, "/v2/b/blobs/\(digest)").status
+        XCTAssertEqual(inB, .ok)
+        let deleteAgain = try await client.send(.DELETE, "/v2/a/blobs/\(digest)").status
+        XCTAssertEqual(deleteAgain, .notFound)
     }
 
     func testMountFromAnotherRepository() async throws {
@@ -86,8 +80,8 @@ final class BlobReadTests: XCTestCase {
         XCTAssertEqual(mount.status, .created)
         XCTAssertEqual(mount.header("Location"), "/v2/target/blobs/\(digest)")
         XCTAssertEqual(mount.header("Docker-Content-Digest"), digest)
-        let observed4 = try await client.send(.HEAD, "/v2/target/blobs/\(digest)").status
-        XCTAssertEqual(observed4, .ok)
+        let inTarget = try await client.send(.HEAD, "/v2/target/blobs/\(digest)").status
+        XCTAssertEqual(inTarget, .ok)
     }
 
     func testMountOfAbsentBlobFallsBackToAnUploadSession() async throws {

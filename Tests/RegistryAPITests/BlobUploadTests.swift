@@ -4,13 +4,7 @@ import RegistryTesting
 import XCTest
 
 /// Spec: "Pushing blobs" — every client pattern, and every way to get it wrong.
-final class BlobUploadTests: XCTestCase {
-    var registry: TestRegistry!
-    var client: TestHTTPClient { registry.client }
-
-    override func setUp() async throws { registry = try await TestRegistry.start() }
-    override func tearDown() async throws { await registry.stop() }
-
+final class BlobUploadTests: RegistryTestCase {
     func testMonolithicPostWithDigestCreatesBlob() async throws {
         let blob = Fixtures.bytes(10_000)
         let digest = Fixtures.digest(blob)
@@ -136,10 +130,10 @@ final class BlobUploadTests: XCTestCase {
             let head = try await client.send(.HEAD, "/v2/a/blobs/\(digest)")
             XCTAssertEqual(head.status, .notFound)
         }
-        let observed1 = try await registry.blobs.size(of: Digest(parsing: Fixtures.digest(blob)))
-        XCTAssertNil(observed1, "no bytes under the real digest")
-        let observed2 = try await registry.blobs.size(of: Digest(parsing: wrong))
-        XCTAssertNil(observed2)
+        let storedUnderRealDigest = try await registry.blobs.size(of: Digest(parsing: Fixtures.digest(blob)))
+        XCTAssertNil(storedUnderRealDigest, "no bytes under the real digest")
+        let storedUnderWrongDigest = try await registry.blobs.size(of: Digest(parsing: wrong))
+        XCTAssertNil(storedUnderWrongDigest)
         let uploads = try await registry.blobs.driver.list(under: .init(["uploads"]))
         XCTAssertEqual(uploads, [], "the temporary object is gone")
     }

@@ -4,13 +4,7 @@ import RegistryTesting
 import XCTest
 
 /// Spec: "Listing Tags", catalog, and "Listing Referrers".
-final class ListingTests: XCTestCase {
-    var registry: TestRegistry!
-    var client: TestHTTPClient { registry.client }
-
-    override func setUp() async throws { registry = try await TestRegistry.start() }
-    override func tearDown() async throws { await registry.stop() }
-
+final class ListingTests: RegistryTestCase {
     func pushTaggedArtifact(_ repository: String, tags: [String]) async throws -> [UInt8] {
         let config = Array("{}".utf8)
         try await client.pushBlob(repository, config)

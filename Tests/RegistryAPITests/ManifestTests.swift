@@ -4,13 +4,7 @@ import RegistryTesting
 import XCTest
 
 /// Spec: "Pushing Manifests", "Pulling manifests", "Deleting Manifests".
-final class ManifestTests: XCTestCase {
-    var registry: TestRegistry!
-    var client: TestHTTPClient { registry.client }
-
-    override func setUp() async throws { registry = try await TestRegistry.start() }
-    override func tearDown() async throws { await registry.stop() }
-
+final class ManifestTests: RegistryTestCase {
     /// Pushes a config and two layers and returns an image manifest over them.
     func pushImage(_ repository: String, mediaType: String = MediaType.ociManifest, seed: UInt64 = 1) async throws -> [UInt8] {
         let config = Fixtures.json(["architecture": "amd64", "os": "linux", "seed": seed])
@@ -42,8 +36,8 @@ final class ManifestTests: XCTestCase {
 
     func testDockerSchema2AndManifestListAreFirstClass() async throws {
         let image = try await pushImage("a", mediaType: MediaType.dockerManifest)
-        let observed1 = try await client.putManifest("a", Fixtures.digest(image), image, mediaType: MediaType.dockerManifest).status
-        XCTAssertEqual(observed1, .created)
+        let imagePut = try await client.putManifest("a", Fixtures.digest(image), image, mediaType: MediaType.dockerManifest).status
+        XCTAssertEqual(imagePut, .created)
         let list = Fixtures.index(mediaType: MediaType.dockerManifestList, children: [(MediaType.dockerManifest, image)])
         let put = try await client.putManifest("a", "multi", list, mediaType: MediaType.dockerManifestList)
         XCTAssertEqual(put.status, .created, put.text)
@@ -59,8 +53,8 @@ final class ManifestTests: XCTestCase {
         let put = try await client.putManifest("a", "v1", manifest)
         XCTAssertEqual(put.status, .badRequest)
         XCTAssertEqual(put.errorCodes, ["MANIFEST_BLOB_UNKNOWN"])
-        let observed2 = try await client.send(.GET, "/v2/a/manifests/v1").status
-        XCTAssertEqual(observed2, .notFound)
+        let getAfterRefusal = try await client.send(.GET, "/v2/a/manifests/v1").status
+        XCTAssertEqual(getAfterRefusal, .notFound)
     }
 
     func testBlobOfAnotherRepositoryDoesNotSatisfyAManifest() async throws {
@@ -201,24 +195,24 @@ final class ManifestTests: XCTestCase {
         let manifest = try await pushImage("a")
         let digest = Fixtures.digest(manifest)
         _ = try await client.putManifest("a", "v1", manifest)
-        let observed3 = try await client.send(.DELETE, "/v2/a/manifests/v1").status
-        XCTAssertEqual(observed3, .accepted)
-        let observed4 = try await client.send(.GET, "/v2/a/manifests/v1").status
-        XCTAssertEqual(observed4, .notFound)
-        let observed5 = try await client.send(.GET, "/v2/a/manifests/\(digest)").status
-        XCTAssertEqual(observed5, .ok)
+        let deleteTag = try await client.send(.DELETE, "/v2/a/manifests/v1").status
+        XCTAssertEqual(deleteTag, .accepted)
+        let getTag = try await client.send(.GET, "/v2/a/manifests/v1").status
+        XCTAssertEqual(getTag, .notFound)
+        let getDigest = try await client.send(.GET, "/v2/a/manifests/\(digest)").status
+        XCTAssertEqual(getDigest, .ok)
     }
 
     func testDeleteByDigestRemovesManifestAndItsTags() async throws {
         let manifest = try await pushImage("a")
         let digest = Fixtures.digest(manifest)
         _ = try await client.putManifest("a", "v1", manifest)
-        let observed6 = try await client.send(.DELETE, "/v2/a/manifests/\(digest)").status
-        XCTAssertEqual(observed6, .accepted)
-        let observed7 = try await client.send(.GET, "/v2/a/manifests/\(digest)").status
-        XCTAssertEqual(observed7, .notFound)
-        let observed8 = try await client.send(.GET, "/v2/a/manifests/v1").status
-        XCTAssertEqual(observed8, .notFound)
+        let deleteDigest = try await client.send(.DELETE, "/v2/a/manifests/\(digest)").status
+        XCTAssertEqual(deleteDigest, .accepted)
+        let getDeletedDigest = try await client.send(.GET, "/v2/a/manifests/\(digest)").status
+        XCTAssertEqual(getDeletedDigest, .notFound)
+        let getDeletedTag = try await client.send(.GET, "/v2/a/manifests/v1").status
+        XCTAssertEqual(getDeletedTag, .notFound)
         let history = try registry.metadata.tagHistory(Tag(parsing: "v1"), in: RepositoryName(parsing: "a"))
         XCTAssertEqual(history.map(\.newDigest), [nil, digest], "deleting the manifest is recorded as a tag move")
     }
