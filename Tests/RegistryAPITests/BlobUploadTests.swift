@@ -17,6 +17,18 @@ final class BlobUploadTests: RegistryTestCase {
         XCTAssertEqual(get.body, blob)
     }
 
+    func testEmptyBlobCanBePushedWithoutABody() async throws {
+        let empty = Fixtures.digest([])
+        let monolithic = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(empty)")
+        XCTAssertEqual(monolithic.status, .created, monolithic.text)
+        let location = try await client.startUpload("b")
+        let put = try await client.send(.PUT, "\(location)?digest=\(empty)")
+        XCTAssertEqual(put.status, .created, put.text)
+        let get = try await client.send(.GET, "/v2/b/blobs/\(empty)")
+        XCTAssertEqual(get.status, .ok)
+        XCTAssertEqual(get.header("Content-Length"), "0")
+    }
+
     func testPostStartsSessionWithLocationRangeAndUUID() async throws {
         let response = try await client.send(.POST, "/v2/a/blobs/uploads/")
         XCTAssertEqual(response.status, .accepted)

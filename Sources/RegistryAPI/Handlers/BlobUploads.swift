@@ -15,11 +15,8 @@ extension Registry {
 
         if let mountText = query["mount"] {
             let digest = try Digest.fromRequest(mountText)
-            if let size = try await mount(digest, from: query["from"], to: name, context) {
-                var headers = blobLocationHeaders(name, digest)
-                headers.add(name: "Content-Length", value: "0")
-                _ = size
-                return HTTPResponse(status: .created, headers: headers)
+            if try await mount(digest, from: query["from"], to: name, context) {
+                return HTTPResponse(status: .created, headers: blobLocationHeaders(name, digest))
             }
             // Not mountable: fall back to an ordinary upload, revealing nothing about why.
         }
@@ -83,7 +80,6 @@ extension Registry {
             throw RegistryError.digestInvalid("the digest query parameter is required to finish an upload")
         }
         let expected = try Digest.fromRequest(digestText)
-        _ = try checkContentRange(of: context.request, against: session)
         let hasher = try await checkOut(session)
         return try await completeUpload(session, hasher: hasher, expected: expected, context)
     }
@@ -122,9 +118,7 @@ extension Registry {
             try metadata.deleteUpload(session.id)
         }
         await uploads.forget(session.id)
-        var headers = blobLocationHeaders(session.repository, expected)
-        headers.add(name: "Content-Length", value: "0")
-        return HTTPResponse(status: .created, headers: headers)
+        return HTTPResponse(status: .created, headers: blobLocationHeaders(session.repository, expected))
     }
 
     /// Streams the body into the session's temporary object.
@@ -204,22 +198,23 @@ extension Registry {
 
     /// Mounts a blob from `fromText`, or without it from any repository the caller may
     /// read. Needs pull access to the source (zot CVE-2024-39897).
-    /// - Returns: the size when mounted; `nil` means "start a normal upload".
-    private func mount(_ digest: Digest, from fromText: String?, to target: RepositoryName, _ context: RequestContext) async throws -> Int64? {
+    /// - Returns: whether the blob is now visible in `target`; `false` means "start a
+    ///   normal upload".
+    private func mount(_ digest: Digest, from fromText: String?, to target: RepositoryName, _ context: RequestContext) async throws -> Bool {
         let candidates: [RepositoryName]
         if let fromText {
-            guard let source = try? RepositoryName(parsing: fromText) else { return nil }
+            guard let source = try? RepositoryName(parsing: fromText) else { return false }
             candidates = [source]
         } else {
             candidates = try meta { try metadata.repositoriesLinking(digest, limit: Self.mountCandidateLimit) }
         }
         for source in candidates where source != target {
             guard await policy.allows(context.principal, to: .pull, on: source) else { continue }
-            if let size = try meta({ try metadata.mountBlob(digest, from: source, to: target) }) { return size }
+            if try meta({ try metadata.mountBlob(digest, from: source, to: target) }) != nil { return true }
         }
         // Mounting onto itself: already there counts as mounted.
-        if candidates.contains(target), let size = try meta({ try metadata.blobSize(digest, in: target) }) { return size }
-        return nil
+        guard candidates.contains(target) else { return false }
+        return try meta { try metadata.blobSize(digest, in: target) } != nil
     }
 
     /// Runs a storage call, mapping a full disk to 507 and other failures to 500.

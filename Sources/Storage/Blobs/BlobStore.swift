@@ -112,6 +112,10 @@ public struct BlobStore: Sendable {
         let actual = verifier.finalize()
         guard actual == expected else { throw BlobStoreError.digestMismatch(expected: expected, actual: actual) }
         let size = verifier.count
+        if size == 0, try await driver.size(of: source) == nil {
+            // An empty blob may be pushed without any body: there is no object to move yet.
+            try await driver.appender(for: source, truncatingTo: 0).close()
+        }
         let destination = Self.path(for: expected)
         if try await driver.size(of: destination) == size {
             // Already stored (deduplicated): the verified upload is redundant.
