@@ -1,0 +1,129 @@
+import Foundation
+import RegistryTesting
+import XCTest
+
+/// The `registryd` and `registryctl` binaries as an operator runs them: config file,
+/// repeated listeners, access log, control socket, bad settings.
+final class DaemonTests: XCTestCase {
+    var directory: String!
+    var daemon: Process?
+
+    static let buildDirectory = ContainerTools.repositoryRoot + "/.build/debug"
+
+    override func setUp() async throws {
+        directory = "/tmp/registryd-daemon-\(UUID().uuidString.prefix(8).lowercased())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        guard FileManager.default.isExecutableFile(atPath: Self.buildDirectory + "/registryd") else {
+            XCTFail("build the binaries first (swift build)")
+            throw XCTSkip("no registryd binary")
+        }
+    }
+
+    override func tearDown() async throws {
+        if let daemon, daemon.isRunning {
+            daemon.terminate()
+            daemon.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// A TCP port that was free a moment ago.
+    func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                guard bind(descriptor, $0, length) == 0, getsockname(descriptor, $0, &length) == 0 else { throw POSIXError(.EADDRINUSE) }
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func get(_ port: Int, _ path: String) async throws -> TestResponse {
+        try await TestHTTPClient(port: port).send(.GET, path)
+    }
+
+    /// Waits until `/v2/` answers on `port`, or fails after a few seconds.
+    func waitUntilServing(_ port: Int) async throws {
+        for _ in 0..<100 {
+            if let response = try? await get(port, "/v2/"), response.status == .ok { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTFail("registryd did not start serving on port \(port)")
+    }
+
+    func start(_ arguments: [String]) throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.buildDirectory + "/registryd")
+        process.arguments = arguments
+        let log = directory + "/registryd.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return (process, log)
+    }
+
+    func testConfigFileWithTwoListenersAccessLogAndRegistryctl() async throws {
+        let (first, second) = (try freePort(), try freePort())
+        let config = directory + "/registryd.conf"
+        try """
+        # two listeners, as an operator would write it
+        listen = 127.0.0.1:\(first)
+        listen = "127.0.0.1:\(second)"
+        data-dir = \(directory)/data
+        log-level = info
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let (process, log) = try start(["--config", config])
+        daemon = process
+        try await waitUntilServing(first)
+        let base = try await get(second, "/v2/")
+        XCTAssertEqual(base.status, .ok)
+        XCTAssertEqual(base.text, "{}")
+        _ = try await get(second, "/v2/nothing/tags/list")
+
+        let ctl = Process()
+        ctl.executableURL = URL(fileURLWithPath: Self.buildDirectory + "/registryctl")
+        ctl.arguments = ["status", "--json", "--socket", "\(directory)/data/control.sock"]
+        let output = Pipe()
+        ctl.standardOutput = output
+        try ctl.run()
+        ctl.waitUntilExit()
+        XCTAssertEqual(ctl.terminationStatus, 0)
+        let report = try JSONSerialization.jsonObject(with: output.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        XCTAssertEqual(report?["storage_driver"] as? String, "filesystem")
+
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/data/registry.db"))
+        let lines = try String(contentsOfFile: log, encoding: .utf8)
+        XCTAssertTrue(lines.contains("GET /v2/ 200 2"), lines)
+        XCTAssertTrue(lines.contains("GET /v2/nothing/tags/list 404"), lines)
+    }
+
+    func testFlagsOverrideTheConfigFile() async throws {
+        let port = try freePort()
+        let config = directory + "/registryd.conf"
+        try "listen = 127.0.0.1:1\ndata-dir = \(directory)/ignored\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let (process, _) = try start(["--config", config, "--listen", "127.0.0.1:\(port)", "--data-dir", "\(directory)/used", "--storage", "memory"])
+        daemon = process
+        try await waitUntilServing(port)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/used/registry.db"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/ignored"))
+    }
+
+    func testBadSettingsStopTheDaemonWithAClearMessage() throws {
+        let config = directory + "/bad.conf"
+        try "listen = 127.0.0.1:5000\nsorage = memory\n".write(toFile: config, atomically: true, encoding: .utf8)
+        for arguments in [["--config", config], ["--listen", "nowhere"], ["--storage", "floppy"]] {
+            let (process, log) = try start(arguments + ["--data-dir", directory + "/data"])
+            process.waitUntilExit()
+            XCTAssertNotEqual(process.terminationStatus, 0, "\(arguments)")
+            let message = try String(contentsOfFile: log, encoding: .utf8)
+            XCTAssertTrue(message.contains("sorage") || message.contains("nowhere") || message.contains("floppy"), message)
+        }
+    }
+}
