@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import NIOCore
 import NIOPosix
+import Foundation
 
 /// The control socket: a Unix stream socket where each line is a JSON-RPC request
 /// (or batch) and each answer is one line.
@@ -78,5 +79,3 @@ public struct ControlServer: Sendable {
         }
     }
 }
-
-import Foundation

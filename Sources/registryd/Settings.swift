@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// Every setting of the daemon, from defaults, then the config file, then flags.
@@ -94,5 +95,3 @@ enum SettingsError: Error, CustomStringConvertible {
         }
     }
 }
-
-import Foundation

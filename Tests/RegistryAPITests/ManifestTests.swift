@@ -1,5 +1,6 @@
 import NIOHTTP1
 import OCI
+import RegistryAPI
 import RegistryTesting
 import XCTest
 
@@ -223,5 +224,3 @@ final class ManifestTests: RegistryTestCase {
         XCTAssertEqual(response.errorCodes, ["MANIFEST_UNKNOWN"])
     }
 }
-
-import RegistryAPI

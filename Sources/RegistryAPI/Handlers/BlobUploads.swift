@@ -1,3 +1,4 @@
+import Foundation
 import Metadata
 import NIOHTTP1
 import OCI
@@ -59,12 +60,16 @@ extension Registry {
 
     func patchUpload(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
         try await authorize(.push, on: name, context)
-        var session = try loadSession(name, idText, context)
-        let expectedLength = try checkContentRange(of: context.request, against: session)
-        let hasher = try await checkOut(session)
+        let (checkedOut, hasher) = try await checkOut(try loadSession(name, idText, context))
+        var session = checkedOut
         do {
+            let expectedLength = try checkContentRange(of: context.request, against: session)
             session.size += try await append(context.request, to: session, hasher: hasher, expectedLength: expectedLength)
             try meta { try metadata.setUploadSize(session.id, size: session.size) }
+        } catch let error as RegistryError where error.status == .rangeNotSatisfiable {
+            // Nothing was written: the running hash is still good.
+            await uploads.checkIn(session.id, hasher: hasher)
+            throw error
         } catch {
             await uploads.checkIn(session.id, hasher: nil)
             throw error
@@ -80,8 +85,8 @@ extension Registry {
             throw RegistryError.digestInvalid("the digest query parameter is required to finish an upload")
         }
         let expected = try Digest.fromRequest(digestText)
-        let hasher = try await checkOut(session)
-        return try await completeUpload(session, hasher: hasher, expected: expected, context)
+        let (current, hasher) = try await checkOut(session)
+        return try await completeUpload(current, hasher: hasher, expected: expected, context)
     }
 
     func cancelUpload(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
@@ -113,11 +118,12 @@ extension Registry {
             await uploads.checkIn(session.id, hasher: nil)
             throw error
         }
+        // The bytes are in place whatever happens next: the session is over either way.
+        await uploads.forget(session.id)
         try meta {
             try metadata.linkBlob(expected, size: size, to: session.repository)
             try metadata.deleteUpload(session.id)
         }
-        await uploads.forget(session.id)
         return HTTPResponse(status: .created, headers: blobLocationHeaders(session.repository, expected))
     }
 
@@ -139,17 +145,22 @@ extension Registry {
     }
 
     /// Takes the session for this request and brings its hasher to the acknowledged size.
-    private func checkOut(_ session: UploadSession) async throws -> ContentHasher {
+    ///
+    /// - Returns: the session as it is now (re-read after taking it, so a request that
+    ///   waited behind another sees the size that one acknowledged) and its hasher.
+    private func checkOut(_ session: UploadSession) async throws -> (UploadSession, ContentHasher) {
         guard let checkedOut = await uploads.checkOut(session.id) else {
             throw RegistryError(.blobUploadInvalid, status: .badRequest, "another request is writing to this upload")
         }
-        if let hasher = checkedOut.hasher, hasher.algorithm == session.algorithm, hasher.count == session.size {
-            return hasher
-        }
-        // No usable running hash (a restart, or a failed request): hash what is stored.
         do {
-            if session.size == 0 { return ContentHasher(algorithm: session.algorithm) }
-            return try await storage { try await blobs.rehashUpload(session.id, algorithm: session.algorithm, length: session.size) }
+            guard let current = try meta({ try metadata.upload(session.id) }) else { throw RegistryError.uploadUnknown() }
+            if let hasher = checkedOut.hasher, hasher.algorithm == current.algorithm, hasher.count == current.size {
+                return (current, hasher)
+            }
+            // No usable running hash (a restart, or a failed request): hash what is stored.
+            if current.size == 0 { return (current, ContentHasher(algorithm: current.algorithm)) }
+            let hasher = try await storage { try await blobs.rehashUpload(current.id, algorithm: current.algorithm, length: current.size) }
+            return (current, hasher)
         } catch {
             await uploads.checkIn(session.id, hasher: nil)
             throw error
@@ -271,5 +282,3 @@ enum ContentRange {
         return start...end
     }
 }
-
-import Foundation

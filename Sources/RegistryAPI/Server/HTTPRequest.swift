@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 
@@ -56,5 +57,3 @@ public struct QueryParameters: Sendable {
         return plusAsSpace.removingPercentEncoding ?? plusAsSpace
     }
 }
-
-import Foundation

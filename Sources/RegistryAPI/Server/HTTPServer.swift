@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -175,5 +176,3 @@ public struct HTTPServer: Sendable {
 public protocol RequestResponder: Sendable {
     func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse
 }
-
-import Foundation
