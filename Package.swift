@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        // Only its bcrypt target (plain C plus a Swift wrapper) is built.
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // System libraries: SHA-256/512 from libcrypto, metadata in libsqlite3.
@@ -36,11 +38,19 @@ let package = Package(
         ),
         // Facts: the SQLite schema, migrations and named queries.
         .target(name: "Metadata", dependencies: ["OCI", "CSQLite"]),
+        // Who may do what: users, passwords, tokens, the push rules. No HTTP framing.
+        .target(
+            name: "Auth",
+            dependencies: [
+                "OCI", "Metadata", "CLibcrypto",
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+            ]
+        ),
         // The /v2 HTTP API.
         .target(
             name: "RegistryAPI",
             dependencies: [
-                "OCI", "Storage", "Metadata",
+                "OCI", "Storage", "Metadata", "Auth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -52,7 +62,7 @@ let package = Package(
         .target(
             name: "Control",
             dependencies: [
-                "ControlProtocol", "Metadata", "OCI",
+                "ControlProtocol", "Metadata", "OCI", "Auth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -61,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "registryd",
             dependencies: [
-                "RegistryAPI", "Storage", "Metadata", "Control",
+                "RegistryAPI", "Storage", "Metadata", "Control", "Auth",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -75,7 +85,7 @@ let package = Package(
         .target(
             name: "RegistryTesting",
             dependencies: [
-                "RegistryAPI", "Storage", "Metadata", "OCI",
+                "RegistryAPI", "Storage", "Metadata", "OCI", "Auth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -84,6 +94,7 @@ let package = Package(
             path: "Tests/RegistryTesting"
         ),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "AuthTests", dependencies: ["Auth", "Metadata", "OCI"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"]),
         .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", .product(name: "NIOHTTP1", package: "swift-nio")]),

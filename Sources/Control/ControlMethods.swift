@@ -1,5 +1,6 @@
 import ControlProtocol
 import Foundation
+import Auth
 import Metadata
 import OCI
 
@@ -7,12 +8,17 @@ import OCI
 /// and calls the metadata layer. More groups (`user.*`, `gc.*`, …) join this table.
 public struct ControlMethods: Sendable {
     let metadata: any MetadataStore
+    let accounts: any AccountStore
+    let passwords: PasswordHasher
     let storageDriver: String
     let startedAt: Date
     let version: String
 
-    public init(metadata: any MetadataStore, storageDriver: String, startedAt: Date = Date(), version: String) {
+    public init(metadata: any MetadataStore & AccountStore, passwords: PasswordHasher = PasswordHasher(), storageDriver: String,
+                startedAt: Date = Date(), version: String) {
         self.metadata = metadata
+        self.accounts = metadata
+        self.passwords = passwords
         self.storageDriver = storageDriver
         self.startedAt = startedAt
         self.version = version
@@ -22,6 +28,18 @@ public struct ControlMethods: Sendable {
         [
             "system.status": { params throws(RPCError) in try status(params) },
             "repo.list": { params throws(RPCError) in try listRepositories(params) },
+            "repo.set_visibility": { params throws(RPCError) in try setVisibility(params) },
+            "user.create": { params throws(RPCError) in try createUser(params) },
+            "user.list": { params throws(RPCError) in try listUsers(params) },
+            "user.get": { params throws(RPCError) in try getUser(params) },
+            "user.delete": { params throws(RPCError) in try deleteUser(params) },
+            "user.set_password": { params throws(RPCError) in try setPassword(params) },
+            "user.set_staff": { params throws(RPCError) in try setStaff(params) },
+            "user.disable": { params throws(RPCError) in try disableUser(params) },
+            "user.import_htpasswd": { params throws(RPCError) in try importHtpasswd(params) },
+            "namespace.list": { params throws(RPCError) in try listNamespaces(params) },
+            "namespace.grant": { params throws(RPCError) in try grant(params) },
+            "namespace.revoke": { params throws(RPCError) in try revoke(params) },
         ]
     }
 
@@ -83,6 +101,19 @@ struct ParamsReader {
         guard let value = object[name] else { return nil }
         guard let text = value.stringValue else { throw .invalidParams("\(name) must be a string") }
         return text
+    }
+
+    /// A required string param.
+    mutating func requiredString(_ name: String) throws(RPCError) -> String {
+        guard let value = try string(name) else { throw .invalidParams("\(name) is required") }
+        return value
+    }
+
+    mutating func bool(_ name: String) throws(RPCError) -> Bool? {
+        unread.remove(name)
+        guard let value = object[name] else { return nil }
+        guard case .bool(let flag) = value else { throw .invalidParams("\(name) must be true or false") }
+        return flag
     }
 
     mutating func integer(_ name: String, in range: ClosedRange<Int>) throws(RPCError) -> Int? {

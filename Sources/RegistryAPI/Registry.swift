@@ -1,3 +1,4 @@
+import Auth
 import Logging
 import Metadata
 import NIOCore
@@ -10,7 +11,7 @@ import Storage
 /// ```swift
 /// let registry = Registry(metadata: try SQLiteMetadataStore(path: "registry.db"),
 ///                         blobs: BlobStore(driver: try FilesystemDriver(root: "storage")),
-///                         policy: OpenAccessPolicy(), logger: logger)
+///                         policy: RegistryAccessPolicy(scheme: .basic, accounts: metadata), logger: logger)
 /// let server = HTTPServer(responder: registry, group: .singletonMultiThreadedEventLoopGroup, logger: logger)
 /// ```
 public final class Registry: RequestResponder {
@@ -34,9 +35,13 @@ public final class Registry: RequestResponder {
     let configuration: Configuration
     let logger: Logger
     let uploads = BlobUploadSessions()
+    /// `GET /token`, present when token auth is on.
+    let tokenEndpoint: TokenEndpoint?
 
-    public init(metadata: any MetadataStore, blobs: BlobStore, policy: any AccessPolicy = OpenAccessPolicy(), configuration: Configuration = Configuration(), logger: Logger) {
+    public init(metadata: any MetadataStore, blobs: BlobStore, policy: any AccessPolicy, tokenEndpoint: TokenEndpoint? = nil,
+                configuration: Configuration = Configuration(), logger: Logger) {
         self.metadata = metadata
+        self.tokenEndpoint = tokenEndpoint
         self.blobs = blobs
         self.policy = policy
         self.configuration = configuration
@@ -58,6 +63,10 @@ public final class Registry: RequestResponder {
                 error.headers.append(("Allow", route.methods.map(\.rawValue).joined(separator: ", ")))
                 throw error
             }
+            if route == .token {
+                guard let tokenEndpoint else { throw RegistryError(.unsupported, status: .notFound, "token auth is not enabled") }
+                return try await tokenEndpoint.respond(to: request, remoteAddress: remoteAddress)
+            }
             let principal = try await policy.authenticate(request.headers, remoteAddress: remoteAddress)
             let context = RequestContext(request: request, principal: principal)
             return try await dispatch(route, context)
@@ -71,7 +80,10 @@ public final class Registry: RequestResponder {
 
     private func dispatch(_ route: Route, _ context: RequestContext) async throws -> HTTPResponse {
         switch (route, context.request.method) {
+        case (.token, _):
+            throw RegistryError(.unsupported, status: .notFound, "no such endpoint")
         case (.base, _):
+            if let refusal = policy.baseRefusal(for: context.principal) { throw refusal }
             return .json(.ok, Array("{}".utf8))
         case (.catalog, _):
             return try await catalog(context)

@@ -2,13 +2,42 @@ import ArgumentParser
 import ControlProtocol
 import Foundation
 
-/// `registryctl`: administers a running registryd through its control socket.
+/// Entry point: global options may come before the subcommand
+/// (`registryctl --socket S --json status`) or after it (`registryctl status --json`).
 @main
-struct RegistryctlCommand: AsyncParsableCommand {
+enum Registryctl {
+    static func main() {
+        RegistryctlCommand.main(GlobalOptions.movedBehindSubcommand(Array(CommandLine.arguments.dropFirst())))
+    }
+}
+
+enum GlobalOptions {
+    /// Moves `--socket PATH`, `--socket=PATH` and `--json` written before the first
+    /// subcommand word to the end, where every subcommand's `ConnectionOptions` reads them.
+    static func movedBehindSubcommand(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--json" || argument.hasPrefix("--socket=") {
+                leading.append(argument)
+                index += 1
+            } else if argument == "--socket", index + 1 < arguments.count {
+                leading += [argument, arguments[index + 1]]
+                index += 2
+            } else {
+                break
+            }
+        }
+        return Array(arguments[index...]) + leading
+    }
+}
+
+struct RegistryctlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registryctl",
         abstract: "Administer registryd over its control socket (JSON-RPC 2.0).",
-        subcommands: [Status.self, Repo.self, Call.self])
+        subcommands: [Status.self, User.self, Namespace.self, Repo.self, Call.self])
 }
 
 /// Options every subcommand takes.
@@ -64,10 +93,27 @@ struct Status: ParsableCommand {
 }
 
 struct Repo: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Repositories.", subcommands: [List.self])
+    static let configuration = CommandConfiguration(abstract: "Repositories: list, visibility.", subcommands: [List.self, Visibility.self])
+
+    struct Visibility: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make a repository public (anonymous pull) or private.")
+        @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "Repository name.") var name: String
+        @Argument(help: "public or private.") var visibility: RepositoryVisibility
+
+        func run() throws {
+            let result = try connection.call("repo.set_visibility", ["name": .string(name), "public": .bool(visibility == .public)])
+            if connection.json { return connection.printJSON(result) }
+            print("\(name) is \(visibility.rawValue)")
+        }
+    }
+
+    enum RepositoryVisibility: String, ExpressibleByArgument {
+        case `public`, `private`
+    }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List repository names.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List repository names.", aliases: ["ls"])
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {

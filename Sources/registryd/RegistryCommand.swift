@@ -1,4 +1,5 @@
 import ArgumentParser
+import Auth
 import Control
 import Logging
 import Metadata
@@ -31,6 +32,15 @@ struct RegistryCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Path of the control socket for registryctl. Default: DATA_DIR/control.sock.")
     var controlSocket: String?
 
+    @Flag(name: .long, help: "Docker token auth with namespaces and roles (default: basic auth, only staff push).")
+    var tokenAuth = false
+
+    @Option(name: .long, help: "The service name in token challenges. Default: registryd.")
+    var tokenService: String?
+
+    @Option(name: .long, help: "How clients reach the registry (e.g. https://registry.example.com); the token realm is <URL>/token.")
+    var publicURL: String?
+
     @Flag(name: .long, help: "Accept indexes whose child manifests are missing (partial mirrors).")
     var allowSparseIndexes = false
 
@@ -41,7 +51,8 @@ struct RegistryCommand: AsyncParsableCommand {
         var settings = Settings()
         if let config { try settings.load(file: config) }
         try settings.apply(listen: listen, dataDir: dataDir, controlSocket: controlSocket, storage: storage,
-                           allowSparseIndexes: allowSparseIndexes ? true : nil, logLevel: logLevel)
+                           allowSparseIndexes: allowSparseIndexes ? true : nil, logLevel: logLevel,
+                           tokenAuth: tokenAuth ? true : nil, tokenService: tokenService, publicURL: publicURL)
 
         let logLevel = settings.logLevel
         LoggingSystem.bootstrap { label in
@@ -59,7 +70,19 @@ struct RegistryCommand: AsyncParsableCommand {
         }
         var registryConfiguration = Registry.Configuration()
         registryConfiguration.allowSparseIndexes = settings.allowSparseIndexes
-        let registry = Registry(metadata: metadata, blobs: BlobStore(driver: driver), configuration: registryConfiguration, logger: logger)
+        let policy: RegistryAccessPolicy
+        var tokenEndpoint: TokenEndpoint?
+        if settings.tokenAuth {
+            let key = try TokenSigningKey.loadOrCreate(at: settings.dataDir + "/token-signing.key")
+            let tokens = TokenService(key: key, service: settings.tokenService, issuer: settings.tokenService)
+            policy = RegistryAccessPolicy(scheme: .token(tokens, realm: settings.realmBase + "/token"), accounts: metadata)
+            tokenEndpoint = TokenEndpoint(policy: policy, tokens: tokens)
+            logger.notice("token auth: realm \(settings.realmBase)/token, service \(settings.tokenService)")
+        } else {
+            policy = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
+        }
+        let registry = Registry(metadata: metadata, blobs: BlobStore(driver: driver), policy: policy, tokenEndpoint: tokenEndpoint,
+                                configuration: registryConfiguration, logger: logger)
 
         let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         var listeners: [HTTPServer.Listener] = []

@@ -28,6 +28,13 @@ struct Settings {
     var storage = StorageKind.filesystem
     var allowSparseIndexes = false
     var logLevel = Logger.Level.info
+    /// Docker token auth (namespaces and roles) instead of basic auth (staff push).
+    var tokenAuth = false
+    /// The `service` named in token challenges and checked in tokens.
+    var tokenService = "registryd"
+    /// How clients reach this registry, e.g. `https://registry.example.com`; the token
+    /// realm is `<public-url>/token`. Default: `http://<first listen address>`.
+    var publicURL: String?
 
     /// Reads `key = value` lines; `#` starts a comment; `listen` may repeat.
     mutating func load(file path: String) throws {
@@ -47,6 +54,9 @@ struct Settings {
             case "storage": storage = try Self.storageKind(value)
             case "allow-sparse-indexes": allowSparseIndexes = try Self.boolean(key, value)
             case "log-level": logLevel = try Self.level(value)
+            case "token-auth": tokenAuth = try Self.boolean(key, value)
+            case "token-service": tokenService = value
+            case "public-url": publicURL = try Self.url(value)
             default: throw SettingsError.unknownKey(key)
             }
         }
@@ -54,7 +64,11 @@ struct Settings {
     }
 
     /// Flags win over the file.
-    mutating func apply(listen: [String], dataDir: String?, controlSocket: String?, storage: String?, allowSparseIndexes: Bool?, logLevel: String?) throws {
+    mutating func apply(listen: [String], dataDir: String?, controlSocket: String?, storage: String?, allowSparseIndexes: Bool?, logLevel: String?,
+                        tokenAuth: Bool?, tokenService: String?, publicURL: String?) throws {
+        if let tokenAuth { self.tokenAuth = tokenAuth }
+        if let tokenService { self.tokenService = tokenService }
+        if let publicURL { self.publicURL = try Self.url(publicURL) }
         if !listen.isEmpty { self.listen = try listen.map { try ListenAddress(parsing: $0) } }
         if let dataDir { self.dataDir = dataDir }
         if let controlSocket { self.controlSocket = controlSocket }
@@ -74,6 +88,21 @@ struct Settings {
         case "false", "no", "0": return false
         default: throw .invalid(key, value)
         }
+    }
+
+    /// The token realm's base: the configured public URL, else the first listener.
+    var realmBase: String {
+        if let publicURL { return publicURL }
+        let address = listen[0]
+        let host = address.host.contains(":") ? "[\(address.host)]" : address.host
+        return "http://\(host):\(address.port)"
+    }
+
+    private static func url(_ value: String) throws(SettingsError) -> String {
+        guard value.hasPrefix("http://") || value.hasPrefix("https://"), !value.contains(" "), !value.contains("\"") else {
+            throw .invalid("public-url", value)
+        }
+        return value.hasSuffix("/") ? String(value.dropLast()) : value
     }
 
     private static func level(_ value: String) throws(SettingsError) -> Logger.Level {

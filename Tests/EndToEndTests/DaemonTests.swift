@@ -44,17 +44,35 @@ final class DaemonTests: XCTestCase {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    func get(_ port: Int, _ path: String) async throws -> TestResponse {
-        try await TestHTTPClient(port: port).send(.GET, path)
+    func get(_ port: Int, _ path: String, headers: [(String, String)] = []) async throws -> TestResponse {
+        try await TestHTTPClient(port: port).send(.GET, path, headers: headers)
     }
 
     /// Waits until `/v2/` answers on `port`, or fails after a few seconds.
     func waitUntilServing(_ port: Int) async throws {
         for _ in 0..<100 {
-            if let response = try? await get(port, "/v2/"), response.status == .ok { return }
+            // Anonymous callers are asked to log in: a 401 means it is up.
+            if let response = try? await get(port, "/v2/"), response.status == .unauthorized { return }
             try await Task.sleep(for: .milliseconds(50))
         }
         XCTFail("registryd did not start serving on port \(port)")
+    }
+
+    /// Runs registryctl. - Returns: its exit status and standard output.
+    func registryctl(_ arguments: [String], input: String? = nil) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.buildDirectory + "/registryctl")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        let stdin = Pipe()
+        process.standardInput = stdin
+        try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try stdin.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
     }
 
     func start(_ arguments: [String]) throws -> (Process, String) {
@@ -82,25 +100,28 @@ final class DaemonTests: XCTestCase {
         let (process, log) = try start(["--config", config])
         daemon = process
         try await waitUntilServing(first)
-        let base = try await get(second, "/v2/")
+        let anonymous = try await get(second, "/v2/")
+        XCTAssertEqual(anonymous.status, .unauthorized)
+        XCTAssertEqual(anonymous.header("WWW-Authenticate"), #"Basic realm="registryd""#)
+
+        let socket = "\(directory)/data/control.sock"
+        let (added, _) = try registryctl(["user", "add", "alice", "--staff", "--password-stdin", "--socket", socket], input: "correct horse\n")
+        XCTAssertEqual(added, 0)
+        let credentials = "Basic " + Data("alice:correct horse".utf8).base64EncodedString()
+        let base = try await get(second, "/v2/", headers: [("Authorization", credentials)])
         XCTAssertEqual(base.status, .ok)
         XCTAssertEqual(base.text, "{}")
-        _ = try await get(second, "/v2/nothing/tags/list")
+        _ = try await get(second, "/v2/nothing/tags/list", headers: [("Authorization", credentials)])
 
-        let ctl = Process()
-        ctl.executableURL = URL(fileURLWithPath: Self.buildDirectory + "/registryctl")
-        ctl.arguments = ["status", "--json", "--socket", "\(directory)/data/control.sock"]
-        let output = Pipe()
-        ctl.standardOutput = output
-        try ctl.run()
-        ctl.waitUntilExit()
-        XCTAssertEqual(ctl.terminationStatus, 0)
-        let report = try JSONSerialization.jsonObject(with: output.fileHandleForReading.readDataToEndOfFile()) as? [String: Any]
+        let (status, output) = try registryctl(["--json", "status", "--socket", socket])
+        XCTAssertEqual(status, 0)
+        let report = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
         XCTAssertEqual(report?["storage_driver"] as? String, "filesystem")
 
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/data/registry.db"))
         let lines = try String(contentsOfFile: log, encoding: .utf8)
         XCTAssertTrue(lines.contains("GET /v2/ 200 2"), lines)
+        XCTAssertFalse(lines.contains("correct horse"), "a password never reaches the log")
         XCTAssertTrue(lines.contains("GET /v2/nothing/tags/list 404"), lines)
     }
 

@@ -32,7 +32,8 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         store = nil
         let reopened = try SQLiteMetadataStore(path: directory + "/registry.db")
         XCTAssertEqual(try reopened.blobSize(blob, in: repository), 1)
-        XCTAssertEqual(reopened.schemaVersion, 1)
+        XCTAssertEqual(try reopened.schemaVersion(), SQLiteMetadataStore.latestSchemaVersion)
+        XCTAssertEqual(SQLiteMetadataStore.latestSchemaVersion, 2)
     }
 
     func testManifestNeedsItsBlobsLinkedInTheSameRepository() throws {

@@ -74,6 +74,32 @@ enum Migrations {
             updated_at       INTEGER NOT NULL
         ) WITHOUT ROWID;
         """),
+        (2, """
+        -- Accounts: created only through the control socket (never by self-service).
+        CREATE TABLE users (
+            id            INTEGER PRIMARY KEY,
+            name          TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            is_staff      INTEGER NOT NULL DEFAULT 0,
+            is_disabled   INTEGER NOT NULL DEFAULT 0,
+            created_at    INTEGER NOT NULL,
+            updated_at    INTEGER NOT NULL
+        );
+        -- A namespace is the first path segment of repository names.
+        CREATE TABLE namespaces (
+            id         INTEGER PRIMARY KEY,
+            name       TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL
+        );
+        -- role: 'owner', 'collaborator' or 'consumer'.
+        CREATE TABLE namespace_members (
+            namespace_id INTEGER NOT NULL REFERENCES namespaces(id) ON DELETE CASCADE,
+            user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            role         TEXT NOT NULL,
+            PRIMARY KEY (namespace_id, user_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX namespace_members_by_user ON namespace_members(user_id);
+        """),
     ]
 
     static func apply(to connection: SQLiteConnection) throws {

@@ -1,4 +1,5 @@
 import OCI
+import Synchronization
 
 /// `MetadataStore` on a SQLite file in WAL mode.
 ///
@@ -9,13 +10,20 @@ import OCI
 /// Opening the store applies pending schema migrations.
 public final class SQLiteMetadataStore: MetadataStore {
     let database: SQLiteDatabase
+    /// See `AccountStore.accountGeneration`.
+    let accountChanges = Atomic<Int>(0)
 
     public init(path: String) throws {
         self.database = try SQLiteDatabase(path: path)
     }
 
-    /// The schema version the file is at after opening.
-    public var schemaVersion: Int { Migrations.latestVersion }
+    /// The newest migration recorded in the file.
+    public func schemaVersion() throws -> Int {
+        try database.read { try $0.first("SELECT max(version) FROM schema_migrations") { Int($0.integer(0)) } ?? 0 }
+    }
+
+    /// The newest migration this build knows.
+    public static var latestSchemaVersion: Int { Migrations.latestVersion }
 }
 
 extension SQLiteConnection {

@@ -45,7 +45,7 @@ public struct RegistryError: Error, Sendable {
         self.detail = detail
     }
 
-    func with(header name: String, _ value: String) -> RegistryError {
+    public func with(header name: String, _ value: String) -> RegistryError {
         var copy = self
         copy.headers.append((name, value))
         return copy

@@ -4,11 +4,23 @@ import OCI
 /// `GET /v2/_catalog` and `GET /v2/<name>/tags/list`, both paged with `n` and `last`
 /// (spec: "Listing Tags", "Content Discovery").
 extension Registry {
+    /// Batches of repository names a catalog request looks through at most.
+    private static let catalogBatches = 20
+
     func catalog(_ context: RequestContext) async throws -> HTTPResponse {
         let page = try Page(context.request.query, configuration)
-        // Fetch one more than asked to know whether a next page exists. Issue 3 will
-        // filter by read access here.
-        let names = try meta { try metadata.repositoryNames(after: page.last, limit: page.size + 1) }.map(\.value)
+        // Only what the caller may read is listed. Fetch until the page has one more
+        // than asked (to know whether a next page exists), in bounded batches.
+        var names: [String] = []
+        var after = page.last
+        for _ in 0..<Self.catalogBatches where names.count <= page.size {
+            let batch = try meta { try metadata.repositoryNames(after: after, limit: configuration.maximumPageSize + 1) }
+            for name in batch where names.count <= page.size {
+                if await policy.allows(context.principal, to: .pull, on: name) { names.append(name.value) }
+            }
+            guard let last = batch.last, batch.count > configuration.maximumPageSize else { break }
+            after = last.value
+        }
         return page.response(items: names, key: "repositories", extra: [:], path: "/v2/_catalog")
     }
 
@@ -61,12 +73,14 @@ private struct Page {
 enum JSONValue: Encodable {
     case string(String)
     case strings([String])
+    case number(Int)
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
         case .string(let value): try container.encode(value)
         case .strings(let values): try container.encode(values)
+        case .number(let value): try container.encode(value)
         }
     }
 }

@@ -14,7 +14,9 @@ import OCI
 /// | `startUpload`        | POST                   | `/v2/<name>/blobs/uploads/`            |
 /// | `upload`             | GET PATCH PUT DELETE   | `/v2/<name>/blobs/uploads/<id>`        |
 /// | `referrers`          | GET                    | `/v2/<name>/referrers/<digest>`        |
+/// | `token`              | GET                    | `/token` (Docker token flow, when on)  |
 enum Route: Equatable {
+    case token
     case base
     case catalog
     case tags(RepositoryName)
@@ -30,6 +32,7 @@ enum Route: Equatable {
     /// Names contain slashes, so the endpoint is recognised from the end of the path
     /// and everything before it must be a valid repository name.
     init(path: String) throws(RouteError) {
+        if path == "/token" { self = .token; return }
         guard path == "/v2" || path.hasPrefix("/v2/") else { throw .notFound }
         let rest = path.dropFirst(4)
         if rest.isEmpty { self = .base; return }
@@ -65,6 +68,7 @@ enum Route: Equatable {
     /// The methods this route answers; anything else gets 405.
     var methods: [HTTPMethod] {
         switch self {
+        case .token: [.GET]
         case .base, .catalog, .tags, .referrers: [.GET, .HEAD]
         case .manifest: [.GET, .HEAD, .PUT, .DELETE]
         case .blob: [.GET, .HEAD, .DELETE]
@@ -76,7 +80,7 @@ enum Route: Equatable {
     /// The repository the route acts on, if any.
     var repository: RepositoryName? {
         switch self {
-        case .base, .catalog: nil
+        case .token, .base, .catalog: nil
         case .tags(let name), .manifest(let name, _), .blob(let name, _), .startUpload(let name),
              .upload(let name, _), .referrers(let name, _): name
         }

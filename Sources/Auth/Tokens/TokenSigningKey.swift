@@ -1,0 +1,80 @@
+import CLibcrypto
+import Foundation
+import OCI
+
+/// The secret that signs and verifies tokens (HMAC-SHA256). Generated on first start
+/// and kept in the data directory with mode 0600; several instances share it by
+/// sharing the file. Verification uses this key only: a key named or carried in a
+/// token is never trusted (CVE-2025-24976).
+public struct TokenSigningKey: Sendable {
+    let bytes: [UInt8]
+    /// Identifies the key in the token header (`kid`), for rotation later.
+    public let id: String
+
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count >= 32, "a token key needs at least 256 bits")
+        self.bytes = bytes
+        self.id = String(Digest.of(bytes).encoded.prefix(16))
+    }
+
+    /// Reads the key at `path`, or creates one there (mode 0600) when missing.
+    public static func loadOrCreate(at path: String) throws -> TokenSigningKey {
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let bytes = Self.decodeHex(hex), bytes.count >= 32 else { throw TokenKeyError.malformed(path) }
+            return TokenSigningKey(bytes: bytes)
+        }
+        var bytes = [UInt8](repeating: 0, count: 32)
+        guard RAND_bytes(&bytes, 32) == 1 else { throw TokenKeyError.noRandomness }
+        let hex = bytes.map { String(format: "%02x", $0) }.joined()
+        // Create owner-only, and never replace a key another instance just wrote.
+        guard FileManager.default.createFile(atPath: path, contents: Data((hex + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw TokenKeyError.cannotWrite(path)
+        }
+        return TokenSigningKey(bytes: bytes)
+    }
+
+    /// HMAC-SHA256 of `message`.
+    func sign(_ message: [UInt8]) -> [UInt8] {
+        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        _ = bytes.withUnsafeBufferPointer { key in
+            message.withUnsafeBufferPointer { data in
+                HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), data.baseAddress, data.count, &output, &length)
+            }
+        }
+        return Array(output.prefix(Int(length)))
+    }
+
+    /// Whether `signature` is the HMAC of `message`, compared in constant time.
+    func isValid(_ signature: [UInt8], for message: [UInt8]) -> Bool {
+        let expected = sign(message)
+        guard signature.count == expected.count else { return false }
+        return CRYPTO_memcmp(signature, expected, expected.count) == 0
+    }
+
+    private static func decodeHex(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[index...index + 1], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
+    }
+}
+
+public enum TokenKeyError: Error, CustomStringConvertible {
+    case malformed(String)
+    case cannotWrite(String)
+    case noRandomness
+
+    public var description: String {
+        switch self {
+        case .malformed(let path): "token signing key \(path) is not hex of at least 32 bytes"
+        case .cannotWrite(let path): "cannot create token signing key \(path)"
+        case .noRandomness: "the system random generator failed"
+        }
+    }
+}

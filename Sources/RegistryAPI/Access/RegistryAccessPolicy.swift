@@ -1,0 +1,131 @@
+import Auth
+import Foundation
+import Metadata
+import NIOHTTP1
+import OCI
+
+/// Access for the real registry: basic auth with the staff-push rules, or the Docker
+/// token flow with namespaces and roles.
+///
+/// ```swift
+/// let policy = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
+/// let policy = RegistryAccessPolicy(scheme: .token(tokens, realm: "https://registry.example/token"), accounts: metadata)
+/// ```
+public struct RegistryAccessPolicy: AccessPolicy {
+    public enum Scheme: Sendable {
+        case basic
+        /// `realm` is the absolute URL of `GET /token`.
+        case token(TokenService, realm: String)
+    }
+
+    public let scheme: Scheme
+    public let rules: AccessRules
+    public let verifier: CredentialVerifier
+    /// The `realm` of Basic challenges.
+    private let basicRealm = "registryd"
+
+    public init(scheme: Scheme, accounts: any AccountStore, verifier: CredentialVerifier? = nil) {
+        self.scheme = scheme
+        switch scheme {
+        case .basic: rules = AccessRules(mode: .staffPush, accounts: accounts)
+        case .token: rules = AccessRules(mode: .namespaces, accounts: accounts)
+        }
+        self.verifier = verifier ?? CredentialVerifier(accounts: accounts)
+    }
+
+    public func authenticate(_ headers: HTTPHeaders, remoteAddress: String) async throws(RegistryError) -> Principal? {
+        guard let authorization = headers.first(name: "Authorization") else { return nil }
+        switch scheme {
+        case .basic:
+            return try basicPrincipal(authorization, remoteAddress: remoteAddress)
+        case .token(let tokens, _):
+            guard let token = Self.credentials(authorization, scheme: "bearer") else {
+                throw challenge(.unauthorized, "use a bearer token from the token endpoint", error: "invalid_token")
+            }
+            do {
+                return try tokens.verify(token)
+            } catch {
+                throw challenge(.unauthorized, "the bearer token is not valid: \(error)", error: "invalid_token")
+            }
+        }
+    }
+
+    /// Checks `Authorization: Basic …`; also used by the token endpoint.
+    public func basicPrincipal(_ authorization: String, remoteAddress: String) throws(RegistryError) -> Principal {
+        guard let encoded = Self.credentials(authorization, scheme: "basic"),
+              let decoded = Data(base64Encoded: encoded).flatMap({ String(data: $0, encoding: .utf8) }),
+              let colon = decoded.firstIndex(of: ":")
+        else {
+            throw basicChallenge("malformed basic credentials")
+        }
+        let name = String(decoded[..<colon])
+        let password = String(decoded[decoded.index(after: colon)...])
+        switch verifier.verify(name: name, password: password, from: remoteAddress) {
+        case .authenticated(let principal):
+            return principal
+        case .rejected:
+            throw basicChallenge("invalid username or password")
+        case .throttled(let seconds):
+            throw RegistryError(.tooManyRequests, status: .tooManyRequests, "too many failed logins from this address; retry later")
+                .with(header: "Retry-After", String(seconds))
+        }
+    }
+
+    public func allows(_ principal: Principal?, to action: RepositoryAction, on repository: RepositoryName) async -> Bool {
+        if let grants = principal?.tokenGrants {
+            guard grants[repository.value]?.contains(action) == true else { return false }
+            if action == .push, let principal {
+                // A user's own namespace comes into being with their first push.
+                try? rules.claimOwnNamespace(of: principal, pushingTo: repository)
+            }
+            return true
+        }
+        return (try? rules.actions(for: principal, on: repository).contains(action)) ?? false
+    }
+
+    public func refusal(for principal: Principal?, action: RepositoryAction, on repository: RepositoryName) -> RegistryError {
+        guard let principal else {
+            let actions = action == .pull ? "pull" : "pull,\(action.rawValue)"
+            return challenge(.unauthorized, "authentication required", scope: "repository:\(repository.value):\(actions)")
+        }
+        if case .token = scheme, action == .pull {
+            // Private means invisible: the same answer as for a repository that does not exist.
+            return RegistryError.nameUnknown(repository.value)
+        }
+        let reason: String
+        if principal.tokenGrants != nil {
+            reason = "the token does not grant \(action.rawValue) on \(repository.value)"
+        } else {
+            reason = rules.denialReason(for: principal, action: action, on: repository)
+        }
+        return RegistryError(.denied, status: .forbidden, "requested access to the resource is denied", detail: reason)
+    }
+
+    public func baseRefusal(for principal: Principal?) -> RegistryError? {
+        principal == nil ? challenge(.unauthorized, "authentication required") : nil
+    }
+
+    /// A 401 with the `WWW-Authenticate` challenge of the configured scheme.
+    func challenge(_ code: RegistryErrorCode, _ message: String, scope: String? = nil, error: String? = nil) -> RegistryError {
+        switch scheme {
+        case .basic:
+            return basicChallenge(message)
+        case .token(let tokens, let realm):
+            var value = "Bearer realm=\"\(realm)\",service=\"\(tokens.service)\""
+            if let scope { value += ",scope=\"\(scope)\"" }
+            if let error { value += ",error=\"\(error)\"" }
+            return RegistryError(code, status: .unauthorized, message).with(header: "WWW-Authenticate", value)
+        }
+    }
+
+    private func basicChallenge(_ message: String) -> RegistryError {
+        RegistryError(.unauthorized, status: .unauthorized, message).with(header: "WWW-Authenticate", "Basic realm=\"\(basicRealm)\"")
+    }
+
+    /// The credentials after `<scheme> ` in an Authorization header, case-insensitively.
+    static func credentials(_ header: String, scheme: String) -> String? {
+        let parts = header.trimmingWhitespace().split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == scheme else { return nil }
+        return String(parts[1].trimmingWhitespace())
+    }
+}

@@ -1,0 +1,20 @@
+import Auth
+import NIOHTTP1
+import OCI
+import RegistryAPI
+
+/// Everyone may do everything: for tests about the protocol, not about access.
+/// The daemon never uses it.
+public struct OpenAccessPolicy: AccessPolicy {
+    public init() {}
+
+    public func authenticate(_ headers: HTTPHeaders, remoteAddress: String) async throws(RegistryError) -> Principal? { nil }
+
+    public func allows(_ principal: Principal?, to action: RepositoryAction, on repository: RepositoryName) async -> Bool { true }
+
+    public func refusal(for principal: Principal?, action: RepositoryAction, on repository: RepositoryName) -> RegistryError {
+        RegistryError(.denied, status: .forbidden, "requested access to the resource is denied")
+    }
+
+    public func baseRefusal(for principal: Principal?) -> RegistryError? { nil }
+}
