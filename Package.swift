@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Metadata", "OCI"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"]),
-        .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", "Auth", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(
             name: "ControlTests",
             dependencies: [

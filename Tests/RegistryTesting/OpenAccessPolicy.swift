@@ -12,6 +12,8 @@ public struct OpenAccessPolicy: AccessPolicy {
 
     public func allows(_ principal: Principal?, to action: RepositoryAction, on repository: RepositoryName) async -> Bool { true }
 
+    public func mayRead(_ principal: Principal?, _ repository: RepositoryName) async -> Bool { true }
+
     public func refusal(for principal: Principal?, action: RepositoryAction, on repository: RepositoryName) -> RegistryError {
         RegistryError(.denied, status: .forbidden, "requested access to the resource is denied")
     }

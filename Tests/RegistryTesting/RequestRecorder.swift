@@ -2,7 +2,7 @@ import NIOHTTP1
 import RegistryAPI
 import Synchronization
 
-/// Wraps the registry and remembers method, URI and status of every request.
+/// Stands in front of the registry and remembers method, URI and status of every request.
 public final class RequestRecorder: RequestResponder {
     public struct Entry: Sendable {
         public let method: HTTPMethod
@@ -10,15 +10,19 @@ public final class RequestRecorder: RequestResponder {
         public let status: HTTPResponseStatus
     }
 
-    private let wrapped: any RequestResponder
+    private let wrapped = Mutex<(any RequestResponder)?>(nil)
     private let entries = Mutex<[Entry]>([])
 
-    init(wrapping wrapped: any RequestResponder) {
-        self.wrapped = wrapped
+    init() {}
+
+    /// Sets the responder every request goes to.
+    func wrap(_ responder: any RequestResponder) {
+        wrapped.withLock { $0 = responder }
     }
 
     public func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse {
-        let response = await wrapped.respond(to: request, remoteAddress: remoteAddress)
+        guard let responder = wrapped.withLock({ $0 }) else { return HTTPResponse(status: .serviceUnavailable) }
+        let response = await responder.respond(to: request, remoteAddress: remoteAddress)
         entries.withLock { $0.append(Entry(method: request.method, uri: request.head.uri, status: response.status)) }
         return response
     }

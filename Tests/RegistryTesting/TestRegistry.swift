@@ -1,3 +1,4 @@
+import Auth
 import Foundation
 import Logging
 import Metadata
@@ -16,6 +17,10 @@ import Storage
 /// ```
 public final class TestRegistry: Sendable {
     public enum DriverKind: Sendable { case filesystem, memory }
+
+    /// Who may do what: `open` lets everyone do everything (protocol tests); `basic`
+    /// and `token` are the daemon's real policies over this registry's own database.
+    public enum AuthMode: Sendable { case open, basic, token }
 
     public let port: Int
     public let dataDirectory: String
@@ -42,7 +47,7 @@ public final class TestRegistry: Sendable {
     /// Starts a registry; with `dataDirectory` it reopens one a stopped registry left
     /// (a restart), otherwise it makes a fresh one.
     /// `storageRoot` puts the filesystem driver's root elsewhere (e.g. on a tiny tmpfs).
-    public static func start(driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), policy: any AccessPolicy = OpenAccessPolicy(), dataDirectory: String? = nil, storageRoot: String? = nil) async throws -> TestRegistry {
+    public static func start(driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), auth: AuthMode = .open, dataDirectory: String? = nil, storageRoot: String? = nil) async throws -> TestRegistry {
         let directory = try dataDirectory ?? makeTemporaryDirectory(prefix: "registryd-test")
         let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
         let storageDriver: any StorageDriver = switch driver {
@@ -52,13 +57,34 @@ public final class TestRegistry: Sendable {
         let blobs = BlobStore(driver: storageDriver)
         var logger = Logger(label: "registryd-test")
         logger.logLevel = ProcessInfo.processInfo.environment["REGISTRYD_TEST_LOG"] == nil ? .critical : .debug
-        let registry = Registry(metadata: metadata, blobs: blobs, policy: policy, configuration: configuration, logger: logger)
-        let recorder = RequestRecorder(wrapping: registry)
+        // The token realm names the port, known only once bound: the registry is
+        // built after binding and handed to the recorder then.
+        let recorder = RequestRecorder()
         let server = HTTPServer(responder: recorder, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let listener = try await server.bind(host: "127.0.0.1", port: 0)
         guard let port = listener.channel.localAddress?.port else { throw TestRegistryError.noPort }
+        let policy: any AccessPolicy
+        var tokenEndpoint: TokenEndpoint?
+        switch auth {
+        case .open:
+            policy = OpenAccessPolicy()
+        case .basic:
+            policy = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
+        case .token:
+            let key = try TokenSigningKey.loadOrCreate(at: directory + "/token-signing.key")
+            let tokens = TokenService(key: key, service: "registryd", issuer: "registryd")
+            let tokenPolicy = RegistryAccessPolicy(scheme: .token(tokens, realm: "http://127.0.0.1:\(port)/token"), accounts: metadata)
+            tokenEndpoint = TokenEndpoint(policy: tokenPolicy, tokens: tokens)
+            policy = tokenPolicy
+        }
+        recorder.wrap(Registry(metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint, configuration: configuration, logger: logger))
         let serving = Task { try await server.serve([listener]) }
         return TestRegistry(port: port, dataDirectory: directory, metadata: metadata, blobs: blobs, recorder: recorder, listener: listener, serving: serving)
+    }
+
+    /// Creates a user straight in the metadata layer (cost-4 bcrypt, to keep tests fast).
+    public func createUser(_ name: String, password: String, staff: Bool = false) throws {
+        try metadata.createUser(name: name, passwordHash: PasswordHasher(cost: 4).hash(password), isStaff: staff)
     }
 
     /// `127.0.0.1:<port>`, as clients name the registry.

@@ -13,7 +13,13 @@ public protocol AccessPolicy: Sendable {
     ///   the address is throttled.
     func authenticate(_ headers: HTTPHeaders, remoteAddress: String) async throws(RegistryError) -> Principal?
 
+    /// Whether this request may do `action` (with token auth: whether its token grants it).
     func allows(_ principal: Principal?, to action: RepositoryAction, on repository: RepositoryName) async -> Bool
+
+    /// Whether the caller may read `repository` at all, judged by the rules rather
+    /// than by what one token carries: decides what `_catalog` lists and where a
+    /// `mount` without `from` may take a blob from.
+    func mayRead(_ principal: Principal?, _ repository: RepositoryName) async -> Bool
 
     /// The error for a caller that may not do `action`: 401 with a challenge for an
     /// anonymous caller, otherwise 403 `DENIED` (or 404 where even existence is private).

@@ -21,6 +21,7 @@ public struct RegistryAccessPolicy: AccessPolicy {
     public let scheme: Scheme
     public let rules: AccessRules
     public let verifier: CredentialVerifier
+    private let accounts: any AccountStore
     /// The `realm` of Basic challenges.
     private let basicRealm = "registryd"
 
@@ -31,6 +32,7 @@ public struct RegistryAccessPolicy: AccessPolicy {
         case .token: rules = AccessRules(mode: .namespaces, accounts: accounts)
         }
         self.verifier = verifier ?? CredentialVerifier(accounts: accounts)
+        self.accounts = accounts
     }
 
     public func authenticate(_ headers: HTTPHeaders, remoteAddress: String) async throws(RegistryError) -> Principal? {
@@ -81,6 +83,18 @@ public struct RegistryAccessPolicy: AccessPolicy {
             return true
         }
         return (try? rules.actions(for: principal, on: repository).contains(action)) ?? false
+    }
+
+    public func mayRead(_ principal: Principal?, _ repository: RepositoryName) async -> Bool {
+        var subject = principal
+        if let principal, principal.tokenGrants != nil {
+            // A token names its subject; the account decides what that user may read now.
+            guard let user = try? accounts.user(named: principal.name), !user.isDisabled else {
+                return (try? rules.actions(for: nil, on: repository).contains(.pull)) ?? false
+            }
+            subject = Principal(name: user.name, isStaff: user.isStaff)
+        }
+        return (try? rules.actions(for: subject, on: repository).contains(.pull)) ?? false
     }
 
     public func refusal(for principal: Principal?, action: RepositoryAction, on repository: RepositoryName) -> RegistryError {

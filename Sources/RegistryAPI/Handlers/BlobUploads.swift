@@ -220,7 +220,10 @@ extension Registry {
             candidates = try meta { try metadata.repositoriesLinking(digest, limit: Self.mountCandidateLimit) }
         }
         for source in candidates where source != target {
-            guard await policy.allows(context.principal, to: .pull, on: source) else { continue }
+            // With `from` the request (its token) must grant pull on the source; without
+            // it, only repositories the caller could read at all are looked at.
+            let readable = fromText != nil ? await policy.allows(context.principal, to: .pull, on: source) : await policy.mayRead(context.principal, source)
+            guard readable else { continue }
             if try meta({ try metadata.mountBlob(digest, from: source, to: target) }) != nil { return true }
         }
         // Mounting onto itself: already there counts as mounted.

@@ -16,7 +16,7 @@ extension Registry {
         for _ in 0..<Self.catalogBatches where names.count <= page.size {
             let batch = try meta { try metadata.repositoryNames(after: after, limit: configuration.maximumPageSize + 1) }
             for name in batch where names.count <= page.size {
-                if await policy.allows(context.principal, to: .pull, on: name) { names.append(name.value) }
+                if await policy.mayRead(context.principal, name) { names.append(name.value) }
             }
             guard let last = batch.last, batch.count > configuration.maximumPageSize else { break }
             after = last.value
