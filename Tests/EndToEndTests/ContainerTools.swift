@@ -46,8 +46,8 @@ struct ContainerTools {
     }
 
     @discardableResult
-    func podman(_ arguments: String...) async throws -> String {
-        try await run(["podman"] + podmanFlags + arguments)
+    func podman(_ arguments: String..., input: String? = nil) async throws -> String {
+        try await run(["podman"] + podmanFlags + arguments, input: input)
     }
 
     @discardableResult
@@ -56,8 +56,8 @@ struct ContainerTools {
     }
 
     @discardableResult
-    func skopeo(_ arguments: String...) async throws -> String {
-        try await run(["skopeo"] + arguments)
+    func skopeo(_ arguments: String..., input: String? = nil) async throws -> String {
+        try await run(["skopeo"] + arguments, input: input)
     }
 
     /// Writes an OCI layout with scripts/make-test-image.py. - Returns: its path.
@@ -83,8 +83,12 @@ struct ContainerTools {
     /// Runs a command (inside a private mount namespace unless `isolated` is false),
     /// failing with its output when it exits non-zero. - Returns: its standard output.
     @discardableResult
-    func run(_ command: [String], isolated: Bool = true) async throws -> String {
+    func run(_ command: [String], isolated: Bool = true, input: String? = nil) async throws -> String {
         let process = Process()
+        // Credentials from `login` stay in this test's own file, not the machine's.
+        var environment = ProcessInfo.processInfo.environment
+        environment["REGISTRY_AUTH_FILE"] = "\(workDirectory)/auth.json"
+        process.environment = environment
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         if isolated {
             let script = #"mount --bind "$0" /var/lib/containers && exec "$@""#
@@ -97,7 +101,9 @@ struct ContainerTools {
         FileManager.default.createFile(atPath: outputPath + ".err", contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath + ".out"))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath + ".err"))
-        process.standardInput = FileHandle.nullDevice
+        let inputPath = outputPath + ".in"
+        FileManager.default.createFile(atPath: inputPath, contents: Data((input ?? "").utf8))
+        process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: inputPath))
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
             do { try process.run() } catch { continuation.resume(throwing: error) }

@@ -1,0 +1,123 @@
+@testable import Auth
+import Foundation
+import Metadata
+import OCI
+import XCTest
+
+/// Passwords, the verified-credential cache, throttling, and the push rules.
+final class CredentialTests: XCTestCase {
+    var directory: String!
+    var store: SQLiteMetadataStore!
+
+    override func setUp() async throws {
+        directory = NSTemporaryDirectory() + "/registryd-auth-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        store = try SQLiteMetadataStore(path: directory + "/registry.db")
+    }
+
+    override func tearDown() async throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func testBcryptHashesVerifyAndHtpasswdImportsOnlyBcrypt() {
+        let hash = PasswordHasher(cost: 4).hash("s3cret-pass")
+        XCTAssertTrue(PasswordHasher.verify("s3cret-pass", against: hash))
+        XCTAssertFalse(PasswordHasher.verify("wrong", against: hash))
+        XCTAssertFalse(PasswordHasher.verify("x", against: "plaintext"))
+        let text = """
+        # users from distribution
+        alice:\(hash)
+        md5user:$apr1$abc$0123456789012345678901
+        Bad_Name:\(hash)
+
+        """
+        let parsed = PasswordHasher.parseHtpasswd(text)
+        XCTAssertEqual(parsed.users.map(\.name), ["alice"])
+        XCTAssertEqual(parsed.rejected, ["md5user", "Bad_Name"])
+    }
+
+    func testThrottleWaitsLongerAfterEachFailureAndForgetsOnSuccess() {
+        let clock = TestClock()
+        let throttle = LoginThrottle(freeFailures: 3, maximumDelay: 60, window: 600, now: { clock.time })
+        for _ in 0..<3 { throttle.recordFailure(for: "1.2.3.4") }
+        XCTAssertEqual(throttle.retryAfter(for: "1.2.3.4"), 1)
+        XCTAssertNil(throttle.retryAfter(for: "5.6.7.8"), "per address")
+        throttle.recordFailure(for: "1.2.3.4")
+        XCTAssertEqual(throttle.retryAfter(for: "1.2.3.4"), 2)
+        clock.time += 2
+        XCTAssertNil(throttle.retryAfter(for: "1.2.3.4"))
+        throttle.recordSuccess(for: "1.2.3.4")
+        throttle.recordFailure(for: "1.2.3.4")
+        XCTAssertNil(throttle.retryAfter(for: "1.2.3.4"))
+    }
+
+    func testVerifiedCredentialsAreCachedUntilAnyAccountChanges() throws {
+        try store.createUser(name: "alice", passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
+        let counting = CountingAccounts(store)
+        let verifier = CredentialVerifier(accounts: counting)
+        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        XCTAssertEqual(counting.lookups, 1, "the second check is answered from the cache")
+        XCTAssertTrue(try store.setStaff(true, forUser: "alice"))
+        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: true)))
+        XCTAssertEqual(counting.lookups, 2)
+        XCTAssertTrue(try store.deleteUser(named: "alice"))
+        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .rejected)
+    }
+
+    func testStaffPushRules() throws {
+        let repository = try RepositoryName(parsing: "team/app")
+        let rules = AccessRules(mode: .staffPush, accounts: store)
+        XCTAssertEqual(try rules.actions(for: nil, on: repository), [])
+        XCTAssertEqual(try rules.actions(for: Principal(name: "u", isStaff: false), on: repository), [.pull])
+        XCTAssertEqual(try rules.actions(for: Principal(name: "s", isStaff: true), on: repository), [.pull, .push, .delete])
+    }
+
+    func testNamespaceRoles() throws {
+        for name in ["owner", "helper", "reader", "stranger"] {
+            try store.createUser(name: name, passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
+        }
+        try store.grant(.owner, on: "team", to: "owner")
+        try store.grant(.collaborator, on: "team", to: "helper")
+        try store.grant(.consumer, on: "team", to: "reader")
+        let rules = AccessRules(mode: .namespaces, accounts: store)
+        let repository = try RepositoryName(parsing: "team/app")
+        func actions(_ user: String) throws -> Set<RepositoryAction> { try rules.actions(for: Principal(name: user, isStaff: false), on: repository) }
+        XCTAssertEqual(try actions("owner"), [.pull, .push, .delete])
+        XCTAssertEqual(try actions("helper"), [.pull, .push])
+        XCTAssertEqual(try actions("reader"), [.pull])
+        XCTAssertEqual(try actions("stranger"), [])
+        XCTAssertEqual(try rules.actions(for: Principal(name: "stranger", isStaff: false), on: RepositoryName(parsing: "stranger/own")), [.pull, .push, .delete])
+    }
+}
+
+/// A settable clock for the throttle.
+final class TestClock: @unchecked Sendable {
+    // Only touched from the test's own thread.
+    var time: Double = 1000
+}
+
+/// Counts user look-ups, to see the credential cache at work.
+final class CountingAccounts: AccountStore, @unchecked Sendable {
+    // The counter is only touched from the test's own thread.
+    private let store: SQLiteMetadataStore
+    private(set) var lookups = 0
+
+    init(_ store: SQLiteMetadataStore) { self.store = store }
+
+    var accountGeneration: Int { store.accountGeneration }
+    func user(named name: String) throws -> StoredUser? { lookups += 1; return try store.user(named: name) }
+    func createUser(name: String, passwordHash: String, isStaff: Bool) throws(AccountStoreError) { try store.createUser(name: name, passwordHash: passwordHash, isStaff: isStaff) }
+    func users() throws -> [StoredUser] { try store.users() }
+    func setPasswordHash(_ hash: String, forUser name: String) throws -> Bool { try store.setPasswordHash(hash, forUser: name) }
+    func setStaff(_ isStaff: Bool, forUser name: String) throws -> Bool { try store.setStaff(isStaff, forUser: name) }
+    func setDisabled(_ isDisabled: Bool, forUser name: String) throws -> Bool { try store.setDisabled(isDisabled, forUser: name) }
+    func deleteUser(named name: String) throws -> Bool { try store.deleteUser(named: name) }
+    func role(of user: String, in namespace: String) throws -> NamespaceRole? { try store.role(of: user, in: namespace) }
+    func grant(_ role: NamespaceRole, on namespace: String, to user: String) throws(AccountStoreError) { try store.grant(role, on: namespace, to: user) }
+    func revoke(namespace: String, from user: String) throws -> Bool { try store.revoke(namespace: namespace, from: user) }
+    func namespaceExists(_ namespace: String) throws -> Bool { try store.namespaceExists(namespace) }
+    func namespaces() throws -> [NamespaceMembers] { try store.namespaces() }
+    func isPublic(_ repository: RepositoryName) throws -> Bool { try store.isPublic(repository) }
+    func setPublic(_ isPublic: Bool, repository: RepositoryName) throws -> Bool { try store.setPublic(isPublic, repository: repository) }
+}

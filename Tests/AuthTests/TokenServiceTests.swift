@@ -1,0 +1,65 @@
+@testable import Auth
+import Foundation
+import OCI
+import XCTest
+
+/// Tokens: HS256 with the pinned key only.
+final class TokenServiceTests: XCTestCase {
+    let key = TokenSigningKey(bytes: Array(repeating: 7, count: 32))
+    var service: TokenService { TokenService(key: key, service: "registryd", issuer: "registryd") }
+    let scope = Scope(repository: try! RepositoryName(parsing: "team/app"), actions: [.pull, .push])
+
+    func testIssuedTokenVerifiesWithItsGrants() throws {
+        let issued = service.issue(subject: "alice", grants: [scope])
+        let principal = try service.verify(issued.token)
+        XCTAssertEqual(principal.name, "alice")
+        XCTAssertEqual(principal.tokenGrants, ["team/app": [.pull, .push]])
+    }
+
+    func testExpiredTokenIsRefused() {
+        let issued = service.issue(subject: "alice", grants: [scope], now: Date(timeIntervalSinceNow: -600))
+        XCTAssertThrowsError(try service.verify(issued.token)) { XCTAssertEqual($0 as? TokenError, .expired) }
+    }
+
+    func testTokenOfAnotherKeyOrServiceIsRefused() {
+        let other = TokenService(key: TokenSigningKey(bytes: Array(repeating: 8, count: 32)), service: "registryd", issuer: "registryd")
+        XCTAssertThrowsError(try service.verify(other.issue(subject: "a", grants: []).token)) { XCTAssertEqual($0 as? TokenError, .unknownKey) }
+        let sameKeyOtherService = TokenService(key: key, service: "elsewhere", issuer: "registryd")
+        XCTAssertThrowsError(try service.verify(sameKeyOtherService.issue(subject: "a", grants: []).token)) { XCTAssertEqual($0 as? TokenError, .wrongAudience) }
+    }
+
+    func testAlgorithmAndEmbeddedKeysAreNeverTrusted() throws {
+        let parts = service.issue(subject: "alice", grants: [scope]).token.split(separator: ".").map(String.init)
+        func header(_ object: [String: Any]) -> String { Base64URL.encode(Array(try! JSONSerialization.data(withJSONObject: object))) }
+        let cases: [(String, TokenError)] = [
+            (header(["alg": "none", "kid": key.id]) + "." + parts[1] + ".", .algorithmNotAllowed),
+            (header(["alg": "RS256", "kid": key.id]) + "." + parts[1] + "." + parts[2], .algorithmNotAllowed),
+            (header(["alg": "HS256", "kid": key.id, "jwk": ["kty": "oct"]]) + "." + parts[1] + "." + parts[2], .embeddedKey),
+            (header(["alg": "HS256", "kid": key.id, "jku": "https://evil.invalid/keys"]) + "." + parts[1] + "." + parts[2], .embeddedKey),
+            (parts[0] + "." + Base64URL.encode(Array(#"{"sub":"root"}"#.utf8)) + "." + parts[2], .badSignature),
+            ("a.b", .malformed),
+        ]
+        for (token, expected) in cases {
+            XCTAssertThrowsError(try service.verify(token), token) { XCTAssertEqual($0 as? TokenError, expected, token) }
+        }
+    }
+
+    func testKeyFileIsCreatedOwnerOnlyAndReused() throws {
+        let path = NSTemporaryDirectory() + "/registryd-key-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let created = try TokenSigningKey.loadOrCreate(at: path)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int, 0o600)
+        let loaded = try TokenSigningKey.loadOrCreate(at: path)
+        XCTAssertEqual(created.id, loaded.id)
+        try "not hex".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try TokenSigningKey.loadOrCreate(at: path))
+    }
+
+    func testScopesParseRepositoryActionsOnly() {
+        XCTAssertEqual(Scope(parsing: "repository:team/app:pull,push")?.actions, [.pull, .push])
+        XCTAssertEqual(Scope(parsing: "repository:team/app:*")?.actions, [], "a wildcard never widens")
+        XCTAssertNil(Scope(parsing: "registry:catalog:*"))
+        XCTAssertNil(Scope(parsing: "repository:../etc:pull"))
+        XCTAssertNil(Scope(parsing: "repository:pull"))
+    }
+}
