@@ -1,3 +1,4 @@
+import Auth
 import Control
 import ControlProtocol
 import Foundation
@@ -79,5 +80,82 @@ final class ControlDispatcherTests: XCTestCase {
         let batch = "[" + Array(repeating: #"{"jsonrpc":"2.0","method":"repo.list","id":1}"#, count: ControlDispatcher.maximumBatch + 1).joined(separator: ",") + "]"
         let response = try await reply(batch)
         XCTAssertEqual(errorCode(response), -32600)
+    }
+}
+
+/// `user.*`, `namespace.*`, `repo.set_visibility` through the dispatcher.
+final class AccountMethodTests: XCTestCase {
+    var directory: String!
+    var metadata: SQLiteMetadataStore!
+    var dispatcher: ControlDispatcher!
+
+    override func setUp() async throws {
+        directory = NSTemporaryDirectory() + "/registryd-accounts-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
+        dispatcher = ControlDispatcher(methods: ControlMethods(metadata: metadata, passwords: PasswordHasher(cost: 4), storageDriver: "memory", version: "test").table)
+    }
+
+    override func tearDown() async throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func call(_ method: String, _ params: String) async throws -> JSONValue {
+        let answer = await dispatcher.handle(line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params),"id":1}"#)
+        return try JSONDecoder().decode(JSONValue.self, from: Data(try XCTUnwrap(answer).utf8))
+    }
+
+    func testUserLifecycleNeverShowsTheHash() async throws {
+        let created = try await call("user.create", #"{"name":"alice","password":"long-enough","staff":true}"#)
+        XCTAssertEqual(created["result"]?["staff"], .bool(true))
+        XCTAssertNil(created["result"]?["password_hash"])
+        let duplicate = try await call("user.create", #"{"name":"alice","password":"long-enough"}"#)
+        XCTAssertEqual(duplicate["error"]?["code"], -32002)
+        let stored = try XCTUnwrap(try metadata.user(named: "alice"))
+        XCTAssertTrue(PasswordHasher.verify("long-enough", against: stored.passwordHash))
+        _ = try await call("user.set_password", #"{"name":"alice","password":"another-one"}"#)
+        XCTAssertTrue(PasswordHasher.verify("another-one", against: try XCTUnwrap(try metadata.user(named: "alice")).passwordHash))
+        _ = try await call("user.disable", #"{"name":"alice"}"#)
+        XCTAssertEqual(try metadata.user(named: "alice")?.isDisabled, true)
+        let deleted = try await call("user.delete", #"{"name":"alice"}"#)
+        XCTAssertEqual(deleted["result"]?["deleted"], "alice")
+        let missing = try await call("user.get", #"{"name":"alice"}"#)
+        XCTAssertEqual(missing["error"]?["code"], -32001)
+    }
+
+    func testBadAccountParamsChangeNothing() async throws {
+        for params in [#"{"name":"Alice","password":"long-enough"}"#, #"{"name":"a/b","password":"long-enough"}"#,
+                       #"{"name":"alice","password":"short"}"#, #"{"name":"alice"}"#, #"{"name":"alice","password":"long-enough","staff":"yes"}"#] {
+            let response = try await call("user.create", params)
+            XCTAssertEqual(response["error"]?["code"], -32602, params)
+        }
+        XCTAssertEqual(try metadata.users(), [])
+        let role = try await call("namespace.grant", #"{"namespace":"team","user":"nobody","role":"owner"}"#)
+        XCTAssertEqual(role["error"]?["code"], -32001)
+        let badRole = try await call("namespace.grant", #"{"namespace":"team","user":"nobody","role":"king"}"#)
+        XCTAssertEqual(badRole["error"]?["code"], -32602)
+        XCTAssertEqual(try metadata.namespaces(), [])
+    }
+
+    func testHtpasswdImportTakesBcryptLinesOnly() async throws {
+        let hash = PasswordHasher(cost: 4).hash("from-distribution")
+        let text = "carol:\(hash)\ndave:{SHA}abcdef\n"
+        let encoded = String(decoding: try JSONEncoder().encode(JSONValue.string(text)), as: UTF8.self)
+        let response = try await call("user.import_htpasswd", #"{"htpasswd":\#(encoded)}"#)
+        XCTAssertEqual(response["result"]?["imported"], ["carol"])
+        XCTAssertEqual(response["result"]?["skipped"], ["dave"])
+        XCTAssertTrue(PasswordHasher.verify("from-distribution", against: try XCTUnwrap(try metadata.user(named: "carol")).passwordHash))
+    }
+
+    func testGrantAndVisibility() async throws {
+        _ = try await call("user.create", #"{"name":"bob","password":"long-enough"}"#)
+        let granted = try await call("namespace.grant", #"{"namespace":"team","user":"bob","role":"collaborator"}"#)
+        XCTAssertEqual(granted["result"]?["role"], "collaborator")
+        XCTAssertEqual(try metadata.role(of: "bob", in: "team"), .collaborator)
+        let unknownRepository = try await call("repo.set_visibility", #"{"name":"team/app","public":true}"#)
+        XCTAssertEqual(unknownRepository["error"]?["code"], -32001)
+        try metadata.linkBlob(Digest.of([1]), size: 1, to: RepositoryName(parsing: "team/app"))
+        _ = try await call("repo.set_visibility", #"{"name":"team/app","public":true}"#)
+        XCTAssertTrue(try metadata.isPublic(RepositoryName(parsing: "team/app")))
     }
 }

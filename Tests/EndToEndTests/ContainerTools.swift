@@ -19,6 +19,8 @@ struct ContainerTools {
             try FileManager.default.createDirectory(atPath: "\(workDirectory)/\(directory)", withIntermediateDirectories: true)
         }
         try FileManager.default.createDirectory(atPath: "/var/lib/containers", withIntermediateDirectories: true)
+        // podman refuses to start when REGISTRY_AUTH_FILE names a missing file.
+        try #"{"auths":{}}"#.write(toFile: "\(workDirectory)/auth.json", atomically: true, encoding: .utf8)
     }
 
     func cleanUp() {

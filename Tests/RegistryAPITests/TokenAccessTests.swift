@@ -147,6 +147,19 @@ final class TokenAccessTests: XCTestCase {
         XCTAssertEqual(head.status, .notFound)
     }
 
+    func testNoRequestCreatesAccountsOrForeignNamespaces() async throws {
+        // Harbor CVE-2019-16097: accounts come only from the control socket.
+        let stranger = try await client.send(.GET, "/token?service=registryd&scope=repository:mallory/x:pull,push",
+                                             headers: [("Authorization", "Basic " + Data("mallory:any-password".utf8).base64EncodedString())])
+        XCTAssertEqual(stranger.status, .unauthorized)
+        XCTAssertNil(try registry.metadata.user(named: "mallory"))
+        let alice = try await token("alice", ["repository:mallory/x:pull,push"])
+        let pushed = try await push("mallory/x", alice)
+        XCTAssertEqual(pushed, .forbidden)
+        XCTAssertFalse(try registry.metadata.namespaceExists("mallory"))
+        XCTAssertEqual(try registry.metadata.users().map(\.name), ["alice", "bob", "root"])
+    }
+
     func testForgedTokensAreRefused() async throws {
         // CVE-2025-24976: never trust the algorithm or a key that the token brings.
         let real = try await token("root", ["repository:x/y:pull,push"])[0].1.dropFirst("Bearer ".count)
