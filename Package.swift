@@ -21,6 +21,9 @@ let package = Package(
         // System libraries: SHA-256/512 from libcrypto, metadata in libsqlite3.
         .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // Socket activation and sd_notify.
+        .target(name: "Systemd", dependencies: ["CSystemd"]),
 
         // The OCI vocabulary: names, tags, digests, media types, manifests. No I/O.
         .target(
@@ -71,7 +74,7 @@ let package = Package(
         .executableTarget(
             name: "registryd",
             dependencies: [
-                "RegistryAPI", "Storage", "Metadata", "Control", "Auth",
+                "RegistryAPI", "Storage", "Metadata", "Control", "Auth", "Systemd",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

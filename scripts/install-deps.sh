@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(libssl-dev libsqlite3-dev libsystemd-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
-    packages+=(skopeo podman buildah uidmap python3 util-linux curl)
+    packages+=(skopeo podman buildah uidmap python3 util-linux curl systemd)
 fi
 
 missing=()

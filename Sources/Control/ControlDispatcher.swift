@@ -11,16 +11,24 @@ import Foundation
 public struct ControlDispatcher: Sendable {
     public typealias Method = @Sendable (_ params: JSONValue?) async throws(RPCError) -> JSONValue
 
+    /// Records a successful change: who (the peer), which method, with which params.
+    public typealias AuditRecorder = @Sendable (_ caller: String, _ method: String, _ params: JSONValue?) -> Void
+
     private let methods: [String: Method]
+    /// Methods that change something; each successful call is audited.
+    private let changing: Set<String>
+    private let audit: AuditRecorder
     /// Most requests in one batch: a batch must not become a way to do unbounded work.
     public static let maximumBatch = 100
 
-    public init(methods: [String: Method]) {
+    public init(methods: [String: Method], changing: Set<String> = [], audit: @escaping AuditRecorder = { _, _, _ in }) {
         self.methods = methods
+        self.changing = changing
+        self.audit = audit
     }
 
     /// - Returns: the response line, or `nil` when every request was a notification.
-    public func handle(line: some StringProtocol) async -> String? {
+    public func handle(line: some StringProtocol, caller: String = "test") async -> String? {
         let data = Data(line.utf8)
         let decoded: JSONValue
         do {
@@ -35,14 +43,14 @@ public struct ControlDispatcher: Sendable {
             }
             var responses: [RPCResponse] = []
             for element in batch {
-                if let response = await handle(element) { responses.append(response) }
+                if let response = await handle(element, caller: caller) { responses.append(response) }
             }
             return responses.isEmpty ? nil : encode(responses)
         }
-        return await handle(decoded).map(encode)
+        return await handle(decoded, caller: caller).map(encode)
     }
 
-    private func handle(_ value: JSONValue) async -> RPCResponse? {
+    private func handle(_ value: JSONValue, caller: String) async -> RPCResponse? {
         guard case .object(let object) = value,
               object["jsonrpc"] == .string(JSONRPC.version),
               let method = object["method"]?.stringValue
@@ -55,25 +63,34 @@ public struct ControlDispatcher: Sendable {
         }
         // A request without "id" is a notification: run it, answer nothing.
         guard let rawID = object["id"] else {
-            _ = await run(method, params)
+            _ = await run(method, params, caller: caller)
             return nil
         }
         guard let id = Self.validID(rawID) else {
             return .failure(.invalidRequest("id must be a string, a number or null"), id: .null)
         }
-        switch await run(method, params) {
+        switch await run(method, params, caller: caller) {
         case .success(let result): return .success(result, id: id)
         case .failure(let error): return .failure(error, id: id)
         }
     }
 
-    private func run(_ method: String, _ params: JSONValue?) async -> Result<JSONValue, RPCError> {
+    private func run(_ method: String, _ params: JSONValue?, caller: String) async -> Result<JSONValue, RPCError> {
         guard let implementation = methods[method] else { return .failure(.methodNotFound(method)) }
         do {
-            return .success(try await implementation(params))
+            let result = try await implementation(params)
+            if changing.contains(method) { audit(caller, method, Self.redacted(params)) }
+            return .success(result)
         } catch {
             return .failure(error)
         }
+    }
+
+    /// Params as the audit table keeps them: secrets replaced.
+    static func redacted(_ params: JSONValue?) -> JSONValue? {
+        guard case .object(var object)? = params else { return params }
+        for key in ["password", "htpasswd"] where object[key] != nil { object[key] = "(redacted)" }
+        return .object(object)
     }
 
     private static func validID(_ id: JSONValue?) -> JSONValue? {

@@ -9,19 +9,39 @@ import OCI
 public struct ControlMethods: Sendable {
     let metadata: any MetadataStore
     let accounts: any AccountStore
+    let audit: any AuditStore
     let passwords: PasswordHasher
     let storageDriver: String
+    /// How the daemon got its sockets: `socket` (systemd activation) or `none`.
+    let activation: String
     let startedAt: Date
     let version: String
 
-    public init(metadata: any MetadataStore & AccountStore, passwords: PasswordHasher = PasswordHasher(), storageDriver: String,
-                startedAt: Date = Date(), version: String) {
+    public init(metadata: any MetadataStore & AccountStore & AuditStore, passwords: PasswordHasher = PasswordHasher(), storageDriver: String,
+                activation: String = "none", startedAt: Date = Date(), version: String) {
         self.metadata = metadata
         self.accounts = metadata
+        self.audit = metadata
         self.passwords = passwords
         self.storageDriver = storageDriver
+        self.activation = activation
         self.startedAt = startedAt
         self.version = version
+    }
+
+    /// Methods that change state: each successful call is written to the audit table.
+    public static let changingMethods: Set<String> = [
+        "repo.set_visibility", "user.create", "user.delete", "user.set_password", "user.set_staff", "user.disable",
+        "user.import_htpasswd", "namespace.grant", "namespace.revoke",
+    ]
+
+    /// The dispatcher for these methods, auditing every change into the metadata store.
+    public func makeDispatcher() -> ControlDispatcher {
+        let audit = self.audit
+        return ControlDispatcher(methods: table, changing: Self.changingMethods) { caller, method, params in
+            let text = params.flatMap { try? String(decoding: JSONEncoder().encode($0), as: UTF8.self) }
+            try? audit.recordAudit(actor: caller, method: method, params: text)
+        }
     }
 
     public var table: [String: ControlDispatcher.Method] {
@@ -52,6 +72,7 @@ public struct ControlMethods: Sendable {
             "version": .string(version),
             "uptime_seconds": .number(Date().timeIntervalSince(startedAt).rounded()),
             "storage_driver": .string(storageDriver),
+            "activation": .string(activation),
             "repositories": .number(Double(statistics.repositories)),
             "blobs": .number(Double(statistics.blobs)),
             "blob_bytes": .number(Double(statistics.blobBytes)),

@@ -1,15 +1,17 @@
 import ArgumentParser
 import Auth
 import Control
+import Foundation
 import Logging
 import Metadata
 import NIOCore
 import NIOPosix
 import RegistryAPI
 import Storage
+import Systemd
 
-/// `registryd`: wiring only. Reads settings, opens metadata and storage, binds the
-/// listeners and serves until stopped.
+/// `registryd`: wiring only. Reads settings, opens metadata and storage, takes its
+/// sockets from systemd or binds them, serves, and stops gracefully.
 @main
 struct RegistryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +19,7 @@ struct RegistryCommand: AsyncParsableCommand {
         abstract: "A container image registry (OCI Distribution API) server.",
         discussion: "Settings come from --config FILE (key = value lines) and are overridden by flags. See docs/CONFIGURATION.md.")
 
-    @Option(name: .long, help: "Address to listen on, HOST:PORT (repeatable). Default: 127.0.0.1:5000.")
+    @Option(name: .long, help: "Address to listen on, HOST:PORT (repeatable). Default: 127.0.0.1:5000. Ignored under socket activation.")
     var listen: [String] = []
 
     @Option(name: .long, help: "Directory for the database and blob storage. Default: ./registry-data.")
@@ -31,6 +33,9 @@ struct RegistryCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Path of the control socket for registryctl. Default: DATA_DIR/control.sock.")
     var controlSocket: String?
+
+    @Option(name: .long, help: "Group whose members may use the control socket (besides root and the daemon's user).")
+    var adminGroup: String?
 
     @Flag(name: .long, help: "Docker token auth with namespaces and roles (default: basic auth, only staff push).")
     var tokenAuth = false
@@ -47,62 +52,168 @@ struct RegistryCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical. Default: info.")
     var logLevel: String?
 
+    @Option(name: .long, help: "Seconds requests in flight may take to finish after SIGTERM. Default: 30.")
+    var shutdownTimeout: Int?
+
+    @Option(name: .long, help: "With socket activation: exit after this many idle seconds; systemd starts registryd again on the next connection.")
+    var exitIdleAfter: Int?
+
     func run() async throws {
-        var settings = Settings()
-        if let config { try settings.load(file: config) }
-        try settings.apply(listen: listen, dataDir: dataDir, controlSocket: controlSocket, storage: storage,
-                           allowSparseIndexes: allowSparseIndexes ? true : nil, logLevel: logLevel,
-                           tokenAuth: tokenAuth ? true : nil, tokenService: tokenService, publicURL: publicURL)
-
-        let logLevel = settings.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
-        }
+        let settings = try loadSettings()
+        LiveLogLevel.current = settings.logLevel
+        LiveLogLevel.bootstrap()
         let logger = Logger(label: "registryd")
+        let notifier = ServiceNotifier()
 
+        let activation = try SocketActivation.fromEnvironment(expectedNames: ["registry", "control"])
+        if activation.isActive && activation.descriptors(named: "registry").isEmpty {
+            throw ValidationError("socket activation passed no socket named \"registry\" (FileDescriptorName=registry)")
+        }
+
+        notifier.status("opening the database")
         try FileSystemSetup.makeDirectory(settings.dataDir)
         let metadata = try SQLiteMetadataStore(path: settings.dataDir + "/registry.db")
         let driver: any StorageDriver = switch settings.storage {
         case .filesystem: try FilesystemDriver(root: settings.dataDir + "/storage")
         case .memory: MemoryDriver()
         }
+        let (policy, tokenEndpoint) = try accessPolicy(settings, metadata, logger)
         var registryConfiguration = Registry.Configuration()
         registryConfiguration.allowSparseIndexes = settings.allowSparseIndexes
-        let policy: RegistryAccessPolicy
-        var tokenEndpoint: TokenEndpoint?
-        if settings.tokenAuth {
-            let key = try TokenSigningKey.loadOrCreate(at: settings.dataDir + "/token-signing.key")
-            let tokens = TokenService(key: key, service: settings.tokenService, issuer: settings.tokenService)
-            policy = RegistryAccessPolicy(scheme: .token(tokens, realm: settings.realmBase + "/token"), accounts: metadata)
-            tokenEndpoint = TokenEndpoint(policy: policy, tokens: tokens)
-            logger.notice("token auth: realm \(settings.realmBase)/token, service \(settings.tokenService)")
-        } else {
-            policy = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
-        }
         let registry = Registry(metadata: metadata, blobs: BlobStore(driver: driver), policy: policy, tokenEndpoint: tokenEndpoint,
                                 configuration: registryConfiguration, logger: logger)
-
         let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+
         var listeners: [HTTPServer.Listener] = []
-        for address in settings.listen {
-            let listener = try await server.bind(host: address.host, port: address.port)
-            let bound = listener.channel.localAddress.map { "\($0)" } ?? "\(address.host):\(address.port)"
-            logger.notice("listening on \(bound), data in \(settings.dataDir), storage \(driver.name)")
-            listeners.append(listener)
+        if activation.isActive {
+            for descriptor in activation.descriptors(named: "registry") {
+                listeners.append(try await server.adopt(socket: descriptor))
+            }
+            logger.notice("socket-activated: \(listeners.count) registry socket(s)")
+        } else {
+            for address in settings.listen {
+                let listener = try await server.bind(host: address.host, port: address.port)
+                logger.notice("listening on \(listener.channel.localAddress.map { "\($0)" } ?? "\(address.host):\(address.port)")")
+                listeners.append(listener)
+            }
         }
 
-        let methods = ControlMethods(metadata: metadata, storageDriver: driver.name, version: RegistrydVersion.current)
-        let control = ControlServer(dispatcher: ControlDispatcher(methods: methods.table), logger: logger)
-        let controlPath = settings.controlSocket ?? settings.dataDir + "/control.sock"
-        let controlListener = try await control.bind(path: controlPath)
-        logger.notice("control socket at \(controlPath)")
+        let methods = ControlMethods(metadata: metadata, storageDriver: driver.name, activation: activation.isActive ? "socket" : "none",
+                                     version: RegistrydVersion.current)
+        let access = try ControlAccess(adminGroup: settings.adminGroup)
+        let control = ControlServer(dispatcher: methods.makeDispatcher(), access: access, logger: logger)
+        let controlListener: ControlServer.Listener
+        if let descriptor = activation.descriptors(named: "control").first {
+            controlListener = try await control.adopt(socket: descriptor)
+        } else {
+            let path = settings.controlSocket ?? settings.dataDir + "/control.sock"
+            controlListener = try await control.bind(path: path, group: access.groupID)
+            logger.notice("control socket at \(path)")
+        }
+
+        // The database is open and migrated and every socket is ready: only now READY=1.
+        notifier.ready()
+        let status = StatusReporter(server: server, metadata: metadata, notifier: notifier)
+        status.report()
 
         let registryListeners = listeners
+        let gracePeriod = Duration.seconds(settings.shutdownTimeout)
+        let exitIdleAfter = settings.exitIdleAfter
+        let stop = StopSignal()
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await server.serve(registryListeners) }
             group.addTask { try await control.serve(controlListener) }
+            group.addTask {
+                await stop.wait()
+                notifier.stopping()
+                notifier.status("stopping: finishing requests in flight")
+                logger.notice("stopping")
+                for listener in registryListeners { try? await listener.channel.close() }
+                await server.drain(gracePeriod: gracePeriod)
+                try? await controlListener.channel.close()
+            }
+            // Helpers end when the stop is signalled.
+            group.addTask { await status.run(until: stop) }
+            if let interval = notifier.watchdogInterval {
+                group.addTask { await Self.pingWatchdog(notifier, every: interval, until: stop) }
+            }
+            if let idle = exitIdleAfter {
+                if activation.isActive {
+                    group.addTask { await Self.exitWhenIdle(server, after: idle, stop: stop, logger: logger) }
+                } else {
+                    logger.warning("--exit-idle-after needs socket activation (nothing would start registryd again); ignored")
+                }
+            }
+            group.addTask {
+                for await number in SignalEvents.stream([SIGTERM, SIGINT, SIGHUP]) {
+                    if number == SIGHUP {
+                        reload(notifier: notifier, logger: logger)
+                        status.report()
+                    } else {
+                        stop.signal()
+                        return
+                    }
+                }
+            }
+        }
+    }
+
+    private func loadSettings() throws -> Settings {
+        var settings = Settings()
+        if let config { try settings.load(file: config) }
+        try settings.apply(listen: listen, dataDir: dataDir, controlSocket: controlSocket, storage: storage,
+                           allowSparseIndexes: allowSparseIndexes ? true : nil, logLevel: logLevel,
+                           tokenAuth: tokenAuth ? true : nil, tokenService: tokenService, publicURL: publicURL)
+        if let adminGroup { settings.adminGroup = adminGroup }
+        if let shutdownTimeout { settings.shutdownTimeout = shutdownTimeout }
+        if let exitIdleAfter { settings.exitIdleAfter = exitIdleAfter }
+        return settings
+    }
+
+    /// SIGHUP: re-reads the config file and applies what can change live (the log
+    /// level); everything else needs a restart, and a broken file changes nothing.
+    private func reload(notifier: ServiceNotifier, logger: Logger) {
+        notifier.reloading()
+        defer { notifier.ready() }
+        do {
+            let fresh = try loadSettings()
+            LiveLogLevel.current = fresh.logLevel
+            logger.notice("reloaded: log level \(fresh.logLevel)")
+        } catch {
+            logger.error("reload failed, keeping the running settings: \(error)")
+        }
+    }
+
+    private func accessPolicy(_ settings: Settings, _ metadata: SQLiteMetadataStore, _ logger: Logger) throws -> (RegistryAccessPolicy, TokenEndpoint?) {
+        guard settings.tokenAuth else { return (RegistryAccessPolicy(scheme: .basic, accounts: metadata), nil) }
+        let key = try TokenSigningKey.loadOrCreate(at: settings.dataDir + "/token-signing.key")
+        let tokens = TokenService(key: key, service: settings.tokenService, issuer: settings.tokenService)
+        let policy = RegistryAccessPolicy(scheme: .token(tokens, realm: settings.realmBase + "/token"), accounts: metadata)
+        logger.notice("token auth: realm \(settings.realmBase)/token, service \(settings.tokenService)")
+        return (policy, TokenEndpoint(policy: policy, tokens: tokens))
+    }
+
+    private static func pingWatchdog(_ notifier: ServiceNotifier, every interval: Duration, until stop: StopSignal) async {
+        while !stop.isSignalled {
+            notifier.watchdog()
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// Stops once no connection has been open and no request served for `seconds`.
+    private static func exitWhenIdle(_ server: HTTPServer, after seconds: Int, stop: StopSignal, logger: Logger) async {
+        var lastServed = server.requestsServed
+        var idleSince = ContinuousClock.now
+        while !stop.isSignalled {
+            try? await Task.sleep(for: .milliseconds(200))
+            let served = server.requestsServed
+            if served != lastServed || server.openConnections > 0 {
+                lastServed = served
+                idleSince = .now
+            } else if ContinuousClock.now - idleSince >= .seconds(seconds) {
+                logger.notice("idle for \(seconds)s: exiting; systemd starts registryd on the next connection")
+                stop.signal()
+            }
         }
     }
 }

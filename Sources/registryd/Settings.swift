@@ -35,6 +35,12 @@ struct Settings {
     /// How clients reach this registry, e.g. `https://registry.example.com`; the token
     /// realm is `<public-url>/token`. Default: `http://<first listen address>`.
     var publicURL: String?
+    /// Group whose members may use the control socket; `nil`: root and the daemon's user only.
+    var adminGroup: String?
+    /// Seconds requests in flight get after SIGTERM.
+    var shutdownTimeout = 30
+    /// With socket activation: exit after this many idle seconds.
+    var exitIdleAfter: Int?
 
     /// Reads `key = value` lines; `#` starts a comment; `listen` may repeat.
     mutating func load(file path: String) throws {
@@ -57,6 +63,9 @@ struct Settings {
             case "token-auth": tokenAuth = try Self.boolean(key, value)
             case "token-service": tokenService = value
             case "public-url": publicURL = try Self.url(value)
+            case "admin-group": adminGroup = value
+            case "shutdown-timeout": shutdownTimeout = try Self.seconds(key, value)
+            case "exit-idle-after": exitIdleAfter = try Self.seconds(key, value)
             default: throw SettingsError.unknownKey(key)
             }
         }
@@ -96,6 +105,11 @@ struct Settings {
         let address = listen[0]
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
         return "http://\(host):\(address.port)"
+    }
+
+    private static func seconds(_ key: String, _ value: String) throws(SettingsError) -> Int {
+        guard let seconds = Int(value), (0...86_400).contains(seconds) else { throw .invalid(key, value) }
+        return seconds
     }
 
     private static func url(_ value: String) throws(SettingsError) -> String {

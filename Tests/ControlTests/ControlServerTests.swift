@@ -1,3 +1,4 @@
+import Auth
 import Control
 import ControlProtocol
 import Foundation
@@ -14,8 +15,8 @@ final class ControlServerTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
-        let server = ControlServer(dispatcher: ControlDispatcher(methods: ControlMethods(metadata: metadata, storageDriver: "memory", version: "t").table),
-                                   logger: Logger(label: "test"))
+        let server = ControlServer(dispatcher: ControlMethods(metadata: metadata, storageDriver: "memory", version: "t").makeDispatcher(),
+                                   access: try ControlAccess(adminGroup: nil), logger: Logger(label: "test"))
         let path = directory + "/control.sock"
         let listener = try await server.bind(path: path)
         let serving = Task { try await server.serve(listener) }
@@ -43,5 +44,55 @@ final class ControlServerTests: XCTestCase {
         try await listener.channel.close()
         serving.cancel()
         _ = await serving.result
+    }
+
+    /// Sends one request line as another user (via setpriv) and returns the answer.
+    func sendAs(user: String, group: String, to path: String) throws -> String {
+        let script = """
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+        s.sendall(b'{"jsonrpc":"2.0","method":"user.create","params":{"name":"intruder","password":"long-enough","staff":true},"id":1}\\n')
+        print(s.makefile().readline().strip())
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid", user, "--regid", group, "--clear-groups", "/usr/bin/python3", "-c", script, path]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        process.waitUntilExit()
+        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    }
+
+    func testPeersOutsideTheAdminGroupAreRefusedAndNothingHappens() async throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { throw XCTSkip("needs root and setpriv") }
+        let directory = "/tmp/registryd-peer-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
+        let nogroup = try XCTUnwrap(getgrnam("nogroup")).pointee.gr_gid
+        let server = ControlServer(dispatcher: ControlMethods(metadata: metadata, passwords: PasswordHasher(cost: 4), storageDriver: "memory", version: "t").makeDispatcher(),
+                                   access: try ControlAccess(adminGroup: "nogroup"), logger: Logger(label: "test"))
+        let path = directory + "/control.sock"
+        let listener = try await server.bind(path: path, group: nogroup)
+        let serving = Task { try await server.serve(listener) }
+        defer { serving.cancel() }
+
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        XCTAssertEqual(mode, 0o660)
+        // The file mode lets the group in; open it to everyone so that only the peer check stands.
+        chmod(path, 0o666)
+        let stranger = try sendAs(user: "daemon", group: "daemon", to: path)
+        XCTAssertTrue(stranger.contains("-32000"), stranger)
+        XCTAssertNil(try metadata.user(named: "intruder"), "a refused peer changes nothing")
+        XCTAssertEqual(try metadata.auditEntries(limit: 10), [])
+
+        let member = try sendAs(user: "nobody", group: "nogroup", to: path)
+        XCTAssertTrue(member.contains(#""staff":true"#), member)
+        let audit = try metadata.auditEntries(limit: 10)
+        XCTAssertEqual(audit.map(\.method), ["user.create"])
+        XCTAssertTrue(audit.first?.actor.contains("uid 65534") == true, audit.first?.actor ?? "")
+        XCTAssertFalse(audit.first?.params?.contains("long-enough") ?? true, "passwords never reach the audit table")
+        try await listener.channel.close()
     }
 }

@@ -100,6 +100,16 @@ enum Migrations {
         ) WITHOUT ROWID;
         CREATE INDEX namespace_members_by_user ON namespace_members(user_id);
         """),
+        (3, """
+        -- Every change made through the control socket: who (peer credentials), what, when.
+        CREATE TABLE audit_log (
+            id     INTEGER PRIMARY KEY,
+            at     INTEGER NOT NULL,
+            actor  TEXT NOT NULL,
+            method TEXT NOT NULL,
+            params TEXT
+        );
+        """),
     ]
 
     static func apply(to connection: SQLiteConnection) throws {

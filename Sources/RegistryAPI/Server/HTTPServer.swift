@@ -22,6 +22,7 @@ public struct HTTPServer: Sendable {
     let responder: any RequestResponder
     let group: any EventLoopGroup
     let logger: Logger
+    private let connections = ConnectionTracker()
     /// Bodies left unread by a handler are drained up to this size; past it the
     /// connection is closed instead of reading a large upload nobody wants.
     private let drainLimit: Int64 = 1 << 20
@@ -40,6 +41,25 @@ public struct HTTPServer: Sendable {
     /// Adopts a listening socket that was already bound, e.g. by systemd.
     public func adopt(socket: NIOBSDSocket.Handle) async throws -> Listener {
         try await bootstrap().bind(socket, childChannelInitializer: Self.initializeConnection)
+    }
+
+    /// Requests answered since start.
+    public var requestsServed: Int { connections.requestsServed.load(ordering: .relaxed) }
+
+    /// Connections open now.
+    public var openConnections: Int { connections.openConnections }
+
+    /// Graceful shutdown, after the listeners were closed: idle connections close at
+    /// once, requests in flight may finish for up to `gracePeriod`, then everything
+    /// still open is closed. An upload cut off this way keeps what it had acknowledged
+    /// (a chunked session stays resumable; a monolithic one was never visible).
+    public func drain(gracePeriod: Duration) async {
+        connections.drain()
+        let deadline = ContinuousClock.now + gracePeriod
+        while connections.openConnections > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        connections.closeAll()
     }
 
     /// Accepts connections on every listener until they are closed.
@@ -83,11 +103,18 @@ public struct HTTPServer: Sendable {
 
     private func handle(_ connection: Connection) async {
         let remote = connection.channel.remoteAddress?.ipAddress ?? "-"
+        let channel = connection.channel
+        guard connections.add(channel) else {
+            try? await channel.close()
+            return
+        }
+        defer { connections.remove(channel) }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var iterator = inbound.makeAsyncIterator()
                 while let part = try await iterator.next() {
                     guard case .head(let head) = part else { continue }
+                    connections.setBusy(channel, true)
                     let started = ContinuousClock.now
                     let expectsContinue = head.headers["Expect"].contains { $0.lowercased() == "100-continue" }
                     let body = RequestBody(
@@ -98,11 +125,12 @@ public struct HTTPServer: Sendable {
                     let keepAlive = head.isKeepAlive
                     let bodyFinished = (try? await body.drain(upTo: drainLimit)) ?? false
                     iterator = body.releaseInbound()
-                    let reuse = keepAlive && bodyFinished
+                    let reuse = keepAlive && bodyFinished && !connections.isDraining
                     if !reuse { response.headers.replaceOrAdd(name: "Connection", value: "close") }
                     let sent = try await write(response, for: head, to: outbound)
+                    connections.setBusy(channel, false)
                     log(head, response.status, sent, started, remote)
-                    if !reuse { return }
+                    if !reuse || connections.isDraining { return }
                 }
             }
         } catch {

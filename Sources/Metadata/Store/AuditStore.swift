@@ -1,0 +1,31 @@
+/// The audit table: every administrative change, with who made it and when.
+public protocol AuditStore: Sendable {
+    /// `params` is JSON text with secrets already removed.
+    func recordAudit(actor: String, method: String, params: String?) throws
+    /// The newest entries first, at most `limit`.
+    func auditEntries(limit: Int) throws -> [AuditEntry]
+}
+
+public struct AuditEntry: Sendable, Equatable {
+    public let at: Int64
+    public let actor: String
+    public let method: String
+    public let params: String?
+}
+
+extension SQLiteMetadataStore: AuditStore {
+    public func recordAudit(actor: String, method: String, params: String?) throws {
+        try database.write { connection in
+            try connection.query("INSERT INTO audit_log (at, actor, method, params) VALUES (?, ?, ?, ?)",
+                                 [.integer(Clock.now()), .text(actor), .text(method), .optional(params)])
+        }
+    }
+
+    public func auditEntries(limit: Int) throws -> [AuditEntry] {
+        try database.read { connection in
+            try connection.rows("SELECT at, actor, method, params FROM audit_log ORDER BY id DESC LIMIT ?", [.integer(Int64(limit))]) { row in
+                AuditEntry(at: row.integer(0), actor: row.text(1), method: row.text(2), params: row.optionalText(3))
+            }
+        }
+    }
+}

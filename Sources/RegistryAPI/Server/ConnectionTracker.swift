@@ -1,0 +1,52 @@
+import NIOCore
+import Synchronization
+
+/// The server's open connections and whether each is in the middle of a request:
+/// what a graceful shutdown needs to close idle connections at once and let busy
+/// ones finish. Also counts requests served, for status reports.
+final class ConnectionTracker: Sendable {
+    private struct Entry {
+        let channel: any Channel
+        var busy: Bool
+    }
+
+    private let state = Mutex<(entries: [ObjectIdentifier: Entry], draining: Bool)>(([:], false))
+    let requestsServed = Atomic<Int>(0)
+
+    var isDraining: Bool { state.withLock { $0.draining } }
+    var openConnections: Int { state.withLock { $0.entries.count } }
+
+    /// - Returns: `false` when the server is draining and the connection must close.
+    func add(_ channel: any Channel) -> Bool {
+        state.withLock { state in
+            guard !state.draining else { return false }
+            state.entries[ObjectIdentifier(channel)] = Entry(channel: channel, busy: false)
+            return true
+        }
+    }
+
+    func remove(_ channel: any Channel) {
+        _ = state.withLock { $0.entries.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+
+    /// Marks a connection busy (a request started) or idle (its response was written).
+    func setBusy(_ channel: any Channel, _ busy: Bool) {
+        if !busy { requestsServed.add(1, ordering: .relaxed) }
+        state.withLock { $0.entries[ObjectIdentifier(channel)]?.busy = busy }
+    }
+
+    /// Stops taking new requests: idle connections close now, busy ones after their response.
+    func drain() {
+        let idle = state.withLock { state in
+            state.draining = true
+            return state.entries.values.filter { !$0.busy }.map(\.channel)
+        }
+        for channel in idle { channel.close(promise: nil) }
+    }
+
+    /// Closes whatever is still open (the grace period is over).
+    func closeAll() {
+        let channels = state.withLock { $0.entries.values.map(\.channel) }
+        for channel in channels { channel.close(promise: nil) }
+    }
+}
