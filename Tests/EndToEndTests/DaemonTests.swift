@@ -119,7 +119,13 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(report?["storage_driver"] as? String, "filesystem")
 
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/data/registry.db"))
-        let lines = try String(contentsOfFile: log, encoding: .utf8)
+        // The access-log line is written just after the response: give it a moment.
+        var lines = ""
+        for _ in 0..<50 {
+            lines = try String(contentsOfFile: log, encoding: .utf8)
+            if lines.contains("GET /v2/nothing/tags/list 404") { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
         XCTAssertTrue(lines.contains("GET /v2/ 200 2"), lines)
         XCTAssertFalse(lines.contains("correct horse"), "a password never reaches the log")
         XCTAssertTrue(lines.contains("GET /v2/nothing/tags/list 404"), lines)

@@ -130,11 +130,23 @@ public struct HTTPServer: Sendable {
                     let sent = try await write(response, for: head, to: outbound)
                     connections.setBusy(channel, false)
                     log(head, response.status, sent, started, remote)
+                    if !bodyFinished { await lingeringClose(channel, &iterator) }
                     if !reuse || connections.isDraining { return }
                 }
             }
         } catch {
             logger.debug("connection from \(remote) ended: \(error)")
+        }
+    }
+
+    /// Closing while the client still sends a body would make the kernel reset the
+    /// connection, and the client could lose the answer it was sent. So: stop writing,
+    /// read and drop what still arrives for up to a second, then close.
+    private func lingeringClose(_ channel: any Channel, _ iterator: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator) async {
+        try? await channel.close(mode: .output)
+        channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+        while let part = try? await iterator.next() {
+            if case .end = part { break }
         }
     }
 
