@@ -14,11 +14,11 @@ public struct ControlMethods: Sendable {
     let storageDriver: String
     /// How the daemon got its sockets: `socket` (systemd activation) or `none`.
     let activation: String
-    let startedAt: Date
+    let startedAt: ContinuousClock.Instant
     let version: String
 
     public init(metadata: any MetadataStore & AccountStore & AuditStore, passwords: PasswordHasher = PasswordHasher(), storageDriver: String,
-                activation: String = "none", startedAt: Date = Date(), version: String) {
+                activation: String = "none", startedAt: ContinuousClock.Instant = .now, version: String) {
         self.metadata = metadata
         self.accounts = metadata
         self.audit = metadata
@@ -70,7 +70,7 @@ public struct ControlMethods: Sendable {
         do { statistics = try metadata.statistics() } catch { throw .internalError("metadata store failure") }
         return [
             "version": .string(version),
-            "uptime_seconds": .number(Date().timeIntervalSince(startedAt).rounded()),
+            "uptime_seconds": .number(Double((ContinuousClock.now - startedAt).components.seconds)),
             "storage_driver": .string(storageDriver),
             "activation": .string(activation),
             "repositories": .number(Double(statistics.repositories)),

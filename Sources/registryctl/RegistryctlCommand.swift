@@ -42,14 +42,19 @@ struct RegistryctlCommand: ParsableCommand {
 
 /// Options every subcommand takes.
 struct ConnectionOptions: ParsableArguments {
-    @Option(name: .long, help: "Control socket path. Default: $REGISTRYCTL_SOCKET or ./registry-data/control.sock.")
+    @Option(name: .long, help: "Control socket path. Default: $REGISTRYCTL_SOCKET, else \(ConnectionOptions.packagedSocket) when it exists, else ./registry-data/control.sock.")
     var socket: String?
+
+    /// Where contrib/systemd/registryd-control.socket puts the socket.
+    static let packagedSocket = "/run/registryd-control/control.sock"
 
     @Flag(name: .long, help: "Print the JSON result instead of a table.")
     var json = false
 
     var socketPath: String {
-        socket ?? ProcessInfo.processInfo.environment["REGISTRYCTL_SOCKET"] ?? "./registry-data/control.sock"
+        if let socket { return socket }
+        if let fromEnvironment = ProcessInfo.processInfo.environment["REGISTRYCTL_SOCKET"] { return fromEnvironment }
+        return FileManager.default.fileExists(atPath: Self.packagedSocket) ? Self.packagedSocket : "./registry-data/control.sock"
     }
 
     /// Calls `method` and returns its result, or exits with the error printed.

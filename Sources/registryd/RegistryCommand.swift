@@ -120,6 +120,16 @@ struct RegistryCommand: AsyncParsableCommand {
         let gracePeriod = Duration.seconds(settings.shutdownTimeout)
         let exitIdleAfter = settings.exitIdleAfter
         let stop = StopSignal()
+        let signals = Task {
+            for await number in SignalEvents.stream([SIGTERM, SIGINT, SIGHUP]) {
+                if number == SIGHUP {
+                    reload(notifier: notifier, logger: logger)
+                    status.report()
+                } else {
+                    stop.signal()
+                }
+            }
+        }
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await server.serve(registryListeners) }
             group.addTask { try await control.serve(controlListener) }
@@ -144,18 +154,8 @@ struct RegistryCommand: AsyncParsableCommand {
                     logger.warning("--exit-idle-after needs socket activation (nothing would start registryd again); ignored")
                 }
             }
-            group.addTask {
-                for await number in SignalEvents.stream([SIGTERM, SIGINT, SIGHUP]) {
-                    if number == SIGHUP {
-                        reload(notifier: notifier, logger: logger)
-                        status.report()
-                    } else {
-                        stop.signal()
-                        return
-                    }
-                }
-            }
         }
+        signals.cancel()
     }
 
     private func loadSettings() throws -> Settings {
@@ -196,7 +196,7 @@ struct RegistryCommand: AsyncParsableCommand {
     private static func pingWatchdog(_ notifier: ServiceNotifier, every interval: Duration, until stop: StopSignal) async {
         while !stop.isSignalled {
             notifier.watchdog()
-            try? await Task.sleep(for: interval)
+            await stop.sleep(for: interval)
         }
     }
 
@@ -205,7 +205,7 @@ struct RegistryCommand: AsyncParsableCommand {
         var lastServed = server.requestsServed
         var idleSince = ContinuousClock.now
         while !stop.isSignalled {
-            try? await Task.sleep(for: .milliseconds(200))
+            await stop.sleep(for: .milliseconds(200))
             let served = server.requestsServed
             if served != lastServed || server.openConnections > 0 {
                 lastServed = served

@@ -16,7 +16,7 @@ struct StatusReporter: Sendable {
 
     func run(until stop: StopSignal) async {
         while !stop.isSignalled {
-            try? await Task.sleep(for: .seconds(5))
+            await stop.sleep(for: .seconds(5))
             if !stop.isSignalled { report() }
         }
     }

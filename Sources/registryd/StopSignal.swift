@@ -26,4 +26,12 @@ final class StopSignal: Sendable {
             if resumeNow { continuation.resume() }
         }
     }
+
+    /// Sleeps for `duration`, or less when the stop comes first (checked every 50 ms).
+    func sleep(for duration: Duration) async {
+        let deadline = ContinuousClock.now + duration
+        while !isSignalled && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: min(.milliseconds(50), deadline - .now))
+        }
+    }
 }

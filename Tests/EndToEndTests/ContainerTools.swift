@@ -86,6 +86,23 @@ struct ContainerTools {
     /// failing with its output when it exits non-zero. - Returns: its standard output.
     @discardableResult
     func run(_ command: [String], isolated: Bool = true, input: String? = nil) async throws -> String {
+        let (status, output, errors) = try await execute(command, isolated: isolated, input: input)
+        guard status == 0 else {
+            throw ToolError.failed(command.joined(separator: " "), status, output + errors)
+        }
+        return output
+    }
+
+    /// Runs a command outside the mount namespace and returns its exit status and
+    /// standard output, whatever the status.
+    func runStatus(_ command: [String], input: String? = nil) async throws -> (Int32, String) {
+        let (status, output, _) = try await execute(command, isolated: false, input: input)
+        return (status, output)
+    }
+
+    /// Output goes to files and the exit is awaited without blocking a thread: a pipe
+    /// could stay open in another child and hang the read.
+    private func execute(_ command: [String], isolated: Bool, input: String?) async throws -> (Int32, String, String) {
         let process = Process()
         // Credentials from `login` stay in this test's own file, not the machine's.
         var environment = ProcessInfo.processInfo.environment
@@ -112,10 +129,7 @@ struct ContainerTools {
         }
         let output = (try? String(contentsOfFile: outputPath + ".out", encoding: .utf8)) ?? ""
         let errors = (try? String(contentsOfFile: outputPath + ".err", encoding: .utf8)) ?? ""
-        guard status == 0 else {
-            throw ToolError.failed(command.joined(separator: " "), status, output + errors)
-        }
-        return output
+        return (status, output, errors)
     }
 
     enum ToolError: Error, CustomStringConvertible {

@@ -28,7 +28,7 @@ final class DaemonTests: XCTestCase {
     }
 
     /// A TCP port that was free a moment ago.
-    func freePort() throws -> Int {
+    static func freePort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
         var address = sockaddr_in()
@@ -59,20 +59,10 @@ final class DaemonTests: XCTestCase {
     }
 
     /// Runs registryctl. - Returns: its exit status and standard output.
-    func registryctl(_ arguments: [String], input: String? = nil) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.buildDirectory + "/registryctl")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        let stdin = Pipe()
-        process.standardInput = stdin
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try stdin.fileHandleForWriting.close()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+    func registryctl(_ arguments: [String], input: String? = nil) async throws -> (Int32, String) {
+        let tools = try ContainerTools(registry: "127.0.0.1")
+        defer { tools.cleanUp() }
+        return try await tools.runStatus([Self.buildDirectory + "/registryctl"] + arguments, input: input)
     }
 
     func start(_ arguments: [String]) throws -> (Process, String) {
@@ -88,7 +78,7 @@ final class DaemonTests: XCTestCase {
     }
 
     func testConfigFileWithTwoListenersAccessLogAndRegistryctl() async throws {
-        let (first, second) = (try freePort(), try freePort())
+        let (first, second) = (try Self.freePort(), try Self.freePort())
         let config = directory + "/registryd.conf"
         try """
         # two listeners, as an operator would write it
@@ -105,7 +95,7 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(anonymous.header("WWW-Authenticate"), #"Basic realm="registryd""#)
 
         let socket = "\(directory)/data/control.sock"
-        let (added, _) = try registryctl(["user", "add", "alice", "--staff", "--password-stdin", "--socket", socket], input: "correct horse\n")
+        let (added, _) = try await registryctl(["user", "add", "alice", "--staff", "--password-stdin", "--socket", socket], input: "correct horse\n")
         XCTAssertEqual(added, 0)
         let credentials = "Basic " + Data("alice:correct horse".utf8).base64EncodedString()
         let base = try await get(second, "/v2/", headers: [("Authorization", credentials)])
@@ -113,7 +103,7 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(base.text, "{}")
         _ = try await get(second, "/v2/nothing/tags/list", headers: [("Authorization", credentials)])
 
-        let (status, output) = try registryctl(["--json", "status", "--socket", socket])
+        let (status, output) = try await registryctl(["--json", "status", "--socket", socket])
         XCTAssertEqual(status, 0)
         let report = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
         XCTAssertEqual(report?["storage_driver"] as? String, "filesystem")
@@ -132,7 +122,7 @@ final class DaemonTests: XCTestCase {
     }
 
     func testFlagsOverrideTheConfigFile() async throws {
-        let port = try freePort()
+        let port = try Self.freePort()
         let config = directory + "/registryd.conf"
         try "listen = 127.0.0.1:1\ndata-dir = \(directory)/ignored\n".write(toFile: config, atomically: true, encoding: .utf8)
         let (process, _) = try start(["--config", config, "--listen", "127.0.0.1:\(port)", "--data-dir", "\(directory)/used", "--storage", "memory"])

@@ -1,0 +1,197 @@
+import Foundation
+import NIOHTTP1
+import OCI
+import RegistryTesting
+import XCTest
+
+/// registryd under systemd's own `systemd-socket-activate`, with both sockets passed
+/// by name and a notification socket standing in for systemd.
+final class SocketActivationTests: XCTestCase {
+    var directory: String!
+    var activated: SpawnedProcess?
+    var restarted: Process?
+    var notify: NotifySocket!
+    var tools: ContainerTools!
+    var port = 0
+    var controlPath: String { directory + "/control.sock" }
+    static let registryd = ContainerTools.repositoryRoot + "/.build/debug/registryd"
+    static let registryctl = ContainerTools.repositoryRoot + "/.build/debug/registryctl"
+
+    override func setUp() async throws {
+        try ContainerTools.require(["systemd-socket-activate"])
+        guard FileManager.default.isExecutableFile(atPath: Self.registryd) else {
+            XCTFail("build the binaries first (swift build)")
+            throw XCTSkip("no registryd binary")
+        }
+        directory = "/tmp/registryd-activation-\(UUID().uuidString.prefix(8).lowercased())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        notify = try NotifySocket(path: directory + "/notify.sock")
+        tools = try ContainerTools(registry: "127.0.0.1")
+        port = try DaemonTests.freePort()
+    }
+
+    override func tearDown() async throws {
+        if let activated, activated.isRunning {
+            activated.signal(SIGKILL)
+            _ = await activated.waitForExit(seconds: 5)
+        }
+        if let restarted, restarted.isRunning {
+            restarted.terminate()
+            restarted.waitUntilExit()
+        }
+        notify = nil
+        tools?.cleanUp()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Starts `systemd-socket-activate` with the registry and control sockets; registryd
+    /// itself starts on the first connection (systemd-socket-activate execs it, so the
+    /// pid stays the same).
+    func startActivated(names: String = "registry:control", _ extra: [String] = []) throws {
+        activated = try SpawnedProcess(
+            ["/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:\(port)", "-l", controlPath, "--fdname=\(names)",
+             "-E", "NOTIFY_SOCKET=\(notify.path)", Self.registryd, "--data-dir", directory + "/data", "--log-level", "notice"] + extra,
+            environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/registryd.log")
+    }
+
+    /// Waits until something listens on the TCP socket (systemd-socket-activate binds first).
+    func connectWhenListening() async throws -> TestResponse {
+        for _ in 0..<200 {
+            if let response = try? await TestHTTPClient(port: port).send(.GET, "/v2/") { return response }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw XCTSkip("systemd-socket-activate did not listen")
+    }
+
+    /// Runs registryctl against the activated control socket. - Returns: exit status and output.
+    func registryctl(_ arguments: [String], input: String? = nil) async throws -> (Int32, String) {
+        try await tools.runStatus([Self.registryctl] + arguments + ["--socket", controlPath], input: input)
+    }
+
+    func testActivatedDaemonServesPushesAndRegistryctlThenStopsOnSIGTERM() async throws {
+        try ContainerTools.require(["podman"])
+        try startActivated()
+        let first = try await connectWhenListening()
+        XCTAssertEqual(first.status, .unauthorized, "the first connection started registryd and was answered")
+        let ready = await notify.waitFor("READY=1")
+        XCTAssertTrue(ready)
+
+        let (added, _) = try await registryctl(["user", "add", "admin", "--staff", "--password-stdin"], input: "admin-password\n")
+        XCTAssertEqual(added, 0)
+        let (status, output) = try await registryctl(["status", "--json"])
+        XCTAssertEqual(status, 0)
+        let report = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
+        XCTAssertEqual(report?["activation"] as? String, "socket")
+
+        let layout = try await tools.makeImage("image", layers: 2)
+        let reference = "localhost:\(port)/activated/app:v1"
+        let imageID = try await tools.podman("pull", "-q", "oci:\(layout):latest").trimmingCharacters(in: .whitespacesAndNewlines)
+        try await tools.podman("tag", imageID, reference)
+        try await tools.podman("login", "--tls-verify=false", "-u", "admin", "--password-stdin", "localhost:\(port)", input: "admin-password\n")
+        try await tools.podman("push", "--tls-verify=false", reference)
+        let tags = try await TestHTTPClient(port: port).send(.GET, "/v2/activated/app/tags/list",
+                                                             headers: [("Authorization", "Basic " + Data("admin:admin-password".utf8).base64EncodedString())])
+        XCTAssertEqual(tags.text, #"{"name":"activated/app","tags":["v1"]}"#)
+        let statusReported = await notify.waitFor("STATUS=")
+        XCTAssertTrue(statusReported)
+
+        let process = try XCTUnwrap(activated)
+        process.signal(SIGTERM)
+        let stopping = await notify.waitFor("STOPPING=1")
+        XCTAssertTrue(stopping)
+        let exited = await process.waitForExit(seconds: 10)
+        XCTAssertTrue(exited)
+        XCTAssertEqual(process.terminationStatus, 0)
+    }
+
+    func testReadyComesAfterTheAPIAnswersAndSIGHUPReloads() async throws {
+        try startActivated()
+        _ = try await connectWhenListening()
+        let ready = await notify.waitFor("READY=1")
+        XCTAssertTrue(ready)
+        // READY=1 was sent: the very next request must be answered at once.
+        let started = Date()
+        let answer = try await TestHTTPClient(port: port).send(.GET, "/v2/")
+        XCTAssertEqual(answer.status, .unauthorized)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2)
+
+        try XCTUnwrap(activated).signal(SIGHUP)
+        let reloading = await notify.waitFor("RELOADING=1")
+        XCTAssertTrue(reloading)
+        let deadline = Date().addingTimeInterval(5)
+        while notify.received.filter({ $0 == "READY=1" }).count < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        XCTAssertEqual(notify.received.filter { $0 == "READY=1" }.count, 2, "READY=1 again after the reload")
+    }
+
+    func testSIGTERMDuringUploadsLeavesNoPartialBlob() async throws {
+        try startActivated(["--shutdown-timeout", "0"])
+        _ = try await connectWhenListening()
+        _ = await notify.waitFor("READY=1")
+        let (added, _) = try await registryctl(["user", "add", "admin", "--staff", "--password-stdin"], input: "admin-password\n")
+        XCTAssertEqual(added, 0)
+        let auth = [("Authorization", "Basic " + Data("admin:admin-password".utf8).base64EncodedString())]
+        let client = TestHTTPClient(port: port)
+
+        // A chunked upload with one acknowledged chunk...
+        let start = try await client.send(.POST, "/v2/cut/blobs/uploads/", headers: auth)
+        let location = try XCTUnwrap(start.header("Location"))
+        let chunk = Fixtures.bytes(1 << 20)
+        let firstPatch = try await client.send(.PATCH, location, headers: auth + [("Content-Range", "0-\(chunk.count - 1)")], body: .bytes(chunk))
+        XCTAssertEqual(firstPatch.status, .accepted)
+        // ...and a large monolithic one and a second chunk cut off mid-body.
+        let huge = Fixtures.digest(Fixtures.bytes(16))
+        async let monolithic = client.send(.POST, "/v2/cut/blobs/uploads/?digest=\(huge)", headers: auth, body: .repeated(chunk: chunk, count: 4096))
+        async let secondPatch = client.send(.PATCH, location, headers: auth, body: .repeated(chunk: chunk, count: 4096))
+        try await Task.sleep(for: .milliseconds(400))
+        let process = try XCTUnwrap(activated)
+        process.signal(SIGTERM)
+        _ = try? await monolithic
+        _ = try? await secondPatch
+        let exited = await process.waitForExit(seconds: 10)
+        XCTAssertTrue(exited)
+
+        // Started again (without activation): nothing half-written is visible, and the
+        // chunked upload resumes from what had been acknowledged.
+        let restarted = Process()
+        restarted.executableURL = URL(fileURLWithPath: Self.registryd)
+        restarted.arguments = ["--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data", "--control-socket", directory + "/control2.sock"]
+        restarted.standardError = FileHandle.nullDevice
+        try restarted.run()
+        self.restarted = restarted
+        _ = try await connectWhenListening()
+        let status = try await client.send(.GET, location, headers: auth)
+        XCTAssertEqual(status.status, .noContent)
+        XCTAssertEqual(status.header("Range"), "0-\(chunk.count - 1)", "the acknowledged chunk survives; the cut one does not count")
+        let head = try await client.send(.HEAD, "/v2/cut/blobs/\(huge)", headers: auth)
+        XCTAssertEqual(head.status, .notFound)
+        let blobs = (FileManager.default.enumerator(atPath: directory + "/data/storage/blobs")?.allObjects as? [String] ?? []).filter { $0.hasSuffix("/data") }
+        XCTAssertEqual(blobs, [], "no blob file was committed")
+        let rest = Fixtures.bytes(1000, seed: 9)
+        let resumed = try await client.send(.PUT, "\(location)?digest=\(Fixtures.digest(chunk + rest))", headers: auth + [("Content-Range", "\(chunk.count)-\(chunk.count + 999)")], body: .bytes(rest))
+        XCTAssertEqual(resumed.status, .created, resumed.text)
+    }
+
+    func testUnexpectedDescriptorNameIsAStartupError() async throws {
+        try startActivated(names: "registry:bogus")
+        let process = try XCTUnwrap(activated)
+        // The first connection makes systemd-socket-activate start registryd, which refuses to run.
+        for _ in 0..<100 where process.isRunning {
+            _ = try? await TestHTTPClient(port: port).send(.GET, "/v2/")
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let exited = await process.waitForExit(seconds: 10)
+        XCTAssertTrue(exited)
+        XCTAssertNotEqual(process.terminationStatus, 0)
+        let log = try String(contentsOfFile: directory + "/registryd.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("\"bogus\""), log)
+    }
+
+    func testExitsWhenIdleUnderActivation() async throws {
+        try startActivated(["--exit-idle-after", "1"])
+        _ = try await connectWhenListening()
+        let process = try XCTUnwrap(activated)
+        let exited = await process.waitForExit(seconds: 8)
+        XCTAssertTrue(exited, "registryd exits once idle; systemd would start it on the next connection")
+        XCTAssertEqual(process.terminationStatus, 0)
+    }
+}
