@@ -60,12 +60,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Garbage collection, storage verification, upload purge: driven by the metadata.
+        .target(name: "Maintenance", dependencies: ["Metadata", "Storage", "OCI"]),
         // JSON-RPC 2.0 messages shared by the control socket and registryctl.
         .target(name: "ControlProtocol"),
         .target(
             name: "Control",
             dependencies: [
-                "ControlProtocol", "Metadata", "OCI", "Auth",
+                "ControlProtocol", "Metadata", "OCI", "Auth", "Maintenance",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -74,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "registryd",
             dependencies: [
-                "RegistryAPI", "Storage", "Metadata", "Control", "Auth", "Systemd",
+                "RegistryAPI", "Storage", "Metadata", "Control", "Auth", "Systemd", "Maintenance",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -104,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "ControlTests",
             dependencies: [
-                "Control", "ControlProtocol", "Metadata", "OCI", "Auth",
+                "Control", "ControlProtocol", "Metadata", "OCI", "Auth", "Maintenance", "Storage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,8 +1,10 @@
 import ControlProtocol
 import Foundation
 import Auth
+import Maintenance
 import Metadata
 import OCI
+import Storage
 
 /// The methods the control socket offers so far. Each is thin: it validates params
 /// and calls the metadata layer. More groups (`user.*`, `gc.*`, …) join this table.
@@ -10,6 +12,10 @@ public struct ControlMethods: Sendable {
     let metadata: any MetadataStore
     let accounts: any AccountStore
     let audit: any AuditStore
+    let repositories: any RepositoryAdministration
+    let purger: UploadPurger
+    /// Default time-to-live of an idle upload session for `upload.purge`.
+    let uploadTimeToLive: Int64
     let passwords: PasswordHasher
     let storageDriver: String
     /// How the daemon got its sockets: `socket` (systemd activation) or `none`.
@@ -17,13 +23,17 @@ public struct ControlMethods: Sendable {
     let startedAt: ContinuousClock.Instant
     let version: String
 
-    public init(metadata: any MetadataStore & AccountStore & AuditStore, passwords: PasswordHasher = PasswordHasher(), storageDriver: String,
+    public init(metadata: any MetadataStore & AccountStore & AuditStore & RepositoryAdministration, blobs: BlobStore,
+                passwords: PasswordHasher = PasswordHasher(), uploadTimeToLive: Int64 = 86_400,
                 activation: String = "none", startedAt: ContinuousClock.Instant = .now, version: String) {
         self.metadata = metadata
         self.accounts = metadata
         self.audit = metadata
+        self.repositories = metadata
+        self.purger = UploadPurger(metadata: metadata, blobs: blobs)
+        self.uploadTimeToLive = uploadTimeToLive
+        self.storageDriver = blobs.driver.name
         self.passwords = passwords
-        self.storageDriver = storageDriver
         self.activation = activation
         self.startedAt = startedAt
         self.version = version
@@ -32,7 +42,7 @@ public struct ControlMethods: Sendable {
     /// Methods that change state: each successful call is written to the audit table.
     public static let changingMethods: Set<String> = [
         "repo.set_visibility", "user.create", "user.delete", "user.set_password", "user.set_staff", "user.disable",
-        "user.import_htpasswd", "namespace.grant", "namespace.revoke",
+        "user.import_htpasswd", "namespace.grant", "namespace.revoke", "repo.delete", "upload.purge",
     ]
 
     /// The dispatcher for these methods, auditing every change into the metadata store.
@@ -49,6 +59,11 @@ public struct ControlMethods: Sendable {
             "system.status": { params throws(RPCError) in try status(params) },
             "repo.list": { params throws(RPCError) in try listRepositories(params) },
             "repo.set_visibility": { params throws(RPCError) in try setVisibility(params) },
+            "repo.get": { params throws(RPCError) in try getRepository(params) },
+            "repo.delete": { params throws(RPCError) in try await deleteRepository(params) },
+            "tag.history": { params throws(RPCError) in try tagHistory(params) },
+            "upload.list": { params throws(RPCError) in try listUploads(params) },
+            "upload.purge": { params throws(RPCError) in try await purgeUploads(params) },
             "user.create": { params throws(RPCError) in try createUser(params) },
             "user.list": { params throws(RPCError) in try listUsers(params) },
             "user.get": { params throws(RPCError) in try getUser(params) },

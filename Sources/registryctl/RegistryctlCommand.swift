@@ -37,7 +37,7 @@ struct RegistryctlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registryctl",
         abstract: "Administer registryd over its control socket (JSON-RPC 2.0).",
-        subcommands: [Status.self, User.self, Namespace.self, Repo.self, Call.self])
+        subcommands: [Status.self, User.self, Namespace.self, Repo.self, TagCommand.self, UploadCommand.self, Call.self])
 }
 
 /// Options every subcommand takes.
@@ -98,7 +98,8 @@ struct Status: ParsableCommand {
 }
 
 struct Repo: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Repositories: list, visibility.", subcommands: [List.self, Visibility.self])
+    static let configuration = CommandConfiguration(abstract: "Repositories: list, show, rm, visibility.",
+                                                    subcommands: [List.self, RepoShow.self, RepoRemove.self, Visibility.self])
 
     struct Visibility: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a repository public (anonymous pull) or private.")

@@ -80,7 +80,8 @@ struct RegistryCommand: AsyncParsableCommand {
         let (policy, tokenEndpoint) = try accessPolicy(settings, metadata, logger)
         var registryConfiguration = Registry.Configuration()
         registryConfiguration.allowSparseIndexes = settings.allowSparseIndexes
-        let registry = Registry(metadata: metadata, blobs: BlobStore(driver: driver), policy: policy, tokenEndpoint: tokenEndpoint,
+        let blobs = BlobStore(driver: driver)
+        let registry = Registry(metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint,
                                 configuration: registryConfiguration, logger: logger)
         let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
 
@@ -98,7 +99,7 @@ struct RegistryCommand: AsyncParsableCommand {
             }
         }
 
-        let methods = ControlMethods(metadata: metadata, storageDriver: driver.name, activation: activation.isActive ? "socket" : "none",
+        let methods = ControlMethods(metadata: metadata, blobs: blobs, activation: activation.isActive ? "socket" : "none",
                                      version: RegistrydVersion.current)
         let access = try ControlAccess(adminGroup: settings.adminGroup)
         let control = ControlServer(dispatcher: methods.makeDispatcher(), access: access, logger: logger)

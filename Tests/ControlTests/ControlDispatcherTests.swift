@@ -4,6 +4,7 @@ import ControlProtocol
 import Foundation
 import Metadata
 import OCI
+import Storage
 import XCTest
 
 /// JSON-RPC 2.0 as the spec words it, and the first control methods.
@@ -16,7 +17,7 @@ final class ControlDispatcherTests: XCTestCase {
         directory = NSTemporaryDirectory() + "/registryd-control-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
-        dispatcher = ControlDispatcher(methods: ControlMethods(metadata: metadata, storageDriver: "memory", version: "test").table)
+        dispatcher = ControlDispatcher(methods: ControlMethods(metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), version: "test").table)
     }
 
     override func tearDown() async throws {
@@ -93,7 +94,7 @@ final class AccountMethodTests: XCTestCase {
         directory = NSTemporaryDirectory() + "/registryd-accounts-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
-        dispatcher = ControlDispatcher(methods: ControlMethods(metadata: metadata, passwords: PasswordHasher(cost: 4), storageDriver: "memory", version: "test").table)
+        dispatcher = ControlDispatcher(methods: ControlMethods(metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), passwords: PasswordHasher(cost: 4), version: "test").table)
     }
 
     override func tearDown() async throws {

@@ -4,6 +4,7 @@ import ControlProtocol
 import Foundation
 import Logging
 import Metadata
+import Storage
 import NIOCore
 import NIOPosix
 import XCTest
@@ -15,7 +16,7 @@ final class ControlServerTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
-        let server = ControlServer(dispatcher: ControlMethods(metadata: metadata, storageDriver: "memory", version: "t").makeDispatcher(),
+        let server = ControlServer(dispatcher: ControlMethods(metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), version: "t").makeDispatcher(),
                                    access: try ControlAccess(adminGroup: nil), logger: Logger(label: "test"))
         let path = directory + "/control.sock"
         let listener = try await server.bind(path: path)
@@ -71,7 +72,7 @@ final class ControlServerTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
         let nogroup = try XCTUnwrap(getgrnam("nogroup")).pointee.gr_gid
-        let server = ControlServer(dispatcher: ControlMethods(metadata: metadata, passwords: PasswordHasher(cost: 4), storageDriver: "memory", version: "t").makeDispatcher(),
+        let server = ControlServer(dispatcher: ControlMethods(metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), passwords: PasswordHasher(cost: 4), version: "t").makeDispatcher(),
                                    access: try ControlAccess(adminGroup: "nogroup"), logger: Logger(label: "test"))
         let path = directory + "/control.sock"
         let listener = try await server.bind(path: path, group: nogroup)

@@ -92,6 +92,18 @@ final class SocketActivationTests: XCTestCase {
         let tags = try await TestHTTPClient(port: port).send(.GET, "/v2/activated/app/tags/list",
                                                              headers: [("Authorization", "Basic " + Data("admin:admin-password".utf8).base64EncodedString())])
         XCTAssertEqual(tags.text, #"{"name":"activated/app","tags":["v1"]}"#)
+
+        // registryctl against what the push left, for people and for scripts.
+        let (shown, table) = try await registryctl(["repo", "show", "activated/app"])
+        XCTAssertEqual(shown, 0)
+        XCTAssertTrue(table.contains("TAG") && table.contains("v1"), table)
+        let (_, json) = try await registryctl(["--json", "repo", "show", "activated/app"])
+        let repository = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        XCTAssertEqual((repository?["tags"] as? [[String: Any]])?.first?["tag"] as? String, "v1")
+        let (_, history) = try await registryctl(["tag", "history", "activated/app:v1"])
+        XCTAssertTrue(history.contains("admin"), "the push is recorded with who made it: \(history)")
+        let (missing, _) = try await registryctl(["repo", "show", "no/such"])
+        XCTAssertEqual(missing, 2, "a failed call exits 2")
         let statusReported = await notify.waitFor("STATUS=")
         XCTAssertTrue(statusReported)
 

@@ -152,3 +152,40 @@ public struct MetadataStatistics: Sendable, Equatable {
         self.uploads = uploads
     }
 }
+
+/// What `repo.get` shows of a repository.
+public struct RepositorySummary: Sendable, Equatable {
+    public let name: String
+    public let isPublic: Bool
+    public let createdAt: Int64
+    public let tags: [(tag: String, digest: String)]
+    public let manifests: [(digest: String, mediaType: String, size: Int64, createdAt: Int64)]
+    /// Bytes of the blobs visible in the repository (shared blobs count in each).
+    public let blobBytes: Int64
+    public let blobCount: Int
+
+    public static func == (lhs: RepositorySummary, rhs: RepositorySummary) -> Bool {
+        lhs.name == rhs.name && lhs.isPublic == rhs.isPublic && lhs.blobBytes == rhs.blobBytes
+            && lhs.tags.map { "\($0.tag)=\($0.digest)" } == rhs.tags.map { "\($0.tag)=\($0.digest)" }
+            && lhs.manifests.map(\.digest) == rhs.manifests.map(\.digest)
+    }
+}
+
+/// Administration of repositories and uploads, for the control socket.
+public protocol RepositoryAdministration: Sendable {
+    func repositorySummary(_ name: RepositoryName) throws -> RepositorySummary?
+    /// Deletes a repository with its manifests, tags, blob links and upload sessions.
+    /// Blob bytes stay for garbage collection. - Returns: the ids of the upload sessions
+    /// it had (their temporary objects are the caller's to remove), or `nil` when unknown.
+    func deleteRepository(_ name: RepositoryName) throws -> [UploadID]?
+    /// Tag moves of a repository, newest first, optionally of one tag.
+    func tagHistory(in repository: RepositoryName, tag: Tag?, limit: Int) throws -> [TagMove]
+    /// Upload sessions, oldest activity first.
+    func uploads(limit: Int) throws -> [UploadSessionInfo]
+}
+
+public struct UploadSessionInfo: Sendable, Equatable {
+    public let session: UploadSession
+    /// Unix time of the last acknowledged chunk (or the start).
+    public let updatedAt: Int64
+}

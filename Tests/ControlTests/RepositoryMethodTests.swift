@@ -1,0 +1,111 @@
+import Control
+import ControlProtocol
+import Foundation
+import Metadata
+import NIOCore
+import OCI
+import Storage
+import XCTest
+
+/// `repo.get`, `repo.delete`, `tag.history`, `upload.list`, `upload.purge`.
+final class RepositoryMethodTests: XCTestCase {
+    var directory: String!
+    var metadata: SQLiteMetadataStore!
+    var blobs: BlobStore!
+    var dispatcher: ControlDispatcher!
+    let repository = try! RepositoryName(parsing: "team/app")
+
+    override func setUp() async throws {
+        directory = NSTemporaryDirectory() + "/registryd-repos-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
+        blobs = BlobStore(driver: MemoryDriver())
+        dispatcher = ControlMethods(metadata: metadata, blobs: blobs, uploadTimeToLive: 3600, version: "test").makeDispatcher()
+    }
+
+    override func tearDown() async throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func call(_ method: String, _ params: String) async throws -> JSONValue {
+        let answer = await dispatcher.handle(line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params),"id":1}"#, caller: "uid 0 (root)")
+        return try JSONDecoder().decode(JSONValue.self, from: Data(try XCTUnwrap(answer).utf8))
+    }
+
+    func pushManifest(_ content: String, tag: String) throws -> Digest {
+        let manifest = NewManifest(digest: Digest.of(Array(content.utf8)), mediaType: MediaType.ociManifest, content: Array(content.utf8),
+                                   artifactType: nil, annotationsJSON: nil, requiredBlobs: [], foreignBlobs: [], childManifests: [],
+                                   allowMissingChildren: false, subject: nil)
+        try metadata.putManifest(manifest, in: repository, tags: [Tag(parsing: tag)], actor: "alice")
+        return manifest.digest
+    }
+
+    func testRepoGetShowsTagsManifestsAndSize() async throws {
+        try metadata.linkBlob(Digest.of([1, 2, 3]), size: 3, to: repository)
+        let digest = try pushManifest("one", tag: "v1")
+        let response = try await call("repo.get", #"{"name":"team/app"}"#)
+        let result = try XCTUnwrap(response["result"])
+        XCTAssertEqual(result["tags"], [["tag": "v1", "digest": .string(digest.description)]])
+        XCTAssertEqual(result["manifests"]?.arrayValue?.count, 1)
+        XCTAssertEqual(result["blob_bytes"], 3)
+        let missing = try await call("repo.get", #"{"name":"nope"}"#)
+        XCTAssertEqual(missing["error"]?["code"], -32001)
+        let bad = try await call("repo.get", #"{"name":"../x"}"#)
+        XCTAssertEqual(bad["error"]?["code"], -32602)
+    }
+
+    func testTagHistorySaysWhoMovedWhatWhen() async throws {
+        let first = try pushManifest("one", tag: "latest")
+        let second = try pushManifest("two", tag: "latest")
+        let response = try await call("tag.history", #"{"repository":"team/app","tag":"latest"}"#)
+        let moves = try XCTUnwrap(response["result"]?["moves"]?.arrayValue)
+        XCTAssertEqual(moves.count, 2)
+        XCTAssertEqual(moves[0]["from"], .string(first.description))
+        XCTAssertEqual(moves[0]["to"], .string(second.description))
+        XCTAssertEqual(moves[0]["actor"], "alice")
+        XCTAssertEqual(moves[1]["from"], .null)
+    }
+
+    func testRepoDeleteRemovesEverythingButBlobBytesAndIsAudited() async throws {
+        _ = try pushManifest("one", tag: "v1")
+        let session = UploadSession(id: .generate(), repository: repository, principal: "alice", algorithm: .sha256, createdAt: 1)
+        try metadata.createUpload(session)
+        let appender = try await blobs.driver.appender(for: BlobStore.path(forUpload: session.id), truncatingTo: 0)
+        try await appender.append(ByteBuffer(bytes: [1, 2, 3]))
+        let deleted = try await call("repo.delete", #"{"name":"team/app"}"#)
+        XCTAssertEqual(deleted["result"]?["uploads_removed"], 1)
+        XCTAssertFalse(try metadata.repositoryExists(repository))
+        XCTAssertNil(try metadata.upload(session.id))
+        let leftover = try await blobs.uploadSize(session.id)
+        XCTAssertNil(leftover)
+        XCTAssertEqual(try metadata.auditEntries(limit: 5).map(\.method), ["repo.delete"])
+        XCTAssertEqual(try metadata.auditEntries(limit: 5).first?.actor, "uid 0 (root)")
+    }
+
+    func testUploadPurgeRemovesIdleSessionsAndOrphansOnlyWhenNotADryRun() async throws {
+        let stale = UploadSession(id: .generate(), repository: repository, principal: nil, algorithm: .sha256, createdAt: Int64(Date().timeIntervalSince1970))
+        try metadata.createUpload(stale)
+        let orphan = UploadID.generate()
+        for id in [stale.id, orphan] {
+            let appender = try await blobs.driver.appender(for: BlobStore.path(forUpload: id), truncatingTo: 0)
+            try await appender.append(ByteBuffer(bytes: [7, 7]))
+        }
+        let listed = try await call("upload.list", "{}")
+        XCTAssertEqual(listed["result"]?["uploads"]?.arrayValue?.count, 1)
+
+        let dryRun = try await call("upload.purge", #"{"older_than":0,"dry_run":true}"#)
+        XCTAssertEqual(dryRun["result"]?["orphaned_objects"], [.string(orphan.value)])
+        XCTAssertNotNil(try metadata.upload(stale.id), "a dry run changes nothing")
+
+        // Fresh sessions survive the default time-to-live.
+        let fresh = try await call("upload.purge", "{}")
+        XCTAssertEqual(fresh["result"]?["sessions"]?.arrayValue?.count, 0)
+        XCTAssertNotNil(try metadata.upload(stale.id))
+
+        let purged = try await call("upload.purge", #"{"older_than":0}"#)
+        XCTAssertEqual(purged["result"]?["sessions"]?.arrayValue?.count, 1)
+        XCTAssertNil(try metadata.upload(stale.id))
+        let remaining = try await blobs.driver.list(under: BlobStore.uploadsPrefix)
+        XCTAssertEqual(remaining, [])
+    }
+}
