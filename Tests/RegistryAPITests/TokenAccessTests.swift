@@ -160,6 +160,23 @@ final class TokenAccessTests: XCTestCase {
         XCTAssertEqual(try registry.metadata.users().map(\.name), ["alice", "bob", "root"])
     }
 
+    func testATokenValidAtTheStartOfAnUploadCarriesItToTheEnd() async throws {
+        let shortLived = try await TestRegistry.start(auth: .token(tokenLifetime: 2))
+        try shortLived.createUser("alice", password: "alice-password")
+        let issued = try await shortLived.client.send(.GET, "/token?service=registryd&scope=repository:alice/app:pull,push",
+                                                      headers: [("Authorization", "Basic " + Data("alice:alice-password".utf8).base64EncodedString())])
+        let bearer = [("Authorization", "Bearer \(try XCTUnwrap(try issued.json()["token"] as? String))")]
+        let start = try await shortLived.client.send(.POST, "/v2/alice/app/blobs/uploads/", headers: bearer)
+        let location = try XCTUnwrap(start.header("Location"))
+        // This PATCH outlives the token: it was valid when the request began.
+        let slow = try await shortLived.client.send(.PATCH, location, headers: bearer, body: .paced(chunk: Fixtures.bytes(1024), count: 30, pause: .milliseconds(100)))
+        XCTAssertEqual(slow.status, .accepted)
+        XCTAssertEqual(slow.header("Range"), "0-\(30 * 1024 - 1)")
+        let late = try await shortLived.client.send(.GET, location, headers: bearer)
+        XCTAssertEqual(late.status, .unauthorized, "a new request with the expired token is refused")
+        await shortLived.stop()
+    }
+
     func testForgedTokensAreRefused() async throws {
         // CVE-2025-24976: never trust the algorithm or a key that the token brings.
         let real = try await token("root", ["repository:x/y:pull,push"])[0].1.dropFirst("Bearer ".count)

@@ -19,6 +19,8 @@ public struct TestHTTPClient: Sendable {
         case chunked([[UInt8]])
         /// `chunk` sent `count` times, chunked: a large body that the client never holds whole.
         case repeated(chunk: [UInt8], count: Int)
+        /// `chunk` sent `count` times with a pause after each: a slow client.
+        case paced(chunk: [UInt8], count: Int, pause: Duration)
     }
 
     public let host: String
@@ -48,7 +50,7 @@ public struct TestHTTPClient: Sendable {
                 }
             case .bytes(let bytes):
                 if head.headers["Content-Length"].isEmpty { head.headers.add(name: "Content-Length", value: String(bytes.count)) }
-            case .chunked, .repeated:
+            case .chunked, .repeated, .paced:
                 head.headers.add(name: "Transfer-Encoding", value: "chunked")
             }
             do {
@@ -60,6 +62,12 @@ public struct TestHTTPClient: Sendable {
                 case .repeated(let chunk, let count):
                     let buffer = ByteBuffer(bytes: chunk)
                     for _ in 0..<count { try await outbound.write(.body(.byteBuffer(buffer))) }
+                case .paced(let chunk, let count, let pause):
+                    let buffer = ByteBuffer(bytes: chunk)
+                    for _ in 0..<count {
+                        try await outbound.write(.body(.byteBuffer(buffer)))
+                        try await Task.sleep(for: pause)
+                    }
                 }
                 try await outbound.write(.end(nil))
             } catch {

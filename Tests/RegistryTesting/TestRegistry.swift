@@ -20,7 +20,13 @@ public final class TestRegistry: Sendable {
 
     /// Who may do what: `open` lets everyone do everything (protocol tests); `basic`
     /// and `token` are the daemon's real policies over this registry's own database.
-    public enum AuthMode: Sendable { case open, basic, token }
+    public enum AuthMode: Sendable {
+        case open, basic
+        /// Token auth; tokens live `tokenLifetime` seconds.
+        case token(tokenLifetime: Int = 300)
+
+        public static let token = AuthMode.token()
+    }
 
     public let port: Int
     public let dataDirectory: String
@@ -70,9 +76,9 @@ public final class TestRegistry: Sendable {
             policy = OpenAccessPolicy()
         case .basic:
             policy = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
-        case .token:
+        case .token(let lifetime):
             let key = try TokenSigningKey.loadOrCreate(at: directory + "/token-signing.key")
-            let tokens = TokenService(key: key, service: "registryd", issuer: "registryd")
+            let tokens = TokenService(key: key, service: "registryd", issuer: "registryd", lifetime: lifetime)
             let tokenPolicy = RegistryAccessPolicy(scheme: .token(tokens, realm: "http://127.0.0.1:\(port)/token"), accounts: metadata)
             tokenEndpoint = TokenEndpoint(policy: tokenPolicy, tokens: tokens)
             policy = tokenPolicy
