@@ -25,6 +25,9 @@ public final class Registry: RequestResponder {
         public var defaultPageSize = 1000
         /// Most referrers listed for one subject.
         public var maximumReferrers = 1000
+        /// Most upload sessions one principal may have open; past it a new upload gets
+        /// 429 (abandoned sessions count until the upload purge removes them).
+        public var maximumUploadsPerPrincipal = 64
 
         public init() {}
     }

@@ -1,5 +1,6 @@
 import Foundation
 import OCI
+import RegistryAPI
 import RegistryTesting
 import XCTest
 
@@ -73,6 +74,22 @@ final class ResourceExhaustionTests: XCTestCase {
         XCTAssertEqual(tooMuch.status, .insufficientStorage)
         let status = try await registry.client.send(.GET, location)
         XCTAssertEqual(status.header("Range"), "0-99999")
+        await registry.stop()
+    }
+
+    func testUploadSessionsPerPrincipalAreLimited() async throws {
+        var configuration = Registry.Configuration()
+        configuration.maximumUploadsPerPrincipal = 2
+        let registry = try await TestRegistry.start(configuration: configuration)
+        let first = try await registry.client.startUpload("a")
+        _ = try await registry.client.startUpload("b")
+        let third = try await registry.client.send(.POST, "/v2/c/blobs/uploads/")
+        XCTAssertEqual(third.status, .tooManyRequests)
+        XCTAssertEqual(third.errorCodes, ["TOOMANYREQUESTS"])
+        XCTAssertNotNil(third.header("Retry-After"))
+        _ = try await registry.client.send(.DELETE, first)
+        let afterCancel = try await registry.client.send(.POST, "/v2/c/blobs/uploads/")
+        XCTAssertEqual(afterCancel.status, .accepted, "a cancelled upload frees its place")
         await registry.stop()
     }
 }

@@ -47,6 +47,8 @@ public protocol MetadataStore: Sendable {
 
     // MARK: Upload sessions
     func createUpload(_ session: UploadSession) throws
+    /// Upload sessions open for `principal` (`nil`: anonymous).
+    func uploadCount(principal: String?) throws -> Int
     func upload(_ id: UploadID) throws -> UploadSession?
     func setUploadSize(_ id: UploadID, size: Int64) throws
     func deleteUpload(_ id: UploadID) throws

@@ -15,6 +15,12 @@ extension SQLiteMetadataStore {
         }
     }
 
+    public func uploadCount(principal: String?) throws -> Int {
+        try database.read { connection in
+            try connection.first("SELECT count(*) FROM upload_sessions WHERE principal IS ?", [.optional(principal)]) { Int($0.integer(0)) } ?? 0
+        }
+    }
+
     public func upload(_ id: UploadID) throws -> UploadSession? {
         let sql = """
         SELECT r.name, u.principal, u.digest_algorithm, u.size, u.created_at

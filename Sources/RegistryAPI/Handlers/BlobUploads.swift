@@ -32,6 +32,12 @@ extension Registry {
             algorithm = .sha256
         }
         let expected = try query["digest"].map { text throws(RegistryError) in try Digest.fromRequest(text) }
+        // Disk exhaustion by a flood of sessions: each principal holds only so many.
+        let open = try meta { try metadata.uploadCount(principal: context.principal?.name) }
+        guard open < configuration.maximumUploadsPerPrincipal else {
+            throw RegistryError(.tooManyRequests, status: .tooManyRequests, "too many uploads in progress (\(open)); finish or cancel some")
+                .with(header: "Retry-After", "60")
+        }
 
         let session = UploadSession(
             id: .generate(), repository: name, principal: context.principal?.name,
