@@ -116,12 +116,12 @@ struct ContainerTools {
             process.arguments = command
         }
         let outputPath = "\(workDirectory)/out/\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: outputPath + ".out", contents: nil)
-        FileManager.default.createFile(atPath: outputPath + ".err", contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath + ".out", contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath + ".err", contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath + ".out"))
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath + ".err"))
         let inputPath = outputPath + ".in"
-        FileManager.default.createFile(atPath: inputPath, contents: Data((input ?? "").utf8))
+        _ = FileManager.default.createFile(atPath: inputPath, contents: Data((input ?? "").utf8))
         process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: inputPath))
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in
             process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }

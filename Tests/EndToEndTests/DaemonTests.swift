@@ -5,7 +5,7 @@ import XCTest
 /// The `registryd` and `registryctl` binaries as an operator runs them: config file,
 /// repeated listeners, access log, control socket, bad settings.
 final class DaemonTests: XCTestCase {
-    var directory: String!
+    var directory = ""
     var daemon: Process?
 
     static let buildDirectory = ContainerTools.repositoryRoot + "/.build/debug"
@@ -70,7 +70,7 @@ final class DaemonTests: XCTestCase {
         process.executableURL = URL(fileURLWithPath: Self.buildDirectory + "/registryd")
         process.arguments = arguments
         let log = directory + "/registryd.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -7,7 +7,7 @@ import XCTest
 /// registryd under systemd's own `systemd-socket-activate`, with both sockets passed
 /// by name and a notification socket standing in for systemd.
 final class SocketActivationTests: XCTestCase {
-    var directory: String!
+    var directory = ""
     var activated: SpawnedProcess?
     var restarted: Process?
     var notify: NotifySocket!
