@@ -92,4 +92,16 @@ final class ResourceExhaustionTests: XCTestCase {
         XCTAssertEqual(afterCancel.status, .accepted, "a cancelled upload frees its place")
         await registry.stop()
     }
+
+    func testSilentConnectionsAreClosedAfterTheIdleTimeout() async throws {
+        // Slowloris: connections that send nothing (or half a request) must not stay forever.
+        let registry = try await TestRegistry.start(idleTimeout: .seconds(1))
+        let silent = try await registry.client.secondsUntilClosed(after: "", limit: .seconds(5))
+        XCTAssertNotNil(silent, "a silent connection is closed")
+        let halfRequest = try await registry.client.secondsUntilClosed(after: "GET /v2/ HTTP/1.1\r\nHost: x\r\n", limit: .seconds(5))
+        XCTAssertNotNil(halfRequest, "a request whose head never ends is closed")
+        let working = try await registry.client.send(.GET, "/v2/")
+        XCTAssertEqual(working.status, .ok, "ordinary requests are unaffected")
+        await registry.stop()
+    }
 }

@@ -93,6 +93,26 @@ public struct TestHTTPClient: Sendable {
         }
     }
 
+    /// Opens a connection, sends `text` (maybe nothing) and waits for the server to close
+    /// it. - Returns: how long that took, or `nil` when it stayed open past `limit`.
+    public func secondsUntilClosed(after text: String, limit: Duration) async throws -> Duration? {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        let started = ContinuousClock.now
+        let closer = channel.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000)) { channel.channel.close(promise: nil) }
+        let closedByServer: Bool = try await channel.executeThenClose { inbound, outbound in
+            if !text.isEmpty { try await outbound.write(ByteBuffer(string: text)) }
+            do {
+                for try await _ in inbound {}
+            } catch {}
+            return ContinuousClock.now - started < limit
+        }
+        closer.cancel()
+        return closedByServer ? ContinuousClock.now - started : nil
+    }
+
     /// Sends a raw request line and headers as written, for requests NIO's encoder
     /// would refuse to build (hostile paths). - Returns: the raw response text.
     public func sendRaw(_ text: String) async throws -> String {

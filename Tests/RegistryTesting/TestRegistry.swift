@@ -53,7 +53,7 @@ public final class TestRegistry: Sendable {
     /// Starts a registry; with `dataDirectory` it reopens one a stopped registry left
     /// (a restart), otherwise it makes a fresh one.
     /// `storageRoot` puts the filesystem driver's root elsewhere (e.g. on a tiny tmpfs).
-    public static func start(driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), auth: AuthMode = .open, dataDirectory: String? = nil, storageRoot: String? = nil) async throws -> TestRegistry {
+    public static func start(driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), auth: AuthMode = .open, dataDirectory: String? = nil, storageRoot: String? = nil, idleTimeout: Duration = .seconds(60)) async throws -> TestRegistry {
         let directory = try dataDirectory ?? makeTemporaryDirectory(prefix: "registryd-test")
         let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
         let storageDriver: any StorageDriver = switch driver {
@@ -66,7 +66,7 @@ public final class TestRegistry: Sendable {
         // The token realm names the port, known only once bound: the registry is
         // built after binding and handed to the recorder then.
         let recorder = RequestRecorder()
-        let server = HTTPServer(responder: recorder, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let server = HTTPServer(responder: recorder, group: MultiThreadedEventLoopGroup.singleton, logger: logger, idleTimeout: idleTimeout)
         let listener = try await server.bind(host: "127.0.0.1", port: 0)
         guard let port = listener.channel.localAddress?.port else { throw TestRegistryError.noPort }
         let policy: any AccessPolicy

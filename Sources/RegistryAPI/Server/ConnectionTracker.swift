@@ -35,6 +35,10 @@ final class ConnectionTracker: Sendable {
         state.withLock { $0.entries[ObjectIdentifier(channel)]?.busy = busy }
     }
 
+    func isBusy(_ channel: any Channel) -> Bool {
+        state.withLock { $0.entries[ObjectIdentifier(channel)]?.busy ?? false }
+    }
+
     /// Stops taking new requests: idle connections close now, busy ones after their response.
     func drain() {
         let idle = state.withLock { state in
@@ -48,5 +52,25 @@ final class ConnectionTracker: Sendable {
     func closeAll() {
         let channels = state.withLock { $0.entries.values.map(\.channel) }
         for channel in channels { channel.close(promise: nil) }
+    }
+}
+
+/// Closes a connection that has been silent for the idle timeout, unless a request is
+/// in progress on it (a long download reads nothing from the client for a while).
+final class IdleConnectionCloser: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+
+    private let connections: ConnectionTracker
+
+    init(connections: ConnectionTracker) {
+        self.connections = connections
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case IdleStateHandler.IdleStateEvent.read = event {
+            if !connections.isBusy(context.channel) { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }

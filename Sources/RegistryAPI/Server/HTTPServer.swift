@@ -27,20 +27,25 @@ public struct HTTPServer: Sendable {
     /// connection is closed instead of reading a large upload nobody wants.
     private let drainLimit: Int64 = 1 << 20
 
-    public init(responder: any RequestResponder, group: any EventLoopGroup, logger: Logger) {
+    /// A connection that sends nothing for this long while no request is in progress
+    /// is closed, so idle or stalled clients cannot pile up and exhaust descriptors.
+    let idleTimeout: TimeAmount
+
+    public init(responder: any RequestResponder, group: any EventLoopGroup, logger: Logger, idleTimeout: Duration = .seconds(60)) {
         self.responder = responder
         self.group = group
         self.logger = logger
+        self.idleTimeout = .nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
     }
 
     /// Binds a TCP listener; port 0 picks a free port (see `listener.channel.localAddress`).
     public func bind(host: String, port: Int) async throws -> Listener {
-        try await bootstrap().bind(host: host, port: port, childChannelInitializer: Self.initializeConnection)
+        try await bootstrap().bind(host: host, port: port, childChannelInitializer: initializeConnection)
     }
 
     /// Adopts a listening socket that was already bound, e.g. by systemd.
     public func adopt(socket: NIOBSDSocket.Handle) async throws -> Listener {
-        try await bootstrap().bind(socket, childChannelInitializer: Self.initializeConnection)
+        try await bootstrap().bind(socket, childChannelInitializer: initializeConnection)
     }
 
     /// Requests answered since start.
@@ -90,8 +95,12 @@ public struct HTTPServer: Sendable {
     }
 
     @Sendable
-    private static func initializeConnection(_ channel: any Channel) -> EventLoopFuture<Connection> {
-        channel.eventLoop.makeCompletedFuture {
+    private func initializeConnection(_ channel: any Channel) -> EventLoopFuture<Connection> {
+        let connections = self.connections
+        let idleTimeout = self.idleTimeout
+        return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+            try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser(connections: connections))
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
             try channel.pipeline.syncOperations.addHandler(FileRegionLifetimeHandler())
             return try Connection(
