@@ -3,6 +3,7 @@ import Auth
 import Control
 import Foundation
 import Logging
+import Maintenance
 import Metadata
 import NIOCore
 import NIOPosix
@@ -58,6 +59,9 @@ struct RegistryCommand: AsyncParsableCommand {
     @Option(name: .long, help: "With socket activation: exit after this many idle seconds; systemd starts registryd again on the next connection.")
     var exitIdleAfter: Int?
 
+    @Option(name: .long, help: "Seconds an upload may sit idle before the hourly purge removes it. Default: 86400.")
+    var uploadTTL: Int?
+
     func run() async throws {
         let settings = try loadSettings()
         LiveLogLevel.current = settings.logLevel
@@ -99,7 +103,8 @@ struct RegistryCommand: AsyncParsableCommand {
             }
         }
 
-        let methods = ControlMethods(metadata: metadata, blobs: blobs, activation: activation.isActive ? "socket" : "none",
+        let methods = ControlMethods(metadata: metadata, blobs: blobs, uploadTimeToLive: Int64(settings.uploadTTL),
+                                     activation: activation.isActive ? "socket" : "none",
                                      version: RegistrydVersion.current)
         let access = try ControlAccess(adminGroup: settings.adminGroup)
         let control = ControlServer(dispatcher: methods.makeDispatcher(), access: access, logger: logger)
@@ -145,6 +150,9 @@ struct RegistryCommand: AsyncParsableCommand {
             }
             // Helpers end when the stop is signalled.
             group.addTask { await status.run(until: stop) }
+            group.addTask {
+                await Self.purgeUploads(UploadPurger(metadata: metadata, blobs: blobs), ttl: Int64(settings.uploadTTL), until: stop, logger: logger)
+            }
             if let interval = notifier.watchdogInterval {
                 group.addTask { await Self.pingWatchdog(notifier, every: interval, until: stop) }
             }
@@ -168,6 +176,7 @@ struct RegistryCommand: AsyncParsableCommand {
         if let adminGroup { settings.adminGroup = adminGroup }
         if let shutdownTimeout { settings.shutdownTimeout = shutdownTimeout }
         if let exitIdleAfter { settings.exitIdleAfter = exitIdleAfter }
+        if let uploadTTL { settings.uploadTTL = uploadTTL }
         return settings
     }
 
@@ -192,6 +201,23 @@ struct RegistryCommand: AsyncParsableCommand {
         let policy = RegistryAccessPolicy(scheme: .token(tokens, realm: settings.realmBase + "/token"), accounts: metadata)
         logger.notice("token auth: realm \(settings.realmBase)/token, service \(settings.tokenService)")
         return (policy, TokenEndpoint(policy: policy, tokens: tokens))
+    }
+
+    /// Removes abandoned uploads every hour, so they neither fill the disk nor count
+    /// against their owner's limit of open uploads forever.
+    private static func purgeUploads(_ purger: UploadPurger, ttl: Int64, until stop: StopSignal, logger: Logger) async {
+        while !stop.isSignalled {
+            await stop.sleep(for: .seconds(3600))
+            guard !stop.isSignalled else { return }
+            do {
+                let report = try await purger.purge(idleLongerThan: ttl, now: Int64(Date().timeIntervalSince1970))
+                if !report.sessions.isEmpty || !report.orphans.isEmpty {
+                    logger.notice("upload purge: \(report.sessions.count) idle upload(s), \(report.orphans.count) orphaned object(s), \(report.bytes) bytes")
+                }
+            } catch {
+                logger.error("upload purge failed: \(error)")
+            }
+        }
     }
 
     private static func pingWatchdog(_ notifier: ServiceNotifier, every interval: Duration, until stop: StopSignal) async {

@@ -41,6 +41,8 @@ struct Settings {
     var shutdownTimeout = 30
     /// With socket activation: exit after this many idle seconds.
     var exitIdleAfter: Int?
+    /// Upload sessions idle longer than this are purged (hourly, and by `upload.purge`).
+    var uploadTTL = 86_400
 
     /// Reads `key = value` lines; `#` starts a comment; `listen` may repeat.
     mutating func load(file path: String) throws {
@@ -66,6 +68,7 @@ struct Settings {
             case "admin-group": adminGroup = value
             case "shutdown-timeout": shutdownTimeout = try Self.seconds(key, value)
             case "exit-idle-after": exitIdleAfter = try Self.seconds(key, value)
+            case "upload-ttl": uploadTTL = try Self.seconds(key, value)
             default: throw SettingsError.unknownKey(key)
             }
         }
