@@ -1,0 +1,38 @@
+import ControlProtocol
+import Foundation
+import Metadata
+import OCI
+
+/// `system.status` and `repo.list`.
+extension ControlMethods {
+    /// `system.status`: version, uptime, storage driver and what the registry holds.
+    func status(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+        try ParamsReader(params, allowed: []).finish()
+        let statistics: MetadataStatistics
+        do { statistics = try metadata.statistics() } catch { throw .internalError("metadata store failure") }
+        return [
+            "version": .string(version),
+            "uptime_seconds": .number(Double((ContinuousClock.now - startedAt).components.seconds)),
+            "storage_driver": .string(storageDriver),
+            "activation": .string(activation),
+            "repositories": .number(Double(statistics.repositories)),
+            "blobs": .number(Double(statistics.blobs)),
+            "blob_bytes": .number(Double(statistics.blobBytes)),
+            "manifests": .number(Double(statistics.manifests)),
+            "tags": .number(Double(statistics.tags)),
+            "uploads_in_progress": .number(Double(statistics.uploads)),
+        ]
+    }
+
+    /// `repo.list {"after"?: name, "limit"?: 1…1000}`: repository names in order.
+    func listRepositories(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+        var reader = ParamsReader(params, allowed: ["after", "limit"])
+        let after = try reader.string("after")
+        let limit = try reader.integer("limit", in: 1...1000) ?? 1000
+        try reader.finish()
+        if let after, (try? RepositoryName(parsing: after)) == nil { throw .invalidParams("after is not a valid repository name") }
+        let names: [RepositoryName]
+        do { names = try metadata.repositoryNames(after: after, limit: limit) } catch { throw .internalError("metadata store failure") }
+        return ["repositories": .array(names.map { .string($0.value) })]
+    }
+}
