@@ -3,7 +3,6 @@ import ControlProtocol
 /// Reads named params, refusing unknown names and wrong types with -32602.
 struct ParamsReader {
     private let object: [String: JSONValue]
-    private var unread: Set<String>
     private var invalid: RPCError?
 
     init(_ params: JSONValue?, allowed: Set<String>) {
@@ -16,34 +15,30 @@ struct ParamsReader {
             object = [:]
             invalid = .invalidParams("params must be an object")
         }
-        unread = Set(object.keys)
-        if let unknown = unread.subtracting(allowed).sorted().first, invalid == nil {
+        if let unknown = Set(object.keys).subtracting(allowed).sorted().first, invalid == nil {
             invalid = .invalidParams("unknown parameter \(unknown.prefix(64))")
         }
     }
 
-    mutating func string(_ name: String) throws(RPCError) -> String? {
-        unread.remove(name)
+    func string(_ name: String) throws(RPCError) -> String? {
         guard let value = object[name] else { return nil }
         guard let text = value.stringValue else { throw .invalidParams("\(name) must be a string") }
         return text
     }
 
     /// A required string param.
-    mutating func requiredString(_ name: String) throws(RPCError) -> String {
+    func requiredString(_ name: String) throws(RPCError) -> String {
         guard let value = try string(name) else { throw .invalidParams("\(name) is required") }
         return value
     }
 
-    mutating func bool(_ name: String) throws(RPCError) -> Bool? {
-        unread.remove(name)
+    func bool(_ name: String) throws(RPCError) -> Bool? {
         guard let value = object[name] else { return nil }
         guard case .bool(let flag) = value else { throw .invalidParams("\(name) must be true or false") }
         return flag
     }
 
-    mutating func integer(_ name: String, in range: ClosedRange<Int>) throws(RPCError) -> Int? {
-        unread.remove(name)
+    func integer(_ name: String, in range: ClosedRange<Int>) throws(RPCError) -> Int? {
         guard let value = object[name] else { return nil }
         guard let number = value.numberValue, number.rounded() == number, let integer = Int(exactly: number), range.contains(integer) else {
             throw .invalidParams("\(name) must be an integer in \(range.lowerBound)…\(range.upperBound)")

@@ -10,7 +10,7 @@ extension ControlMethods {
     static let minimumPasswordLength = 8
 
     func createUser(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["name", "password", "staff"])
+        let reader = ParamsReader(params, allowed: ["name", "password", "staff"])
         let name = try reader.requiredString("name")
         let password = try reader.requiredString("password")
         let staff = try reader.bool("staff") ?? false
@@ -35,14 +35,14 @@ extension ControlMethods {
     }
 
     func getUser(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["name"])
+        let reader = ParamsReader(params, allowed: ["name"])
         let name = try reader.requiredString("name")
         try reader.finish()
         return try describeUser(name)
     }
 
     func deleteUser(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["name"])
+        let reader = ParamsReader(params, allowed: ["name"])
         let name = try reader.requiredString("name")
         try reader.finish()
         try requireChange("user", name) { try accounts.deleteUser(named: name) }
@@ -50,7 +50,7 @@ extension ControlMethods {
     }
 
     func setPassword(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["name", "password"])
+        let reader = ParamsReader(params, allowed: ["name", "password"])
         let name = try reader.requiredString("name")
         let password = try reader.requiredString("password")
         try reader.finish()
@@ -61,7 +61,7 @@ extension ControlMethods {
     }
 
     func setStaff(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["name", "staff"])
+        let reader = ParamsReader(params, allowed: ["name", "staff"])
         let name = try reader.requiredString("name")
         guard let staff = try reader.bool("staff") else { throw .invalidParams("staff is required") }
         try reader.finish()
@@ -70,7 +70,7 @@ extension ControlMethods {
     }
 
     func disableUser(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["name", "disabled"])
+        let reader = ParamsReader(params, allowed: ["name", "disabled"])
         let name = try reader.requiredString("name")
         let disabled = try reader.bool("disabled") ?? true
         try reader.finish()
@@ -80,7 +80,7 @@ extension ControlMethods {
 
     /// `user.import_htpasswd {"htpasswd": "<file text>", "staff"?: bool}`: bcrypt lines only.
     func importHtpasswd(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["htpasswd", "staff"])
+        let reader = ParamsReader(params, allowed: ["htpasswd", "staff"])
         let text = try reader.requiredString("htpasswd")
         let staff = try reader.bool("staff") ?? false
         try reader.finish()
@@ -110,7 +110,7 @@ extension ControlMethods {
     }
 
     func grant(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["namespace", "user", "role"])
+        let reader = ParamsReader(params, allowed: ["namespace", "user", "role"])
         let namespace = try reader.requiredString("namespace")
         let user = try reader.requiredString("user")
         let roleText = try reader.requiredString("role")
@@ -128,7 +128,7 @@ extension ControlMethods {
     }
 
     func revoke(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["namespace", "user"])
+        let reader = ParamsReader(params, allowed: ["namespace", "user"])
         let namespace = try reader.requiredString("namespace")
         let user = try reader.requiredString("user")
         try reader.finish()
@@ -137,7 +137,7 @@ extension ControlMethods {
     }
 
     func setVisibility(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["name", "public"])
+        let reader = ParamsReader(params, allowed: ["name", "public"])
         let name = try reader.requiredString("name")
         guard let isPublic = try reader.bool("public") else { throw .invalidParams("public is required") }
         try reader.finish()

@@ -8,7 +8,7 @@ import OCI
 extension ControlMethods {
     /// `repo.get {"name"}`: tags, manifests and size.
     func getRepository(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["name"])
+        let reader = ParamsReader(params, allowed: ["name"])
         let name = try repositoryName(reader.requiredString("name"))
         try reader.finish()
         let summary: RepositorySummary?
@@ -29,7 +29,7 @@ extension ControlMethods {
 
     /// `repo.delete {"name"}`: manifests, tags, links and uploads go; blob bytes wait for GC.
     func deleteRepository(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["name"])
+        let reader = ParamsReader(params, allowed: ["name"])
         let name = try repositoryName(reader.requiredString("name"))
         try reader.finish()
         let uploads: [UploadID]?
@@ -41,7 +41,7 @@ extension ControlMethods {
 
     /// `tag.history {"repository", "tag"?, "limit"?}`: who moved a tag, when, from what to what.
     func tagHistory(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["repository", "tag", "limit"])
+        let reader = ParamsReader(params, allowed: ["repository", "tag", "limit"])
         let repository = try repositoryName(reader.requiredString("repository"))
         let tagText = try reader.string("tag")
         let limit = try reader.integer("limit", in: 1...10_000) ?? 100
@@ -61,7 +61,7 @@ extension ControlMethods {
 
     /// `upload.list {"limit"?}`: sessions in progress, least recently active first.
     func listUploads(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["limit"])
+        let reader = ParamsReader(params, allowed: ["limit"])
         let limit = try reader.integer("limit", in: 1...10_000) ?? 1000
         try reader.finish()
         let uploads: [UploadSessionInfo]
@@ -72,7 +72,7 @@ extension ControlMethods {
     /// `upload.purge {"older_than"?: seconds, "dry_run"?: bool}`: removes sessions idle for
     /// longer than that (default: the upload time-to-live) and temporary objects no session owns.
     func purgeUploads(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["older_than", "dry_run"])
+        let reader = ParamsReader(params, allowed: ["older_than", "dry_run"])
         let olderThan = try reader.integer("older_than", in: 0...31_536_000).map(Int64.init) ?? uploadTimeToLive
         let dryRun = try reader.bool("dry_run") ?? false
         try reader.finish()

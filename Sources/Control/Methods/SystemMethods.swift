@@ -26,7 +26,7 @@ extension ControlMethods {
 
     /// `repo.list {"after"?: name, "limit"?: 1…1000}`: repository names in order.
     func listRepositories(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        var reader = ParamsReader(params, allowed: ["after", "limit"])
+        let reader = ParamsReader(params, allowed: ["after", "limit"])
         let after = try reader.string("after")
         let limit = try reader.integer("limit", in: 1...1000) ?? 1000
         try reader.finish()
