@@ -31,13 +31,19 @@ public struct UploadPurger: Sendable {
 
     /// Purges sessions whose last activity is older than `seconds` before `now`.
     public func purge(idleLongerThan seconds: Int64, dryRun: Bool = false, now: Int64) async throws -> Report {
+        // Storage first, sessions second: a session's row exists before its first byte,
+        // so an object listed here whose session is missing below is a real orphan, never
+        // an upload that started in between.
+        let objects = try await blobs.driver.list(under: BlobStore.uploadsPrefix).filter { $0.segments.count >= 2 }.map { $0.segments[1] }
         let sessions = try metadata.uploads(limit: batch)
         let stale = sessions.filter { now - $0.updatedAt >= seconds }
         let known = Set(sessions.map(\.session.id.value))
         var orphans: [String] = []
-        for path in try await blobs.driver.list(under: BlobStore.uploadsPrefix) where path.segments.count >= 2 {
-            let id = path.segments[1]
-            if !known.contains(id), !orphans.contains(id) { orphans.append(id) }
+        for id in objects where !known.contains(id) && !orphans.contains(id) {
+            // Listed before the sessions were read, yet without a session: check once more
+            // against the store itself, the list above being capped.
+            if let parsed = try? UploadID(parsing: id), try metadata.upload(parsed) != nil { continue }
+            orphans.append(id)
         }
         var bytes: Int64 = stale.reduce(0) { $0 + $1.session.size }
         for id in orphans {

@@ -33,7 +33,7 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         let reopened = try SQLiteMetadataStore(path: directory + "/registry.db")
         XCTAssertEqual(try reopened.blobSize(blob, in: repository), 1)
         XCTAssertEqual(try reopened.schemaVersion(), SQLiteMetadataStore.latestSchemaVersion)
-        XCTAssertEqual(SQLiteMetadataStore.latestSchemaVersion, 3)
+        XCTAssertEqual(SQLiteMetadataStore.latestSchemaVersion, 4)
     }
 
     func testManifestNeedsItsBlobsLinkedInTheSameRepository() throws {

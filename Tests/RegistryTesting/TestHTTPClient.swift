@@ -32,6 +32,14 @@ public struct TestHTTPClient: Sendable {
     }
 
     public func send(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: Body = .none) async throws -> TestResponse {
+        do {
+            return try await exchange(method, uri, headers: headers, body: body)
+        } catch {
+            throw TestHTTPClientError.failed("\(method) \(uri)", String(describing: error))
+        }
+    }
+
+    private func exchange(_ method: HTTPMethod, _ uri: String, headers: [(String, String)], body: Body) async throws -> TestResponse {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -155,6 +163,8 @@ public struct TestResponse: Sendable {
 }
 
 public enum TestHTTPClientError: Error {
+    /// The request, and what went wrong with it.
+    case failed(String, String)
     case noResponse
     case notJSONObject(String)
 }

@@ -22,8 +22,9 @@ final class BlobStoreTests: XCTestCase {
         let appended = try await store.appendToUpload(id, from: chunks(bytes, size: 300_000), hasher: hasher, startingAt: 0)
         XCTAssertEqual(appended, 5_000_000)
         let digest = Digest.of(bytes)
-        let size = try await store.commitUpload(id, hasher: hasher, expected: digest)
+        let size = try await store.verifyUpload(id, hasher: hasher, expected: digest)
         XCTAssertEqual(size, 5_000_000)
+        try await store.placeUpload(id, as: digest, size: size)
         let stored = try await store.size(of: digest)
         XCTAssertEqual(stored, 5_000_000)
         let leftovers = try await store.driver.list(under: BlobStore.uploadsPrefix)
@@ -37,7 +38,7 @@ final class BlobStoreTests: XCTestCase {
         _ = try await store.appendToUpload(id, from: chunks([1, 2, 3], size: 1), hasher: hasher, startingAt: 0)
         let wrong = Digest.of([3, 2, 1])
         do {
-            _ = try await store.commitUpload(id, hasher: hasher, expected: wrong)
+            _ = try await store.verifyUpload(id, hasher: hasher, expected: wrong)
             XCTFail("a wrong digest must not commit")
         } catch BlobStoreError.digestMismatch(let expected, let actual) {
             XCTAssertEqual(expected, wrong)

@@ -110,6 +110,15 @@ enum Migrations {
             params TEXT
         );
         """),
+        (4, """
+        -- Online garbage collection. An upload pins a blob before it moves the bytes into
+        -- place and unpins it when it links them; a collection marks a blob `deleting`
+        -- only when it is unpinned, unlinked and unreferenced, deletes the bytes, then the
+        -- row. While a blob is `deleting` nobody pins or links it.
+        ALTER TABLE blobs ADD COLUMN pins INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE blobs ADD COLUMN pinned_at INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE blobs ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
+        """),
     ]
 
     static func apply(to connection: SQLiteConnection) throws {

@@ -19,8 +19,14 @@ public protocol MetadataStore: Sendable {
     func blobSize(_ digest: Digest, in repository: RepositoryName) throws -> Int64?
     /// Whether the blob's bytes are recorded as stored (in any repository).
     func storedBlobSize(_ digest: Digest) throws -> Int64?
-    /// Records that a verified blob is stored and makes it visible in `repository`.
-    func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName) throws
+    /// Protects a blob from garbage collection while an upload puts its bytes in place:
+    /// creates the row when missing, counts one more pin otherwise.
+    /// - Returns: `false` when a collection is deleting the blob right now (wait, retry).
+    func pinBlob(_ digest: Digest, size: Int64) throws -> Bool
+    func unpinBlob(_ digest: Digest) throws
+    /// Records that a verified blob is stored and makes it visible in `repository`;
+    /// with `unpin`, drops the pin the upload took, in the same transaction.
+    func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, unpin: Bool) throws
     /// Makes a blob visible in `target` when it is visible in `source`, in one transaction.
     /// - Returns: its size, or `nil` when `source` does not hold it.
     func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) throws -> Int64?
@@ -90,6 +96,18 @@ public struct NewManifest: Sendable {
         self.childManifests = childManifests
         self.allowMissingChildren = allowMissingChildren
         self.subject = subject
+    }
+}
+
+public enum MetadataError: Error, Equatable {
+    /// A collection is deleting this blob; it cannot be linked until it is gone.
+    case blobBeingDeleted(Digest)
+}
+
+extension MetadataStore {
+    /// Links without a pin (bytes that are known to be in place, e.g. in tests).
+    public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName) throws {
+        try linkBlob(digest, size: size, to: repository, unpin: false)
     }
 }
 

@@ -15,16 +15,43 @@ extension SQLiteMetadataStore {
         try database.read { try $0.first("SELECT size FROM blobs WHERE digest = ?", [.text(digest.description)]) { $0.integer(0) } }
     }
 
-    public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName) throws {
+    public func pinBlob(_ digest: Digest, size: Int64) throws -> Bool {
+        try database.write { connection in
+            let now = Clock.now()
+            if let deleting = try connection.first("SELECT deleting FROM blobs WHERE digest = ?", [.text(digest.description)], { $0.integer(0) != 0 }) {
+                if deleting { return false }
+                try connection.query("UPDATE blobs SET pins = pins + 1, pinned_at = ? WHERE digest = ?", [.integer(now), .text(digest.description)])
+            } else {
+                try connection.query("INSERT INTO blobs (digest, size, created_at, pins, pinned_at) VALUES (?, ?, ?, 1, ?)",
+                                     [.text(digest.description), .integer(size), .integer(now), .integer(now)])
+            }
+            return true
+        }
+    }
+
+    public func unpinBlob(_ digest: Digest) throws {
+        try database.write { connection in
+            try connection.query("UPDATE blobs SET pins = max(pins - 1, 0) WHERE digest = ?", [.text(digest.description)])
+        }
+    }
+
+    public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, unpin: Bool) throws {
         try database.write { connection in
             let now = Clock.now()
             let repositoryID = try connection.ensureRepository(repository)
             try connection.query(
                 "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING",
                 [.text(digest.description), .integer(size), .integer(now)])
+            if try connection.first("SELECT deleting FROM blobs WHERE digest = ?", [.text(digest.description)], { $0.integer(0) != 0 }) == true {
+                // Only reachable without a pin: a pinned blob is never marked for deletion.
+                throw MetadataError.blobBeingDeleted(digest)
+            }
             try connection.query(
                 "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [.integer(repositoryID), .text(digest.description), .integer(now)])
+            if unpin {
+                try connection.query("UPDATE blobs SET pins = max(pins - 1, 0) WHERE digest = ?", [.text(digest.description)])
+            }
         }
     }
 

@@ -115,7 +115,14 @@ extension Registry {
                 let expectedLength = try checkContentRange(of: context.request, against: session)
                 session.size += try await append(context.request, to: session, hasher: hasher, expectedLength: expectedLength)
             }
-            size = try await storage { try await blobs.commitUpload(session.id, hasher: hasher, expected: expected) }
+            size = try await storage { try await blobs.verifyUpload(session.id, hasher: hasher, expected: expected) }
+            try await pin(expected, size: size)
+            do {
+                try await storage { try await blobs.placeUpload(session.id, as: expected, size: size) }
+            } catch {
+                try? metadata.unpinBlob(expected)
+                throw error
+            }
         } catch let error as BlobStoreError {
             guard case .digestMismatch(_, let actual) = error else { throw error }
             try await discard(session)
@@ -127,10 +134,21 @@ extension Registry {
         // The bytes are in place whatever happens next: the session is over either way.
         await uploads.forget(session.id)
         try meta {
-            try metadata.linkBlob(expected, size: size, to: session.repository)
+            try metadata.linkBlob(expected, size: size, to: session.repository, unpin: true)
             try metadata.deleteUpload(session.id)
         }
         return HTTPResponse(status: .created, headers: blobLocationHeaders(session.repository, expected))
+    }
+
+    /// Pins a blob against garbage collection before its bytes are placed; waits while
+    /// a collection is deleting that very blob (it takes moments), then pins it afresh.
+    private func pin(_ digest: Digest, size: Int64) async throws {
+        for _ in 0..<1500 {
+            if try meta({ try metadata.pinBlob(digest, size: size) }) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw RegistryError(.unknown, status: .serviceUnavailable, "the blob is being garbage-collected; retry the upload")
+            .with(header: "Retry-After", "5")
     }
 
     /// Streams the body into the session's temporary object.

@@ -7,7 +7,8 @@ import OCI
 /// let store = BlobStore(driver: try FilesystemDriver(root: dataDir + "/storage"))
 /// let hasher = ContentHasher(algorithm: .sha256)
 /// let size = try await store.appendToUpload(id, from: body, hasher: hasher, startingAt: 0)
-/// try await store.commitUpload(id, hasher: hasher, expected: digest)
+/// let verified = try await store.verifyUpload(id, hasher: hasher, expected: digest)
+/// try await store.placeUpload(id, as: digest)
 /// ```
 ///
 /// Layout: `blobs/<algorithm>/<first two hex>/<hex>/data` for committed blobs and
@@ -98,33 +99,41 @@ public struct BlobStore: Sendable {
         return appended
     }
 
-    /// Verifies the upload's digest and moves it into place; durable on return.
-    ///
-    /// When the expected digest uses another algorithm than the session hashed with,
-    /// the bytes are hashed again with that one.
+    /// Verifies the upload's digest. When the expected digest uses another algorithm
+    /// than the session hashed with, the bytes are hashed again with that one.
     ///
     /// - Returns: the size of the blob.
     /// - Throws: `BlobStoreError.digestMismatch` (the temporary object is left for the
     ///   caller to discard).
-    public func commitUpload(_ id: UploadID, hasher: ContentHasher, expected: Digest) async throws -> Int64 {
-        let source = Self.path(forUpload: id)
+    public func verifyUpload(_ id: UploadID, hasher: ContentHasher, expected: Digest) async throws -> Int64 {
         let verifier = hasher.algorithm == expected.algorithm ? hasher : try await rehashUpload(id, algorithm: expected.algorithm)
         let actual = verifier.finalize()
         guard actual == expected else { throw BlobStoreError.digestMismatch(expected: expected, actual: actual) }
-        let size = verifier.count
-        if size == 0, try await driver.size(of: source) == nil {
+        return verifier.count
+    }
+
+    /// Moves a verified upload to its content address; durable on return.
+    ///
+    /// Always the upload's own bytes, even when the blob is stored already: bytes that a
+    /// garbage collection may be deleting this very moment are never relied upon (the
+    /// caller pins the blob first, see `MetadataStore.pinBlob`).
+    public func placeUpload(_ id: UploadID, as digest: Digest, size: Int64) async throws {
+        let source = Self.path(forUpload: id)
+        let stored = try await driver.size(of: source)
+        if stored == nil && size == 0 {
             // An empty blob may be pushed without any body: there is no object to move yet.
             try await driver.appender(for: source, truncatingTo: 0).close()
+        } else if stored != size {
+            // The object is not what was verified (removed or cut underneath): never place it.
+            throw StorageError.io("upload \(id) holds \(stored.map(String.init) ?? "nothing") bytes, not the \(size) verified")
         }
-        let destination = Self.path(for: expected)
-        if try await driver.size(of: destination) == size {
-            // Already stored (deduplicated): the verified upload is redundant.
-            try await driver.delete(Self.uploadDirectory(id))
-        } else {
-            try await driver.move(from: source, to: destination)
-            try await driver.delete(Self.uploadDirectory(id))
-        }
-        return size
+        try await driver.move(from: source, to: Self.path(for: digest))
+        try await driver.delete(Self.uploadDirectory(id))
+    }
+
+    /// Deletes a blob's bytes (garbage collection, after its row was marked).
+    public func deleteBlob(_ digest: Digest) async throws {
+        try await driver.delete(Self.path(for: digest))
     }
 
     /// Removes an upload's temporary object.

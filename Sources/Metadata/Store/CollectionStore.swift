@@ -1,0 +1,47 @@
+import OCI
+
+/// The queries garbage collection runs. Each deciding statement re-checks its
+/// conditions in the same transaction that changes anything, so a push that links,
+/// pins or references something in between always wins.
+public protocol CollectionStore: Sendable {
+    /// Untagged manifests that no index in their repository names as a child and that
+    /// are not referrers of an existing subject, older than `cutoff`.
+    func untaggedManifests(olderThan cutoff: Int64, limit: Int) throws -> [CollectableManifest]
+    /// Referrers whose subject is not in their repository, older than `cutoff`.
+    func orphanedReferrers(olderThan cutoff: Int64, limit: Int) throws -> [CollectableManifest]
+    /// Deletes a manifest if it is still collectable (untagged, unreferenced, older than `cutoff`).
+    func deleteManifestIfCollectable(_ manifest: CollectableManifest, olderThan cutoff: Int64) throws -> Bool
+
+    /// Links older than `cutoff` to blobs no manifest of that repository references
+    /// (layers pushed without a manifest, or left by deleted manifests).
+    func staleLinks(olderThan cutoff: Int64, limit: Int) throws -> [StaleLink]
+    func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) throws -> Bool
+
+    /// Blobs with no link, no reference and no pin (or a pin older than `pinExpiry`),
+    /// created before `cutoff`; also blobs a crashed collection left marked.
+    func collectableBlobs(olderThan cutoff: Int64, pinExpiry: Int64, limit: Int) throws -> [CollectableBlob]
+    /// Marks a blob `deleting` if it is still collectable. - Returns: whether it was marked.
+    func markForDeletion(_ digest: Digest, olderThan cutoff: Int64, pinExpiry: Int64) throws -> Bool
+    /// Removes the row of a blob whose bytes are gone.
+    func finishDeletion(_ digest: Digest) throws
+    /// Clears the mark when the bytes could not be deleted.
+    func unmarkDeletion(_ digest: Digest) throws
+}
+
+public struct CollectableManifest: Sendable, Equatable {
+    public let repository: String
+    public let digest: String
+    public let size: Int64
+}
+
+public struct StaleLink: Sendable, Equatable {
+    public let repository: String
+    public let digest: String
+}
+
+public struct CollectableBlob: Sendable, Equatable {
+    public let digest: Digest
+    public let size: Int64
+    /// Already marked by an earlier, interrupted collection.
+    public let marked: Bool
+}

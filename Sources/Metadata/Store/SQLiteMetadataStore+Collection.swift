@@ -1,0 +1,112 @@
+import OCI
+
+extension SQLiteMetadataStore: CollectionStore {
+    /// A manifest of repository `m.repository_id` that some index in the same repository lists.
+    private static let isChildOfIndex = """
+        EXISTS (SELECT 1 FROM manifest_references r JOIN manifests parent ON parent.id = r.manifest_id
+                WHERE r.kind = 'manifest' AND r.digest = m.digest AND parent.repository_id = m.repository_id)
+        """
+    private static let isTagged = "EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)"
+    private static let hasLiveSubject = """
+        (m.subject_digest IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
+        """
+    private static let hasDeadSubject = """
+        (m.subject_digest IS NOT NULL AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
+        """
+
+    public func untaggedManifests(olderThan cutoff: Int64, limit: Int) throws -> [CollectableManifest] {
+        try manifests(where: "NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject)", cutoff, limit)
+    }
+
+    public func orphanedReferrers(olderThan cutoff: Int64, limit: Int) throws -> [CollectableManifest] {
+        try manifests(where: "\(Self.hasDeadSubject) AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex)", cutoff, limit)
+    }
+
+    public func deleteManifestIfCollectable(_ manifest: CollectableManifest, olderThan cutoff: Int64) throws -> Bool {
+        let sql = """
+        DELETE FROM manifests WHERE id IN (
+            SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id
+            WHERE r.name = ? AND m.digest = ? AND m.created_at < ?
+              AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject))
+        """
+        return try database.write { connection in
+            try connection.query(sql, [.text(manifest.repository), .text(manifest.digest), .integer(cutoff)])
+            return connection.changes > 0
+        }
+    }
+
+    /// A link whose blob no manifest of the same repository references.
+    private static let linkIsUnreferenced = """
+        NOT EXISTS (SELECT 1 FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
+                    WHERE m.repository_id = rb.repository_id AND mr.digest = rb.digest)
+        """
+
+    public func staleLinks(olderThan cutoff: Int64, limit: Int) throws -> [StaleLink] {
+        let sql = """
+        SELECT r.name, rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+        WHERE rb.created_at < ? AND \(Self.linkIsUnreferenced) LIMIT ?
+        """
+        return try database.read { connection in
+            try connection.rows(sql, [.integer(cutoff), .integer(Int64(limit))]) { StaleLink(repository: $0.text(0), digest: $0.text(1)) }
+        }
+    }
+
+    public func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) throws -> Bool {
+        let sql = """
+        DELETE FROM repository_blobs AS rb
+        WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ? AND rb.created_at < ? AND \(Self.linkIsUnreferenced)
+        """
+        return try database.write { connection in
+            try connection.query(sql, [.text(link.repository), .text(link.digest), .integer(cutoff)])
+            return connection.changes > 0
+        }
+    }
+
+    /// A blob nothing holds on to: no link, no manifest reference, no live pin.
+    private static let blobIsCollectable = """
+        b.created_at < ?1 AND (b.pins = 0 OR b.pinned_at < ?2)
+        AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+        AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.digest = b.digest)
+        """
+
+    public func collectableBlobs(olderThan cutoff: Int64, pinExpiry: Int64, limit: Int) throws -> [CollectableBlob] {
+        let sql = "SELECT b.digest, b.size, b.deleting FROM blobs b WHERE b.deleting = 1 OR (\(Self.blobIsCollectable)) LIMIT ?3"
+        return try database.read { connection in
+            try connection.rows(sql, [.integer(cutoff), .integer(pinExpiry), .integer(Int64(limit))]) {
+                CollectableBlob(digest: try Digest(parsing: $0.text(0)), size: $0.integer(1), marked: $0.integer(2) != 0)
+            }
+        }
+    }
+
+    public func markForDeletion(_ digest: Digest, olderThan cutoff: Int64, pinExpiry: Int64) throws -> Bool {
+        let sql = "UPDATE blobs AS b SET deleting = 1 WHERE b.digest = ?3 AND (b.deleting = 1 OR (\(Self.blobIsCollectable)))"
+        return try database.write { connection in
+            try connection.query(sql, [.integer(cutoff), .integer(pinExpiry), .text(digest.description)])
+            return connection.changes > 0
+        }
+    }
+
+    public func finishDeletion(_ digest: Digest) throws {
+        try database.write { connection in
+            try connection.query("DELETE FROM blobs WHERE digest = ? AND deleting = 1", [.text(digest.description)])
+        }
+    }
+
+    public func unmarkDeletion(_ digest: Digest) throws {
+        try database.write { connection in
+            try connection.query("UPDATE blobs SET deleting = 0 WHERE digest = ?", [.text(digest.description)])
+        }
+    }
+
+    private func manifests(where condition: String, _ cutoff: Int64, _ limit: Int) throws -> [CollectableManifest] {
+        let sql = """
+        SELECT r.name, m.digest, length(m.content) FROM manifests m JOIN repositories r ON r.id = m.repository_id
+        WHERE m.created_at < ? AND \(condition) LIMIT ?
+        """
+        return try database.read { connection in
+            try connection.rows(sql, [.integer(cutoff), .integer(Int64(limit))]) {
+                CollectableManifest(repository: $0.text(0), digest: $0.text(1), size: $0.integer(2))
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Maintenance
+import Metadata
+import OCI
+import RegistryTesting
+import Storage
+import Synchronization
+import XCTest
+
+/// Several writers push images that share layers, delete manifests and move tags
+/// while collections run back to back with a zero grace period. Afterwards every
+/// manifest whose PUT returned 201 and was not deleted pulls completely with verified
+/// digests, and the bytes of everything unreferenced are gone.
+final class GarbageCollectionStressTests: XCTestCase {
+    /// Rounds per writer; `REGISTRYD_GC_STRESS_ROUNDS` runs longer on demand.
+    let rounds = Int(ProcessInfo.processInfo.environment["REGISTRYD_GC_STRESS_ROUNDS"] ?? "") ?? 25
+    let writers = 4
+
+    struct Pushed: Hashable {
+        let repository: String
+        let digest: String
+    }
+
+    func testConcurrentPushesNeverLoseABlobToCollection() async throws {
+        let registry = try await TestRegistry.start()
+        let collector = GarbageCollector(metadata: registry.metadata, blobs: registry.blobs)
+        let shared = (0..<3).map { Fixtures.bytes(20_000, seed: 1000 + UInt64($0)) }
+        let stop = ManagedAtomicFlag()
+
+        let collections = Task {
+            var runs = 0
+            while !stop.isSet {
+                _ = try await collector.run(GarbageCollector.Options(deleteUntagged: true, grace: 0, uploadTTL: 3600))
+                runs += 1
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            return runs
+        }
+
+        let rounds = self.rounds
+        let client = registry.client
+        let survivors = try await withThrowingTaskGroup(of: Set<Pushed>.self) { group in
+            for writer in 0..<writers {
+                group.addTask { try await Self.write(writer: writer, rounds: rounds, shared: shared, client: client) }
+            }
+            var all = Set<Pushed>()
+            for try await pushed in group { all.formUnion(pushed) }
+            return all
+        }
+        stop.set()
+        let runs = try await collections.value
+        XCTAssertGreaterThan(runs, 5, "collections ran alongside the pushes")
+        XCTAssertFalse(survivors.isEmpty)
+
+        // Every manifest that was acknowledged and not deleted pulls completely.
+        for pushed in survivors {
+            let manifest = try await registry.client.send(.GET, "/v2/\(pushed.repository)/manifests/\(pushed.digest)", headers: [("Accept", "*/*")])
+            XCTAssertEqual(manifest.status, .ok, "\(pushed)")
+            guard manifest.status == .ok else { continue }
+            let document = try manifest.json()
+            let config = try XCTUnwrap(document["config"] as? [String: Any])
+            let layers = try XCTUnwrap(document["layers"] as? [[String: Any]])
+            for descriptor in [config] + layers {
+                let digest = try XCTUnwrap(descriptor["digest"] as? String)
+                let blob = try await registry.client.send(.GET, "/v2/\(pushed.repository)/blobs/\(digest)")
+                XCTAssertEqual(blob.status, .ok, "\(pushed.repository) \(digest)")
+                XCTAssertEqual(Fixtures.digest(blob.body), digest, "bytes verify")
+            }
+        }
+
+        // One more collection with nothing running, dropping untagged manifests too:
+        // afterwards the only bytes left are those of tagged images.
+        _ = try await collector.run(GarbageCollector.Options(deleteUntagged: true, grace: 0))
+        var referenced = Set<String>()
+        for name in try registry.metadata.repositoryNames(after: nil, limit: 1000) {
+            for tag in try registry.metadata.tags(in: name, after: nil, limit: 1000) ?? [] {
+                let manifest = try await registry.client.send(.GET, "/v2/\(name.value)/manifests/\(tag)", headers: [("Accept", "*/*")])
+                let document = try manifest.json()
+                referenced.insert((document["config"] as? [String: Any])?["digest"] as? String ?? "")
+                for layer in document["layers"] as? [[String: Any]] ?? [] { referenced.insert(layer["digest"] as? String ?? "") }
+            }
+        }
+        let stored = Set(try await registry.blobs.driver.list(under: StoragePath(["blobs"])).map { "\($0.segments[1]):\($0.segments[3])" })
+        XCTAssertEqual(stored, referenced, "the bytes of everything no tagged image needs are gone")
+        await registry.stop()
+    }
+
+    /// One writer: pushes images (shared layers + its own), sometimes deletes one, moves a tag.
+    /// - Returns: what it pushed (201) and did not delete.
+    static func write(writer: Int, rounds: Int, shared: [[UInt8]], client: TestHTTPClient) async throws -> Set<Pushed> {
+        var alive = Set<Pushed>()
+        let repository = "stress/writer\(writer % 2)"
+        for round in 0..<rounds {
+            let own = Fixtures.bytes(5000, seed: UInt64(writer * 10_000 + round))
+            let config = Fixtures.json(["writer": writer, "round": round])
+            let layers = [shared[round % shared.count], shared[(round + writer) % shared.count], own]
+            let manifest = Fixtures.imageManifest(config: config, layers: layers)
+            var created = false
+            for _ in 0..<50 where !created {
+                for blob in [config] + layers {
+                    let head = try await client.send(.HEAD, "/v2/\(repository)/blobs/\(Fixtures.digest(blob))")
+                    if head.status != .ok { try await client.pushBlob(repository, blob) }
+                }
+                let put = try await client.putManifest(repository, "w\(writer)-r\(round)", manifest)
+                if put.status == .created {
+                    created = true
+                } else {
+                    // A collection dropped a blob between our HEAD/POST and the PUT: upload again.
+                    XCTAssertEqual(put.errorCodes, ["MANIFEST_BLOB_UNKNOWN"], put.text)
+                }
+            }
+            XCTAssertTrue(created, "the manifest was eventually accepted")
+            let pushed = Pushed(repository: repository, digest: Fixtures.digest(manifest))
+            alive.insert(pushed)
+            if round % 3 == 2, let victim = alive.filter({ $0 != pushed }).randomElement() {
+                let deleted = try await client.send(.DELETE, "/v2/\(victim.repository)/manifests/\(victim.digest)")
+                if deleted.status == .accepted { alive.remove(victim) }
+            }
+            if round % 4 == 3 {
+                // Move this writer's "latest" onto the newest image.
+                _ = try await client.putManifest(repository, "latest-w\(writer)", manifest)
+            }
+        }
+        return alive
+    }
+}
+
+/// A set-once flag shared between tasks.
+final class ManagedAtomicFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .acquiring) }
+    func set() { flag.store(true, ordering: .releasing) }
+}
+
