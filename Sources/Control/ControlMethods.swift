@@ -14,6 +14,8 @@ public struct ControlMethods: Sendable {
     let audit: any AuditStore
     let repositories: any RepositoryAdministration
     let purger: UploadPurger
+    /// The daemon's one collector: `gc.run` and the schedule share it.
+    public let collector: GarbageCollector
     /// Default time-to-live of an idle upload session for `upload.purge`.
     let uploadTimeToLive: Int64
     let passwords: PasswordHasher
@@ -23,7 +25,7 @@ public struct ControlMethods: Sendable {
     let startedAt: ContinuousClock.Instant
     let version: String
 
-    public init(metadata: any MetadataStore & AccountStore & AuditStore & RepositoryAdministration, blobs: BlobStore,
+    public init(metadata: any MetadataStore & AccountStore & AuditStore & RepositoryAdministration & CollectionStore, blobs: BlobStore,
                 passwords: PasswordHasher = PasswordHasher(), uploadTimeToLive: Int64 = 86_400,
                 activation: String = "none", startedAt: ContinuousClock.Instant = .now, version: String) {
         self.metadata = metadata
@@ -31,6 +33,7 @@ public struct ControlMethods: Sendable {
         self.audit = metadata
         self.repositories = metadata
         self.purger = UploadPurger(metadata: metadata, blobs: blobs)
+        self.collector = GarbageCollector(metadata: metadata, blobs: blobs)
         self.uploadTimeToLive = uploadTimeToLive
         self.storageDriver = blobs.driver.name
         self.passwords = passwords
@@ -42,7 +45,7 @@ public struct ControlMethods: Sendable {
     /// Methods that change state: each successful call is written to the audit table.
     public static let changingMethods: Set<String> = [
         "repo.set_visibility", "user.create", "user.delete", "user.set_password", "user.set_staff", "user.disable",
-        "user.import_htpasswd", "namespace.grant", "namespace.revoke", "repo.delete", "upload.purge",
+        "user.import_htpasswd", "namespace.grant", "namespace.revoke", "repo.delete", "upload.purge", "gc.run",
     ]
 
     /// The dispatcher for these methods, auditing every change into the metadata store.
@@ -64,6 +67,8 @@ public struct ControlMethods: Sendable {
             "tag.history": { params throws(RPCError) in try tagHistory(params) },
             "upload.list": { params throws(RPCError) in try listUploads(params) },
             "upload.purge": { params throws(RPCError) in try await purgeUploads(params) },
+            "gc.run": { params throws(RPCError) in try await runCollection(params) },
+            "gc.status": { params throws(RPCError) in try await collectionStatus(params) },
             "user.create": { params throws(RPCError) in try createUser(params) },
             "user.list": { params throws(RPCError) in try listUsers(params) },
             "user.get": { params throws(RPCError) in try getUser(params) },

@@ -62,6 +62,12 @@ struct RegistryCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds an upload may sit idle before the hourly purge removes it. Default: 86400.")
     var uploadTTL: Int?
 
+    @Option(name: .long, help: "Collect garbage every this many seconds (default: only on `registryctl gc run`).")
+    var gcInterval: Int?
+
+    @Option(name: .long, help: "Grace period in seconds of scheduled collections. Default: 3600.")
+    var gcGrace: Int?
+
     func run() async throws {
         let settings = try loadSettings()
         LiveLogLevel.current = settings.logLevel
@@ -119,8 +125,8 @@ struct RegistryCommand: AsyncParsableCommand {
 
         // The database is open and migrated and every socket is ready: only now READY=1.
         notifier.ready()
-        let status = StatusReporter(server: server, metadata: metadata, notifier: notifier)
-        status.report()
+        let status = StatusReporter(server: server, metadata: metadata, collector: methods.collector, notifier: notifier)
+        await status.report()
 
         let registryListeners = listeners
         let gracePeriod = Duration.seconds(settings.shutdownTimeout)
@@ -130,7 +136,7 @@ struct RegistryCommand: AsyncParsableCommand {
             for await number in SignalEvents.stream([SIGTERM, SIGINT, SIGHUP]) {
                 if number == SIGHUP {
                     reload(notifier: notifier, logger: logger)
-                    status.report()
+                    await status.report()
                 } else {
                     stop.signal()
                 }
@@ -150,6 +156,10 @@ struct RegistryCommand: AsyncParsableCommand {
             }
             // Helpers end when the stop is signalled.
             group.addTask { await status.run(until: stop) }
+            if let interval = settings.gcInterval {
+                let options = GarbageCollector.Options(grace: Int64(settings.gcGrace), uploadTTL: Int64(settings.uploadTTL))
+                group.addTask { await Self.collectGarbage(methods.collector, every: interval, options: options, until: stop, logger: logger) }
+            }
             group.addTask {
                 await Self.purgeUploads(UploadPurger(metadata: metadata, blobs: blobs), ttl: Int64(settings.uploadTTL), until: stop, logger: logger)
             }
@@ -177,6 +187,8 @@ struct RegistryCommand: AsyncParsableCommand {
         if let shutdownTimeout { settings.shutdownTimeout = shutdownTimeout }
         if let exitIdleAfter { settings.exitIdleAfter = exitIdleAfter }
         if let uploadTTL { settings.uploadTTL = uploadTTL }
+        if let gcInterval { settings.gcInterval = gcInterval }
+        if let gcGrace { settings.gcGrace = gcGrace }
         return settings
     }
 
@@ -201,6 +213,20 @@ struct RegistryCommand: AsyncParsableCommand {
         let policy = RegistryAccessPolicy(scheme: .token(tokens, realm: settings.realmBase + "/token"), accounts: metadata)
         logger.notice("token auth: realm \(settings.realmBase)/token, service \(settings.tokenService)")
         return (policy, TokenEndpoint(policy: policy, tokens: tokens))
+    }
+
+    /// Scheduled collections (`--gc-interval`).
+    private static func collectGarbage(_ collector: GarbageCollector, every seconds: Int, options: GarbageCollector.Options, until stop: StopSignal, logger: Logger) async {
+        while !stop.isSignalled {
+            await stop.sleep(for: .seconds(seconds))
+            guard !stop.isSignalled else { return }
+            do {
+                let report = try await collector.run(options)
+                logger.notice("garbage collection: \(report.blobs.count) blobs, \(report.manifests.count) manifests, \(report.bytesFreed) bytes freed")
+            } catch {
+                logger.error("garbage collection failed: \(error)")
+            }
+        }
     }
 
     /// Removes abandoned uploads every hour, so they neither fill the disk nor count

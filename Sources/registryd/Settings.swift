@@ -43,6 +43,10 @@ struct Settings {
     var exitIdleAfter: Int?
     /// Upload sessions idle longer than this are purged (hourly, and by `upload.purge`).
     var uploadTTL = 86_400
+    /// Collect garbage every this many seconds; `nil`: only when asked (`registryctl gc run`).
+    var gcInterval: Int?
+    /// Grace period of scheduled collections.
+    var gcGrace = 3600
 
     /// Reads `key = value` lines; `#` starts a comment; `listen` may repeat.
     mutating func load(file path: String) throws {
@@ -69,6 +73,8 @@ struct Settings {
             case "shutdown-timeout": shutdownTimeout = try Self.seconds(key, value)
             case "exit-idle-after": exitIdleAfter = try Self.seconds(key, value)
             case "upload-ttl": uploadTTL = try Self.seconds(key, value)
+            case "gc-interval": gcInterval = try Self.seconds(key, value)
+            case "gc-grace": gcGrace = try Self.seconds(key, value)
             default: throw SettingsError.unknownKey(key)
             }
         }

@@ -1,3 +1,5 @@
+import Foundation
+import Maintenance
 import Metadata
 import RegistryAPI
 import Systemd
@@ -7,17 +9,27 @@ import Systemd
 struct StatusReporter: Sendable {
     let server: HTTPServer
     let metadata: SQLiteMetadataStore
+    let collector: GarbageCollector
     let notifier: ServiceNotifier
 
-    func report() {
+    func report() async {
         let uploads = (try? metadata.statistics().uploads).map(String.init) ?? "?"
-        notifier.status("serving: \(server.requestsServed) requests, \(server.openConnections) connections, \(uploads) uploads in progress")
+        let collection = await collector.status
+        let gc: String
+        if collection.running != nil {
+            gc = "garbage collection running (\(collection.phase.rawValue))"
+        } else if let last = collection.last, let finished = last.finishedAt {
+            gc = "last GC \(Int(Date().timeIntervalSince(finished)))s ago freed \(last.bytesFreed) bytes"
+        } else {
+            gc = "no GC yet"
+        }
+        notifier.status("serving: \(server.requestsServed) requests, \(server.openConnections) connections, \(uploads) uploads in progress; \(gc)")
     }
 
     func run(until stop: StopSignal) async {
         while !stop.isSignalled {
             await stop.sleep(for: .seconds(5))
-            if !stop.isSignalled { report() }
+            if !stop.isSignalled { await report() }
         }
     }
 }

@@ -188,6 +188,11 @@ enum ControlError {
         RPCError(code: -32001, message: "\(kind) not found", data: ["kind": .string(kind), "name": .string(String(name.prefix(200)))])
     }
 
+    /// -32003: the operation cannot start now (e.g. a collection is running).
+    static func busy(_ message: String) -> RPCError {
+        RPCError(code: -32003, message: "busy", data: ["detail": .string(message)])
+    }
+
     /// -32002: the thing to create exists already.
     static func alreadyExists(_ kind: String, _ name: String) -> RPCError {
         RPCError(code: -32002, message: "\(kind) already exists", data: ["kind": .string(kind), "name": .string(String(name.prefix(200)))])

@@ -1,0 +1,66 @@
+import ControlProtocol
+import Foundation
+import Maintenance
+import Metadata
+
+/// `gc.run` and `gc.status`.
+extension ControlMethods {
+    /// `gc.run {"dry_run"?, "delete_untagged"?, "grace"?: seconds, "wait"?}`: one collection at
+    /// a time. With `wait` the report comes back; otherwise it runs on and `gc.status` tells.
+    func runCollection(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        let reader = ParamsReader(params, allowed: ["dry_run", "delete_untagged", "grace", "wait"])
+        var options = GarbageCollector.Options(uploadTTL: uploadTimeToLive)
+        options.dryRun = try reader.bool("dry_run") ?? false
+        options.deleteUntagged = try reader.bool("delete_untagged") ?? false
+        options.grace = try reader.integer("grace", in: 0...31_536_000).map(Int64.init) ?? 3600
+        let wait = try reader.bool("wait") ?? false
+        try reader.finish()
+        let collector = self.collector
+        let audit = self.audit
+        let chosen = options
+        if await collector.status.running != nil { throw ControlError.busy("a garbage collection is already running") }
+        let run: @Sendable () async throws -> GarbageCollector.Report = {
+            let report = try await collector.run(chosen)
+            let summary = Self.describe(report)
+            if !chosen.dryRun, let text = try? String(decoding: JSONEncoder().encode(summary), as: UTF8.self) {
+                try? audit.recordAudit(actor: "registryd", method: "gc.result", params: text)
+            }
+            return report
+        }
+        guard wait else {
+            Task { _ = try? await run() }
+            return ["started": true]
+        }
+        do {
+            return Self.describe(try await run())
+        } catch GarbageCollectorError.alreadyRunning {
+            throw ControlError.busy("a garbage collection is already running")
+        } catch {
+            throw .internalError("garbage collection failed: \(error)")
+        }
+    }
+
+    /// `gc.status`: the phase and progress of a running collection, and the last one's summary.
+    func collectionStatus(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        try ParamsReader(params, allowed: []).finish()
+        let status = await collector.status
+        return [
+            "phase": .string(status.phase.rawValue),
+            "running": status.running.map(Self.describe) ?? .null,
+            "last": status.last.map(Self.describe) ?? .null,
+        ]
+    }
+
+    static func describe(_ report: GarbageCollector.Report) -> JSONValue {
+        [
+            "dry_run": .bool(report.dryRun),
+            "manifests": .array(report.manifests.map { ["repository": .string($0.repository), "digest": .string($0.digest), "size": .number(Double($0.size))] }),
+            "links": .number(Double(report.links.count)),
+            "blobs": .array(report.blobs.map { ["digest": .string($0.digest.description), "size": .number(Double($0.size))] }),
+            "uploads": .number(Double(report.uploads)),
+            "bytes_freed": .number(Double(report.bytesFreed)),
+            "started_at": .number(report.startedAt.timeIntervalSince1970.rounded()),
+            "finished_at": report.finishedAt.map { .number($0.timeIntervalSince1970.rounded()) } ?? .null,
+        ]
+    }
+}
