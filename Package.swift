@@ -113,7 +113,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["RegistryTesting", "OCI", .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RegistryTesting", "OCI", "Maintenance", .product(name: "NIOHTTP1", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -109,3 +109,44 @@ final class RepositoryMethodTests: XCTestCase {
         XCTAssertEqual(remaining, [])
     }
 }
+
+/// `gc.run` / `gc.status` through the dispatcher.
+final class CollectionMethodTests: XCTestCase {
+    func testRunWaitsReportsAndAudits() async throws {
+        let directory = NSTemporaryDirectory() + "/registryd-gc-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
+        let blobs = BlobStore(driver: MemoryDriver())
+        let dispatcher = ControlMethods(metadata: metadata, blobs: blobs, version: "test").makeDispatcher()
+        // An unreferenced, unlinked blob with bytes.
+        let digest = Digest.of([1, 2, 3])
+        let id = UploadID.generate()
+        let appender = try await blobs.driver.appender(for: BlobStore.path(forUpload: id), truncatingTo: 0)
+        try await appender.append(ByteBuffer(bytes: [1, 2, 3]))
+        XCTAssertTrue(try metadata.pinBlob(digest, size: 3))
+        try await blobs.placeUpload(id, as: digest, size: 3)
+        try metadata.unpinBlob(digest)
+        try await Task.sleep(for: .milliseconds(1100))
+
+        func call(_ method: String, _ params: String) async throws -> JSONValue {
+            let answer = await dispatcher.handle(line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params),"id":1}"#, caller: "uid 0 (root)")
+            return try JSONDecoder().decode(JSONValue.self, from: Data(try XCTUnwrap(answer).utf8))
+        }
+        let dry = try await call("gc.run", #"{"grace":0,"dry_run":true,"wait":true}"#)
+        XCTAssertEqual(dry["result"]?["blobs"]?.arrayValue?.count, 1)
+        let stillThere = try await blobs.size(of: digest)
+        XCTAssertEqual(stillThere, 3)
+        let real = try await call("gc.run", #"{"grace":0,"wait":true}"#)
+        XCTAssertEqual(real["result"]?["bytes_freed"], 3)
+        let gone = try await blobs.size(of: digest)
+        XCTAssertNil(gone)
+        let status = try await call("gc.status", "{}")
+        XCTAssertEqual(status["result"]?["phase"], "idle")
+        XCTAssertEqual(status["result"]?["last"]?["bytes_freed"], 3)
+        let audit = try metadata.auditEntries(limit: 5).map(\.method)
+        XCTAssertTrue(audit.contains("gc.run") && audit.contains("gc.result"), "\(audit)")
+        let bad = try await call("gc.run", #"{"grace":-1}"#)
+        XCTAssertEqual(bad["error"]?["code"], -32602)
+    }
+}

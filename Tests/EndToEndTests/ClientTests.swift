@@ -1,4 +1,5 @@
 import Foundation
+import Maintenance
 import NIOHTTP1
 import OCI
 import RegistryTesting
@@ -136,5 +137,35 @@ final class ClientTests: XCTestCase {
         XCTAssertEqual(pulled.trimmingCharacters(in: .whitespacesAndNewlines), pushed)
         let served = try await servedDigest("built/image", "v1")
         XCTAssertEqual(served, pushed)
+    }
+
+    func testDeletedImageIsCollectedAndTheOtherStillPulls() async throws {
+        let keep = try await tools.makeImage("keep", layers: 2, layerSize: 200_000, seed: 7)
+        let drop = try await tools.makeImage("drop", layers: 2, layerSize: 200_000, seed: 8)
+        try await tools.skopeo("copy", "--dest-tls-verify=false", "oci:\(keep):latest", "docker://\(registry.address)/gc/keep:v1")
+        try await tools.skopeo("copy", "--dest-tls-verify=false", "oci:\(drop):latest", "docker://\(registry.address)/gc/drop:v1")
+        func storedBytes() throws -> Int {
+            let root = registry.dataDirectory + "/storage/blobs"
+            return try (FileManager.default.subpathsOfDirectory(atPath: root)).reduce(0) { total, path in
+                let attributes = try FileManager.default.attributesOfItem(atPath: root + "/" + path)
+                return total + ((attributes[.type] as? FileAttributeType) == .typeRegular ? (attributes[.size] as? Int ?? 0) : 0)
+            }
+        }
+        let before = try storedBytes()
+        let digest = try await servedDigest("gc/drop", "v1")
+        let deleted = try await registry.client.send(.DELETE, "/v2/gc/drop/manifests/\(digest)")
+        XCTAssertEqual(deleted.status, .accepted)
+
+        try await Task.sleep(for: .milliseconds(1100))
+        let report = try await GarbageCollector(metadata: registry.metadata, blobs: registry.blobs).run(GarbageCollector.Options(grace: 0))
+        XCTAssertEqual(report.blobs.count, 3, "the dropped image's config and two layers")
+        let after = try storedBytes()
+        XCTAssertEqual(before - after, Int(report.bytesFreed), "the space is freed on disk")
+        XCTAssertGreaterThan(before - after, 2 * 100_000)
+
+        let copy = tools.workDirectory + "/pulled"
+        try await tools.skopeo("copy", "--src-tls-verify=false", "docker://\(registry.address)/gc/keep:v1", "oci:\(copy):v1")
+        let gone = try await registry.client.send(.GET, "/v2/gc/drop/manifests/v1")
+        XCTAssertEqual(gone.status, .notFound)
     }
 }
