@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Metadata", "OCI"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "MaintenanceTests", dependencies: ["Maintenance", "RegistryTesting", "Metadata", "Storage", "OCI"]),
+        .testTarget(name: "MaintenanceTests", dependencies: ["Maintenance", "RegistryTesting", "Metadata", "Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"]),
         .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", "Auth", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(

@@ -16,6 +16,7 @@ public struct ControlMethods: Sendable {
     let purger: UploadPurger
     /// The daemon's one collector: `gc.run` and the schedule share it.
     public let collector: GarbageCollector
+    let verifier: StorageVerifier
     /// Default time-to-live of an idle upload session for `upload.purge`.
     let uploadTimeToLive: Int64
     let passwords: PasswordHasher
@@ -34,6 +35,7 @@ public struct ControlMethods: Sendable {
         self.repositories = metadata
         self.purger = UploadPurger(metadata: metadata, blobs: blobs)
         self.collector = GarbageCollector(metadata: metadata, blobs: blobs)
+        self.verifier = StorageVerifier(metadata: metadata, blobs: blobs)
         self.uploadTimeToLive = uploadTimeToLive
         self.storageDriver = blobs.driver.name
         self.passwords = passwords
@@ -45,7 +47,7 @@ public struct ControlMethods: Sendable {
     /// Methods that change state: each successful call is written to the audit table.
     public static let changingMethods: Set<String> = [
         "repo.set_visibility", "user.create", "user.delete", "user.set_password", "user.set_staff", "user.disable",
-        "user.import_htpasswd", "namespace.grant", "namespace.revoke", "repo.delete", "upload.purge", "gc.run",
+        "user.import_htpasswd", "namespace.grant", "namespace.revoke", "repo.delete", "upload.purge", "gc.run", "storage.verify",
     ]
 
     /// The dispatcher for these methods, auditing every change into the metadata store.
@@ -69,6 +71,7 @@ public struct ControlMethods: Sendable {
             "upload.purge": { params throws(RPCError) in try await purgeUploads(params) },
             "gc.run": { params throws(RPCError) in try await runCollection(params) },
             "gc.status": { params throws(RPCError) in try await collectionStatus(params) },
+            "storage.verify": { params throws(RPCError) in try await verifyStorage(params) },
             "user.create": { params throws(RPCError) in try createUser(params) },
             "user.list": { params throws(RPCError) in try listUsers(params) },
             "user.get": { params throws(RPCError) in try getUser(params) },

@@ -68,3 +68,32 @@ func printReport(_ report: JSONValue) {
         print("  \(blob["digest"]?.stringValue ?? "")  \(bytes(blob["size"]))")
     }
 }
+
+/// `registryctl storage verify`.
+struct StorageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "storage", abstract: "Storage: verify.", subcommands: [Verify.self])
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check that storage and metadata agree. Exit status: 0 clean, 1 problems found (3 when --repair acted on them).")
+        @OptionGroup var connection: ConnectionOptions
+        @Flag(help: "Quarantine corrupt blobs and delete bytes without a row.") var repair = false
+        @Option(help: "Re-hash only every N-th blob.") var sample: Int?
+
+        func run() throws {
+            var params: [String: JSONValue] = ["repair": .bool(repair)]
+            if let sample { params["sample"] = .number(Double(sample)) }
+            let result = try connection.call("storage.verify", .object(params))
+            if connection.json {
+                connection.printJSON(result)
+            } else {
+                print("checked \(number(result["checked"])) blobs, re-hashed \(number(result["rehashed"]))")
+                for key in ["missing_bytes", "wrong_size", "corrupt", "orphaned_bytes", "broken_references"] {
+                    for item in result[key]?.arrayValue ?? [] { print("\(key.replacingOccurrences(of: "_", with: " ")): \(item.stringValue ?? "")") }
+                }
+                print(result["clean"] == .bool(true) ? "clean" : (repair ? "problems found and repaired where possible" : "problems found"))
+            }
+            if result["clean"] != .bool(true) { throw ExitCode(repair ? 3 : 1) }
+        }
+    }
+}

@@ -104,6 +104,11 @@ final class SocketActivationTests: XCTestCase {
         XCTAssertTrue(history.contains("admin"), "the push is recorded with who made it: \(history)")
         let (missing, _) = try await registryctl(["repo", "show", "no/such"])
         XCTAssertEqual(missing, 2, "a failed call exits 2")
+        let (verified, verification) = try await registryctl(["storage", "verify"])
+        XCTAssertEqual(verified, 0, "a clean store exits 0: \(verification)")
+        let (collected, collection) = try await registryctl(["gc", "run", "--dry-run", "--wait", "--grace", "0"])
+        XCTAssertEqual(collected, 0)
+        XCTAssertTrue(collection.contains("would remove"), collection)
         let statusReported = await notify.waitFor("STATUS=")
         XCTAssertTrue(statusReported)
 

@@ -82,6 +82,8 @@ final class GarbageCollectionStressTests: XCTestCase {
         }
         let stored = Set(try await registry.blobs.driver.list(under: StoragePath(["blobs"])).map { "\($0.segments[1]):\($0.segments[3])" })
         XCTAssertEqual(stored, referenced, "the bytes of everything no tagged image needs are gone")
+        let verification = try await StorageVerifier(metadata: registry.metadata, blobs: registry.blobs).verify(sample: nil, repair: false)
+        XCTAssertTrue(verification.isClean, "storage verify: \(verification)")
         await registry.stop()
     }
 

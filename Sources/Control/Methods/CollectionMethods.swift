@@ -3,7 +3,7 @@ import Foundation
 import Maintenance
 import Metadata
 
-/// `gc.run` and `gc.status`.
+/// `gc.run`, `gc.status` and `storage.verify`.
 extension ControlMethods {
     /// `gc.run {"dry_run"?, "delete_untagged"?, "grace"?: seconds, "wait"?}`: one collection at
     /// a time. With `wait` the report comes back; otherwise it runs on and `gc.status` tells.
@@ -48,6 +48,33 @@ extension ControlMethods {
             "phase": .string(status.phase.rawValue),
             "running": status.running.map(Self.describe) ?? .null,
             "last": status.last.map(Self.describe) ?? .null,
+        ]
+    }
+
+    /// `storage.verify {"sample"?: n, "repair"?}`: re-hashes every blob (or every n-th),
+    /// and finds rows without bytes, bytes without rows and broken manifest references.
+    func verifyStorage(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        let reader = ParamsReader(params, allowed: ["sample", "repair"])
+        let sample = try reader.integer("sample", in: 1...1_000_000)
+        let repair = try reader.bool("repair") ?? false
+        try reader.finish()
+        let report: StorageVerifier.Report
+        do {
+            report = try await verifier.verify(sample: sample, repair: repair)
+        } catch {
+            throw .internalError("verification failed: \(error)")
+        }
+        func list(_ items: [String]) -> JSONValue { .array(items.map { .string($0) }) }
+        return [
+            "clean": .bool(report.isClean),
+            "repaired": .bool(report.repaired),
+            "checked": .number(Double(report.checked)),
+            "rehashed": .number(Double(report.rehashed)),
+            "missing_bytes": list(report.missingBytes),
+            "wrong_size": list(report.wrongSize),
+            "corrupt": list(report.corrupt),
+            "orphaned_bytes": list(report.orphanedBytes),
+            "broken_references": list(report.brokenReferences),
         ]
     }
 

@@ -26,6 +26,18 @@ public protocol CollectionStore: Sendable {
     func finishDeletion(_ digest: Digest) throws
     /// Clears the mark when the bytes could not be deleted.
     func unmarkDeletion(_ digest: Digest) throws
+
+    // MARK: Verification
+    /// Blob rows in digest order after `last`, at most `limit` (rows being deleted are left out).
+    func storedBlobs(after last: String?, limit: Int) throws -> [CollectableBlob]
+    /// Whether a blob row exists (in any state).
+    func hasBlobRow(_ digest: Digest) throws -> Bool
+    /// For bytes that have no row: inserts one already marked `deleting`, so that no
+    /// upload pins the blob while its bytes are removed. - Returns: `false` when a row
+    /// exists (the bytes are not orphaned after all).
+    func markOrphanForDeletion(_ digest: Digest) throws -> Bool
+    /// Manifest references to blobs that have no row: (repository, manifest, blob).
+    func referencesWithoutBlobs(limit: Int) throws -> [(repository: String, manifest: String, blob: String)]
 }
 
 public struct CollectableManifest: Sendable, Equatable {

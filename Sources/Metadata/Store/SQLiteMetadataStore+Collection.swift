@@ -98,6 +98,38 @@ extension SQLiteMetadataStore: CollectionStore {
         }
     }
 
+    public func storedBlobs(after last: String?, limit: Int) throws -> [CollectableBlob] {
+        try database.read { connection in
+            try connection.rows("SELECT digest, size FROM blobs WHERE deleting = 0 AND digest > ? ORDER BY digest LIMIT ?",
+                                [.text(last ?? ""), .integer(Int64(limit))]) {
+                CollectableBlob(digest: try Digest(parsing: $0.text(0)), size: $0.integer(1), marked: false)
+            }
+        }
+    }
+
+    public func hasBlobRow(_ digest: Digest) throws -> Bool {
+        try database.read { try $0.first("SELECT 1 FROM blobs WHERE digest = ?", [.text(digest.description)]) { _ in true } ?? false }
+    }
+
+    public func markOrphanForDeletion(_ digest: Digest) throws -> Bool {
+        try database.write { connection in
+            try connection.query("INSERT INTO blobs (digest, size, created_at, deleting) VALUES (?, 0, ?, 1) ON CONFLICT (digest) DO NOTHING",
+                                 [.text(digest.description), .integer(Clock.now())])
+            return connection.changes > 0
+        }
+    }
+
+    public func referencesWithoutBlobs(limit: Int) throws -> [(repository: String, manifest: String, blob: String)] {
+        let sql = """
+        SELECT r.name, m.digest, mr.digest FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
+        JOIN repositories r ON r.id = m.repository_id
+        WHERE mr.kind = 'blob' AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = mr.digest) LIMIT ?
+        """
+        return try database.read { connection in
+            try connection.rows(sql, [.integer(Int64(limit))]) { (repository: $0.text(0), manifest: $0.text(1), blob: $0.text(2)) }
+        }
+    }
+
     private func manifests(where condition: String, _ cutoff: Int64, _ limit: Int) throws -> [CollectableManifest] {
         let sql = """
         SELECT r.name, m.digest, length(m.content) FROM manifests m JOIN repositories r ON r.id = m.repository_id

@@ -40,10 +40,11 @@ public struct BlobStore: Sendable {
         try await driver.size(of: Self.path(for: digest))
     }
 
-    /// How to send `range` of a blob: a local file for zero-copy, or chunks.
-    public func content(of digest: Digest, range: Range<Int64>) async throws -> BlobContent {
+    /// How to send `range` of a blob: a local file for zero-copy, or chunks
+    /// (always chunks with `preferChunks`, for reading the bytes in-process).
+    public func content(of digest: Digest, range: Range<Int64>, preferChunks: Bool = false) async throws -> BlobContent {
         let path = Self.path(for: digest)
-        if let file = driver.localFile(for: path) { return .file(path: file, range: range) }
+        if !preferChunks, let file = driver.localFile(for: path) { return .file(path: file, range: range) }
         return .chunks(try await driver.read(path, range: range))
     }
 
