@@ -41,6 +41,9 @@ public actor GarbageCollector {
         public var blobs: [CollectableBlob] = []
         public var uploads = 0
         public var bytesFreed: Int64 = 0
+        /// Candidates looked at so far (manifests, links, blobs), and the bytes of the blobs among them.
+        public var examined = 0
+        public var bytesExamined: Int64 = 0
         public var dryRun = false
         public var startedAt = Date()
         public var finishedAt: Date?
@@ -89,19 +92,24 @@ public actor GarbageCollector {
         phase = .manifests
         var candidates = try store.orphanedReferrers(olderThan: cutoff, limit: batch)
         if options.deleteUntagged { candidates += try store.untaggedManifests(olderThan: cutoff, limit: batch) }
+        running?.examined += candidates.count
         for manifest in candidates {
             let removed = try options.dryRun || store.deleteManifestIfCollectable(manifest, olderThan: cutoff)
             if removed { running?.manifests.append(manifest) }
         }
 
         phase = .links
-        for link in try store.staleLinks(olderThan: cutoff, limit: batch * 10) {
+        let links = try store.staleLinks(olderThan: cutoff, limit: batch * 10)
+        running?.examined += links.count
+        for link in links {
             let removed = try options.dryRun || store.deleteLinkIfStale(link, olderThan: cutoff)
             if removed { running?.links.append(link) }
         }
 
         phase = .blobs
         var collectable = try store.collectableBlobs(olderThan: cutoff, pinExpiry: pinExpiry, limit: batch * 10)
+        running?.examined += collectable.count
+        running?.bytesExamined += collectable.reduce(0) { $0 + $1.size }
         if options.dryRun {
             // What the link phase would have freed is not visible to a dry run's queries.
             collectable = collectable.filter { !$0.marked }

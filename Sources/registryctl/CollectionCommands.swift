@@ -26,7 +26,8 @@ struct CollectionCommand: ParsableCommand {
             var status = try connection.call("gc.status")
             while status["running"] != .null {
                 if showProgress, let running = status["running"] {
-                    let line = "\r\(status["phase"]?.stringValue ?? "")  \(running["blobs"]?.arrayValue?.count ?? 0) blobs, \(bytes(running["bytes_freed"]))   "
+                    let line = "\r\(status["phase"]?.stringValue ?? "")  examined \(number(running["examined"])) (\(bytes(running["bytes_examined"]))), "
+                        + "deleted \(running["blobs"]?.arrayValue?.count ?? 0) blobs (\(bytes(running["bytes_freed"])))   "
                     FileHandle.standardOutput.write(Data(line.utf8))
                 }
                 Thread.sleep(forTimeInterval: 0.2)
@@ -48,7 +49,8 @@ struct CollectionCommand: ParsableCommand {
             if connection.json { return connection.printJSON(status) }
             print("phase: \(status["phase"]?.stringValue ?? "idle")")
             if let running = status["running"], running != .null {
-                print("running: \(running["blobs"]?.arrayValue?.count ?? 0) blobs, \(bytes(running["bytes_freed"])) so far")
+                print("running: examined \(number(running["examined"])) (\(bytes(running["bytes_examined"]))), "
+                    + "deleted \(running["blobs"]?.arrayValue?.count ?? 0) blobs (\(bytes(running["bytes_freed"]))) so far")
             }
             if let last = status["last"], last != .null {
                 print("last collection:")

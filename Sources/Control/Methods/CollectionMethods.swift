@@ -86,6 +86,8 @@ extension ControlMethods {
             "blobs": .array(report.blobs.map { ["digest": .string($0.digest.description), "size": .number(Double($0.size))] }),
             "uploads": .number(Double(report.uploads)),
             "bytes_freed": .number(Double(report.bytesFreed)),
+            "examined": .number(Double(report.examined)),
+            "bytes_examined": .number(Double(report.bytesExamined)),
             "started_at": .number(report.startedAt.timeIntervalSince1970.rounded()),
             "finished_at": report.finishedAt.map { .number($0.timeIntervalSince1970.rounded()) } ?? .null,
         ]
