@@ -136,7 +136,14 @@ public struct HTTPServer: Sendable {
                     iterator = body.releaseInbound()
                     let reuse = keepAlive && bodyFinished && !connections.isDraining
                     if !reuse { response.headers.replaceOrAdd(name: "Connection", value: "close") }
-                    let sent = try await write(response, for: head, to: outbound)
+                    let sent: Int64
+                    do {
+                        sent = try await write(response, for: head, to: outbound)
+                    } catch {
+                        // The client went away mid-response: the request still gets its log line.
+                        log(head, response.status, -1, started, remote)
+                        throw error
+                    }
                     connections.setBusy(channel, false)
                     log(head, response.status, sent, started, remote)
                     if !bodyFinished { await lingeringClose(channel, &iterator) }
