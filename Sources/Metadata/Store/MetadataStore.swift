@@ -48,8 +48,6 @@ public protocol MetadataStore: Sendable {
     func tags(in repository: RepositoryName, after last: String?, limit: Int) throws -> [String]?
     /// Manifests whose `subject` is `digest`, optionally only of one artifact type.
     func referrers(of digest: Digest, in repository: RepositoryName, artifactType: String?) throws -> [Referrer]
-    /// Moves of a tag, newest first.
-    func tagHistory(_ tag: Tag, in repository: RepositoryName) throws -> [TagMove]
 
     // MARK: Upload sessions
     func createUpload(_ session: UploadSession) throws
@@ -174,7 +172,7 @@ public struct MetadataStatistics: Sendable, Equatable {
 }
 
 /// What `repo.get` shows of a repository.
-public struct RepositorySummary: Sendable, Equatable {
+public struct RepositorySummary: Sendable {
     public let name: String
     public let isPublic: Bool
     public let createdAt: Int64
@@ -183,12 +181,6 @@ public struct RepositorySummary: Sendable, Equatable {
     /// Bytes of the blobs visible in the repository (shared blobs count in each).
     public let blobBytes: Int64
     public let blobCount: Int
-
-    public static func == (lhs: RepositorySummary, rhs: RepositorySummary) -> Bool {
-        lhs.name == rhs.name && lhs.isPublic == rhs.isPublic && lhs.blobBytes == rhs.blobBytes
-            && lhs.tags.map { "\($0.tag)=\($0.digest)" } == rhs.tags.map { "\($0.tag)=\($0.digest)" }
-            && lhs.manifests.map(\.digest) == rhs.manifests.map(\.digest)
-    }
 }
 
 /// Administration of repositories and uploads, for the control socket.
@@ -202,6 +194,13 @@ public protocol RepositoryAdministration: Sendable {
     func tagHistory(in repository: RepositoryName, tag: Tag?, limit: Int) throws -> [TagMove]
     /// Upload sessions, oldest activity first.
     func uploads(limit: Int) throws -> [UploadSessionInfo]
+}
+
+extension RepositoryAdministration {
+    /// Moves of one tag, newest first.
+    public func tagHistory(_ tag: Tag, in repository: RepositoryName) throws -> [TagMove] {
+        try tagHistory(in: repository, tag: tag, limit: 10_000)
+    }
 }
 
 public struct UploadSessionInfo: Sendable, Equatable {

@@ -118,18 +118,6 @@ extension SQLiteMetadataStore {
             }
         }
     }
-
-    public func tagHistory(_ tag: Tag, in repository: RepositoryName) throws -> [TagMove] {
-        let sql = """
-        SELECT h.tag, h.old_digest, h.new_digest, h.actor, h.at FROM tag_history h
-        JOIN repositories r ON r.id = h.repository_id WHERE r.name = ? AND h.tag = ? ORDER BY h.id DESC
-        """
-        return try database.read { connection in
-            try connection.rows(sql, [.text(repository.value), .text(tag.value)]) { row in
-                TagMove(tag: row.text(0), oldDigest: row.optionalText(1), newDigest: row.optionalText(2), actor: row.optionalText(3), at: row.integer(4))
-            }
-        }
-    }
 }
 
 extension SQLiteConnection {
