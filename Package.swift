@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         // Only its bcrypt target (plain C plus a Swift wrapper) is built.
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        // HTTP(S) client with connection pooling for the S3 storage driver.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // System libraries: SHA-256/512 from libcrypto, metadata in libsqlite3.
@@ -34,9 +36,11 @@ let package = Package(
         .target(
             name: "Storage",
             dependencies: [
-                "OCI",
+                "OCI", "CLibcrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // Facts: the SQLite schema, migrations and named queries.
@@ -100,7 +104,7 @@ let package = Package(
         ),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Metadata", "OCI"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "OCI", "RegistryTesting", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MaintenanceTests", dependencies: ["Maintenance", "RegistryTesting", "Metadata", "Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"]),
         .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", "Auth", .product(name: "NIOHTTP1", package: "swift-nio")]),

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what registryd needs on Debian 12, skipping what is already there.
 #   scripts/install-deps.sh          build and run: libssl-dev, libsqlite3-dev, libsystemd-dev
-#   scripts/install-deps.sh --test   also the real clients the tests drive: skopeo, podman, buildah
+#   scripts/install-deps.sh --test   also the real clients the tests drive (skopeo, podman, buildah)
+#                                    and Ceph's radosgw, the S3 server of the S3 driver's tests
 set -euo pipefail
 
 packages=(libssl-dev libsqlite3-dev libsystemd-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
-    packages+=(skopeo podman buildah uidmap python3 util-linux curl systemd)
+    packages+=(skopeo podman buildah uidmap python3 util-linux curl systemd ceph-mon ceph-osd radosgw)
 fi
 
 missing=()

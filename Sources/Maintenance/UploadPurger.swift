@@ -1,3 +1,4 @@
+import Foundation
 import Metadata
 import OCI
 import Storage
@@ -27,6 +28,8 @@ public struct UploadPurger: Sendable {
         /// Temporary objects without a session (left by a crash between steps).
         public let orphans: [String]
         public let bytes: Int64
+        /// Half-done writes the driver cleaned up (S3's incomplete multipart uploads).
+        public var abortedWrites = 0
     }
 
     /// Purges sessions whose last activity is older than `seconds` before `now`.
@@ -57,7 +60,13 @@ public struct UploadPurger: Sendable {
         for id in orphans {
             if let parsed = try? UploadID(parsing: id) { try await blobs.discardUpload(parsed) }
         }
-        return Report(sessions: stale, orphans: orphans, bytes: bytes)
+        var report = Report(sessions: stale, orphans: orphans, bytes: bytes)
+        // Anywhere under the driver's root, older than the time-to-live: a request that
+        // crashed mid-write (an upload, or a move onto a blob's address) left it.
+        report.abortedWrites = try await blobs.driver.abortAbandonedWrites(
+            olderThan: .seconds(seconds), now: Date(timeIntervalSince1970: Double(now))
+        )
+        return report
     }
 
     /// Removes the temporary objects of sessions that are already gone from the metadata.

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 
 /// Where bytes live. One small protocol with a driver per backend (filesystem, memory,
@@ -41,6 +42,20 @@ public protocol StorageDriver: Sendable {
     /// A local file holding the object, for zero-copy sends (`sendfile`); `nil` when
     /// the driver keeps objects elsewhere.
     func localFile(for path: StoragePath) -> String?
+
+    /// A URL from which a client may fetch the object itself for a while (a presigned S3
+    /// URL), or `nil` when the registry must send the bytes.
+    func downloadURL(for path: StoragePath) -> String?
+
+    /// Cleans up writes that a crash left half-done and that no object shows (S3's
+    /// incomplete multipart uploads) once they are older than `age`.
+    /// - Returns: how many were removed.
+    func abortAbandonedWrites(olderThan age: Duration, now: Date) async throws -> Int
+}
+
+extension StorageDriver {
+    public func downloadURL(for path: StoragePath) -> String? { nil }
+    public func abortAbandonedWrites(olderThan age: Duration, now: Date) async throws -> Int { 0 }
 }
 
 /// Appends to one object. Used by one upload request at a time.

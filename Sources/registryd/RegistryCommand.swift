@@ -29,8 +29,29 @@ struct RegistryCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Configuration file (key = value lines).")
     var config: String?
 
-    @Option(name: .long, help: "Storage driver: filesystem or memory. Default: filesystem.")
+    @Option(name: .long, help: "Storage driver: filesystem, memory or s3. Default: filesystem.")
     var storage: String?
+
+    @Option(name: .long, help: "S3 endpoint, http(s)://HOST[:PORT] (storage s3). Credentials: s3-access-key/s3-secret-key in the config file or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.")
+    var s3Endpoint: String?
+
+    @Option(name: .long, help: "S3 bucket (created when missing).")
+    var s3Bucket: String?
+
+    @Option(name: .long, help: "S3 region. Default: us-east-1.")
+    var s3Region: String?
+
+    @Option(name: .long, help: "Key prefix inside the bucket. Default: none.")
+    var s3Prefix: String?
+
+    @Option(name: .long, help: "S3 addressing: path or virtual-host. Default: path.")
+    var s3Addressing: String?
+
+    @Option(name: .long, help: "S3 multipart part size in MiB (5-5120). Default: 16.")
+    var s3PartSize: String?
+
+    @Flag(name: .long, help: "Answer blob GETs with a 307 to a presigned S3 URL.")
+    var s3Redirect = false
 
     @Option(name: .long, help: "Path of the control socket for registryctl. Default: DATA_DIR/control.sock.")
     var controlSocket: String?
@@ -86,6 +107,7 @@ struct RegistryCommand: AsyncParsableCommand {
         let driver: any StorageDriver = switch settings.storage {
         case .filesystem: try FilesystemDriver(root: settings.dataDir + "/storage")
         case .memory: MemoryDriver()
+        case .s3: try await Self.openS3(settings.s3, notifier: notifier)
         }
         let (policy, tokenEndpoint) = try accessPolicy(settings, metadata, logger)
         var registryConfiguration = Registry.Configuration()
@@ -189,6 +211,13 @@ struct RegistryCommand: AsyncParsableCommand {
         if let uploadTTL { settings.uploadTTL = uploadTTL }
         if let gcInterval { settings.gcInterval = gcInterval }
         if let gcGrace { settings.gcGrace = gcGrace }
+        if let s3Endpoint { settings.s3.endpoint = s3Endpoint }
+        if let s3Bucket { settings.s3.bucket = s3Bucket }
+        if let s3Region { settings.s3.region = s3Region }
+        if let s3Prefix { settings.s3.prefix = s3Prefix }
+        if let s3Addressing { settings.s3.addressing = try Settings.addressing(s3Addressing) }
+        if let s3PartSize { settings.s3.partSizeMiB = try Settings.partSize(s3PartSize) }
+        if s3Redirect { settings.s3.redirect = true }
         return settings
     }
 
@@ -216,6 +245,13 @@ struct RegistryCommand: AsyncParsableCommand {
     }
 
     /// Scheduled collections (`--gc-interval`).
+    /// Checks the bucket (creating it when missing) before READY, so bad credentials or an
+    /// unreachable endpoint stop the start with the store's own answer.
+    private static func openS3(_ settings: Settings.S3Settings, notifier: ServiceNotifier) async throws -> S3Driver {
+        notifier.status("opening the S3 bucket")
+        return try await S3Driver.prepared(settings.configuration(environment: ProcessInfo.processInfo.environment))
+    }
+
     private static func collectGarbage(_ collector: GarbageCollector, every seconds: Int, options: GarbageCollector.Options, until stop: StopSignal, logger: Logger) async {
         while !stop.isSignalled {
             await stop.sleep(for: .seconds(seconds))
@@ -237,8 +273,8 @@ struct RegistryCommand: AsyncParsableCommand {
             guard !stop.isSignalled else { return }
             do {
                 let report = try await purger.purge(idleLongerThan: ttl, now: Int64(Date().timeIntervalSince1970))
-                if !report.sessions.isEmpty || !report.orphans.isEmpty {
-                    logger.notice("upload purge: \(report.sessions.count) idle upload(s), \(report.orphans.count) orphaned object(s), \(report.bytes) bytes")
+                if !report.sessions.isEmpty || !report.orphans.isEmpty || report.abortedWrites > 0 {
+                    logger.notice("upload purge: \(report.sessions.count) idle upload(s), \(report.orphans.count) orphaned object(s), \(report.abortedWrites) aborted write(s), \(report.bytes) bytes")
                 }
             } catch {
                 logger.error("upload purge failed: \(error)")

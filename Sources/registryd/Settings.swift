@@ -1,9 +1,10 @@
 import Foundation
 import Logging
+import Storage
 
 /// Every setting of the daemon, from defaults, then the config file, then flags.
 struct Settings {
-    enum StorageKind: String { case filesystem, memory }
+    enum StorageKind: String { case filesystem, memory, s3 }
 
     struct ListenAddress: Equatable {
         let host: String
@@ -47,6 +48,35 @@ struct Settings {
     var gcInterval: Int?
     /// Grace period of scheduled collections.
     var gcGrace = 3600
+    /// The S3 driver's settings (`storage = s3`).
+    var s3 = S3Settings()
+
+    struct S3Settings {
+        var endpoint: String?
+        var bucket: String?
+        var region = "us-east-1"
+        var prefix = ""
+        var addressing = S3Configuration.Addressing.path
+        var partSizeMiB = S3Configuration.defaultPartSize >> 20
+        var redirect = false
+        /// From the config file only (a flag would show in `ps`); else the environment.
+        var accessKey: String?
+        var secretKey: String?
+
+        /// The driver's configuration, with credentials from the config file or the
+        /// standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`).
+        func configuration(environment: [String: String]) throws -> S3Configuration {
+            guard let endpoint else { throw SettingsError.missing("s3-endpoint") }
+            guard let bucket else { throw SettingsError.missing("s3-bucket") }
+            let credentials = S3Credentials(
+                accessKeyID: accessKey ?? environment["AWS_ACCESS_KEY_ID"] ?? "",
+                secretAccessKey: secretKey ?? environment["AWS_SECRET_ACCESS_KEY"] ?? "",
+                sessionToken: accessKey == nil ? environment["AWS_SESSION_TOKEN"] : nil
+            )
+            return try S3Configuration(endpoint: endpoint, bucket: bucket, region: region, prefix: prefix, addressing: addressing,
+                                       credentials: credentials, partSize: partSizeMiB << 20, redirect: redirect)
+        }
+    }
 
     /// Reads `key = value` lines; `#` starts a comment; `listen` may repeat.
     mutating func load(file path: String) throws {
@@ -75,6 +105,15 @@ struct Settings {
             case "upload-ttl": uploadTTL = try Self.seconds(key, value)
             case "gc-interval": gcInterval = try Self.seconds(key, value)
             case "gc-grace": gcGrace = try Self.seconds(key, value)
+            case "s3-endpoint": s3.endpoint = value
+            case "s3-bucket": s3.bucket = value
+            case "s3-region": s3.region = value
+            case "s3-prefix": s3.prefix = value
+            case "s3-addressing": s3.addressing = try Self.addressing(value)
+            case "s3-part-size": s3.partSizeMiB = try Self.partSize(value)
+            case "s3-redirect": s3.redirect = try Self.boolean(key, value)
+            case "s3-access-key": s3.accessKey = value
+            case "s3-secret-key": s3.secretKey = value
             default: throw SettingsError.unknownKey(key)
             }
         }
@@ -98,6 +137,17 @@ struct Settings {
     private static func storageKind(_ value: String) throws(SettingsError) -> StorageKind {
         guard let kind = StorageKind(rawValue: value) else { throw .invalid("storage", value) }
         return kind
+    }
+
+    static func addressing(_ value: String) throws(SettingsError) -> S3Configuration.Addressing {
+        guard let addressing = S3Configuration.Addressing(rawValue: value) else { throw .invalid("s3-addressing", value) }
+        return addressing
+    }
+
+    /// Whole MiB, 5 MiB (S3's minimum part) to 5 GiB.
+    static func partSize(_ value: String) throws(SettingsError) -> Int {
+        guard let mebibytes = Int(value), (5...5120).contains(mebibytes) else { throw .invalid("s3-part-size", value) }
+        return mebibytes
     }
 
     private static func boolean(_ key: String, _ value: String) throws(SettingsError) -> Bool {
@@ -138,12 +188,14 @@ enum SettingsError: Error, CustomStringConvertible {
     case syntax(String, Int)
     case unknownKey(String)
     case invalid(String, String)
+    case missing(String)
 
     var description: String {
         switch self {
         case .syntax(let file, let line): "\(file):\(line): expected key = value"
         case .unknownKey(let key): "unknown setting \(key)"
         case .invalid(let key, let value): "invalid value for \(key): \(value)"
+        case .missing(let key): "\(key) is required with storage = s3"
         }
     }
 }

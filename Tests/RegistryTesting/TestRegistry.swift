@@ -16,7 +16,11 @@ import Storage
 /// let response = try await registry.client.send(.GET, "/v2/")
 /// ```
 public final class TestRegistry: Sendable {
-    public enum DriverKind: Sendable { case filesystem, memory }
+    public enum DriverKind: Sendable {
+        case filesystem, memory
+        /// The S3 driver on the tests' radosgw (`TestObjectStore`).
+        case s3(S3Configuration)
+    }
 
     /// Who may do what: `open` lets everyone do everything (protocol tests); `basic`
     /// and `token` are the daemon's real policies over this registry's own database.
@@ -59,6 +63,7 @@ public final class TestRegistry: Sendable {
         let storageDriver: any StorageDriver = switch driver {
         case .filesystem: try FilesystemDriver(root: storageRoot ?? directory + "/storage")
         case .memory: MemoryDriver()
+        case .s3(let configuration): try await S3Driver.prepared(configuration)
         }
         let blobs = BlobStore(driver: storageDriver)
         var logger = Logger(label: "registryd-test")

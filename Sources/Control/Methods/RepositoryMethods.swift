@@ -86,6 +86,7 @@ extension ControlMethods {
             "dry_run": .bool(dryRun),
             "sessions": .array(report.sessions.map(Self.describe)),
             "orphaned_objects": .array(report.orphans.map { .string($0) }),
+            "aborted_writes": .number(Double(report.abortedWrites)),
             "bytes": .number(Double(report.bytes)),
         ]
     }

@@ -42,6 +42,11 @@ extension Registry {
         switch content {
         case .file(let path, let range): return HTTPResponse(status: status, headers: headers, body: .file(path: path, range: range))
         case .chunks(let chunks): return HTTPResponse(status: status, headers: headers, body: .chunks(chunks))
+        case .redirect(let url):
+            // The client sends its Range header again to the object store.
+            return HTTPResponse(status: .temporaryRedirect, headers: [
+                "Location": url, "Docker-Content-Digest": digest.description, "Content-Length": "0",
+            ])
         }
     }
 

@@ -40,10 +40,12 @@ public struct BlobStore: Sendable {
         try await driver.size(of: Self.path(for: digest))
     }
 
-    /// How to send `range` of a blob: a local file for zero-copy, or chunks
-    /// (always chunks with `preferChunks`, for reading the bytes in-process).
+    /// How to send `range` of a blob: a URL the client fetches itself (S3 with
+    /// redirects), a local file for zero-copy, or chunks (always chunks with
+    /// `preferChunks`, for reading the bytes in-process).
     public func content(of digest: Digest, range: Range<Int64>, preferChunks: Bool = false) async throws -> BlobContent {
         let path = Self.path(for: digest)
+        if !preferChunks, let url = driver.downloadURL(for: path) { return .redirect(url: url) }
         if !preferChunks, let file = driver.localFile(for: path) { return .file(path: file, range: range) }
         return .chunks(try await driver.read(path, range: range))
     }
@@ -168,6 +170,8 @@ public enum BlobContent: Sendable {
     /// A local file: the HTTP layer sends it with `sendfile`.
     case file(path: String, range: Range<Int64>)
     case chunks(ByteChunks)
+    /// A URL that serves the bytes (and ranges of them) without credentials for a while.
+    case redirect(url: String)
 }
 
 public enum BlobStoreError: Error, Equatable, Sendable {

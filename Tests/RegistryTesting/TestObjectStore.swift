@@ -1,0 +1,38 @@
+import Foundation
+import Storage
+
+/// The S3 server the tests use: the throw-away radosgw that `scripts/test.sh` starts
+/// (`scripts/radosgw.sh`), described by the file `REGISTRYD_TEST_S3_ENV` names.
+///
+/// ```swift
+/// let configuration = try TestObjectStore.configuration()   // a fresh bucket each call
+/// ```
+public enum TestObjectStore {
+    /// Whether the tests may skip S3 when no server is configured (never in CI).
+    public static var mayBeSkipped: Bool { ProcessInfo.processInfo.environment["REGISTRYD_SKIP_S3_TESTS"] != nil }
+
+    /// A configuration for a bucket no other test uses; the driver creates it on `prepare()`.
+    public static func configuration(partSize: Int = S3Configuration.minimumPartSize, redirect: Bool = false, prefix: String = "") throws -> S3Configuration {
+        guard let file = ProcessInfo.processInfo.environment["REGISTRYD_TEST_S3_ENV"] else { throw TestObjectStoreError.notConfigured }
+        var values: [String: String] = [:]
+        for line in try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        guard let endpoint = values["S3_ENDPOINT"], let access = values["AWS_ACCESS_KEY_ID"], let secret = values["AWS_SECRET_ACCESS_KEY"] else {
+            throw TestObjectStoreError.notConfigured
+        }
+        return try S3Configuration(
+            endpoint: endpoint, bucket: "registryd-test-\(UUID().uuidString.prefix(8).lowercased())", region: values["S3_REGION"] ?? "us-east-1",
+            prefix: prefix, credentials: S3Credentials(accessKeyID: access, secretAccessKey: secret), partSize: partSize, redirect: redirect
+        )
+    }
+}
+
+public enum TestObjectStoreError: Error, CustomStringConvertible {
+    case notConfigured
+
+    public var description: String {
+        "no S3 server for the tests: run them with scripts/test.sh (it starts radosgw), or set REGISTRYD_SKIP_S3_TESTS=1 to skip them"
+    }
+}
