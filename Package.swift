@@ -117,7 +117,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "EndToEndTests", dependencies: ["RegistryTesting", "OCI", "Maintenance", .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(name: "EndToEndTests", dependencies: ["RegistryTesting", "OCI", "Maintenance", "Storage", "Metadata", .product(name: "NIOHTTP1", package: "swift-nio")]),
     ],
     swiftLanguageModes: [.v6]
 )

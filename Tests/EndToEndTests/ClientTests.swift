@@ -3,17 +3,24 @@ import Maintenance
 import NIOHTTP1
 import OCI
 import RegistryTesting
+import Storage
 import XCTest
 
-/// End-to-end flows with the real clients against the real server on loopback.
-final class ClientTests: XCTestCase {
+/// End-to-end flows with the real clients against the real server on loopback, on the
+/// filesystem driver here and on the S3 driver in `S3ClientTests`.
+class ClientTests: XCTestCase {
     var registry: TestRegistry!
     var tools: ContainerTools!
 
     override func setUp() async throws {
         try ContainerTools.require(["podman", "skopeo", "buildah", "unshare"])
-        registry = try await TestRegistry.start()
+        registry = try await startRegistry()
         tools = try ContainerTools(registry: registry.address)
+    }
+
+    /// The registry under test; subclasses pick another storage driver.
+    func startRegistry() async throws -> TestRegistry {
+        try await TestRegistry.start()
     }
 
     override func tearDown() async throws {
@@ -144,14 +151,14 @@ final class ClientTests: XCTestCase {
         let drop = try await tools.makeImage("drop", layers: 2, layerSize: 200_000, seed: 8)
         try await tools.skopeo("copy", "--dest-tls-verify=false", "oci:\(keep):latest", "docker://\(registry.address)/gc/keep:v1")
         try await tools.skopeo("copy", "--dest-tls-verify=false", "oci:\(drop):latest", "docker://\(registry.address)/gc/drop:v1")
-        func storedBytes() throws -> Int {
-            let root = registry.dataDirectory + "/storage/blobs"
-            return try (FileManager.default.subpathsOfDirectory(atPath: root)).reduce(0) { total, path in
-                let attributes = try FileManager.default.attributesOfItem(atPath: root + "/" + path)
-                return total + ((attributes[.type] as? FileAttributeType) == .typeRegular ? (attributes[.size] as? Int ?? 0) : 0)
-            }
+        // What the storage itself holds (files on disk, objects in the bucket).
+        let driver = registry.blobs.driver
+        func storedBytes() async throws -> Int {
+            var total = 0
+            for path in try await driver.list(under: StoragePath("blobs")) { total += Int(try await driver.size(of: path) ?? 0) }
+            return total
         }
-        let before = try storedBytes()
+        let before = try await storedBytes()
         let digest = try await servedDigest("gc/drop", "v1")
         let deleted = try await registry.client.send(.DELETE, "/v2/gc/drop/manifests/\(digest)")
         XCTAssertEqual(deleted.status, .accepted)
@@ -159,8 +166,8 @@ final class ClientTests: XCTestCase {
         try await Task.sleep(for: .milliseconds(1100))
         let report = try await GarbageCollector(metadata: registry.metadata, blobs: registry.blobs).run(GarbageCollector.Options(grace: 0))
         XCTAssertEqual(report.blobs.count, 3, "the dropped image's config and two layers")
-        let after = try storedBytes()
-        XCTAssertEqual(before - after, Int(report.bytesFreed), "the space is freed on disk")
+        let after = try await storedBytes()
+        XCTAssertEqual(before - after, Int(report.bytesFreed), "the space is freed in storage")
         XCTAssertGreaterThan(before - after, 2 * 100_000)
 
         let copy = tools.workDirectory + "/pulled"
