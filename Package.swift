@@ -104,7 +104,16 @@ let package = Package(
         ),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Metadata", "OCI"]),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "OCI", "RegistryTesting", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: [
+                "Storage", "OCI", "RegistryTesting", "RegistryAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "MaintenanceTests", dependencies: ["Maintenance", "RegistryTesting", "Metadata", "Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"]),
         .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", "Auth", .product(name: "NIOHTTP1", package: "swift-nio")]),

@@ -71,5 +71,8 @@ public enum StorageError: Error, Equatable, Sendable {
     case invalidRange
     /// The device is full (ENOSPC/EDQUOT); the operator must free space.
     case noSpace
+    /// The backend did not answer or kept failing after retries (an object store that is
+    /// down or throttling): the same request may succeed later.
+    case unavailable(String)
     case io(String)
 }

@@ -3,8 +3,9 @@ import OCI
 import RegistryTesting
 import XCTest
 
-/// `podman login` and `skopeo login` against both auth modes, and pushes after them.
-final class LoginTests: XCTestCase {
+/// `podman login` and `skopeo login` against both auth modes, and pushes after them;
+/// again on the S3 driver in `S3LoginTests`.
+class LoginTests: XCTestCase {
     var registry: TestRegistry!
     var tools: ContainerTools!
 
@@ -15,9 +16,12 @@ final class LoginTests: XCTestCase {
 
     func start(_ auth: TestRegistry.AuthMode) async throws {
         try ContainerTools.require(["podman", "skopeo", "unshare"])
-        registry = try await TestRegistry.start(auth: auth)
+        registry = try await TestRegistry.start(driver: driver(), auth: auth)
         tools = try ContainerTools(registry: registry.address)
     }
+
+    /// Where the registry under test keeps blobs; subclasses pick another driver.
+    func driver() throws -> TestRegistry.DriverKind { .filesystem }
 
     /// Runs a login that must fail. - Returns: what the client printed.
     func failingLogin(_ command: [String]) async throws -> String {

@@ -39,6 +39,27 @@ final class S3ClientTests: ClientTests {
     }
 }
 
+/// Logins and pushes in both auth modes, with the blobs in radosgw.
+final class S3LoginTests: LoginTests {
+    override func driver() throws -> TestRegistry.DriverKind { .s3(try s3TestConfiguration()) }
+
+    func testPushedLayerIsReadableOnlyThroughTheRegistry() async throws {
+        // Without redirects the bucket's objects are never handed out: a blob's bytes
+        // come through registryd, behind its auth.
+        try await start(.basic)
+        try registry.createUser("staff", password: "pw", staff: true)
+        let blob = Fixtures.bytes(10_000, seed: 31)
+        let digest = Fixtures.digest(blob)
+        let basic = "Basic " + Data("staff:pw".utf8).base64EncodedString()
+        let location = try await registry.client.send(.POST, "/v2/p/q/blobs/uploads/?digest=\(digest)", headers: [("Authorization", basic)], body: .bytes(blob))
+        XCTAssertEqual(location.status, .created, location.text)
+        let anonymous = try await registry.client.send(.GET, "/v2/p/q/blobs/\(digest)")
+        XCTAssertEqual(anonymous.status, .unauthorized)
+        let authorized = try await registry.client.send(.GET, "/v2/p/q/blobs/\(digest)", headers: [("Authorization", basic)])
+        XCTAssertEqual(authorized.body, blob)
+    }
+}
+
 /// What only an object store brings: big multipart blobs, restarts between chunks,
 /// presigned redirects, multipart uploads a crash left behind, the daemon's own flags.
 final class S3RegistryTests: XCTestCase {

@@ -255,15 +255,28 @@ extension Registry {
         return try meta { try metadata.blobSize(digest, in: target) } != nil
     }
 
-    /// Runs a storage call, mapping a full disk to 507 and other failures to 500.
+    /// Runs a storage call, answering its failures as `storageFailure` says.
     func storage<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch StorageError.noSpace {
-            throw RegistryError(.unknown, status: .insufficientStorage, "the registry's storage is full")
         } catch let error as StorageError {
+            throw storageFailure(error)
+        }
+    }
+
+    /// A full disk is 507; a backend that is down or throttling is 503 with Retry-After
+    /// (clients retry); anything else is 500. The details go to the log only.
+    func storageFailure(_ error: StorageError) -> RegistryError {
+        switch error {
+        case .noSpace:
+            return RegistryError(.unknown, status: .insufficientStorage, "the registry's storage is full")
+        case .unavailable(let reason):
+            logger.error("storage unavailable: \(reason)")
+            return RegistryError(.unknown, status: .serviceUnavailable, "the registry's storage is unavailable; retry later")
+                .with(header: "Retry-After", "5")
+        default:
             logger.error("storage: \(error)")
-            throw RegistryError.internalError("storage failure")
+            return RegistryError.internalError("storage failure")
         }
     }
 

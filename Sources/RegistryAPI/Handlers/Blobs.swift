@@ -38,6 +38,8 @@ extension Registry {
         } catch StorageError.notFound {
             logger.error("blob \(digest) has a row in \(name) but no bytes in storage")
             throw RegistryError.blobUnknown(digest.description)
+        } catch let error as StorageError {
+            throw storageFailure(error)
         }
         switch content {
         case .file(let path, let range): return HTTPResponse(status: status, headers: headers, body: .file(path: path, range: range))

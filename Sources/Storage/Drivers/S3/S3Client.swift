@@ -87,6 +87,7 @@ final class S3Client: Sendable {
         var attempt = 0
         while true {
             attempt += 1
+            let began = ContinuousClock.now
             do {
                 let response = try await Self.http.execute(signed(request), deadline: .now() + .minutes(10))
                 if (200..<300).contains(response.status.code) || (request.method == .HEAD && response.status == .notFound) {
@@ -100,7 +101,10 @@ final class S3Client: Sendable {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                guard attempt < maximumAttempts else { throw S3TransportError(attempts: attempt, underlying: String(describing: error)) }
+                // A failure that took the whole connect timeout means the pool already
+                // kept trying to connect all that time: do not make the caller wait more.
+                let exhausted = ContinuousClock.now - began >= Self.connectTimeout
+                guard attempt < maximumAttempts, !exhausted else { throw S3TransportError(attempts: attempt, underlying: String(describing: error)) }
             }
             try await Task.sleep(for: Self.backoff(attempt: attempt))
         }
@@ -144,12 +148,14 @@ final class S3Client: Sendable {
         return S3ServiceError(status: 200, code: parsed["Code"] ?? "Error", message: parsed["Message"] ?? "")
     }
 
+    private static let connectTimeout = Duration.seconds(5)
+
     /// One pool for the process: connections are reused across uploads and reads.
     private static let http: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled
-        configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        configuration.timeout = .init(connect: .seconds(connectTimeout.components.seconds), read: .seconds(120))
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
         return HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton), configuration: configuration)
     }()

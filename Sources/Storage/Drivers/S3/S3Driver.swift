@@ -302,6 +302,8 @@ public final class S3Driver: StorageDriver {
         case let error as StorageError: error
         case is CancellationError: error
         case let error as S3ServiceError where error.code == "InvalidRange": StorageError.invalidRange
+        case let error as S3ServiceError where error.isRetryable: StorageError.unavailable("S3 \(operation): \(error)")
+        case let error as S3TransportError: StorageError.unavailable("S3 \(operation): \(error)")
         default: StorageError.io("S3 \(operation): \(error)")
         }
     }

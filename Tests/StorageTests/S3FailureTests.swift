@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RegistryAPI
+import RegistryTesting
+import Storage
+import Synchronization
+import XCTest
+
+/// How the S3 driver meets a store that fails: a scripted stand-in for S3 (this unit
+/// test's mock, served by registryd's own HTTP server) answers throttling, 5xx and
+/// refusals, and the registry in front of it answers its clients clearly.
+final class S3FailureTests: XCTestCase {
+    /// Answers each request with the next scripted status, then with the last one.
+    final class ScriptedStore: RequestResponder {
+        let script: [(HTTPResponseStatus, String)]
+        let requests = Mutex<[String]>([])
+
+        init(_ script: [(HTTPResponseStatus, String)]) { self.script = script }
+
+        func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse {
+            // Drain the body so the connection can be reused.
+            do { for try await _ in request.body {} } catch {}
+            let index = requests.withLock { requests in
+                requests.append("\(request.method) \(request.path)")
+                return requests.count - 1
+            }
+            let (status, code) = script[min(index, script.count - 1)]
+            var headers = HTTPHeaders()
+            if status == .ok { headers.add(name: "Content-Length", value: "42") }
+            let body = status == .ok ? "" : "<?xml version=\"1.0\"?><Error><Code>\(code)</Code><Message>scripted</Message></Error>"
+            return HTTPResponse(status: status, headers: headers, body: body.isEmpty ? .none : .bytes(ByteBuffer(string: body)))
+        }
+
+        var count: Int { requests.withLock { $0.count } }
+    }
+
+    private var listeners: [HTTPServer.Listener] = []
+
+    override func tearDown() async throws {
+        for listener in listeners { try? await listener.channel.close() }
+    }
+
+    private func serve(_ store: ScriptedStore) async throws -> S3Configuration {
+        var logger = Logger(label: "scripted-s3")
+        logger.logLevel = .critical
+        let server = HTTPServer(responder: store, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let listener = try await server.bind(host: "127.0.0.1", port: 0)
+        listeners.append(listener)
+        Task { try await server.serve([listener]) }
+        return try S3Configuration(endpoint: "http://127.0.0.1:\(listener.channel.localAddress!.port!)", bucket: "scripted",
+                                   credentials: S3Credentials(accessKeyID: "AKID", secretAccessKey: "secret"))
+    }
+
+    func testThrottlingIsRetriedWithBackoffUntilItSucceeds() async throws {
+        let store = ScriptedStore([(.serviceUnavailable, "SlowDown"), (.internalServerError, "InternalError"), (.ok, "")])
+        let driver = S3Driver(configuration: try await serve(store))
+        let size = try await driver.size(of: StoragePath("blobs/x/data"))
+        XCTAssertEqual(size, 42)
+        XCTAssertEqual(store.count, 3)
+    }
+
+    func testAStoreThatKeepsFailingIsReportedUnavailable() async throws {
+        let store = ScriptedStore([(.serviceUnavailable, "SlowDown")])
+        let driver = S3Driver(configuration: try await serve(store))
+        do {
+            _ = try await driver.list(under: StoragePath("blobs"))
+            XCTFail("a store that always throttles must fail")
+        } catch StorageError.unavailable(let message) {
+            XCTAssertTrue(message.contains("SlowDown"), message)
+        }
+        XCTAssertEqual(store.count, 5, "five attempts, then give up")
+    }
+
+    func testARefusalIsNotRetried() async throws {
+        let store = ScriptedStore([(.forbidden, "AccessDenied")])
+        let driver = S3Driver(configuration: try await serve(store))
+        do {
+            _ = try await driver.list(under: StoragePath("blobs"))
+            XCTFail("a refusal must fail")
+        } catch StorageError.io(let message) {
+            XCTAssertTrue(message.contains("AccessDenied"), message)
+        }
+        XCTAssertEqual(store.count, 1)
+    }
+
+    func testAnUnreachableStoreIsReportedUnavailable() async throws {
+        let port = try await serve(ScriptedStore([(.ok, "")])).port
+        try await listeners.removeLast().channel.close()
+        let driver = S3Driver(configuration: try S3Configuration(endpoint: "http://127.0.0.1:\(port)", bucket: "gone",
+                                                                 credentials: S3Credentials(accessKeyID: "AKID", secretAccessKey: "secret")))
+        do {
+            _ = try await driver.size(of: StoragePath("blobs/x/data"))
+            XCTFail("a closed port must fail")
+        } catch StorageError.unavailable(let message) {
+            XCTAssertTrue(message.contains("unreachable"), message)
+        }
+    }
+
+    func testTheRegistryAnswers503WithRetryAfterAndKeepsNothing() async throws {
+        // The bucket check at start succeeds, then the store throttles every call.
+        let store = ScriptedStore([(.ok, "")] + [(.serviceUnavailable, "SlowDown")])
+        let registry = try await TestRegistry.start(driver: .s3(try await serve(store)))
+        let blob = Fixtures.bytes(1000)
+        let push = try await registry.client.send(.POST, "/v2/a/b/blobs/uploads/?digest=\(Fixtures.digest(blob))", body: .bytes(blob))
+        XCTAssertEqual(push.status, .serviceUnavailable, push.text)
+        XCTAssertEqual(push.header("Retry-After"), "5")
+        XCTAssertTrue(push.text.contains("UNKNOWN") && push.text.contains("retry later"), push.text)
+        XCTAssertFalse(push.text.contains("SlowDown"), "the store's details stay in the log")
+        let head = try await registry.client.send(.HEAD, "/v2/a/b/blobs/\(Fixtures.digest(blob))")
+        XCTAssertEqual(head.status, .notFound, "nothing half-written became visible")
+        await registry.stop()
+    }
+}
