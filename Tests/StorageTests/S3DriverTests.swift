@@ -81,6 +81,25 @@ final class S3DriverTests: StorageDriverContract {
         XCTAssertEqual(leftovers.count, 0, "every multipart upload was completed")
     }
 
+    func testObjectsOverTheCopyLimitMoveAsMultipartCopies() async throws {
+        // With the single-copy limit lowered to 10 MiB, a 25 MiB object moves as three
+        // UploadPartCopy pieces of 8⅓ MiB, as a 12 GiB blob would move in 5 GiB pieces.
+        let driver = S3Driver(configuration: configuration, maximumCopySize: 10 << 20)
+        let source = try StoragePath("uploads/huge/data")
+        let destination = try StoragePath("blobs/sha256/ab/abcd/data")
+        let bytes = pattern(25 << 20, seed: 7)
+        try await append(driver, source, bytes, truncatingTo: 0)
+        try await driver.move(from: source, to: destination)
+        let moved = try await contents(driver, destination)
+        XCTAssertEqual(moved, bytes)
+        let gone = try await driver.size(of: source)
+        XCTAssertNil(gone)
+        // Appending to an object over the limit copies it in pieces too.
+        try await append(driver, destination, [9, 9], truncatingTo: nil)
+        let appended = try await driver.size(of: destination)
+        XCTAssertEqual(appended, Int64(bytes.count + 2))
+    }
+
     func testCloseWithoutSyncLeavesTheObjectAsItWas() async throws {
         let driver = try await preparedDriver()
         let path = try StoragePath("uploads/failed/data")

@@ -21,12 +21,18 @@ public final class S3Driver: StorageDriver {
     public let name = "s3"
     public let configuration: S3Configuration
     let client: S3Client
-    /// S3 caps a single CopyObject and a single UploadPartCopy at 5 GiB.
-    static let maximumCopySize: Int64 = 5 << 30
+    /// S3 caps a single CopyObject and a single UploadPartCopy at 5 GiB (lowered only
+    /// by tests, to exercise multipart copies on small objects).
+    let maximumCopySize: Int64
 
-    public init(configuration: S3Configuration) {
+    public convenience init(configuration: S3Configuration) {
+        self.init(configuration: configuration, maximumCopySize: 5 << 30)
+    }
+
+    init(configuration: S3Configuration, maximumCopySize: Int64) {
         self.configuration = configuration
         self.client = S3Client(configuration: configuration)
+        self.maximumCopySize = maximumCopySize
     }
 
     /// A driver whose bucket is known to exist (see `prepare()`).
@@ -178,7 +184,7 @@ public final class S3Driver: StorageDriver {
 
     /// Server-side copy; objects over 5 GiB go through a multipart copy.
     func copy(from source: String, to destination: String, size: Int64) async throws {
-        if size <= Self.maximumCopySize {
+        if size <= maximumCopySize {
             _ = try await client.send(S3Request(method: .PUT, key: destination, headers: [("x-amz-copy-source", copySource(source))]))
             return
         }
@@ -192,10 +198,11 @@ public final class S3Driver: StorageDriver {
         }
     }
 
-    /// Copies `[0, length)` of `source` into parts of a multipart upload: pieces of at
-    /// most 5 GiB and, since `length` is at least the minimum part size, at least 5 MiB.
+    /// Copies `[0, length)` of `source` into parts of a multipart upload: equal pieces of
+    /// at most 5 GiB, so each is at least 2.5 GiB when there are several, and the whole
+    /// when there is one (`length` is at least the minimum part size).
     func copyParts(from source: String, length: Int64, into key: String, upload: String, firstPartNumber: Int) async throws -> [S3Part] {
-        let count = (length + Self.maximumCopySize - 1) / Self.maximumCopySize
+        let count = (length + maximumCopySize - 1) / maximumCopySize
         let piece = (length + count - 1) / count
         var parts: [S3Part] = []
         var offset: Int64 = 0
