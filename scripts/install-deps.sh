@@ -3,12 +3,15 @@
 #   scripts/install-deps.sh          build and run: libssl-dev, libsqlite3-dev, libsystemd-dev
 #   scripts/install-deps.sh --test   also the real clients the tests drive (skopeo, podman, buildah)
 #                                    and Ceph's radosgw, the S3 server of the S3 driver's tests
+#   scripts/install-deps.sh --bench  what scripts/bench.sh compares against and measures with:
+#                                    docker-registry (CNCF distribution), nginx, wrk, ab, iperf3
 set -euo pipefail
 
 packages=(libssl-dev libsqlite3-dev libsystemd-dev pkg-config)
-if [[ "${1:-}" == "--test" ]]; then
-    packages+=(skopeo podman buildah uidmap python3 util-linux curl systemd ceph-mon ceph-osd radosgw)
-fi
+case "${1:-}" in
+--test) packages+=(skopeo podman buildah uidmap python3 util-linux curl systemd ceph-mon ceph-osd radosgw) ;;
+--bench) packages+=(docker-registry nginx wrk apache2-utils iperf3 openssl python3 python3-matplotlib skopeo util-linux curl systemd) ;;
+esac
 
 missing=()
 for package in "${packages[@]}"; do

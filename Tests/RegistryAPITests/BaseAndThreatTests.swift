@@ -11,6 +11,14 @@ final class BaseAndThreatTests: RegistryTestCase {
         XCTAssertEqual(response.header("Docker-Distribution-API-Version"), "registry/2.0")
     }
 
+    func testHTTP10KeepAliveIsConfirmedAndPlainHTTP10Closes() async throws {
+        // An HTTP/1.0 client keeps the connection only when the answer says so (ab -k).
+        let kept = try await client.sendRaw("HEAD /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        XCTAssertTrue(kept.lowercased().contains("connection: keep-alive"), kept)
+        let closed = try await client.sendRaw("HEAD /v2/ HTTP/1.0\r\n\r\n")
+        XCTAssertTrue(closed.lowercased().contains("connection: close"), closed)
+    }
+
     func testEveryErrorCarriesTheOCIBodyAndAPIVersion() async throws {
         for (method, path) in [(HTTPMethod.GET, "/v2/nope/x/y/z"), (.GET, "/v3/"), (.POST, "/v2/a/manifests/v1"), (.GET, "/v2/UPPER/tags/list")] {
             let response = try await client.send(method, path)

@@ -135,7 +135,13 @@ public struct HTTPServer: Sendable {
                     let bodyFinished = (try? await body.drain(upTo: drainLimit)) ?? false
                     iterator = body.releaseInbound()
                     let reuse = keepAlive && bodyFinished && !connections.isDraining
-                    if !reuse { response.headers.replaceOrAdd(name: "Connection", value: "close") }
+                    if !reuse {
+                        response.headers.replaceOrAdd(name: "Connection", value: "close")
+                    } else if head.version == .http1_0 {
+                        // HTTP/1.0 closes after each answer unless the answer says otherwise
+                        // (ab -k, old proxies).
+                        response.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+                    }
                     let sent: Int64
                     do {
                         sent = try await write(response, for: head, to: outbound)

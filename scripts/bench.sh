@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Benchmarks registryd side by side with CNCF distribution (Debian's docker-registry)
+# on this machine: installs what is missing, builds registryd in release mode (Swift
+# standard library linked statically), runs scripts/bench/benchmark.py and prints one
+# line per metric. See docs/PERFORMANCE.md.
+#
+#   scripts/bench.sh                 # full run (~15 minutes), prints the table
+#   scripts/bench.sh --write-docs    # and writes docs/PERFORMANCE.md + the chart
+#   scripts/bench.sh --quick         # short workloads, 256 MiB blobs, no skopeo image
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --bench
+swift build -c release --static-swift-stdlib --product registryd
+swift build -c release --static-swift-stdlib --product registryctl
+exec /usr/bin/python3 scripts/bench/benchmark.py "$@"

@@ -1,0 +1,122 @@
+"""Turns one benchmark run into docs/PERFORMANCE.md's results and the ratio chart.
+
+The results go between the `<!-- results:begin -->` and `<!-- results:end -->` markers of
+docs/PERFORMANCE.md, so the prose around them stays hand-written.
+"""
+import os
+
+# metric -> (ratio target without auth, with basic auth); ratios are "times better than
+# distribution" (for lower-is-better metrics, distribution's value over registryd's).
+RATIO_TARGETS = {
+    "manifest GET by tag req/s": (20, 60),
+    "tags list req/s": (20, 60),
+    "blob HEAD req/s": (20, 60),
+    "small pushes ops/s": (4, 4),
+    "cross-repository mounts/s": (4, 4),
+    "blob push monolithic MiB/s": (3, 3),
+    "peak memory": (2, 2),
+}
+REQUEST_RATE_METRICS = ("manifest GET by tag req/s", "tags list req/s", "blob HEAD req/s")
+
+
+def ratio(metric):
+    r, d = metric["values"]["registryd"], metric["values"]["distribution"]
+    return r / d if metric["better"] == "higher" else d / r
+
+
+def checks(name, metric, pass_index, limits):
+    """Every target that applies to this metric, as (text, met)."""
+    found = []
+    if name in RATIO_TARGETS:
+        target = RATIO_TARGETS[name][pass_index]
+        found.append((f"≥ {target}× distribution", ratio(metric) >= target))
+    registryd = metric["values"]["registryd"]
+    if name in REQUEST_RATE_METRICS:
+        if metric.get("nginx"):
+            found.append((f"≥ 50% of nginx ({metric['nginx']:,.0f})", registryd >= 0.5 * metric["nginx"]))
+        if metric.get("cpu_us"):
+            found.append((f"≤ 30 µs CPU/req ({metric['cpu_us']['registryd']:.1f})", metric["cpu_us"]["registryd"] <= 30))
+    if name.endswith(" p99"):
+        found.append(("p99 ≤ 5 ms", registryd <= 5))
+    if name == "blob push monolithic MiB/s":
+        found.append((f"≥ 60% of SHA-256 ({0.6 * limits['sha256_mib_s']:,.0f})", registryd >= 0.6 * limits["sha256_mib_s"]))
+    if name == "blob pull MiB/s":
+        found.append((f"≥ 90% of loopback ({0.9 * limits['loopback_mib_s']:,.0f})", registryd >= 0.9 * limits["loopback_mib_s"]))
+    return found
+
+
+def table(results):
+    limits = results["limits"]
+    lines = [
+        f"Run of {results['date']} on {results['machine']}.",
+        "",
+        "Machine limits in the same run: SHA-256 on one core "
+        f"{limits['sha256_mib_s']:,.0f} MiB/s (`openssl speed -evp sha256`, 16 KiB blocks), loopback TCP "
+        f"{limits['loopback_mib_s']:,.0f} MiB/s (`iperf3`, 1 GiB), disk write with fsync {limits['disk_fsync_mib_s']:,.0f} MiB/s (`dd conv=fsync`).",
+        "",
+    ]
+    for index, (pass_name, metrics) in enumerate(results["passes"].items()):
+        lines += [f"### {pass_name}", "",
+                  "| metric | registryd | distribution | ratio | server CPU per op (registryd / distribution) | targets |",
+                  "|---|---:|---:|---:|---|---|"]
+        for name, metric in metrics.items():
+            values = metric["values"]
+            cpu = metric.get("cpu_us")
+            unit = "s/GiB" if name.endswith("MiB/s") else "µs"
+            scale = 1e-6 if unit == "s/GiB" else 1
+            cpu_text = f"{cpu['registryd'] * scale:,.1f} / {cpu['distribution'] * scale:,.1f} {unit}" if cpu else ""
+            targets = "; ".join(f"{'✅' if met else '❌'} {text}" for text, met in checks(name, metric, index, limits))
+            lines.append(f"| {name} | {values['registryd']:,.1f} {metric['unit']} | {values['distribution']:,.1f} {metric['unit']} "
+                         f"| ×{ratio(metric):,.2f} | {cpu_text} | {targets} |")
+        lines.append("")
+    cold = results.get("cold_start")
+    if cold:
+        lines += ["### cold start", "",
+                  f"registryd under `systemd-socket-activate`, no process running: first byte of the `/v2/` answer "
+                  f"{cold['registryd']:.1f} ms after the client connects (median) — "
+                  f"{'✅' if cold['registryd'] <= 25 else '❌'} target ≤ 25 ms. distribution cannot adopt an activated socket; "
+                  f"started by hand it answers its first `/v2/` {cold['distribution']:.1f} ms after exec (median).", ""]
+    lines.append("![registryd / distribution ratios](performance-ratios.png)")
+    return "\n".join(lines)
+
+
+def chart(results, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    passes = list(results["passes"].items())
+    names = [name for name in passes[0][1] if not name.endswith(" p99")] + [name for name in passes[0][1] if name.endswith(" p99")]
+    figure, axis = plt.subplots(figsize=(10, 0.45 * len(names) + 1.5))
+    height = 0.38
+    for index, (pass_name, metrics) in enumerate(passes):
+        ratios = [ratio(metrics[name]) if name in metrics else 0 for name in names]
+        positions = [i + (index - 0.5) * height for i in range(len(names))]
+        axis.barh(positions, ratios, height=height, label=pass_name)
+        for y, (name, value) in zip(positions, zip(names, ratios)):
+            axis.text(value * 1.05, y, f"×{value:.1f}", va="center", fontsize=7)
+            if name in RATIO_TARGETS:
+                target = RATIO_TARGETS[name][index]
+                axis.plot([target, target], [y - height / 2, y + height / 2], color="black", linewidth=1.5)
+    axis.set_xscale("log")
+    axis.axvline(1, color="grey", linestyle=":")
+    axis.set_yticks(range(len(names)))
+    axis.set_yticklabels(names, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("times better than CNCF distribution (log scale; black ticks: targets)")
+    axis.set_title(f"registryd vs distribution, {results['date']}")
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def write(results, root):
+    document = os.path.join(root, "docs", "PERFORMANCE.md")
+    text = open(document).read()
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    with open(document, "w") as f:
+        f.write(head + begin + "\n" + table(results) + "\n" + end + tail)
+    chart(results, os.path.join(root, "docs", "performance-ratios.png"))
+    print(f"wrote {document} and docs/performance-ratios.png")
