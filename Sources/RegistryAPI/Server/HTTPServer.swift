@@ -190,30 +190,39 @@ public struct HTTPServer: Sendable {
         if headers.first(name: "Content-Length") == nil, case .none = response.body {
             headers.add(name: "Content-Length", value: "0")
         }
-        try await outbound.write(.head(HTTPResponseHead(version: request.version, status: response.status, headers: headers)))
-        var sent: Int64 = 0
-        if request.method != .HEAD {
-            switch response.body {
-            case .none:
-                break
-            case .bytes(let buffer):
-                sent = Int64(buffer.readableBytes)
-                try await outbound.write(.body(.byteBuffer(buffer)))
-            case .file:
-                if let fileRegion {
-                    sent = Int64(fileRegion.readableBytes)
-                    // FileRegionLifetimeHandler closes the file once the bytes are on the wire.
-                    try await outbound.write(.body(.fileRegion(fileRegion)))
-                }
-            case .chunks(let chunks):
+        let head = HTTPServerResponsePart.head(HTTPResponseHead(version: request.version, status: response.status, headers: headers))
+        switch response.body {
+        case .none:
+            // Head and end in one flush: one write(2) for the whole answer.
+            try await outbound.write(contentsOf: [head, .end(nil)])
+            return 0
+        case .bytes(let buffer) where request.method == .HEAD:
+            try await outbound.write(contentsOf: [head, .end(nil)])
+            _ = buffer
+            return 0
+        case .bytes(let buffer):
+            try await outbound.write(contentsOf: [head, .body(.byteBuffer(buffer)), .end(nil)])
+            return Int64(buffer.readableBytes)
+        case .file:
+            guard let fileRegion, request.method != .HEAD else {
+                try await outbound.write(contentsOf: [head, .end(nil)])
+                return 0
+            }
+            // FileRegionLifetimeHandler closes the file once the bytes are on the wire.
+            try await outbound.write(contentsOf: [head, .body(.fileRegion(fileRegion)), .end(nil)])
+            return Int64(fileRegion.readableBytes)
+        case .chunks(let chunks):
+            try await outbound.write(head)
+            var sent: Int64 = 0
+            if request.method != .HEAD {
                 for try await chunk in chunks {
                     sent += Int64(chunk.readableBytes)
                     try await outbound.write(.body(.byteBuffer(chunk)))
                 }
             }
+            try await outbound.write(.end(nil))
+            return sent
         }
-        try await outbound.write(.end(nil))
-        return sent
     }
 
     private func openRegion(_ path: String, _ range: Range<Int64>) async throws -> FileRegion {
@@ -227,10 +236,13 @@ public struct HTTPServer: Sendable {
     }
 
     private func log(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ bytes: Int64, _ started: ContinuousClock.Instant, _ remote: String) {
+        guard logger.logLevel <= .info else { return }
         let elapsed = ContinuousClock.now - started
-        let milliseconds = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+        let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
+        let fraction = String(microseconds % 1000)
+        let milliseconds = "\(microseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)ms"
         // Only method, path and status: never headers, which may carry credentials.
-        logger.info("\(remote) \(head.method.rawValue) \(head.uri) \(status.code) \(bytes) \(String(format: "%.3f", milliseconds))ms")
+        logger.info("\(remote) \(head.method.rawValue) \(head.uri) \(status.code) \(bytes) \(milliseconds)")
     }
 }
 
