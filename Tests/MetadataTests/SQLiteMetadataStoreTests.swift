@@ -71,6 +71,32 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         XCTAssertNil(history[2].oldDigest)
     }
 
+    func testCachedAnswersNeverOutliveAWrite() throws {
+        // The hot reads are cached in memory; every write must make them current again,
+        // including answers that were "nothing there".
+        let tag = try Tag(parsing: "v1")
+        XCTAssertNil(try store.tags(in: repository, after: nil, limit: 10))
+        XCTAssertNil(try store.manifest(.tag(tag), in: repository))
+        XCTAssertFalse(try store.isPublic(repository))
+        let blob = Digest.of([9])
+        XCTAssertNil(try store.blobSize(blob, in: repository))
+
+        let first = manifest("first"), second = manifest("second")
+        try store.putManifest(first, in: repository, tags: [tag], actor: nil)
+        XCTAssertEqual(try store.tags(in: repository, after: nil, limit: 10), ["v1"])
+        XCTAssertEqual(try store.manifest(.tag(tag), in: repository)?.digest, first.digest)
+        XCTAssertEqual(try store.manifest(.tag(tag), in: repository)?.digest, first.digest, "a second read (from the cache) agrees")
+        try store.putManifest(second, in: repository, tags: [tag], actor: nil)
+        XCTAssertEqual(try store.manifest(.tag(tag), in: repository)?.digest, second.digest, "the tag moved")
+        XCTAssertTrue(try store.setPublic(true, repository: repository))
+        XCTAssertTrue(try store.isPublic(repository))
+        try store.linkBlob(blob, size: 1, to: repository)
+        XCTAssertEqual(try store.blobSize(blob, in: repository), 1)
+        XCTAssertTrue(try store.deleteTag(tag, in: repository, actor: nil))
+        XCTAssertNil(try store.manifest(.tag(tag), in: repository))
+        XCTAssertEqual(try store.tags(in: repository, after: nil, limit: 10), [])
+    }
+
     func testMountRequiresTheSourceToHoldTheBlob() throws {
         let blob = Digest.of([5])
         let source = try RepositoryName(parsing: "source")

@@ -10,6 +10,8 @@ final class SQLiteDatabase: Sendable {
     private let writer: ConnectionSlot
     private let readers: [ConnectionSlot]
     private let nextReader = Atomic<Int>(0)
+    /// Hot answers, emptied by every write (see `ReadCache`).
+    let cache = ReadCache()
 
     init(path: String, readerCount: Int = 4) throws {
         let writer = try SQLiteConnection(path: path, readOnly: false)
@@ -33,9 +35,20 @@ final class SQLiteDatabase: Sendable {
         return try readers[index].use(body)
     }
 
-    /// Runs `body` inside one write transaction.
+    /// Runs `body` on a reader unless the answer for `key` is cached; caches it otherwise.
+    /// `size` estimates the answer's bytes (for the cache's bound).
+    func cachedRead<T: Sendable>(_ key: String, size: (T) -> Int = { _ in 64 }, _ body: (SQLiteConnection) throws -> T) throws -> T {
+        if let hit = cache.lookup(key, as: T.self) { return hit }
+        let generation = cache.generation
+        let value = try read(body)
+        cache.store(key, value, size: size(value), readAt: generation)
+        return value
+    }
+
+    /// Runs `body` inside one write transaction; afterwards no cached answer predates it.
     func write<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        try writer.use { connection in try connection.transaction { try body(connection) } }
+        defer { cache.invalidate() }
+        return try writer.use { connection in try connection.transaction { try body(connection) } }
     }
 }
 

@@ -129,20 +129,34 @@ extension Registry {
 
 /// The media types a client accepts, gathered from every `Accept` header line.
 struct AcceptHeader {
-    private let types: Set<String>
+    private let lines: [String]
 
     init(_ headers: HTTPHeaders) {
-        var types = Set<String>()
-        for line in headers["Accept"] {
-            for item in line.split(separator: ",") {
-                types.insert(MediaType.essence(of: item))
-            }
-        }
-        self.types = types
+        lines = headers["Accept"]
     }
 
-    /// No Accept header, a wildcard, or the exact type.
+    /// No Accept header, a wildcard, or the exact type (parameters and case ignored).
+    /// Checked on the header's bytes: this runs on every manifest GET.
     func allows(_ mediaType: String) -> Bool {
-        types.isEmpty || types.contains("*/*") || types.contains("application/*") || types.contains(mediaType)
+        guard !lines.isEmpty else { return true }
+        let wanted = Array(mediaType.utf8)
+        for line in lines {
+            for item in line.utf8.split(separator: UInt8(ascii: ",")) {
+                var essence = item.prefix { $0 != UInt8(ascii: ";") }[...]
+                while let first = essence.first, first == 0x20 || first == 0x09 { essence = essence.dropFirst() }
+                while let last = essence.last, last == 0x20 || last == 0x09 { essence = essence.dropLast() }
+                if Self.equalsIgnoringCase(essence, "*/*") || Self.equalsIgnoringCase(essence, "application/*") { return true }
+                if essence.count == wanted.count && zip(essence, wanted).allSatisfy({ Self.lower($0) == Self.lower($1) }) { return true }
+            }
+        }
+        return false
+    }
+
+    private static func equalsIgnoringCase(_ bytes: some Collection<UInt8>, _ text: StaticString) -> Bool {
+        text.withUTF8Buffer { pattern in bytes.count == pattern.count && zip(bytes, pattern).allSatisfy { lower($0) == lower($1) } }
+    }
+
+    private static func lower(_ byte: UInt8) -> UInt8 {
+        byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
     }
 }
