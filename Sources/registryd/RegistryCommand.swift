@@ -13,6 +13,7 @@ import Systemd
 
 /// `registryd`: wiring only. Reads settings, opens metadata and storage, takes its
 /// sockets from systemd or binds them, serves, and stops gracefully.
+@main
 struct RegistryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registryd",
