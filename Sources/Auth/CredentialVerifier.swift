@@ -39,6 +39,15 @@ public final class CredentialVerifier: Sendable {
         self.cacheLifetime = cacheLifetime
     }
 
+    /// The principal when these credentials were verified recently against the current
+    /// accounts, from memory alone (no bcrypt, no database); `nil` otherwise, and for a
+    /// throttled address: then `verify` decides.
+    public func recentlyVerified(name: String, password: String, from address: String) -> Principal? {
+        guard throttle.retryAfter(for: address) == nil else { return nil }
+        let key = CacheKey(name: name, passwordDigest: Digest.of(Array(password.utf8)))
+        return cachedPrincipal(key, generation: accounts.accountGeneration, now: MonotonicClock.seconds())
+    }
+
     public func verify(name: String, password: String, from address: String) -> Outcome {
         if let wait = throttle.retryAfter(for: address) { return .throttled(retryAfter: wait) }
         let key = CacheKey(name: name, passwordDigest: Digest.of(Array(password.utf8)))

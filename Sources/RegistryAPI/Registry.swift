@@ -40,10 +40,13 @@ public final class Registry: RequestResponder {
     let uploads = BlobUploadSessions()
     /// `GET /token`, present when token auth is on.
     let tokenEndpoint: TokenEndpoint?
+    /// The metadata's in-memory answers, when it keeps any (for `respondImmediately`).
+    let cachedReads: (any CachedReads)?
 
     public init(metadata: any MetadataStore, blobs: BlobStore, policy: any AccessPolicy, tokenEndpoint: TokenEndpoint? = nil,
                 configuration: Configuration = Configuration(), logger: Logger) {
         self.metadata = metadata
+        self.cachedReads = metadata as? any CachedReads
         self.tokenEndpoint = tokenEndpoint
         self.blobs = blobs
         self.policy = policy

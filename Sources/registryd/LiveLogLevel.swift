@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Synchronization
 
@@ -12,6 +13,10 @@ enum LiveLogLevel {
 
     /// Standard-error logging at the live level.
     static func bootstrap() {
+        // Each line's timestamp goes through localtime(3); with TZ unset glibc stats
+        // /etc/localtime for every call. Naming the zone once keeps the access log off
+        // the file system (same zone, same output).
+        if getenv("TZ") == nil { setenv("TZ", ":/etc/localtime", 1) }
         LoggingSystem.bootstrap { label in Handler(base: StreamLogHandler.standardError(label: label)) }
     }
 

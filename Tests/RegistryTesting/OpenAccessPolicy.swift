@@ -19,4 +19,8 @@ public struct OpenAccessPolicy: AccessPolicy {
     }
 
     public func baseRefusal(for principal: Principal?) -> RegistryError? { nil }
+
+    public func immediatePrincipal(_ headers: HTTPHeaders, remoteAddress: String) -> Principal?? { .some(nil) }
+
+    public func immediatelyAllowsPull(_ principal: Principal?, on repository: RepositoryName, isPublic: Bool?) -> Bool { true }
 }

@@ -3,7 +3,7 @@ import RegistryAPI
 import Synchronization
 
 /// Stands in front of the registry and remembers method, URI and status of every request.
-public final class RequestRecorder: RequestResponder {
+public final class RequestRecorder: RequestResponder, ImmediateResponder {
     public struct Entry: Sendable {
         public let method: HTTPMethod
         public let uri: String
@@ -24,6 +24,14 @@ public final class RequestRecorder: RequestResponder {
         guard let responder = wrapped.withLock({ $0 }) else { return HTTPResponse(status: .serviceUnavailable) }
         let response = await responder.respond(to: request, remoteAddress: remoteAddress)
         entries.withLock { $0.append(Entry(method: request.method, uri: request.head.uri, status: response.status)) }
+        return response
+    }
+
+    public func respondImmediately(to head: HTTPRequestHead, remoteAddress: String) -> HTTPResponse? {
+        guard let responder = wrapped.withLock({ $0 }) as? any ImmediateResponder,
+              let response = responder.respondImmediately(to: head, remoteAddress: remoteAddress)
+        else { return nil }
+        entries.withLock { $0.append(Entry(method: head.method, uri: head.uri, status: response.status)) }
         return response
     }
 

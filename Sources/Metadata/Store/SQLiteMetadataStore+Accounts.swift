@@ -130,7 +130,7 @@ extension SQLiteMetadataStore: AccountStore {
     }
 
     public func isPublic(_ repository: RepositoryName) throws -> Bool {
-        try database.cachedRead("public\u{0}\(repository.value)") { connection in
+        try database.cachedRead(HotReadKey.visibility(repository)) { connection in
             try connection.first("SELECT is_public FROM repositories WHERE name = ?", [.text(repository.value)]) { $0.integer(0) != 0 } ?? false
         }
     }

@@ -8,8 +8,7 @@ extension SQLiteMetadataStore {
         JOIN blobs b ON b.digest = rb.digest
         WHERE r.name = ? AND rb.digest = ?
         """
-        let key = "blob\u{0}\(repository.value)\u{0}\(digest)"
-        return try database.cachedRead(key) { try $0.first(sql, [.text(repository.value), .text(digest.description)]) { $0.integer(0) } }
+        return try database.cachedRead(HotReadKey.blob(digest, repository)) { try $0.first(sql, [.text(repository.value), .text(digest.description)]) { $0.integer(0) } }
     }
 
     public func storedBlobSize(_ digest: Digest) throws -> Int64? {

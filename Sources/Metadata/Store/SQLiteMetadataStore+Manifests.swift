@@ -16,8 +16,7 @@ extension SQLiteMetadataStore {
         case .digest(let digest): (byDigest, digest.description)
         case .tag(let tag): (byTag, tag.value)
         }
-        let cacheKey = "manifest\u{0}\(repository.value)\u{0}\(key)"
-        return try database.cachedRead(cacheKey, size: { ($0?.content.count ?? 0) + 200 }) { connection in
+        return try database.cachedRead(HotReadKey.manifest(reference, repository), size: { ($0?.content.count ?? 0) + 200 }) { connection in
             try connection.first(sql, [.text(repository.value), .text(key)]) { row in
                 StoredManifest(digest: try Digest(parsing: row.text(0)), mediaType: row.text(1), content: row.blob(2))
             }
@@ -97,8 +96,7 @@ extension SQLiteMetadataStore {
     }
 
     public func tags(in repository: RepositoryName, after last: String?, limit: Int) throws -> [String]? {
-        let cacheKey = "tags\u{0}\(repository.value)\u{0}\(last ?? "")\u{0}\(limit)"
-        return try database.cachedRead(cacheKey, size: { ($0 ?? []).reduce(64) { $0 + $1.utf8.count + 16 } }) { connection in
+        try database.cachedRead(HotReadKey.tags(repository, last, limit), size: { ($0 ?? []).reduce(64) { $0 + $1.utf8.count + 16 } }) { connection in
             guard let repositoryID = try connection.repositoryID(repository) else { return nil }
             return try connection.rows(
                 "SELECT name FROM tags WHERE repository_id = ? AND name > ? ORDER BY name LIMIT ?",

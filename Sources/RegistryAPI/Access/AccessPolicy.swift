@@ -27,4 +27,20 @@ public protocol AccessPolicy: Sendable {
 
     /// `nil` when the caller may use `GET /v2/`; otherwise the 401 that starts a login.
     func baseRefusal(for principal: Principal?) -> RegistryError?
+
+    /// The caller when memory alone tells (no password hashing, no database): `.some(nil)`
+    /// for an anonymous request. `nil` when only `authenticate` can decide, refusals
+    /// included (they need their error answers).
+    func immediatePrincipal(_ headers: HTTPHeaders, remoteAddress: String) -> Principal??
+
+    /// `true` when pulling from `repository` is certainly allowed from memory alone;
+    /// `isPublic` is the repository's visibility when it is cached. `false` means "ask
+    /// `allows`", never "denied".
+    func immediatelyAllowsPull(_ principal: Principal?, on repository: RepositoryName, isPublic: Bool?) -> Bool
+}
+
+extension AccessPolicy {
+    /// Without an answer from memory, every request takes the full path.
+    public func immediatePrincipal(_ headers: HTTPHeaders, remoteAddress: String) -> Principal?? { nil }
+    public func immediatelyAllowsPull(_ principal: Principal?, on repository: RepositoryName, isPublic: Bool?) -> Bool { false }
 }

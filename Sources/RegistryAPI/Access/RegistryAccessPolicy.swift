@@ -52,16 +52,33 @@ public struct RegistryAccessPolicy: AccessPolicy {
         }
     }
 
+    public func immediatePrincipal(_ headers: HTTPHeaders, remoteAddress: String) -> Principal?? {
+        guard let authorization = headers.first(name: "Authorization") else { return .some(nil) }
+        switch scheme {
+        case .basic:
+            guard let (name, password) = Self.basicCredentials(authorization),
+                  let principal = verifier.recentlyVerified(name: name, password: password, from: remoteAddress)
+            else { return nil }
+            return .some(principal)
+        case .token(let tokens, _):
+            // Verifying a token is an HMAC: cheap, and in memory.
+            guard let token = Self.credentials(authorization, scheme: "bearer"), let principal = try? tokens.verify(token) else { return nil }
+            return .some(principal)
+        }
+    }
+
+    public func immediatelyAllowsPull(_ principal: Principal?, on repository: RepositoryName, isPublic: Bool?) -> Bool {
+        if let grants = principal?.tokenGrants { return grants[repository.value]?.contains(.pull) == true }
+        if principal?.isStaff == true || isPublic == true { return true }
+        // Basic auth lets every logged-in user pull; namespace roles need the database.
+        return principal != nil && rules.mode == .staffPush
+    }
+
     /// Checks `Authorization: Basic …`; also used by the token endpoint.
     public func basicPrincipal(_ authorization: String, remoteAddress: String) throws(RegistryError) -> Principal {
-        guard let encoded = Self.credentials(authorization, scheme: "basic"),
-              let decoded = Data(base64Encoded: encoded).flatMap({ String(data: $0, encoding: .utf8) }),
-              let colon = decoded.firstIndex(of: ":")
-        else {
+        guard let (name, password) = Self.basicCredentials(authorization) else {
             throw basicChallenge("malformed basic credentials")
         }
-        let name = String(decoded[..<colon])
-        let password = String(decoded[decoded.index(after: colon)...])
         switch verifier.verify(name: name, password: password, from: remoteAddress) {
         case .authenticated(let principal):
             return principal
@@ -134,6 +151,15 @@ public struct RegistryAccessPolicy: AccessPolicy {
 
     private func basicChallenge(_ message: String) -> RegistryError {
         RegistryError(.unauthorized, status: .unauthorized, message).with(header: "WWW-Authenticate", "Basic realm=\"\(basicRealm)\"")
+    }
+
+    /// The user name and password of `Authorization: Basic …`, or `nil` when malformed.
+    static func basicCredentials(_ authorization: String) -> (name: String, password: String)? {
+        guard let encoded = credentials(authorization, scheme: "basic"),
+              let decoded = Data(base64Encoded: encoded).flatMap({ String(data: $0, encoding: .utf8) }),
+              let colon = decoded.firstIndex(of: ":")
+        else { return nil }
+        return (String(decoded[..<colon]), String(decoded[decoded.index(after: colon)...]))
     }
 
     /// The credentials after `<scheme> ` in an Authorization header, case-insensitively.

@@ -12,11 +12,7 @@ extension Registry {
         guard let size = try meta({ try metadata.blobSize(digest, in: name) }) else {
             throw RegistryError.blobUnknown(digest.description)
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "Docker-Content-Digest", value: digest.description)
-        headers.add(name: "ETag", value: "\"\(digest)\"")
-        headers.add(name: "Accept-Ranges", value: "bytes")
-        headers.add(name: "Content-Type", value: "application/octet-stream")
+        var headers = Self.blobHeaders(digest)
 
         var status = HTTPResponseStatus.ok
         var range: Range<Int64> = 0..<size
@@ -50,6 +46,16 @@ extension Registry {
                 "Location": url, "Docker-Content-Digest": digest.description, "Content-Length": "0",
             ])
         }
+    }
+
+    /// What every blob GET/HEAD answer carries (the immediate path's HEAD too).
+    static func blobHeaders(_ digest: Digest) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.add(name: "Docker-Content-Digest", value: digest.description)
+        headers.add(name: "ETag", value: "\"\(digest)\"")
+        headers.add(name: "Accept-Ranges", value: "bytes")
+        headers.add(name: "Content-Type", value: "application/octet-stream")
+        return headers
     }
 
     func deleteBlob(_ name: RepositoryName, _ digestText: String, _ context: RequestContext) async throws -> HTTPResponse {

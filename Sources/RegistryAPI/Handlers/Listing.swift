@@ -30,12 +30,18 @@ extension Registry {
         guard let tags = try meta({ try metadata.tags(in: name, after: page.last, limit: page.size + 1) }) else {
             throw RegistryError.nameUnknown(name.value)
         }
-        return page.response(items: tags, key: "tags", extra: ["name": name.value], path: "/v2/\(name.value)/tags/list")
+        return Self.tagsResponse(name, tags, page)
+    }
+
+    /// The answer to a tag list, on both the full and the immediate path; `tags` holds up
+    /// to one more than the page (to tell whether a next page exists).
+    static func tagsResponse(_ name: RepositoryName, _ tags: [String], _ page: Page) -> HTTPResponse {
+        page.response(items: tags, key: "tags", extra: ["name": name.value], path: "/v2/\(name.value)/tags/list")
     }
 }
 
 /// `n` and `last` of a listing request, with `n` clamped to the configured maximum.
-private struct Page {
+struct Page {
     let size: Int
     let last: String?
     let clamped: Bool

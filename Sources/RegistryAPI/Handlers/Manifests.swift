@@ -19,6 +19,11 @@ extension Registry {
             throw RegistryError(.manifestUnknown, status: .notFound,
                                 "manifest exists as \(manifest.mediaType), which the Accept header does not allow", detail: referenceText)
         }
+        return Self.manifestResponse(manifest)
+    }
+
+    /// The answer to a manifest GET/HEAD, on both the full and the immediate path.
+    static func manifestResponse(_ manifest: StoredManifest) -> HTTPResponse {
         var headers = HTTPHeaders()
         headers.add(name: "Docker-Content-Digest", value: manifest.digest.description)
         headers.add(name: "ETag", value: "\"\(manifest.digest)\"")
@@ -116,7 +121,7 @@ extension Registry {
         return HTTPResponse(status: .accepted)
     }
 
-    private func parseReference(_ text: String) throws(RegistryError) -> ManifestReference {
+    func parseReference(_ text: String) throws(RegistryError) -> ManifestReference {
         if text.contains(":") {
             return .digest(try Digest.fromRequest(text))
         }

@@ -22,6 +22,7 @@ public struct HTTPServer: Sendable {
     let responder: any RequestResponder
     let group: any EventLoopGroup
     let logger: Logger
+    private let accessLog: AccessLog
     private let connections = ConnectionTracker()
     /// Bodies left unread by a handler are drained up to this size; past it the
     /// connection is closed instead of reading a large upload nobody wants.
@@ -35,6 +36,7 @@ public struct HTTPServer: Sendable {
         self.responder = responder
         self.group = group
         self.logger = logger
+        self.accessLog = AccessLog(logger: logger)
         self.idleTimeout = .nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
     }
 
@@ -98,11 +100,16 @@ public struct HTTPServer: Sendable {
     private func initializeConnection(_ channel: any Channel) -> EventLoopFuture<Connection> {
         let connections = self.connections
         let idleTimeout = self.idleTimeout
+        let immediate = responder as? any ImmediateResponder
+        let accessLog = self.accessLog
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
             try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser(connections: connections))
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
             try channel.pipeline.syncOperations.addHandler(FileRegionLifetimeHandler())
+            if let immediate {
+                try channel.pipeline.syncOperations.addHandler(ImmediateResponseHandler(responder: immediate, connections: connections, accessLog: accessLog))
+            }
             return try Connection(
                 wrappingChannelSynchronously: channel,
                 configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8))
@@ -185,12 +192,7 @@ public struct HTTPServer: Sendable {
                 response = .error(RegistryError.blobUnknown("blob bytes are missing"))
             }
         }
-        var headers = response.headers
-        headers.replaceOrAdd(name: "Docker-Distribution-API-Version", value: "registry/2.0")
-        if headers.first(name: "Content-Length") == nil, case .none = response.body {
-            headers.add(name: "Content-Length", value: "0")
-        }
-        let head = HTTPServerResponsePart.head(HTTPResponseHead(version: request.version, status: response.status, headers: headers))
+        let head = HTTPServerResponsePart.head(HTTPResponseHead(version: request.version, status: response.status, headers: Self.finalHeaders(response)))
         switch response.body {
         case .none:
             // Head and end in one flush: one write(2) for the whole answer.
@@ -236,12 +238,31 @@ public struct HTTPServer: Sendable {
     }
 
     private func log(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ bytes: Int64, _ started: ContinuousClock.Instant, _ remote: String) {
+        accessLog.record(head, status, bytes, started, remote)
+    }
+
+    /// The headers every answer carries, on the full and the immediate path alike.
+    static func finalHeaders(_ response: HTTPResponse) -> HTTPHeaders {
+        var headers = response.headers
+        headers.replaceOrAdd(name: "Docker-Distribution-API-Version", value: "registry/2.0")
+        if headers.first(name: "Content-Length") == nil, case .none = response.body {
+            headers.add(name: "Content-Length", value: "0")
+        }
+        return headers
+    }
+}
+
+/// One line per request at `info`: remote address, method, path, status, body bytes,
+/// duration. Only these: headers may carry credentials.
+struct AccessLog: Sendable {
+    let logger: Logger
+
+    func record(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ bytes: Int64, _ started: ContinuousClock.Instant, _ remote: String) {
         guard logger.logLevel <= .info else { return }
         let elapsed = ContinuousClock.now - started
         let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         let fraction = String(microseconds % 1000)
         let milliseconds = "\(microseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)ms"
-        // Only method, path and status: never headers, which may carry credentials.
         logger.info("\(remote) \(head.method.rawValue) \(head.uri) \(status.code) \(bytes) \(milliseconds)")
     }
 }
@@ -249,4 +270,11 @@ public struct HTTPServer: Sendable {
 /// Answers one request. `Registry` is the real one; tests may wrap it.
 public protocol RequestResponder: Sendable {
     func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse
+}
+
+/// Answers some requests synchronously, on the event loop that read them, before any
+/// task is involved (`ImmediateResponseHandler`); `nil` sends the request down the full
+/// path. Must never block: memory only.
+public protocol ImmediateResponder: Sendable {
+    func respondImmediately(to head: HTTPRequestHead, remoteAddress: String) -> HTTPResponse?
 }
