@@ -62,6 +62,28 @@ class LoginTests: XCTestCase {
         try await tools.skopeo("inspect", "--tls-verify=false", "docker://\(registry.address)/team/app:v1")
     }
 
+    func testAnonymousClientsPullAPublicRepositoryInBasicMode() async throws {
+        // Without stored credentials, containers/image answers the Basic challenge with an
+        // empty user and password; for a public repository that must count as anonymous.
+        try await start(.basic)
+        try registry.createUser("admin", password: "admin-password", staff: true)
+        let layout = try await tools.makeImage("image", layers: 2)
+        try await tools.skopeo("copy", "--dest-tls-verify=false", "--dest-creds", "admin:admin-password", "oci:\(layout):latest",
+                               "docker://\(registry.address)/open/app:v1")
+        do {
+            try await tools.skopeo("inspect", "--tls-verify=false", "docker://\(registry.address)/open/app:v1")
+            XCTFail("an anonymous client read a private repository")
+        } catch ContainerTools.ToolError.failed {}
+        XCTAssertTrue(try registry.metadata.setPublic(true, repository: RepositoryName(parsing: "open/app")))
+        try await tools.skopeo("copy", "--src-tls-verify=false", "docker://\(registry.address)/open/app:v1", "oci:\(tools.workDirectory)/pulled:v1")
+        try await tools.podman("pull", "--tls-verify=false", "\(registry.address)/open/app:v1")
+        // Empty credentials never push.
+        do {
+            try await tools.skopeo("copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.address)/open/app:v2")
+            XCTFail("an anonymous client pushed")
+        } catch ContainerTools.ToolError.failed {}
+    }
+
     func testTokenModeLoginAndPushToOwnNamespace() async throws {
         try await start(.token)
         try registry.createUser("alice", password: "alice-password")

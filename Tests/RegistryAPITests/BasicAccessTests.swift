@@ -68,6 +68,28 @@ final class BasicAccessTests: XCTestCase {
         XCTAssertEqual(anonymousPush.status, .unauthorized, "public means pull, never push")
     }
 
+    func testEmptyBasicCredentialsAreAnonymousNotAFailedLogin() async throws {
+        // What podman and skopeo send after a Basic challenge when they hold no login.
+        let empty = basic("", "")
+        let blob = Fixtures.bytes(100)
+        let digest = Fixtures.digest(blob)
+        _ = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(digest)", headers: staff, body: .bytes(blob))
+        let manifest = Fixtures.imageManifest(config: blob, layers: [])
+        _ = try await client.send(.PUT, "/v2/a/manifests/v1", headers: staff + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+        for _ in 0..<20 {
+            let refused = try await client.send(.GET, "/v2/a/manifests/v1", headers: empty)
+            XCTAssertEqual(refused.status, .unauthorized)
+            XCTAssertFalse(refused.text.contains("invalid username"), refused.text)
+        }
+        XCTAssertTrue(try registry.metadata.setPublic(true, repository: RepositoryName(parsing: "a")))
+        for _ in 0..<3 {  // the full path, then the immediate one
+            let pulled = try await client.send(.GET, "/v2/a/manifests/v1", headers: empty)
+            XCTAssertEqual(pulled.status, .ok, "twenty empty logins did not throttle the address")
+        }
+        let push = try await client.send(.POST, "/v2/a/blobs/uploads/", headers: empty)
+        XCTAssertEqual(push.status, .unauthorized)
+    }
+
     func testUploadSessionOfAnotherUserIsUnknown() async throws {
         // A Quay CVE: one user could read, alter or cancel another user's upload.
         try registry.createUser("bob", password: "bob-password", staff: true)

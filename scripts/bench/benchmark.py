@@ -33,7 +33,10 @@ def free_port():
 
 
 def run(command, **kwargs):
-    return subprocess.run(command, check=True, capture_output=True, text=True, **kwargs).stdout
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: exit {result.returncode}: {result.stderr.strip()[-2000:]}")
+    return result.stdout
 
 
 def wait_for_port(port, timeout=30):
@@ -305,10 +308,14 @@ def pull(server, digest):
 
 
 def skopeo(arguments):
-    # A private /var/lib/containers: skopeo's blob-info cache must not carry over.
+    # A private /var/lib/containers: skopeo's blob-info cache must not carry over; and
+    # an empty credentials file: logins saved on this machine must not be sent.
     script = 'mkdir -p /var/lib/containers && mount -t tmpfs tmpfs /var/lib/containers && exec "$@"'
-    started = time.time()
-    run(["unshare", "-m", "sh", "-c", script, "sh", "skopeo"] + arguments)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as auth:
+        auth.write("{}")
+        auth.flush()
+        started = time.time()
+        run(["unshare", "-m", "sh", "-c", script, "sh", "skopeo"] + arguments, env=dict(os.environ, REGISTRY_AUTH_FILE=auth.name))
     return time.time() - started
 
 

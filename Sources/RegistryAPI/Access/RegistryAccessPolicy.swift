@@ -39,6 +39,9 @@ public struct RegistryAccessPolicy: AccessPolicy {
         guard let authorization = headers.first(name: "Authorization") else { return nil }
         switch scheme {
         case .basic:
+            // containers/image (podman, skopeo, buildah) answers a Basic challenge without
+            // stored credentials with an empty user and password: that is anonymous.
+            if let (name, password) = Self.basicCredentials(authorization), name.isEmpty, password.isEmpty { return nil }
             return try basicPrincipal(authorization, remoteAddress: remoteAddress)
         case .token(let tokens, _):
             guard let token = Self.credentials(authorization, scheme: "bearer") else {
@@ -56,9 +59,9 @@ public struct RegistryAccessPolicy: AccessPolicy {
         guard let authorization = headers.first(name: "Authorization") else { return .some(nil) }
         switch scheme {
         case .basic:
-            guard let (name, password) = Self.basicCredentials(authorization),
-                  let principal = verifier.recentlyVerified(name: name, password: password, from: remoteAddress)
-            else { return nil }
+            guard let (name, password) = Self.basicCredentials(authorization) else { return nil }
+            if name.isEmpty && password.isEmpty { return .some(nil) }
+            guard let principal = verifier.recentlyVerified(name: name, password: password, from: remoteAddress) else { return nil }
             return .some(principal)
         case .token(let tokens, _):
             // Verifying a token is an HMAC: cheap, and in memory.
