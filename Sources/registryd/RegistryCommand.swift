@@ -90,6 +90,10 @@ struct RegistryCommand: AsyncParsableCommand {
     var gcGrace: Int?
 
     func run() async throws {
+        // glibc gives each thread that contends for malloc an arena of its own (up to 8
+        // per core); two are plenty for two event loops and a few pool threads, and save
+        // ~8 MiB of resident memory after a large upload (docs/PERFORMANCE.md).
+        if getenv("MALLOC_ARENA_MAX") == nil { _ = glibcMallopt(mallocArenaMax, 2) }
         let settings = try loadSettings()
         LiveLogLevel.current = settings.logLevel
         LiveLogLevel.bootstrap()
@@ -310,3 +314,9 @@ struct RegistryCommand: AsyncParsableCommand {
 enum RegistrydVersion {
     static let current = "0.1.0"
 }
+
+/// glibc's `mallopt(3)`: `<malloc.h>` is not part of the Glibc module Swift imports.
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+/// `M_ARENA_MAX` of `<malloc.h>`.
+private let mallocArenaMax: Int32 = -8
