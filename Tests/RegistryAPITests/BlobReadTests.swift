@@ -18,6 +18,19 @@ final class BlobReadTests: RegistryTestCase {
         XCTAssertEqual(Fixtures.digest(get.body), digest)
     }
 
+    func testAnswerThatEndsTheConnectionIsSentWhole() async throws {
+        // HTTP/1.0 without keep-alive: the connection closes after the answer, and a
+        // large sendfile body must be on the wire before it does (it used to be cut).
+        let blob = Fixtures.bytes(16 << 20, seed: 9)
+        let digest = try await client.pushBlob("big/one", blob)
+        for request in ["GET /v2/big/one/blobs/\(digest) HTTP/1.0\r\n\r\n",
+                        "GET /v2/big/one/blobs/\(digest) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"] {
+            let (head, bodyBytes) = try await client.sendRawUntilClosed(request)
+            XCTAssertTrue(head.hasPrefix("HTTP/1."), head)
+            XCTAssertEqual(bodyBytes, blob.count, head)
+        }
+    }
+
     func testRangeRequestsAnswer206() async throws {
         let blob = Fixtures.bytes(1000)
         let digest = try await client.pushBlob("a", blob)

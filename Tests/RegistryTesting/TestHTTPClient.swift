@@ -140,6 +140,29 @@ public struct TestHTTPClient: Sendable {
     }
 }
 
+extension TestHTTPClient {
+    /// Sends a raw request and reads until the server closes the connection.
+    /// - Returns: the response head's text and how many bytes followed it.
+    public func sendRawUntilClosed(_ text: String) async throws -> (head: String, bodyBytes: Int) {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: text))
+            var received: [UInt8] = []
+            for try await buffer in inbound { received += buffer.readableBytesView }
+            // The head ends at the first CRLF CRLF.
+            var end = 0
+            while end + 3 < received.count, !(received[end] == 13 && received[end + 1] == 10 && received[end + 2] == 13 && received[end + 3] == 10) {
+                end += 1
+            }
+            guard end + 3 < received.count else { return (String(decoding: received, as: UTF8.self), 0) }
+            return (String(decoding: received[..<end], as: UTF8.self), received.count - end - 4)
+        }
+    }
+}
+
 public struct TestResponse: Sendable {
     public let status: HTTPResponseStatus
     public let headers: HTTPHeaders

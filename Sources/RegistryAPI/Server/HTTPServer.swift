@@ -151,7 +151,7 @@ public struct HTTPServer: Sendable {
                     }
                     let sent: Int64
                     do {
-                        sent = try await write(response, for: head, to: outbound)
+                        sent = try await write(response, for: head, to: outbound, closing: !reuse || !bodyFinished ? channel : nil)
                     } catch {
                         // The client went away mid-response: the request still gets its log line.
                         log(head, response.status, -1, started, remote)
@@ -180,7 +180,14 @@ public struct HTTPServer: Sendable {
     }
 
     /// Writes a response. - Returns: body bytes sent.
-    private func write(_ response: HTTPResponse, for request: HTTPRequestHead, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws -> Int64 {
+    ///
+    /// With `closing` (the connection ends after this answer) the last part goes straight
+    /// to the channel and is awaited until it is on the wire: closing the channel drops
+    /// writes still queued, and a large `sendfile` body would be cut short.
+    private func write(
+        _ response: HTTPResponse, for request: HTTPRequestHead, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
+        closing: (any Channel)?
+    ) async throws -> Int64 {
         var response = response
         var fileRegion: FileRegion?
         if case .file(let path, let range) = response.body, request.method != .HEAD {
@@ -192,39 +199,36 @@ public struct HTTPServer: Sendable {
                 response = .error(RegistryError.blobUnknown("blob bytes are missing"))
             }
         }
-        let head = HTTPServerResponsePart.head(HTTPResponseHead(version: request.version, status: response.status, headers: Self.finalHeaders(response)))
+        var parts: [HTTPServerResponsePart] = [.head(HTTPResponseHead(version: request.version, status: response.status, headers: Self.finalHeaders(response)))]
+        var sent: Int64 = 0
         switch response.body {
-        case .none:
-            // Head and end in one flush: one write(2) for the whole answer.
-            try await outbound.write(contentsOf: [head, .end(nil)])
-            return 0
-        case .bytes(let buffer) where request.method == .HEAD:
-            try await outbound.write(contentsOf: [head, .end(nil)])
-            _ = buffer
-            return 0
-        case .bytes(let buffer):
-            try await outbound.write(contentsOf: [head, .body(.byteBuffer(buffer)), .end(nil)])
-            return Int64(buffer.readableBytes)
+        case .bytes(let buffer) where request.method != .HEAD:
+            sent = Int64(buffer.readableBytes)
+            parts.append(.body(.byteBuffer(buffer)))
         case .file:
-            guard let fileRegion, request.method != .HEAD else {
-                try await outbound.write(contentsOf: [head, .end(nil)])
-                return 0
+            if let fileRegion {
+                // FileRegionLifetimeHandler closes the file once the bytes are on the wire.
+                sent = Int64(fileRegion.readableBytes)
+                parts.append(.body(.fileRegion(fileRegion)))
             }
-            // FileRegionLifetimeHandler closes the file once the bytes are on the wire.
-            try await outbound.write(contentsOf: [head, .body(.fileRegion(fileRegion)), .end(nil)])
-            return Int64(fileRegion.readableBytes)
-        case .chunks(let chunks):
-            try await outbound.write(head)
-            var sent: Int64 = 0
-            if request.method != .HEAD {
-                for try await chunk in chunks {
-                    sent += Int64(chunk.readableBytes)
-                    try await outbound.write(.body(.byteBuffer(chunk)))
-                }
+        case .chunks(let chunks) where request.method != .HEAD:
+            try await outbound.write(contentsOf: parts)
+            parts = []
+            for try await chunk in chunks {
+                sent += Int64(chunk.readableBytes)
+                try await outbound.write(.body(.byteBuffer(chunk)))
             }
-            try await outbound.write(.end(nil))
-            return sent
+        default:
+            break
         }
+        if let closing {
+            if !parts.isEmpty { try await outbound.write(contentsOf: parts) }
+            try await closing.writeAndFlush(HTTPServerResponsePart.end(nil))
+        } else {
+            // Head, body and end in one flush: one writev(2) for a small answer.
+            try await outbound.write(contentsOf: parts + [.end(nil)])
+        }
+        return sent
     }
 
     private func openRegion(_ path: String, _ range: Range<Int64>) async throws -> FileRegion {
