@@ -510,6 +510,7 @@ def run_pass(workdir, auth, duration, big_file, digest, chunks, image):
                     headers = dict(server.pull_headers())
                     if accept:
                         headers["Accept"] = accept
+                    wrk(server.base + path, headers, 1)  # warm-up, not measured: caches, connections, allocator
                     (rate, total, latency), used = measured(server, lambda: wrk(server.base + path, headers, duration))
                     values[server.name], cpu[server.name], p99[server.name] = rate, used / total * 1e6, latency
                 static = "manifest" if accept else "tags"
@@ -519,6 +520,7 @@ def run_pass(workdir, auth, duration, big_file, digest, chunks, image):
             values, cpu = {}, {}
             for server in order[len(metrics) % 2]:
                 layer = fixtures[server.name]["layer"][0]
+                ab_head(f"{server.base}/v2/bench/small/blobs/{layer}", server.pull_headers(), 1)  # warm-up
                 (rate, total), used = measured(server, lambda: ab_head(f"{server.base}/v2/bench/small/blobs/{layer}", server.pull_headers(), duration))
                 values[server.name], cpu[server.name] = rate, used / total * 1e6
             nginx_rate, _ = ab_head(f"http://127.0.0.1:{nginx_port}/blob", {}, duration)
