@@ -184,11 +184,13 @@ def prepare(server):
 # ---------------------------------------------------------------- load tools
 
 
+def header_flags(headers):
+    """`-H 'Name: value'` for each header (wrk and ab spell it the same)."""
+    return [flag for name, value in headers.items() for flag in ("-H", f"{name}: {value}")]
+
+
 def wrk(url, headers, duration, connections=64):
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    output = run(command + [url])
+    output = run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"] + header_flags(headers) + [url])
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     total = int(re.search(r"(\d+) requests in", output).group(1))
     p99 = parse_latency(re.search(r"99%\s+([\d.]+\w+)", output).group(1))
@@ -204,10 +206,7 @@ def parse_latency(text):
 
 
 def ab_head(url, headers, duration, connections=64):
-    command = ["ab", "-k", "-i", f"-c{connections}", f"-t{duration}", "-n", "10000000", "-q"]
-    for name, value in headers.items():
-        command += ["-H", f"{name}: {value}"]
-    output = run(command + [url])
+    output = run(["ab", "-k", "-i", f"-c{connections}", f"-t{duration}", "-n", "10000000", "-q"] + header_flags(headers) + [url])
     rate = float(re.search(r"Requests per second:\s+([\d.]+)", output).group(1))
     total = int(re.search(r"Complete requests:\s+(\d+)", output).group(1))
     failed = int(re.search(r"Failed requests:\s+(\d+)", output).group(1))
