@@ -11,12 +11,20 @@ enum FileSystemCalls {
     }
 
     /// `mkdir -p`.
-    static func makeDirectories(_ path: String) throws {
+    /// `mkdir -p`. - Returns: the directories it created, outermost first.
+    @discardableResult
+    static func makeDirectories(_ path: String) throws -> [String] {
         var current = path.hasPrefix("/") ? "" : "."
+        var created: [String] = []
         for component in path.split(separator: "/") {
             current += "/" + component
-            if mkdir(current, 0o750) != 0 && errno != EEXIST { throw error("mkdir", current) }
+            if mkdir(current, 0o750) == 0 {
+                created.append(current)
+            } else if errno != EEXIST {
+                throw error("mkdir", current)
+            }
         }
+        return created
     }
 
     static func syncDirectory(_ path: String) throws {

@@ -13,8 +13,9 @@ import NIOPosix
 /// let driver = try FilesystemDriver(root: "/var/lib/registryd/storage")
 /// ```
 ///
-/// Durability: `sync()` fsyncs the file; `move` renames and then fsyncs both
-/// directories, so a blob that was renamed into place survives a power cut.
+/// Durability: `sync()` fsyncs the file; `move` renames and then fsyncs the target
+/// directory and the parent of every directory it had to create, so a blob that was
+/// renamed into place survives a power cut even on a file system without a journal.
 public struct FilesystemDriver: StorageDriver {
     public let name = "filesystem"
     public let root: String
@@ -85,14 +86,21 @@ public struct FilesystemDriver: StorageDriver {
         let to = fullPath(destination)
         try await threadPool.runIfActive {
             let targetDirectory = parentDirectory(of: to)
-            try FileSystemCalls.makeDirectories(targetDirectory)
+            let created = try FileSystemCalls.makeDirectories(targetDirectory)
             guard rename(from, to) == 0 else {
                 if errno == ENOENT { throw StorageError.notFound(source) }
                 throw FileSystemCalls.error("rename", from)
             }
-            // The rename is durable only once both directory entries are on disk.
+            // The destination is durable once its entry is on disk, and so is every
+            // directory created on the way (`blobs/sha256/ab/<hex>/` is new for each blob):
+            // fsync the target and each new directory's parent. The source's entry need
+            // not be: a crash that leaves it too is cleaned up as an orphaned upload.
+            var synced = Set([targetDirectory])
             try FileSystemCalls.syncDirectory(targetDirectory)
-            try FileSystemCalls.syncDirectory(parentDirectory(of: from))
+            for directory in created.reversed() {
+                let parent = parentDirectory(of: directory)
+                if synced.insert(parent).inserted { try FileSystemCalls.syncDirectory(parent) }
+            }
         }
     }
 
