@@ -35,14 +35,7 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible, Comparable {
     /// Builds a digest from raw hash bytes produced by `ContentHasher`.
     init(algorithm: DigestAlgorithm, hashBytes: some Sequence<UInt8>) {
         self.algorithm = algorithm
-        let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
-        var hex: [UInt8] = []
-        hex.reserveCapacity(algorithm.encodedLength)
-        for byte in hashBytes {
-            hex.append(hexDigits[Int(byte >> 4)])
-            hex.append(hexDigits[Int(byte & 0x0f)])
-        }
-        self.encoded = String(decoding: hex, as: UTF8.self)
+        self.encoded = Hex.encode(hashBytes)
     }
 
     public var description: String { "\(algorithm.rawValue):\(encoded)" }

@@ -26,7 +26,7 @@ public struct TokenSigningKey: Sendable {
         }
         var bytes = [UInt8](repeating: 0, count: 32)
         guard RAND_bytes(&bytes, 32) == 1 else { throw TokenKeyError.noRandomness }
-        let hex = bytes.map { String(format: "%02x", $0) }.joined()
+        let hex = Hex.encode(bytes)
         // Create owner-only, and never replace a key another instance just wrote.
         guard FileManager.default.createFile(atPath: path, contents: Data((hex + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
             throw TokenKeyError.cannotWrite(path)
@@ -36,14 +36,7 @@ public struct TokenSigningKey: Sendable {
 
     /// HMAC-SHA256 of `message`.
     func sign(_ message: [UInt8]) -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        _ = bytes.withUnsafeBufferPointer { key in
-            message.withUnsafeBufferPointer { data in
-                HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), data.baseAddress, data.count, &output, &length)
-            }
-        }
-        return Array(output.prefix(Int(length)))
+        HMACSHA256.authenticationCode(for: message, key: bytes)
     }
 
     /// Whether `signature` is the HMAC of `message`, compared in constant time.

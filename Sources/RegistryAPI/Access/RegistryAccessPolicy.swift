@@ -39,10 +39,11 @@ public struct RegistryAccessPolicy: AccessPolicy {
         guard let authorization = headers.first(name: "Authorization") else { return nil }
         switch scheme {
         case .basic:
+            guard let (name, password) = Self.basicCredentials(authorization) else { throw basicChallenge("malformed basic credentials") }
             // containers/image (podman, skopeo, buildah) answers a Basic challenge without
             // stored credentials with an empty user and password: that is anonymous.
-            if let (name, password) = Self.basicCredentials(authorization), name.isEmpty, password.isEmpty { return nil }
-            return try basicPrincipal(authorization, remoteAddress: remoteAddress)
+            if name.isEmpty && password.isEmpty { return nil }
+            return try verifiedPrincipal(name: name, password: password, remoteAddress: remoteAddress)
         case .token(let tokens, _):
             guard let token = Self.credentials(authorization, scheme: "bearer") else {
                 throw challenge(.unauthorized, "use a bearer token from the token endpoint", error: "invalid_token")
@@ -82,6 +83,10 @@ public struct RegistryAccessPolicy: AccessPolicy {
         guard let (name, password) = Self.basicCredentials(authorization) else {
             throw basicChallenge("malformed basic credentials")
         }
+        return try verifiedPrincipal(name: name, password: password, remoteAddress: remoteAddress)
+    }
+
+    private func verifiedPrincipal(name: String, password: String, remoteAddress: String) throws(RegistryError) -> Principal {
         switch verifier.verify(name: name, password: password, from: remoteAddress) {
         case .authenticated(let principal):
             return principal

@@ -142,16 +142,10 @@ public struct HTTPServer: Sendable {
                     let bodyFinished = (try? await body.drain(upTo: drainLimit)) ?? false
                     iterator = body.releaseInbound()
                     let reuse = keepAlive && bodyFinished && !connections.isDraining
-                    if !reuse {
-                        response.headers.replaceOrAdd(name: "Connection", value: "close")
-                    } else if head.version == .http1_0 {
-                        // HTTP/1.0 closes after each answer unless the answer says otherwise
-                        // (ab -k, old proxies).
-                        response.headers.replaceOrAdd(name: "Connection", value: "keep-alive")
-                    }
+                    Self.setConnection(&response.headers, reuse: reuse, version: head.version)
                     let sent: Int64
                     do {
-                        sent = try await write(response, for: head, to: outbound, closing: !reuse || !bodyFinished ? channel : nil)
+                        sent = try await write(response, for: head, to: outbound, closing: reuse ? nil : channel)
                     } catch {
                         // The client went away mid-response: the request still gets its log line.
                         log(head, response.status, -1, started, remote)
@@ -243,6 +237,17 @@ public struct HTTPServer: Sendable {
 
     private func log(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ bytes: Int64, _ started: ContinuousClock.Instant, _ remote: String) {
         accessLog.record(head, status, bytes, started, remote)
+    }
+
+    /// Says whether the connection stays open: `close` when it does not; `keep-alive` for
+    /// HTTP/1.0, which closes after each answer unless the answer says otherwise (ab -k,
+    /// old proxies).
+    static func setConnection(_ headers: inout HTTPHeaders, reuse: Bool, version: HTTPVersion) {
+        if !reuse {
+            headers.replaceOrAdd(name: "Connection", value: "close")
+        } else if version == .http1_0 {
+            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
+        }
     }
 
     /// The headers every answer carries, on the full and the immediate path alike.

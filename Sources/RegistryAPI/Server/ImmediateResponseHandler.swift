@@ -52,11 +52,7 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
         let started = ContinuousClock.now
         var headers = HTTPServer.finalHeaders(response)
         let keepAlive = head.isKeepAlive
-        if !keepAlive {
-            headers.replaceOrAdd(name: "Connection", value: "close")
-        } else if head.version == .http1_0 {
-            headers.replaceOrAdd(name: "Connection", value: "keep-alive")
-        }
+        HTTPServer.setConnection(&headers, reuse: keepAlive, version: head.version)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: response.status, headers: headers))), promise: nil)
         var sent: Int64 = 0
         if head.method != .HEAD, case .bytes(let buffer) = response.body {

@@ -1,4 +1,3 @@
-import CLibcrypto
 import Foundation
 import OCI
 
@@ -100,9 +99,11 @@ public struct SignatureV4: Sendable {
     private func sign(canonicalRequest: String, timestamp: String) -> String {
         let stringToSign = ["AWS4-HMAC-SHA256", timestamp, scope(timestamp), Self.sha256Hex(Array(canonicalRequest.utf8))]
             .joined(separator: "\n")
-        var key = Self.hmac(key: Array("AWS4\(credentials.secretAccessKey)".utf8), Array(timestamp.prefix(8).utf8))
-        for part in [region, service, "aws4_request"] { key = Self.hmac(key: key, Array(part.utf8)) }
-        return Self.hex(Self.hmac(key: key, Array(stringToSign.utf8)))
+        var key = Array("AWS4\(credentials.secretAccessKey)".utf8)
+        for part in [String(timestamp.prefix(8)), region, service, "aws4_request"] {
+            key = HMACSHA256.authenticationCode(for: Array(part.utf8), key: key)
+        }
+        return Hex.encode(HMACSHA256.authenticationCode(for: Array(stringToSign.utf8), key: key))
     }
 
     // MARK: Canonical forms
@@ -162,30 +163,9 @@ public struct SignatureV4: Sendable {
         return (canonical, names.joined(separator: ";"))
     }
 
-    // MARK: Primitives over libcrypto
+    // MARK: Primitives
 
     public static func sha256Hex(_ bytes: some Collection<UInt8>) -> String {
         Digest.of(bytes, algorithm: .sha256).encoded
-    }
-
-    static func hmac(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let result = key.withUnsafeBytes { keyBytes in
-            message.withUnsafeBytes { messageBytes in
-                HMAC(EVP_sha256(), keyBytes.baseAddress, Int32(key.count), messageBytes.bindMemory(to: UInt8.self).baseAddress,
-                     message.count, &output, &length)
-            }
-        }
-        precondition(result != nil, "HMAC-SHA256 failed")
-        return Array(output.prefix(Int(length)))
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(bytes.count * 2)
-        for byte in bytes { text.append(digits[Int(byte >> 4)]); text.append(digits[Int(byte & 0xF)]) }
-        return String(decoding: text, as: UTF8.self)
     }
 }
