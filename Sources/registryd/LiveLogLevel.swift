@@ -17,29 +17,38 @@ enum LiveLogLevel {
         // /etc/localtime for every call. Naming the zone once keeps the access log off
         // the file system (same zone, same output).
         if getenv("TZ") == nil { setenv("TZ", ":/etc/localtime", 1) }
-        LoggingSystem.bootstrap { label in Handler(base: StreamLogHandler.standardError(label: label)) }
+        LoggingSystem.bootstrap { label in Handler(label: label) }
     }
 
+    /// Lines as swift-log's `StreamLogHandler` formats them
+    /// (`<time> <level> <label>: [<metadata>] [<source>] <message>`), written through
+    /// `LogOutput` in batches.
     struct Handler: LogHandler {
-        var base: StreamLogHandler
+        let label: String
+        var metadata: Logger.Metadata = [:]
 
         var logLevel: Logger.Level {
             get { LiveLogLevel.current }
             set {}  // One level for the whole process, set by the settings.
         }
 
-        var metadata: Logger.Metadata {
-            get { base.metadata }
-            set { base.metadata = newValue }
-        }
-
         subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { base[metadataKey: key] }
-            set { base[metadataKey: key] = newValue }
+            get { metadata[key] }
+            set { metadata[key] = newValue }
         }
 
         func log(event: LogEvent) {
-            base.log(event: event)
+            var merged = metadata
+            if let explicit = event.metadata { merged.merge(explicit) { _, explicit in explicit } }
+            if let error = event.error {
+                merged["error.message"] = "\(error)"
+                merged["error.type"] = "\(String(reflecting: type(of: error)))"
+            }
+            let pretty = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ")
+            let label = self.label
+            LogOutput.standardError.write(level: event.level) { timestamp in
+                "\(timestamp) \(event.level) \(label):\(pretty) [\(event.source)] \(event.message)"
+            }
         }
     }
 }

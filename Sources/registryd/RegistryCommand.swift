@@ -97,6 +97,8 @@ struct RegistryCommand: AsyncParsableCommand {
         let settings = try loadSettings()
         LiveLogLevel.current = settings.logLevel
         LiveLogLevel.bootstrap()
+        // Lines still gathered when run() ends (a failed start, a stop) go out first.
+        defer { LogOutput.standardError.flush() }
         let logger = Logger(label: "registryd")
         let notifier = ServiceNotifier()
 

@@ -35,6 +35,10 @@ public final class RequestRecorder: RequestResponder, ImmediateResponder {
         return response
     }
 
+    public var immediateAnswerGeneration: UInt64? {
+        (wrapped.withLock { $0 } as? any ImmediateResponder)?.immediateAnswerGeneration
+    }
+
     /// Requests recorded so far.
     public var requests: [Entry] { entries.withLock { $0 } }
 

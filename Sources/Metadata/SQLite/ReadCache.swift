@@ -22,6 +22,9 @@ final class ReadCache: Sendable {
     }
 
     private let state = Mutex(State())
+    /// `generation`, readable without the lock by those who only compare it
+    /// (answers built from cached reads remember the generation they came from).
+    private let publishedGeneration = Atomic<UInt64>(0)
     /// Bound on the approximate bytes held; reaching it starts the cache afresh.
     private let capacity: Int
 
@@ -31,6 +34,9 @@ final class ReadCache: Sendable {
 
     /// The generation to pass to `store` after reading.
     var generation: UInt64 { state.withLock { $0.generation } }
+
+    /// The generation without taking the lock; it changes with every write transaction.
+    var currentGeneration: UInt64 { publishedGeneration.load(ordering: .acquiring) }
 
     func lookup<T: Sendable>(_ key: String, as type: T.Type) -> T? {
         // Unwrapped first: `nil as? T` succeeds when T is itself an Optional.
@@ -57,6 +63,7 @@ final class ReadCache: Sendable {
     func invalidate() {
         state.withLock { state in
             state.generation &+= 1
+            publishedGeneration.store(state.generation, ordering: .releasing)
             state.entries.removeAll(keepingCapacity: true)
             state.bytes = 0
         }

@@ -11,6 +11,9 @@ public protocol CachedReads: Sendable {
     func cachedTags(in repository: RepositoryName, after last: String?, limit: Int) -> [String]??
     func cachedBlobSize(_ digest: Digest, in repository: RepositoryName) -> Int64??
     func cachedIsPublic(_ repository: RepositoryName) -> Bool?
+    /// Changes with every write transaction: an answer derived from cached reads at one
+    /// generation is current while the generation is unchanged.
+    var cacheGeneration: UInt64 { get }
 }
 
 /// The cache keys of the hot reads, shared by the reads that fill them and the peeks.
@@ -51,4 +54,6 @@ extension SQLiteMetadataStore: CachedReads {
     public func cachedIsPublic(_ repository: RepositoryName) -> Bool? {
         database.cache.lookup(HotReadKey.visibility(repository), as: Bool.self)
     }
+
+    public var cacheGeneration: UInt64 { database.cache.currentGeneration }
 }

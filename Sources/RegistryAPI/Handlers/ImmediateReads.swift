@@ -10,6 +10,8 @@ import OCI
 /// `nil` and takes the full path, which gives the same answers (the same response
 /// builders) and fills the cache for the next time.
 extension Registry: ImmediateResponder {
+    public var immediateAnswerGeneration: UInt64? { cachedReads?.cacheGeneration }
+
     public func respondImmediately(to head: HTTPRequestHead, remoteAddress: String) -> HTTPResponse? {
         guard head.method == .GET || head.method == .HEAD, let cache = cachedReads else { return nil }
         let uri = head.uri

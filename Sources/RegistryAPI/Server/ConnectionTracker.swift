@@ -12,8 +12,10 @@ final class ConnectionTracker: Sendable {
 
     private let state = Mutex<(entries: [ObjectIdentifier: Entry], draining: Bool)>(([:], false))
     let requestsServed = Atomic<Int>(0)
+    /// `draining`, read without the lock on every request.
+    private let drainingFlag = Atomic<Bool>(false)
 
-    var isDraining: Bool { state.withLock { $0.draining } }
+    var isDraining: Bool { drainingFlag.load(ordering: .acquiring) }
     var openConnections: Int { state.withLock { $0.entries.count } }
 
     /// - Returns: `false` when the server is draining and the connection must close.
@@ -43,6 +45,7 @@ final class ConnectionTracker: Sendable {
     func drain() {
         let idle = state.withLock { state in
             state.draining = true
+            drainingFlag.store(true, ordering: .releasing)
             return state.entries.values.filter { !$0.busy }.map(\.channel)
         }
         for channel in idle { channel.close(promise: nil) }

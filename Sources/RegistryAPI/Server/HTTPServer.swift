@@ -24,6 +24,7 @@ public struct HTTPServer: Sendable {
     let logger: Logger
     private let accessLog: AccessLog
     private let connections = ConnectionTracker()
+    private let answerCaches: ImmediateAnswerCaches
     /// Bodies left unread by a handler are drained up to this size; past it the
     /// connection is closed instead of reading a large upload nobody wants.
     private let drainLimit: Int64 = 1 << 20
@@ -37,6 +38,7 @@ public struct HTTPServer: Sendable {
         self.group = group
         self.logger = logger
         self.accessLog = AccessLog(logger: logger)
+        self.answerCaches = ImmediateAnswerCaches(group: group)
         self.idleTimeout = .nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
     }
 
@@ -102,14 +104,21 @@ public struct HTTPServer: Sendable {
         let idleTimeout = self.idleTimeout
         let immediate = responder as? any ImmediateResponder
         let accessLog = self.accessLog
+        let answerCaches = self.answerCaches
         return channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-            try channel.pipeline.syncOperations.addHandler(IdleConnectionCloser(connections: connections))
-            try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-            try channel.pipeline.syncOperations.addHandler(FileRegionLifetimeHandler())
-            if let immediate {
-                try channel.pipeline.syncOperations.addHandler(ImmediateResponseHandler(responder: immediate, connections: connections, accessLog: accessLog))
+            let pipeline = channel.pipeline.syncOperations
+            try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+            try pipeline.addHandler(IdleConnectionCloser(connections: connections))
+            let immediateHandler = immediate.map {
+                ImmediateResponseHandler(responder: $0, connections: connections, accessLog: accessLog, cache: answerCaches.cache(for: channel.eventLoop))
             }
+            if let immediateHandler { try pipeline.addHandler(immediateHandler) }
+            try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+            if let immediateHandler {
+                let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+                try pipeline.addHandler(ResponseEndCounter(immediateHandler), position: .after(decoder))
+            }
+            try pipeline.addHandler(FileRegionLifetimeHandler())
             return try Connection(
                 wrappingChannelSynchronously: channel,
                 configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8))
@@ -267,12 +276,16 @@ struct AccessLog: Sendable {
     let logger: Logger
 
     func record(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ bytes: Int64, _ started: ContinuousClock.Instant, _ remote: String) {
+        record(method: head.method, uri: head.uri, status: status, bytes: bytes, started: started, remote: remote)
+    }
+
+    func record(method: HTTPMethod, uri: String, status: HTTPResponseStatus, bytes: Int64, started: ContinuousClock.Instant, remote: String) {
         guard logger.logLevel <= .info else { return }
         let elapsed = ContinuousClock.now - started
         let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         let fraction = String(microseconds % 1000)
         let milliseconds = "\(microseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)ms"
-        logger.info("\(remote) \(head.method.rawValue) \(head.uri) \(status.code) \(bytes) \(milliseconds)")
+        logger.info("\(remote) \(method.rawValue) \(uri) \(status.code) \(bytes) \(milliseconds)")
     }
 }
 
@@ -286,4 +299,9 @@ public protocol RequestResponder: Sendable {
 /// path. Must never block: memory only.
 public protocol ImmediateResponder: Sendable {
     func respondImmediately(to head: HTTPRequestHead, remoteAddress: String) -> HTTPResponse?
+
+    /// Changes whenever an answer of `respondImmediately` may change other than by time
+    /// (every write transaction); the server keeps encoded answers while it stays the
+    /// same (`ImmediateAnswerCache`). `nil`: keep nothing.
+    var immediateAnswerGeneration: UInt64? { get }
 }

@@ -1,0 +1,114 @@
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+/// Standard error for log lines, written in batches.
+///
+/// The access log writes one line per request. Written one by one (as swift-log's
+/// `StreamLogHandler` does: lock the `FILE`, write(2), flush) that is a system call per
+/// request, and the two event loops contend for the stream's lock: a futex wake per
+/// request more. Here a line is appended to a buffer under a short lock; a writer
+/// thread sends what gathered at most `delay` later in one write. Lines at `warning`
+/// and above are written at once, with everything gathered before them, so a failure
+/// is on its way before the process may end. Order is kept: one lock covers taking a
+/// batch and writing it.
+final class LogOutput: Sendable {
+    static let standardError = LogOutput(descriptor: STDERR_FILENO)
+
+    /// How long a line may wait for company before it is written.
+    private let delay: Duration = .milliseconds(50)
+    /// Past this many bytes waiting, the appending thread writes the batch itself.
+    private let batchLimit = 64 * 1024
+
+    private let descriptor: Int32
+    private let pending = Mutex(Pending())
+    private let writing = Mutex(())
+    private let linesWaiting = DispatchSemaphore(value: 0)
+
+    private struct Pending {
+        var bytes: [UInt8] = []
+        var writerWoken = false
+        /// The formatted second, reused for every line in it (localtime and strftime
+        /// per line would cost more than the rest of the line).
+        var second = -1
+        var timestamp = ""
+    }
+
+    private init(descriptor: Int32) {
+        self.descriptor = descriptor
+        let thread = Thread { [unowned self] in self.writeBatches() }
+        thread.name = "log writer"
+        thread.start()
+    }
+
+    /// Appends one line (the newline is added here).
+    func write(level: Logger.Level, _ format: (_ timestamp: String) -> String) {
+        let now = time(nil)
+        let urgent = level >= .warning
+        var wake = false
+        var full = false
+        pending.withLock { pending in
+            if now != pending.second {
+                pending.second = now
+                pending.timestamp = Self.format(now)
+            }
+            pending.bytes.append(contentsOf: format(pending.timestamp).utf8)
+            pending.bytes.append(UInt8(ascii: "\n"))
+            full = pending.bytes.count >= batchLimit
+            if !pending.writerWoken && !urgent && !full {
+                pending.writerWoken = true
+                wake = true
+            }
+        }
+        if urgent || full {
+            flush()
+        } else if wake {
+            linesWaiting.signal()
+        }
+    }
+
+    /// Writes everything gathered so far, now.
+    func flush() {
+        writing.withLock { _ in
+            let batch = pending.withLock { pending in
+                defer { pending.bytes = []; pending.bytes.reserveCapacity(4096) }
+                return pending.bytes
+            }
+            write(batch)
+        }
+    }
+
+    private func writeBatches() {
+        while true {
+            linesWaiting.wait()
+            Thread.sleep(forTimeInterval: Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))
+            pending.withLock { $0.writerWoken = false }
+            flush()
+        }
+    }
+
+    private func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let written = Foundation.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                // Standard error is gone or broken: nothing better to do with a log line.
+                guard written > 0 else { return }
+                offset += written
+            }
+        }
+    }
+
+    /// `2026-11-29T10:52:04+0000`, as swift-log's stream handler writes it.
+    private static func format(_ second: Int) -> String {
+        var seconds = time_t(second)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let length = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
+        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
