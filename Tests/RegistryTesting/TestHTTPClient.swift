@@ -163,6 +163,53 @@ extension TestHTTPClient {
     }
 }
 
+extension TestHTTPClient {
+    /// Sends `pieces` on one connection, pausing between them so each arrives as a read
+    /// of its own, then reads until the server closes the connection (or `limit` passes).
+    /// - Returns: everything received.
+    public func exchangeRaw(_ pieces: [[UInt8]], pause: Duration = .milliseconds(30), limit: Duration = .seconds(10)) async throws -> [UInt8] {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        let closer = channel.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000)) { channel.channel.close(promise: nil) }
+        defer { closer.cancel() }
+        return try await channel.executeThenClose { inbound, outbound in
+            for (index, piece) in pieces.enumerated() {
+                if index > 0 { try await Task.sleep(for: pause) }
+                try await outbound.write(ByteBuffer(bytes: piece))
+            }
+            var received: [UInt8] = []
+            do {
+                for try await buffer in inbound { received += buffer.readableBytesView }
+            } catch {}
+            return received
+        }
+    }
+
+    /// Splits raw HTTP/1.1 answers (each with a Content-Length, or none for HEAD) into
+    /// status codes and bodies. `heads` says which answers are to HEAD requests.
+    public static func splitAnswers(_ bytes: [UInt8], heads: Set<Int> = []) -> [(status: Int, headers: String, body: [UInt8])] {
+        var answers: [(Int, String, [UInt8])] = []
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            guard let end = rest.indices.first(where: { rest[$0...].starts(with: [13, 10, 13, 10]) }) else { break }
+            let head = String(decoding: rest[..<end], as: UTF8.self)
+            rest = rest[(end + 4)...]
+            let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+            let length = head.split(separator: "\r\n").compactMap { line -> Int? in
+                let parts = line.split(separator: ":", maxSplits: 1)
+                guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+                return Int(parts[1].trimmingCharacters(in: .whitespaces))
+            }.first ?? 0
+            let bodyLength = heads.contains(answers.count) ? 0 : min(length, rest.count)
+            answers.append((status, head, Array(rest.prefix(bodyLength))))
+            rest = rest.dropFirst(bodyLength)
+        }
+        return answers
+    }
+}
+
 public struct TestResponse: Sendable {
     public let status: HTTPResponseStatus
     public let headers: HTTPHeaders
