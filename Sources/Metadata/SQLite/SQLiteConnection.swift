@@ -6,6 +6,8 @@ import CSQLite
 final class SQLiteConnection {
     private let handle: OpaquePointer
     private var statements: [String: OpaquePointer] = [:]
+    /// The `synchronous` setting last made by `syncCommits`.
+    private var commitsSynced: Bool?
 
     init(path: String, readOnly: Bool) throws(SQLiteError) {
         var handle: OpaquePointer?
@@ -24,6 +26,17 @@ final class SQLiteConnection {
     deinit {
         for statement in statements.values { sqlite3_finalize(statement) }
         sqlite3_close_v2(handle)
+    }
+
+    /// Whether the next commits are fsynced (`synchronous=FULL`) or not (`NORMAL`: in WAL
+    /// mode atomic and crash-safe, but a power cut may roll them back). Only changes
+    /// the setting when it differs; a failure to change it throws, so a commit never
+    /// runs with less durability than asked for.
+    func syncCommits(_ synced: Bool) throws(SQLiteError) {
+        guard commitsSynced != synced else { return }
+        commitsSynced = nil
+        try execute(synced ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
+        commitsSynced = synced
     }
 
     /// Runs SQL text that returns no rows (schema changes, pragmas, several statements).

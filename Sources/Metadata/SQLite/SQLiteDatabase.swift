@@ -46,9 +46,18 @@ final class SQLiteDatabase: Sendable {
     }
 
     /// Runs `body` inside one write transaction; afterwards no cached answer predates it.
-    func write<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
+    ///
+    /// A durable write is on disk before this returns (the WAL is fsynced at commit).
+    /// `durable: false` skips that fsync for state nobody was promised (an upload session
+    /// just opened, a pin): such a commit is atomic and survives a crash of the process,
+    /// but a power cut may roll it back, unless a later durable commit (which syncs the
+    /// whole WAL before it) has happened.
+    func write<T>(durable: Bool = true, _ body: (SQLiteConnection) throws -> T) throws -> T {
         defer { cache.invalidate() }
-        return try writer.use { connection in try connection.transaction { try body(connection) } }
+        return try writer.use { connection in
+            try connection.syncCommits(durable)
+            return try connection.transaction { try body(connection) }
+        }
     }
 }
 

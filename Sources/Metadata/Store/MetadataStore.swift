@@ -25,8 +25,9 @@ public protocol MetadataStore: Sendable {
     func pinBlob(_ digest: Digest, size: Int64) throws -> Bool
     func unpinBlob(_ digest: Digest) throws
     /// Records that a verified blob is stored and makes it visible in `repository`;
-    /// with `unpin`, drops the pin the upload took, in the same transaction.
-    func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, unpin: Bool) throws
+    /// `completing` an upload, also drops the pin it took and ends its session, in the
+    /// same transaction (one durable commit for the finished upload).
+    func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, completing upload: UploadID?) throws
     /// Makes a blob visible in `target` when it is visible in `source`, in one transaction.
     /// - Returns: its size, or `nil` when `source` does not hold it.
     func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) throws -> Int64?
@@ -105,7 +106,7 @@ public enum MetadataError: Error, Equatable {
 extension MetadataStore {
     /// Links without a pin (bytes that are known to be in place, e.g. in tests).
     public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName) throws {
-        try linkBlob(digest, size: size, to: repository, unpin: false)
+        try linkBlob(digest, size: size, to: repository, completing: nil)
     }
 }
 

@@ -16,7 +16,10 @@ extension SQLiteMetadataStore {
     }
 
     public func pinBlob(_ digest: Digest, size: Int64) throws -> Bool {
-        try database.write { connection in
+        // Not durable on its own: a pin matters only while its upload runs, and the
+        // upload's final, durable commit carries it to disk. After a power cut the bytes
+        // may lie in place without a row; `registryctl storage verify` finds them.
+        try database.write(durable: false) { connection in
             let now = Clock.now()
             if let deleting = try connection.first("SELECT deleting FROM blobs WHERE digest = ?", [.text(digest.description)], { $0.integer(0) != 0 }) {
                 if deleting { return false }
@@ -35,7 +38,7 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, unpin: Bool) throws {
+    public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, completing upload: UploadID?) throws {
         try database.write { connection in
             let now = Clock.now()
             let repositoryID = try connection.ensureRepository(repository)
@@ -49,8 +52,9 @@ extension SQLiteMetadataStore {
             try connection.query(
                 "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [.integer(repositoryID), .text(digest.description), .integer(now)])
-            if unpin {
+            if let upload {
                 try connection.query("UPDATE blobs SET pins = max(pins - 1, 0) WHERE digest = ?", [.text(digest.description)])
+                try connection.query("DELETE FROM upload_sessions WHERE id = ?", [.text(upload.value)])
             }
         }
     }

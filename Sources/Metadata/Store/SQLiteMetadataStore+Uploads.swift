@@ -6,7 +6,10 @@ extension SQLiteMetadataStore {
         INSERT INTO upload_sessions (id, repository_id, principal, digest_algorithm, size, created_at, updated_at)
         VALUES (?, ?, ?, ?, ?, ?, ?)
         """
-        try database.write { connection in
+        // Not durable on its own: a session lost in a power cut has no acknowledged bytes
+        // yet (its client starts over after a 404), and the next durable commit carries it
+        // to disk anyway.
+        try database.write(durable: false) { connection in
             let repositoryID = try connection.ensureRepository(session.repository)
             try connection.query(sql, [
                 .text(session.id.value), .integer(repositoryID), .optional(session.principal),

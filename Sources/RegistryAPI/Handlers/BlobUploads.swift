@@ -133,10 +133,7 @@ extension Registry {
         }
         // The bytes are in place whatever happens next: the session is over either way.
         await uploads.forget(session.id)
-        try meta {
-            try metadata.linkBlob(expected, size: size, to: session.repository, unpin: true)
-            try metadata.deleteUpload(session.id)
-        }
+        try meta { try metadata.linkBlob(expected, size: size, to: session.repository, completing: session.id) }
         return HTTPResponse(status: .created, headers: blobLocationHeaders(session.repository, expected))
     }
 
