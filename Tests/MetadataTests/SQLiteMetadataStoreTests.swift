@@ -1,6 +1,7 @@
 import Foundation
 import Metadata
 import OCI
+import Synchronization
 import XCTest
 
 /// The metadata rules the API relies on, straight against SQLite.
@@ -24,6 +25,44 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         NewManifest(digest: Digest.of(Array(content.utf8)), mediaType: MediaType.ociManifest, content: Array(content.utf8),
                     artifactType: nil, annotationsJSON: nil, requiredBlobs: blobs, foreignBlobs: [], childManifests: children,
                     allowMissingChildren: false, subject: subject)
+    }
+
+    func testConcurrentWritesCommitTogetherAndAFailedOneChangesNothing() throws {
+        // Writes from many threads at once share commits; each succeeds or fails alone.
+        let store = self.store!
+        let outcomes = Mutex<[Int: Bool]>([:])
+        let manifests = (0..<48).map { index in
+            manifest("m\(index)", blobs: [Digest.of([UInt8(index), index % 3 == 0 ? 9 : 7])])
+        }
+        DispatchQueue.concurrentPerform(iterations: 48) { index in
+            let repository = try! RepositoryName(parsing: "group/r\(index)")
+            let blob = Digest.of([UInt8(index), 7])
+            do {
+                if index % 3 == 0 {
+                    // Refers to a blob never linked: refused, and its tag must not appear.
+                    try store.putManifest(manifests[index], in: repository, tags: [try Tag(parsing: "v1")], actor: nil)
+                } else {
+                    try store.linkBlob(blob, size: 2, to: repository)
+                    try store.putManifest(manifests[index], in: repository, tags: [try Tag(parsing: "v1")], actor: nil)
+                }
+                outcomes.withLock { $0[index] = true }
+            } catch {
+                outcomes.withLock { $0[index] = false }
+            }
+        }
+        let reopened = try SQLiteMetadataStore(path: directory + "/registry.db")
+        for index in 0..<48 {
+            let repository = try RepositoryName(parsing: "group/r\(index)")
+            let succeeded = outcomes.withLock { $0[index] }
+            XCTAssertEqual(succeeded, index % 3 != 0, "write \(index)")
+            let tags = try reopened.tags(in: repository, after: nil, limit: 10)
+            if index % 3 == 0 {
+                XCTAssertNil(tags, "the refused manifest left nothing behind in \(repository)")
+            } else {
+                XCTAssertEqual(tags, ["v1"], "\(repository)")
+                XCTAssertEqual(try reopened.blobSize(Digest.of([UInt8(index), 7]), in: repository), 2)
+            }
+        }
     }
 
     func testReopeningAppliesNoMigrationTwiceAndKeepsData() throws {

@@ -4,10 +4,13 @@ import Synchronization
 /// A SQLite database file in WAL mode: one writer connection and a small pool of
 /// readers, so reads never wait for a write to finish.
 ///
-/// Connections are not thread-safe; each sits in a `ConnectionSlot` whose mutex hands
-/// it to one caller at a time.
+/// Writes are committed in groups: a write that arrives while another group commits
+/// waits, and the next group takes every write waiting by then into one transaction,
+/// each inside a savepoint of its own (a write that fails rolls back alone), with one
+/// commit, one fsync, for all. Under concurrent pushes that turns N fsyncs into one;
+/// alone, a write costs what it did before.
 final class SQLiteDatabase: Sendable {
-    private let writer: ConnectionSlot
+    private let writer: WriteGroups
     private let readers: [ConnectionSlot]
     private let nextReader = Atomic<Int>(0)
     /// Hot answers, emptied by every write (see `ReadCache`).
@@ -19,7 +22,7 @@ final class SQLiteDatabase: Sendable {
         // durable before we answer the client (a 201 is a promise).
         try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
         try Migrations.apply(to: writer)
-        self.writer = ConnectionSlot(writer)
+        self.writer = WriteGroups(writer)
         var readers: [ConnectionSlot] = []
         for _ in 0..<readerCount {
             let reader = try SQLiteConnection(path: path, readOnly: true)
@@ -45,22 +48,102 @@ final class SQLiteDatabase: Sendable {
         return value
     }
 
-    /// Runs `body` inside one write transaction; afterwards no cached answer predates it.
+    /// Runs `body` inside a write transaction (with the writes committed alongside it);
+    /// afterwards no cached answer predates it.
     ///
     /// A durable write is on disk before this returns (the WAL is fsynced at commit).
     /// `durable: false` skips that fsync for state nobody was promised (an upload session
     /// just opened, a pin): such a commit is atomic and survives a crash of the process,
     /// but a power cut may roll it back, unless a later durable commit (which syncs the
-    /// whole WAL before it) has happened.
+    /// whole WAL before it) has happened. A group with one durable write is durable.
+    ///
+    /// `body` must not write through this database itself (it would wait for its own group).
     func write<T>(durable: Bool = true, _ body: (SQLiteConnection) throws -> T) throws -> T {
-        defer { cache.invalidate() }
-        return try writer.use { connection in
-            try connection.syncCommits(durable)
-            return try connection.transaction { try body(connection) }
-        }
+        try writer.commit(durable: durable, body, then: cache.invalidate)
     }
 }
 
+/// The writer connection and the writes waiting for it (see `SQLiteDatabase`).
+///
+/// Leader and followers: a thread with a write either finds no group committing and
+/// commits everything waiting itself, or waits until a committing thread has done its
+/// write. No thread of its own: whoever writes does the work.
+///
+/// `@unchecked Sendable`: the connection is used only by the one leading thread, and
+/// everything else is guarded by `condition`.
+private final class WriteGroups: @unchecked Sendable {
+    private let connection: SQLiteConnection
+    private let condition = NSCondition()
+    private var waiting: [Job] = []
+    private var leading = false
+
+    /// One caller's write. Its closure runs on the leading thread while the caller waits.
+    private final class Job {
+        let durable: Bool
+        let run: (SQLiteConnection) -> Bool
+        var done = false
+        /// Set when the group's commit failed: the write did not happen.
+        var commitFailure: (any Error)?
+
+        init(durable: Bool, run: @escaping (SQLiteConnection) -> Bool) {
+            self.durable = durable
+            self.run = run
+        }
+    }
+
+    init(_ connection: SQLiteConnection) {
+        self.connection = connection
+    }
+
+    func commit<T>(durable: Bool, _ body: (SQLiteConnection) throws -> T, then afterCommit: () -> Void) throws -> T {
+        try withoutActuallyEscaping(body) { body in
+            var result: Result<T, any Error>?
+            let job = Job(durable: durable) { connection in
+                result = Result { try body(connection) }
+                if case .success = result { return true }
+                return false
+            }
+            condition.lock()
+            waiting.append(job)
+            while !job.done {
+                if leading {
+                    condition.wait()
+                    continue
+                }
+                leading = true
+                let group = waiting
+                waiting = []
+                condition.unlock()
+                run(group)
+                afterCommit()
+                condition.lock()
+                for member in group { member.done = true }
+                leading = false
+                condition.broadcast()
+            }
+            condition.unlock()
+            if let failure = job.commitFailure { throw failure }
+            return try result!.get()
+        }
+    }
+
+    /// One transaction for the group, each write in a savepoint; one commit.
+    private func run(_ group: [Job]) {
+        do {
+            try connection.syncCommits(group.contains { $0.durable })
+            try connection.execute("BEGIN IMMEDIATE")
+            for job in group {
+                try connection.execute("SAVEPOINT write")
+                if !job.run(connection) { try connection.execute("ROLLBACK TO write") }
+                try connection.execute("RELEASE write")
+            }
+            try connection.execute("COMMIT")
+        } catch {
+            try? connection.execute("ROLLBACK")
+            for job in group { job.commitFailure = error }
+        }
+    }
+}
 /// A connection behind its own lock.
 ///
 /// `@unchecked Sendable` because the connection is only ever touched inside `use`,

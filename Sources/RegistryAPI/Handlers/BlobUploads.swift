@@ -42,7 +42,7 @@ extension Registry {
         let session = UploadSession(
             id: .generate(), repository: name, principal: context.principal?.name,
             algorithm: expected?.algorithm ?? algorithm, createdAt: Int64(Date.now.timeIntervalSince1970))
-        try meta { try metadata.createUpload(session) }
+        try await metaWrite { [metadata] in try metadata.createUpload(session) }
 
         if let expected {
             // Monolithic upload: the whole blob is the body of this POST. The session
@@ -71,7 +71,8 @@ extension Registry {
         do {
             let expectedLength = try checkContentRange(of: context.request, against: session)
             session.size += try await append(context.request, to: session, hasher: hasher, expectedLength: expectedLength)
-            try meta { try metadata.setUploadSize(session.id, size: session.size) }
+            let (id, size) = (session.id, session.size)
+            try await metaWrite { [metadata] in try metadata.setUploadSize(id, size: size) }
         } catch let error as RegistryError where error.status == .rangeNotSatisfiable {
             // Nothing was written: the running hash is still good.
             await uploads.checkIn(session.id, hasher: hasher)
@@ -133,7 +134,8 @@ extension Registry {
         }
         // The bytes are in place whatever happens next: the session is over either way.
         await uploads.forget(session.id)
-        try meta { try metadata.linkBlob(expected, size: size, to: session.repository, completing: session.id) }
+        let (repository, id) = (session.repository, session.id)
+        try await metaWrite { [metadata] in try metadata.linkBlob(expected, size: size, to: repository, completing: id) }
         return HTTPResponse(status: .created, headers: blobLocationHeaders(session.repository, expected))
     }
 
@@ -141,7 +143,7 @@ extension Registry {
     /// a collection is deleting that very blob (it takes moments), then pins it afresh.
     private func pin(_ digest: Digest, size: Int64) async throws {
         for _ in 0..<1500 {
-            if try meta({ try metadata.pinBlob(digest, size: size) }) { return }
+            if try await metaWrite({ [metadata] in try metadata.pinBlob(digest, size: size) }) { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw RegistryError(.unknown, status: .serviceUnavailable, "the blob is being garbage-collected; retry the upload")
@@ -245,7 +247,7 @@ extension Registry {
             // it, only repositories the caller could read at all are looked at.
             let readable = fromText != nil ? await policy.allows(context.principal, to: .pull, on: source) : await policy.mayRead(context.principal, source)
             guard readable else { continue }
-            if try meta({ try metadata.mountBlob(digest, from: source, to: target) }) != nil { return true }
+            if try await metaWrite({ [metadata] in try metadata.mountBlob(digest, from: source, to: target) }) != nil { return true }
         }
         // Mounting onto itself: already there counts as mounted.
         guard candidates.contains(target) else { return false }

@@ -84,8 +84,18 @@ extension Registry {
             allowMissingChildren: configuration.allowSparseIndexes,
             subject: try manifest.subject.map { try Digest(parsing: $0.digest) })
 
+        let actor = context.principal?.name
+        let stored: Result<Void, PutManifestError> = await {
+            do {
+                return try await Self.metadataWriters.runIfActive { [metadata, tags] in
+                    Result { () throws(PutManifestError) in try metadata.putManifest(newManifest, in: name, tags: tags, actor: actor) }
+                }
+            } catch {
+                return .failure(.database("\(error)"))
+            }
+        }()
         do {
-            try metadata.putManifest(newManifest, in: name, tags: tags, actor: context.principal?.name)
+            try stored.get()
         } catch .blobUnknown(let blob) {
             throw RegistryError(.manifestBlobUnknown, status: .badRequest, "blob unknown to registry", detail: blob.description)
         } catch .manifestUnknown(let child) {
