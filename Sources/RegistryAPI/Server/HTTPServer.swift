@@ -95,7 +95,7 @@ public struct HTTPServer: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 8)
             // Large reads for blob uploads; small requests still get small buffers.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 1 << 20))
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 * 1024, maximum: 256 * 1024))
     }
 
     @Sendable
@@ -121,7 +121,7 @@ public struct HTTPServer: Sendable {
             try pipeline.addHandler(FileRegionLifetimeHandler())
             return try Connection(
                 wrappingChannelSynchronously: channel,
-                configuration: .init(backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8))
+                configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 3))
             )
         }
     }
