@@ -18,7 +18,7 @@ public struct BlobStore: Sendable {
     public let driver: any StorageDriver
     /// Incoming chunks are gathered into batches of this size; each batch is written on
     /// the thread pool while the current task hashes it, so hashing and writing overlap.
-    private let batchSize = 1 << 20
+    private let batchSize = 256 << 10
 
     public init(driver: any StorageDriver) {
         self.driver = driver
