@@ -13,13 +13,20 @@ import Synchronization
 /// and above are written at once, with everything gathered before them, so a failure
 /// is on its way before the process may end. Order is kept: one lock covers taking a
 /// batch and writing it.
+///
+/// The threads that log (event loops among them) never wait for standard error: a
+/// log file on a disk busy writing back gigabytes can block a write for tens of
+/// milliseconds. When the writer falls `pendingLimit` bytes behind, further `info` and
+/// `debug` lines are dropped and counted, and the count is logged once it caught up.
 final class LogOutput: Sendable {
     static let standardError = LogOutput(descriptor: STDERR_FILENO)
 
     /// How long a line may wait for company before it is written.
     private let delay: Duration = .milliseconds(50)
-    /// Past this many bytes waiting, the appending thread writes the batch itself.
+    /// Past this many bytes waiting, the writer does not wait for more.
     private let batchLimit = 64 * 1024
+    /// Past this many bytes waiting, routine lines are dropped (and counted).
+    private let pendingLimit = 8 << 20
 
     private let descriptor: Int32
     private let pending = Mutex(Pending())
@@ -29,6 +36,8 @@ final class LogOutput: Sendable {
     private struct Pending {
         var bytes: [UInt8] = []
         var writerWoken = false
+        /// Routine lines dropped since the last batch.
+        var dropped = 0
         /// The formatted second, reused for every line in it (localtime and strftime
         /// per line would cost more than the rest of the line).
         var second = -1
@@ -47,21 +56,23 @@ final class LogOutput: Sendable {
         let now = time(nil)
         let urgent = level >= .warning
         var wake = false
-        var full = false
         pending.withLock { pending in
+            if !urgent && pending.bytes.count >= pendingLimit {
+                pending.dropped += 1
+                return
+            }
             if now != pending.second {
                 pending.second = now
                 pending.timestamp = Self.format(now)
             }
             pending.bytes.append(contentsOf: format(pending.timestamp).utf8)
             pending.bytes.append(UInt8(ascii: "\n"))
-            full = pending.bytes.count >= batchLimit
-            if !pending.writerWoken && !urgent && !full {
+            if !pending.writerWoken && !urgent {
                 pending.writerWoken = true
                 wake = true
             }
         }
-        if urgent || full {
+        if urgent {
             flush()
         } else if wake {
             linesWaiting.signal()
@@ -71,18 +82,27 @@ final class LogOutput: Sendable {
     /// Writes everything gathered so far, now.
     func flush() {
         writing.withLock { _ in
-            let batch = pending.withLock { pending in
-                defer { pending.bytes = []; pending.bytes.reserveCapacity(4096) }
-                return pending.bytes
+            let (batch, dropped, timestamp) = pending.withLock { pending in
+                defer {
+                    pending.bytes = []
+                    pending.bytes.reserveCapacity(4096)
+                    pending.dropped = 0
+                }
+                return (pending.bytes, pending.dropped, pending.timestamp)
             }
             write(batch)
+            if dropped > 0 {
+                write(Array("\(timestamp) warning registryd: [registryd] \(dropped) log lines dropped: standard error could not keep up\n".utf8))
+            }
         }
     }
 
     private func writeBatches() {
         while true {
             linesWaiting.wait()
-            Thread.sleep(forTimeInterval: Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))
+            if pending.withLock({ $0.bytes.count < batchLimit }) {
+                Thread.sleep(forTimeInterval: Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))
+            }
             pending.withLock { $0.writerWoken = false }
             flush()
         }

@@ -122,6 +122,51 @@ final class DaemonTests: XCTestCase {
         XCTAssertTrue(lines.contains("GET /v2/nothing/tags/list 404"), lines)
     }
 
+    func testAStalledStandardErrorNeverStallsRequests() async throws {
+        // Standard error is a pipe nobody reads: after 64 KiB the writes block. Requests
+        // (each with its access-log line) must still be answered.
+        let port = try Self.freePort()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.buildDirectory + "/registryd")
+        process.arguments = ["--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data"]
+        let stalled = Pipe()
+        process.standardError = stalled
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        daemon = process
+        try await waitUntilServing(port)
+
+        let answered = try await withThrowingTaskGroup(of: Int.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    let client = TestHTTPClient(port: port)
+                    for index in 0..<250 {
+                        let request = "GET /v2/stalled-\(worker)-\(index)/tags/list HTTP/1.1\r\nConnection: close\r\n\r\n"
+                        // A stalled daemon leaves the answer out: the client gives up after 10 s.
+                        let answer = try await client.exchangeRaw([Array(request.utf8)], limit: .seconds(10))
+                        guard String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 401") else { return index }
+                    }
+                    return 250
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        XCTAssertEqual(answered, 2000, "every request answered while standard error was stalled")
+        // The lines were kept, not lost: reading the pipe now gets them (more than the
+        // 64 KiB the pipe itself holds).
+        var logged = Data()
+        while logged.count <= 64 * 1024 {
+            let more = stalled.fileHandleForReading.availableData
+            if more.isEmpty { break }
+            logged += more
+        }
+        XCTAssertGreaterThan(logged.count, 64 * 1024)
+        XCTAssertTrue(String(decoding: logged, as: UTF8.self).contains("GET /v2/stalled-"))
+        // Keep reading, so the daemon's last lines at shutdown do not block its exit.
+        let reader = stalled.fileHandleForReading
+        Thread.detachNewThread { _ = reader.readDataToEndOfFile() }
+    }
+
     func testFlagsOverrideTheConfigFile() async throws {
         let port = try Self.freePort()
         let config = directory + "/registryd.conf"
