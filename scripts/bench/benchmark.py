@@ -562,9 +562,11 @@ def run_pass(workdir, auth, duration, big_file, digest, chunks, image):
             values_push, values_pull = {}, {}
             for server in order[1]:
                 repo = f"127.0.0.1:{server.port}/bench/skopeo:v1"
+                os.sync()
                 values_push[server.name] = skopeo(["copy", "--dest-tls-verify=false", "--dest-creds", f"{USER}:{PASSWORD}", f"oci:{image}:latest", f"docker://{repo}"])
                 server.make_public("bench/skopeo")
                 target = os.path.join(pass_dir, f"pulled-{server.name}")
+                os.sync()
                 values_pull[server.name] = skopeo(["copy", "--src-tls-verify=false"] + (["--src-creds", f"{USER}:{PASSWORD}"] if auth else [])
                                                   + [f"docker://{repo}", f"oci:{target}:v1"])
             record("skopeo push 200 MiB image", "s", values_push, better="lower")
