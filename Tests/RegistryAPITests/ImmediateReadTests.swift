@@ -80,19 +80,8 @@ final class ImmediateReadTests: RegistryTestCase {
     }
 
     func testWithBasicAuthOnlyKnownCallersAreAnsweredImmediately() async throws {
-        await registry.stop()
-        registry = try await TestRegistry.start(auth: .basic)
-        try registry.createUser("staff", password: "staff-password", staff: true)
-        let staff = ("Authorization", "Basic " + Data("staff:staff-password".utf8).base64EncodedString())
+        let staff = try await restartWithBasicAuthAndAPrivateImage()
         let wrong = ("Authorization", "Basic " + Data("staff:wrong-password".utf8).base64EncodedString())
-        let config = Fixtures.bytes(100, seed: 3), layer = Fixtures.bytes(300, seed: 4)
-        for blob in [config, layer] {
-            let pushed = try await client.send(.POST, "/v2/p/q/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: [staff], body: .bytes(blob))
-            XCTAssertEqual(pushed.status, .created)
-        }
-        let put = try await client.send(.PUT, "/v2/p/q/manifests/v1", headers: [staff, ("Content-Type", MediaType.ociManifest)],
-                                        body: .bytes(Fixtures.imageManifest(config: config, layers: [layer])))
-        XCTAssertEqual(put.status, .created, put.text)
 
         // Staff, verified once by the full path, is then known from memory.
         var answered = try await status("/v2/p/q/manifests/v1", [staff])
