@@ -10,6 +10,10 @@ import NIOHTTP1
 /// a push, a delete, a visibility or account change is seen by the next request) and
 /// for at most `lifetime`, after which the responder decides again (a credential cache
 /// entry or a token that expired, a throttled address).
+///
+/// Bounded in entries and in bytes, and answers over `largestAnswer` are not kept: the
+/// key includes `Accept`, which anyone may vary, so without a byte bound a few thousand
+/// variants of a request for a 4 MiB public manifest would each keep a copy.
 final class ImmediateAnswerCache {
     struct Answer {
         let bytes: ByteBuffer
@@ -21,24 +25,44 @@ final class ImmediateAnswerCache {
 
     static let lifetime = TimeAmount.seconds(1)
     private let capacity: Int
+    private let byteCapacity: Int
+    let largestAnswer: Int
     private var answers: [[UInt8]: Answer] = [:]
+    private var bytes = 0
 
-    init(capacity: Int = 4096) {
+    init(capacity: Int = 4096, byteCapacity: Int = 8 << 20, largestAnswer: Int = 64 << 10) {
         self.capacity = capacity
+        self.byteCapacity = byteCapacity
+        self.largestAnswer = largestAnswer
     }
+
+    /// Bytes held by the kept answers and their keys.
+    var heldBytes: Int { bytes }
 
     func answer(for key: [UInt8], generation: UInt64, now: NIODeadline) -> Answer? {
         guard let answer = answers[key] else { return nil }
         guard answer.generation == generation, now < answer.expires else {
             answers[key] = nil
+            bytes -= Self.size(answer, key)
             return nil
         }
         return answer
     }
 
+    /// Keeps `answer` unless it is larger than `largestAnswer`; a full cache starts afresh.
     func store(_ answer: Answer, for key: [UInt8]) {
-        if answers.count >= capacity { answers.removeAll(keepingCapacity: true) }
-        answers[key] = answer
+        let size = Self.size(answer, key)
+        guard answer.bytes.readableBytes <= largestAnswer else { return }
+        if answers.count >= capacity || bytes + size > byteCapacity {
+            answers.removeAll(keepingCapacity: true)
+            bytes = 0
+        }
+        if let replaced = answers.updateValue(answer, forKey: key) { bytes -= Self.size(replaced, key) }
+        bytes += size
+    }
+
+    private static func size(_ answer: Answer, _ key: [UInt8]) -> Int {
+        answer.bytes.readableBytes + key.count
     }
 
     /// The whole answer as HTTP/1 bytes: status line, headers, body (none for HEAD).
