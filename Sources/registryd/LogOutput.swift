@@ -21,8 +21,8 @@ import Synchronization
 final class LogOutput: Sendable {
     static let standardError = LogOutput(descriptor: STDERR_FILENO)
 
-    /// How long a line may wait for company before it is written.
-    private let delay: Duration = .milliseconds(50)
+    /// How long a line may wait for company before it is written, in seconds.
+    private let delay = 0.05
     /// Past this many bytes waiting, the writer does not wait for more.
     private let batchLimit = 64 * 1024
     /// Past this many bytes waiting, routine lines are dropped (and counted).
@@ -101,7 +101,7 @@ final class LogOutput: Sendable {
         while true {
             linesWaiting.wait()
             if pending.withLock({ $0.bytes.count < batchLimit }) {
-                Thread.sleep(forTimeInterval: Double(delay.components.attoseconds) / 1e18 + Double(delay.components.seconds))
+                Thread.sleep(forTimeInterval: delay)
             }
             pending.withLock { $0.writerWoken = false }
             flush()

@@ -143,19 +143,19 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
         // Read before answering: an answer stored under a generation a write already
         // ended is never found again.
         let generation = responder.immediateAnswerGeneration
-        var answer = generation.flatMap { cache.answer(for: key, generation: $0, now: now) }
-        if answer == nil {
+        let answer: ImmediateAnswerCache.Answer
+        if let generation, let kept = cache.answer(for: key, generation: generation, now: now) {
+            answer = kept
+        } else {
             guard let response = responder.respondImmediately(to: request.requestHead, remoteAddress: remoteAddress(context)),
                   Self.isInMemory(response.body),
                   let bytes = ImmediateAnswerCache.encode(response, method: request.method, version: request.version, keepAlive: request.keepAlive)
             else { return false }
             let bodyLength: Int64 = if request.method != .HEAD, case .bytes(let body) = response.body { Int64(body.readableBytes) } else { 0 }
-            let fresh = ImmediateAnswerCache.Answer(bytes: bytes, status: response.status, bodyLength: bodyLength,
-                                                    generation: generation ?? 0, expires: now + ImmediateAnswerCache.lifetime)
-            if generation != nil { cache.store(fresh, for: key) }
-            answer = fresh
+            answer = ImmediateAnswerCache.Answer(bytes: bytes, status: response.status, bodyLength: bodyLength,
+                                                 generation: generation ?? 0, expires: now + ImmediateAnswerCache.lifetime)
+            if generation != nil { cache.store(answer, for: key) }
         }
-        guard let answer else { return false }
         context.write(wrapOutboundOut(answer.bytes), promise: nil)
         connections.requestsServed.add(1, ordering: .relaxed)
         accessLog.record(method: request.method, uri: request.target, status: answer.status, bytes: answer.bodyLength,
