@@ -113,6 +113,24 @@ final class ImmediatePathWireTests: RegistryTestCase {
         XCTAssertTrue(kept.contains("Connection: keep-alive"), kept)
     }
 
+    func testALargeImmediateAnswerIsWhollySentBeforeTheConnectionCloses() async throws {
+        // `Connection: close` after a 3 MiB answer: the connection may close only once the
+        // answer was written (closing with it still queued drops it; with a slow reader a
+        // large answer would be cut short).
+        let config = Fixtures.bytes(100, seed: 21), layer = Fixtures.bytes(300, seed: 22)
+        _ = try await client.pushBlob("big/m", config)
+        _ = try await client.pushBlob("big/m", layer)
+        let large = Fixtures.imageManifest(config: config, layers: [layer], annotations: ["padding": String(repeating: "p", count: 3 << 20)])
+        let put = try await client.putManifest("big/m", "v1", large)
+        XCTAssertEqual(put.status, .created, put.text)
+        _ = try await client.send(.GET, "/v2/big/m/manifests/v1")  // fills the metadata cache
+        for _ in 0..<3 {
+            let closed = try await client.sendRawUntilClosed("GET /v2/big/m/manifests/v1 HTTP/1.1\r\nConnection: close\r\n\r\n")
+            XCTAssertTrue(closed.head.hasPrefix("HTTP/1.1 200"), closed.head)
+            XCTAssertEqual(closed.bodyBytes, large.count)
+        }
+    }
+
     func testAnAccountChangeEndsEncodedAnswersAtOnce() async throws {
         let staff = try await restartWithBasicAuthAndAPrivateImage()
         for _ in 0..<3 {

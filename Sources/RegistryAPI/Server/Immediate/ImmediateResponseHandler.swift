@@ -101,15 +101,17 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
                     return
                 }
                 if let candidate = head.candidate, unansweredHandedOn == 0, !connections.isDraining,
-                   answer(candidate, context) {
+                   let written = answer(candidate, context) {
                     wrote = true
                     buffer.moveReaderIndex(forwardBy: head.headLength)
                     pending = buffer
                     if !candidate.keepAlive {
+                        // Closed once the answer is on the wire: closing with writes still
+                        // queued would drop them, and a large answer would be cut short.
                         mode = .closing
                         pending = nil
-                        context.flush()
-                        context.close(promise: nil)
+                        let channel = context.channel
+                        written.whenComplete { _ in channel.close(promise: nil) }
                         return
                     }
                     continue
@@ -135,8 +137,9 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
         pending = nil
     }
 
-    /// Writes the answer if it can be given from memory. - Returns: whether it was.
-    private func answer(_ request: ScannedRequestHead.Candidate, _ context: ChannelHandlerContext) -> Bool {
+    /// Writes (without flushing) the answer if it can be given from memory.
+    /// - Returns: the write's future, or `nil` when the full path must answer.
+    private func answer(_ request: ScannedRequestHead.Candidate, _ context: ChannelHandlerContext) -> EventLoopFuture<Void>? {
         let started = ContinuousClock.now
         let now = NIODeadline.now()
         let key = request.answerKey
@@ -150,17 +153,17 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
             guard let response = responder.respondImmediately(to: request.requestHead, remoteAddress: remoteAddress(context)),
                   Self.isInMemory(response.body),
                   let bytes = ImmediateAnswerCache.encode(response, method: request.method, version: request.version, keepAlive: request.keepAlive)
-            else { return false }
+            else { return nil }
             let bodyLength: Int64 = if request.method != .HEAD, case .bytes(let body) = response.body { Int64(body.readableBytes) } else { 0 }
             answer = ImmediateAnswerCache.Answer(bytes: bytes, status: response.status, bodyLength: bodyLength,
                                                  generation: generation ?? 0, expires: now + ImmediateAnswerCache.lifetime)
             if generation != nil { cache.store(answer, for: key) }
         }
-        context.write(wrapOutboundOut(answer.bytes), promise: nil)
+        let written = context.write(wrapOutboundOut(answer.bytes))
         connections.requestsServed.add(1, ordering: .relaxed)
         accessLog.record(method: request.method, uri: request.target, status: answer.status, bytes: answer.bodyLength,
                          started: started, remote: remoteAddress(context))
-        return true
+        return written
     }
 
     private func remoteAddress(_ context: ChannelHandlerContext) -> String {
