@@ -11,7 +11,6 @@ import Synchronization
 /// database; several instances on one database would need another invalidation.)
 final class ReadCache: Sendable {
     private struct State {
-        var generation: UInt64 = 0
         var entries: [String: Entry] = [:]
         var bytes = 0
     }
@@ -22,9 +21,10 @@ final class ReadCache: Sendable {
     }
 
     private let state = Mutex(State())
-    /// `generation`, readable without the lock by those who only compare it
-    /// (answers built from cached reads remember the generation they came from).
-    private let publishedGeneration = Atomic<UInt64>(0)
+    /// Bumped only inside `state`'s lock (so `store` compares it consistently), read
+    /// without it by those who only compare it (answers built from cached reads remember
+    /// the generation they came from).
+    private let currentGeneration = Atomic<UInt64>(0)
     /// Bound on the approximate bytes held; reaching it starts the cache afresh.
     private let capacity: Int
 
@@ -32,11 +32,9 @@ final class ReadCache: Sendable {
         self.capacity = capacity
     }
 
-    /// The generation to pass to `store` after reading.
-    var generation: UInt64 { state.withLock { $0.generation } }
-
-    /// The generation without taking the lock; it changes with every write transaction.
-    var currentGeneration: UInt64 { publishedGeneration.load(ordering: .acquiring) }
+    /// The generation to pass to `store` after reading; it changes with every write
+    /// transaction.
+    var generation: UInt64 { currentGeneration.load(ordering: .acquiring) }
 
     func lookup<T: Sendable>(_ key: String, as type: T.Type) -> T? {
         // Unwrapped first: `nil as? T` succeeds when T is itself an Optional.
@@ -49,7 +47,7 @@ final class ReadCache: Sendable {
     /// Keeps `value` unless a write ended since `generation` was read.
     func store<T: Sendable>(_ key: String, _ value: T, size: Int, readAt generation: UInt64) {
         state.withLock { state in
-            guard state.generation == generation else { return }
+            guard currentGeneration.load(ordering: .relaxed) == generation else { return }
             if state.bytes + size + key.utf8.count > capacity {
                 state.entries.removeAll(keepingCapacity: true)
                 state.bytes = 0
@@ -62,8 +60,7 @@ final class ReadCache: Sendable {
     /// Called after every write transaction, committed or not.
     func invalidate() {
         state.withLock { state in
-            state.generation &+= 1
-            publishedGeneration.store(state.generation, ordering: .releasing)
+            currentGeneration.wrappingAdd(1, ordering: .releasing)
             state.entries.removeAll(keepingCapacity: true)
             state.bytes = 0
         }

@@ -55,5 +55,5 @@ extension SQLiteMetadataStore: CachedReads {
         database.cache.lookup(HotReadKey.visibility(repository), as: Bool.self)
     }
 
-    public var cacheGeneration: UInt64 { database.cache.currentGeneration }
+    public var cacheGeneration: UInt64 { database.cache.generation }
 }

@@ -160,18 +160,10 @@ struct AcceptHeader {
                 var essence = item.prefix { $0 != UInt8(ascii: ";") }[...]
                 while let first = essence.first, first == 0x20 || first == 0x09 { essence = essence.dropFirst() }
                 while let last = essence.last, last == 0x20 || last == 0x09 { essence = essence.dropLast() }
-                if Self.equalsIgnoringCase(essence, "*/*") || Self.equalsIgnoringCase(essence, "application/*") { return true }
-                if essence.count == wanted.count && zip(essence, wanted).allSatisfy({ Self.lower($0) == Self.lower($1) }) { return true }
+                if ASCIIBytes.equalsIgnoringCase(essence, "*/*") || ASCIIBytes.equalsIgnoringCase(essence, "application/*") { return true }
+                if ASCIIBytes.equalIgnoringCase(essence, wanted) { return true }
             }
         }
         return false
-    }
-
-    private static func equalsIgnoringCase(_ bytes: some Collection<UInt8>, _ text: StaticString) -> Bool {
-        text.withUTF8Buffer { pattern in bytes.count == pattern.count && zip(bytes, pattern).allSatisfy { lower($0) == lower($1) } }
-    }
-
-    private static func lower(_ byte: UInt8) -> UInt8 {
-        byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
     }
 }

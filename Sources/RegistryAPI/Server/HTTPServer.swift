@@ -157,11 +157,11 @@ public struct HTTPServer: Sendable {
                         sent = try await write(response, for: head, to: outbound, closing: reuse ? nil : channel)
                     } catch {
                         // The client went away mid-response: the request still gets its log line.
-                        log(head, response.status, -1, started, remote)
+                        accessLog.record(head, response.status, bytes: -1, started: started, remote: remote)
                         throw error
                     }
                     connections.setBusy(channel, false)
-                    log(head, response.status, sent, started, remote)
+                    accessLog.record(head, response.status, bytes: sent, started: started, remote: remote)
                     if !bodyFinished { await lingeringClose(channel, &iterator) }
                     if !reuse || connections.isDraining { return }
                 }
@@ -244,10 +244,6 @@ public struct HTTPServer: Sendable {
         return FileRegion(fileHandle: handle, readerIndex: Int(range.lowerBound), endIndex: Int(range.upperBound))
     }
 
-    private func log(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ bytes: Int64, _ started: ContinuousClock.Instant, _ remote: String) {
-        accessLog.record(head, status, bytes, started, remote)
-    }
-
     /// Says whether the connection stays open: `close` when it does not; `keep-alive` for
     /// HTTP/1.0, which closes after each answer unless the answer says otherwise (ab -k,
     /// old proxies).
@@ -275,10 +271,11 @@ public struct HTTPServer: Sendable {
 struct AccessLog: Sendable {
     let logger: Logger
 
-    func record(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ bytes: Int64, _ started: ContinuousClock.Instant, _ remote: String) {
+    func record(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, bytes: Int64, started: ContinuousClock.Instant, remote: String) {
         record(method: head.method, uri: head.uri, status: status, bytes: bytes, started: started, remote: remote)
     }
 
+    /// The same, for the immediate path, which has no `HTTPRequestHead`.
     func record(method: HTTPMethod, uri: String, status: HTTPResponseStatus, bytes: Int64, started: ContinuousClock.Instant, remote: String) {
         guard logger.logLevel <= .info else { return }
         let elapsed = ContinuousClock.now - started

@@ -224,27 +224,21 @@ private struct HeaderField {
 
     var commaSeparatedLowercased: [String] {
         value.split(separator: UInt8(ascii: ",")).map { token in
-            String(decoding: token.filter { $0 != 0x20 && $0 != 0x09 }.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+            String(decoding: token.filter { $0 != 0x20 && $0 != 0x09 }.map(ASCIIBytes.lowercased), as: UTF8.self)
         }
     }
 
     private static func recognise(_ name: UnsafeRawBufferPointer) -> Name {
         switch name.count {
-        case 5 where equalsIgnoringCase(name, "range"): .range
-        case 6 where equalsIgnoringCase(name, "accept"): .accept
-        case 6 where equalsIgnoringCase(name, "expect"): .expect
-        case 7 where equalsIgnoringCase(name, "upgrade"): .upgrade
-        case 10 where equalsIgnoringCase(name, "connection"): .connection
-        case 13 where equalsIgnoringCase(name, "authorization"): .authorization
-        case 14 where equalsIgnoringCase(name, "content-length"): .contentLength
-        case 17 where equalsIgnoringCase(name, "transfer-encoding"): .transferEncoding
+        case 5 where ASCIIBytes.equalsIgnoringCase(name, "range"): .range
+        case 6 where ASCIIBytes.equalsIgnoringCase(name, "accept"): .accept
+        case 6 where ASCIIBytes.equalsIgnoringCase(name, "expect"): .expect
+        case 7 where ASCIIBytes.equalsIgnoringCase(name, "upgrade"): .upgrade
+        case 10 where ASCIIBytes.equalsIgnoringCase(name, "connection"): .connection
+        case 13 where ASCIIBytes.equalsIgnoringCase(name, "authorization"): .authorization
+        case 14 where ASCIIBytes.equalsIgnoringCase(name, "content-length"): .contentLength
+        case 17 where ASCIIBytes.equalsIgnoringCase(name, "transfer-encoding"): .transferEncoding
         default: .other
-        }
-    }
-
-    private static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
-        lowercase.withUTF8Buffer { pattern in
-            zip(bytes, pattern).allSatisfy { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
         }
     }
 
