@@ -85,7 +85,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"])]
+            linkerSettings: [
+                // lld from the Swift toolchain: packed relative relocations and no exported
+                // symbol table keep the loader's start-up work (and resident pages) small.
+                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"]),
+                // The functions a running registry executes, placed together (profile in
+                // scripts/link-order/; effective with scripts/build-release.sh's function sections).
+                .unsafeFlags(
+                    ["-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/scripts/link-order/registryd.order",
+                     "-Xlinker", "--no-warn-symbol-ordering"],
+                    .when(configuration: .release)),
+            ]
         ),
         .executableTarget(
             name: "registryctl",

@@ -10,6 +10,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --bench
-swift build -c release --static-swift-stdlib --product registryd
-swift build -c release --static-swift-stdlib --product registryctl
+scripts/build-release.sh
 exec /usr/bin/python3 scripts/bench/benchmark.py "$@"

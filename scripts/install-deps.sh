@@ -5,12 +5,17 @@
 #                                    and Ceph's radosgw, the S3 server of the S3 driver's tests
 #   scripts/install-deps.sh --bench  what scripts/bench.sh compares against and measures with:
 #                                    docker-registry (CNCF distribution), nginx, wrk, ab, iperf3
+#   scripts/install-deps.sh --link-order  what scripts/link-order/generate.py profiles with:
+#                                    the benchmark's tools and valgrind
 set -euo pipefail
 
 packages=(libssl-dev libsqlite3-dev libsystemd-dev pkg-config)
 case "${1:-}" in
 --test) packages+=(skopeo podman buildah uidmap python3 util-linux curl systemd ceph-mon ceph-osd radosgw) ;;
---bench) packages+=(docker-registry nginx wrk apache2-utils iperf3 openssl python3 python3-matplotlib skopeo util-linux curl systemd) ;;
+--bench | --link-order)
+    packages+=(docker-registry nginx wrk apache2-utils iperf3 openssl python3 python3-matplotlib skopeo util-linux curl systemd)
+    [[ $1 == --link-order ]] && packages+=(valgrind binutils)
+    ;;
 esac
 
 missing=()

@@ -6,6 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release --product registryd
-swift build -c release --product registryctl
+scripts/build-release.sh
 exec .build/release/registryd --data-dir ./registry-data "$@"

@@ -1,5 +1,5 @@
 import ControlProtocol
-import Foundation
+import FoundationEssentials
 
 /// Turns one line received on the control socket into the line to answer:
 /// JSON-RPC 2.0 parsing, batches, notifications, and the method table.

@@ -4,7 +4,7 @@ import Glibc
 import Logging
 import NIOCore
 import NIOPosix
-import Foundation
+import FoundationEssentials
 
 /// The control socket: a Unix stream socket where each line is a JSON-RPC request
 /// (or batch) and each answer is one line.
@@ -104,7 +104,7 @@ public struct ControlServer: Sendable {
                         let length = newline - pending.readerIndex
                         let line = pending.readString(length: length) ?? ""
                         pending.moveReaderIndex(forwardBy: 1)
-                        if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+                        if line.allSatisfy(\.isWhitespace) { continue }
                         if let reply = await dispatcher.handle(line: line, caller: peer.description) {
                             try await outbound.write(ByteBuffer(string: reply + "\n"))
                         }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A pushed manifest, parsed and checked against its declared type.
 ///

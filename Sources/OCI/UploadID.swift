@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The id of a blob upload session, as it appears in `/v2/<name>/blobs/uploads/<id>`.
 ///

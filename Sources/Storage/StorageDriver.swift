@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NIOCore
 
 /// Where bytes live. One small protocol with a driver per backend (filesystem, memory,

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 enum FileSystemSetup {
     /// Creates the data directory (mode 0750) when missing.

@@ -1,5 +1,6 @@
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import Synchronization
 
@@ -46,9 +47,14 @@ final class LogOutput: Sendable {
 
     private init(descriptor: Int32) {
         self.descriptor = descriptor
-        let thread = Thread { [unowned self] in self.writeBatches() }
-        thread.name = "log writer"
-        thread.start()
+        // A plain pthread (Foundation's Thread would pull all of Foundation in), never joined.
+        var thread = pthread_t()
+        let started = pthread_create(&thread, nil, { context in
+            let output = Unmanaged<LogOutput>.fromOpaque(context!).takeUnretainedValue()
+            output.writeBatches()
+            return nil
+        }, Unmanaged.passUnretained(self).toOpaque())
+        precondition(started == 0, "cannot start the log writer thread: error \(started)")
     }
 
     /// Appends one line (the newline is added here).
@@ -101,7 +107,7 @@ final class LogOutput: Sendable {
         while true {
             linesWaiting.wait()
             if pending.withLock({ $0.bytes.count < batchLimit }) {
-                Thread.sleep(forTimeInterval: delay)
+                usleep(useconds_t(delay * 1_000_000))
             }
             pending.withLock { $0.writerWoken = false }
             flush()
@@ -112,7 +118,7 @@ final class LogOutput: Sendable {
         bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let written = Foundation.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                let written = Glibc.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
                 if written < 0 && errno == EINTR { continue }
                 // Standard error is gone or broken: nothing better to do with a log line.
                 guard written > 0 else { return }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Auth
 import Control
-import Foundation
+import FoundationEssentials
 import Logging
 import Maintenance
 import Metadata
@@ -13,7 +13,6 @@ import Systemd
 
 /// `registryd`: wiring only. Reads settings, opens metadata and storage, takes its
 /// sockets from systemd or binds them, serves, and stops gracefully.
-@main
 struct RegistryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registryd",

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import Storage
 
@@ -83,11 +83,11 @@ struct Settings {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         var listens: [String] = []
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingCharacters(in: .whitespaces)
+            let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingWhitespace
             if line.isEmpty { continue }
             guard let equals = line.firstIndex(of: "=") else { throw SettingsError.syntax(path, number + 1) }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces)
-            var value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<equals].trimmingWhitespace
+            var value = line[line.index(after: equals)...].trimmingWhitespace
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
             switch key {
             case "listen": listens.append(value)
@@ -197,5 +197,12 @@ enum SettingsError: Error, CustomStringConvertible {
         case .invalid(let key, let value): "invalid value for \(key): \(value)"
         case .missing(let key): "\(key) is required with storage = s3"
         }
+    }
+}
+
+private extension StringProtocol {
+    /// Without leading and trailing blanks (a CR left by a CRLF file included).
+    var trimmingWhitespace: String {
+        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
     }
 }

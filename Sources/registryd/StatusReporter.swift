@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Maintenance
 import Metadata
 import RegistryAPI

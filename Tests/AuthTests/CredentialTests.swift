@@ -16,6 +16,7 @@ final class CredentialTests: XCTestCase {
     }
 
     override func tearDown() async throws {
+        store = nil
         try? FileManager.default.removeItem(atPath: directory)
     }
 

@@ -21,6 +21,17 @@ final class TokenServiceTests: XCTestCase {
         XCTAssertThrowsError(try service.verify(issued.token)) { XCTAssertEqual($0 as? TokenError, .expired) }
     }
 
+    func testBase64URLRoundTripsEveryLengthWithoutPadding() {
+        for length in 0..<70 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 * 37 + 250) }
+            let text = Base64URL.encode(bytes)
+            XCTAssertFalse(text.contains { "+/=".contains($0) }, text)
+            XCTAssertEqual(Base64URL.decode(text), bytes)
+        }
+        XCTAssertEqual(Base64URL.encode([0xfb, 0xff, 0xbf]), "-_-_")
+        XCTAssertNil(Base64URL.decode("-_-_="), "padding is not part of the URL alphabet")
+    }
+
     func testTokenOfAnotherKeyOrServiceIsRefused() {
         let other = TokenService(key: TokenSigningKey(bytes: Array(repeating: 8, count: 32)), service: "registryd", issuer: "registryd")
         XCTAssertThrowsError(try service.verify(other.issue(subject: "a", grants: []).token)) { XCTAssertEqual($0 as? TokenError, .unknownKey) }
@@ -36,6 +47,11 @@ final class TokenServiceTests: XCTestCase {
             (header(["alg": "RS256", "kid": key.id]) + "." + parts[1] + "." + parts[2], .algorithmNotAllowed),
             (header(["alg": "HS256", "kid": key.id, "jwk": ["kty": "oct"]]) + "." + parts[1] + "." + parts[2], .embeddedKey),
             (header(["alg": "HS256", "kid": key.id, "jku": "https://evil.invalid/keys"]) + "." + parts[1] + "." + parts[2], .embeddedKey),
+            (Base64URL.encode(Array(#"{"alg":"HS256","kid":"\#(key.id)","x5u":null}"#.utf8)) + "." + parts[1] + "." + parts[2], .embeddedKey),
+            (Base64URL.encode(Array(#"{"alg":["HS256"],"kid":"\#(key.id)"}"#.utf8)) + "." + parts[1] + "." + parts[2], .algorithmNotAllowed),
+            (Base64URL.encode(Array(#"{"alg":"HS256","kid":7}"#.utf8)) + "." + parts[1] + "." + parts[2], .unknownKey),
+            (Base64URL.encode(Array(#"["HS256"]"#.utf8)) + "." + parts[1] + "." + parts[2], .malformed),
+            (parts[0] + "=." + parts[1] + "." + parts[2], .malformed),
             (parts[0] + "." + Base64URL.encode(Array(#"{"sub":"root"}"#.utf8)) + "." + parts[2], .badSignature),
             ("a.b", .malformed),
         ]
@@ -51,6 +67,10 @@ final class TokenServiceTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int, 0o600)
         let loaded = try TokenSigningKey.loadOrCreate(at: path)
         XCTAssertEqual(created.id, loaded.id)
+        // An operator's editor may add blanks around the hex; they are not part of the key.
+        let hex = try String(contentsOfFile: path, encoding: .utf8).filter { !$0.isWhitespace }
+        try " \t\(hex)\r\n\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try TokenSigningKey.loadOrCreate(at: path).id, created.id)
         try "not hex".write(toFile: path, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try TokenSigningKey.loadOrCreate(at: path))
     }

@@ -21,6 +21,8 @@ final class ControlDispatcherTests: XCTestCase {
     }
 
     override func tearDown() async throws {
+        dispatcher = nil
+        metadata = nil
         try? FileManager.default.removeItem(atPath: directory)
     }
 
@@ -98,6 +100,8 @@ final class AccountMethodTests: XCTestCase {
     }
 
     override func tearDown() async throws {
+        dispatcher = nil
+        metadata = nil
         try? FileManager.default.removeItem(atPath: directory)
     }
 

@@ -24,6 +24,9 @@ final class RepositoryMethodTests: XCTestCase {
     }
 
     override func tearDown() async throws {
+        dispatcher = nil
+        blobs = nil
+        metadata = nil
         try? FileManager.default.removeItem(atPath: directory)
     }
 

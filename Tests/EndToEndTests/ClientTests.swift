@@ -26,6 +26,8 @@ class ClientTests: XCTestCase {
     override func tearDown() async throws {
         await registry?.stop()
         tools?.cleanUp()
+        registry = nil  // XCTest keeps test case objects until the run ends
+        tools = nil
     }
 
     /// The digest the registry serves for a tag.

@@ -12,6 +12,8 @@ class LoginTests: XCTestCase {
     override func tearDown() async throws {
         await registry?.stop()
         tools?.cleanUp()
+        registry = nil  // XCTest keeps test case objects until the run ends
+        tools = nil
     }
 
     func start(_ auth: TestRegistry.AuthMode) async throws {

@@ -15,6 +15,11 @@ final class GarbageCollectorRuleTests: RegistryTestCase {
         collector = GarbageCollector(metadata: registry.metadata, blobs: registry.blobs)
     }
 
+    override func tearDown() async throws {
+        collector = nil
+        try await super.tearDown()
+    }
+
     func collect(deleteUntagged: Bool = false, grace: Int64 = 0, dryRun: Bool = false) async throws -> GarbageCollector.Report {
         // Rows are stamped in whole seconds and "older than the grace period" is strict.
         try await Task.sleep(for: .milliseconds(1100))

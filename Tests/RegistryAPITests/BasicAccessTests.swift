@@ -19,7 +19,10 @@ final class BasicAccessTests: XCTestCase {
         try registry.createUser("alice", password: "alice-password")
     }
 
-    override func tearDown() async throws { await registry.stop() }
+    override func tearDown() async throws {
+        await registry.stop()
+        registry = nil  // XCTest keeps test case objects until the run ends
+    }
 
     func basic(_ name: String, _ password: String) -> [(String, String)] {
         [("Authorization", "Basic " + Data("\(name):\(password)".utf8).base64EncodedString())]

@@ -17,7 +17,10 @@ final class TokenAccessTests: XCTestCase {
         try registry.createUser("root", password: "root-password", staff: true)
     }
 
-    override func tearDown() async throws { await registry.stop() }
+    override func tearDown() async throws {
+        await registry.stop()
+        registry = nil  // XCTest keeps test case objects until the run ends
+    }
 
     /// A token for `user` (nil: anonymous) and `scopes`; returns the bearer header.
     func token(_ user: String?, _ scopes: [String]) async throws -> [(String, String)] {

@@ -8,7 +8,13 @@ open class RegistryTestCase: XCTestCase {
     public var client: TestHTTPClient { registry.client }
 
     open override func setUp() async throws { registry = try await TestRegistry.start() }
-    open override func tearDown() async throws { await registry?.stop() }
+    /// XCTest keeps every test case object until the run ends: the registry (its SQLite
+    /// connections, event loops and sockets) is let go here, or a full run would hold
+    /// thousands of descriptors.
+    open override func tearDown() async throws {
+        await registry?.stop()
+        registry = nil
+    }
 }
 
 extension RegistryTestCase {

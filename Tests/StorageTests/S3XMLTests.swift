@@ -25,6 +25,16 @@ final class S3XMLTests: XCTestCase {
         }
     }
 
+    /// `LastModified` in listings (what the purge of stale multipart uploads goes by):
+    /// AWS writes milliseconds, other stores may not.
+    func testListingTimestampsWithAndWithoutFractions() throws {
+        let withMilliseconds = try XCTUnwrap(S3Driver.parseTimestamp("2026-11-29T08:26:43.719Z"))
+        XCTAssertEqual(withMilliseconds.timeIntervalSince1970, 1_795_940_803.719, accuracy: 0.0005)
+        XCTAssertEqual(S3Driver.parseTimestamp("2026-11-29T08:26:43Z")?.timeIntervalSince1970, 1_795_940_803)
+        XCTAssertNil(S3Driver.parseTimestamp("yesterday"))
+        XCTAssertNil(S3Driver.parseTimestamp(""))
+    }
+
     func testEscapingForRequestBodies() {
         XCTAssertEqual(S3XMLElement.escape("\"a\"<&>"), "\"a\"&lt;&amp;&gt;")
     }

@@ -84,6 +84,12 @@ final class SignatureV4Tests: XCTestCase {
         XCTAssertEqual(query.first { $0.0 == "X-Amz-Credential" }?.1, "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request")
     }
 
+    func testHeaderValuesAreTrimmedAndInnerBlanksFolded() {
+        let headers = SignatureV4.canonicalHeaders([("X-Amz-Meta-A", "  one \t two   three\t"), ("x-amz-meta-a", "four"), ("Host", "h")])
+        XCTAssertEqual(headers.canonical, "host:h\nx-amz-meta-a:one two three,four\n")
+        XCTAssertEqual(headers.signed, "host;x-amz-meta-a")
+    }
+
     func testEncodingKeepsOnlyUnreservedCharacters() {
         XCTAssertEqual(SignatureV4.encode("a b/c~d_e.f-g+h=i&"), "a%20b%2Fc~d_e.f-g%2Bh%3Di%26")
         XCTAssertEqual(SignatureV4.encode("a b/c", keepingSlashes: true), "a%20b/c")

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import OCI
 
 /// Issues and verifies the registry's bearer tokens: JWTs signed with HS256 by the
@@ -54,10 +54,10 @@ public struct TokenService: Sendable {
         guard parts.count == 3, token.utf8.count <= 16 * 1024,
               let headerBytes = Base64URL.decode(parts[0]), let claimBytes = Base64URL.decode(parts[1]), let signature = Base64URL.decode(parts[2])
         else { throw .malformed }
-        guard let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any] else { throw .malformed }
-        guard header["alg"] as? String == Self.allowedAlgorithm else { throw .algorithmNotAllowed }
-        guard Self.keyCarryingHeaders.allSatisfy({ header[$0] == nil }) else { throw .embeddedKey }
-        guard header["kid"] as? String == key.id else { throw .unknownKey }
+        guard let header = try? JSONDecoder().decode(ReceivedHeader.self, from: Data(headerBytes)) else { throw .malformed }
+        guard header.alg == Self.allowedAlgorithm else { throw .algorithmNotAllowed }
+        guard header.names.isDisjoint(with: Self.keyCarryingHeaders) else { throw .embeddedKey }
+        guard header.kid == key.id else { throw .unknownKey }
         guard key.isValid(signature, for: Array((parts[0] + "." + parts[1]).utf8)) else { throw .badSignature }
         guard let claims = try? JSONDecoder().decode(Claims.self, from: Data(claimBytes)) else { throw .malformed }
         let time = Int64(now.timeIntervalSince1970)
@@ -68,6 +68,28 @@ public struct TokenService: Sendable {
             grants[access.name, default: []].formUnion(access.actions.compactMap(RepositoryAction.init(rawValue:)))
         }
         return Principal(name: claims.sub, isStaff: false, tokenGrants: grants)
+    }
+
+    /// A received token's header: every name in it (a key-carrying one is refused
+    /// whatever its value, even null) and `alg`/`kid` when they are strings.
+    private struct ReceivedHeader: Decodable {
+        let names: Set<String>
+        let alg: String?
+        let kid: String?
+
+        private struct Name: CodingKey {
+            let stringValue: String
+            init(stringValue: String) { self.stringValue = stringValue }
+            var intValue: Int? { nil }
+            init?(intValue: Int) { nil }
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: Name.self)
+            names = Set(container.allKeys.map(\.stringValue))
+            alg = try? container.decodeIfPresent(String.self, forKey: Name(stringValue: "alg"))
+            kid = try? container.decodeIfPresent(String.self, forKey: Name(stringValue: "kid"))
+        }
     }
 
     private struct Header: Codable {
@@ -113,14 +135,27 @@ public enum TokenError: Error, Equatable {
 /// Base64 with the URL alphabet and no padding (RFC 7515 §2).
 enum Base64URL {
     static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        let base64 = Data(bytes).base64EncodedString().utf8.compactMap { byte -> UInt8? in
+            switch byte {
+            case UInt8(ascii: "+"): UInt8(ascii: "-")
+            case UInt8(ascii: "/"): UInt8(ascii: "_")
+            case UInt8(ascii: "="): nil
+            default: byte
+            }
+        }
+        return String(decoding: base64, as: UTF8.self)
     }
 
     static func decode(_ text: some StringProtocol) -> [UInt8]? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        guard !base64.contains("=") else { return nil }
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64).map(Array.init)
+        var base64 = text.utf8.map { byte -> UInt8 in
+            switch byte {
+            case UInt8(ascii: "-"): UInt8(ascii: "+")
+            case UInt8(ascii: "_"): UInt8(ascii: "/")
+            default: byte
+            }
+        }
+        guard !base64.contains(UInt8(ascii: "=")) else { return nil }
+        while base64.count % 4 != 0 { base64.append(UInt8(ascii: "=")) }
+        return Data(base64Encoded: Data(base64)).map(Array.init)
     }
 }

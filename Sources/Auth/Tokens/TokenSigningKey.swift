@@ -1,5 +1,5 @@
 import CLibcrypto
-import Foundation
+import FoundationEssentials
 import OCI
 
 /// The secret that signs and verifies tokens (HMAC-SHA256). Generated on first start
@@ -20,7 +20,7 @@ public struct TokenSigningKey: Sendable {
     /// Reads the key at `path`, or creates one there (mode 0600) when missing.
     public static func loadOrCreate(at path: String) throws -> TokenSigningKey {
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            let hex = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            let hex = String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
             guard let bytes = Self.decodeHex(hex), bytes.count >= 32 else { throw TokenKeyError.malformed(path) }
             return TokenSigningKey(bytes: bytes)
         }

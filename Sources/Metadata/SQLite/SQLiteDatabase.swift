@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Synchronization
 
 /// A SQLite database file in WAL mode: one writer connection and a small pool of
@@ -73,7 +73,7 @@ final class SQLiteDatabase: Sendable {
 /// everything else is guarded by `condition`.
 private final class WriteGroups: @unchecked Sendable {
     private let connection: SQLiteConnection
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     private var waiting: [Job] = []
     private var leading = false
 
@@ -151,15 +151,13 @@ private final class WriteGroups: @unchecked Sendable {
 /// value to a closure that returns a generic result under strict concurrency.
 private final class ConnectionSlot: @unchecked Sendable {
     private let connection: SQLiteConnection
-    private let lock = NSLock()
+    private let lock = ThreadCondition()
 
     init(_ connection: SQLiteConnection) {
         self.connection = connection
     }
 
     func use<T>(_ body: (SQLiteConnection) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(connection)
+        try lock.withLock { try body(connection) }
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Metadata
 import NIOCore
 import NIOHTTP1

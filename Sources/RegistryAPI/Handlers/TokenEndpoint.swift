@@ -1,5 +1,5 @@
 import Auth
-import Foundation
+import FoundationEssentials
 import NIOHTTP1
 import OCI
 
@@ -34,12 +34,11 @@ public struct TokenEndpoint: Sendable {
             grants.append(Scope(repository: scope.repository, actions: scope.actions.intersection(allowed)))
         }
         let issued = tokens.issue(subject: principal?.name, grants: grants)
-        let formatter = ISO8601DateFormatter()
         let body: [String: JSONValue] = [
             "token": .string(issued.token),
             "access_token": .string(issued.token),
             "expires_in": .number(issued.expiresIn),
-            "issued_at": .string(formatter.string(from: issued.issuedAt)),
+            "issued_at": .string(issued.issuedAt.formatted(.iso8601)),
         ]
         return .json(.ok, JSONText.encode(body), headers: ["Cache-Control": "no-store"])
     }

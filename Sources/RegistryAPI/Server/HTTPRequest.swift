@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 
@@ -53,7 +53,34 @@ public struct QueryParameters: Sendable {
     public func all(_ key: String) -> [String] { pairs.filter { $0.0 == key }.map(\.1) }
 
     private static func decode(_ text: Substring) -> String {
-        let plusAsSpace = text.replacingOccurrences(of: "+", with: " ")
-        return plusAsSpace.removingPercentEncoding ?? plusAsSpace
+        let plusAsSpace = String(text.replacing("+", with: " "))
+        return percentDecoded(plusAsSpace) ?? plusAsSpace
+    }
+
+    /// `%XX` escapes replaced by their bytes; nil when an escape is broken or the
+    /// result is not UTF-8 (the text is then taken as it is).
+    static func percentDecoded(_ text: String) -> String? {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// JSON encoding for the small documents the API returns (error bodies, tag lists).
 enum JSONText {

@@ -37,7 +37,7 @@ public struct S3Configuration: Sendable {
         addressing: Addressing = .path, credentials: S3Credentials, partSize: Int = defaultPartSize,
         redirect: Bool = false, redirectExpiry: Int = 1200
     ) throws(S3ConfigurationError) {
-        guard let schemeEnd = endpoint.range(of: "://") else { throw .invalid("endpoint \(endpoint) needs http:// or https://") }
+        guard let schemeEnd = endpoint.firstRange(of: "://") else { throw .invalid("endpoint \(endpoint) needs http:// or https://") }
         let scheme = endpoint[..<schemeEnd.lowerBound].lowercased()
         guard scheme == "http" || scheme == "https" else { throw .invalid("endpoint \(endpoint) needs http:// or https://") }
         var authority = endpoint[schemeEnd.upperBound...]

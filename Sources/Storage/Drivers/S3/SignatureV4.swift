@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import OCI
 
 /// Credentials for signing S3 requests. The secret never appears in a description.
@@ -155,8 +156,8 @@ public struct SignatureV4: Sendable {
     static func canonicalHeaders(_ headers: [(String, String)]) -> (canonical: String, signed: String) {
         var merged: [String: [String]] = [:]
         for (name, value) in headers {
-            let folded = value.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
-            merged[name.lowercased(), default: []].append(folded.trimmingCharacters(in: .whitespaces))
+            let folded = value.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
+            merged[name.lowercased(), default: []].append(folded)
         }
         let names = merged.keys.sorted()
         let canonical = names.map { "\($0):\(merged[$0]!.joined(separator: ","))\n" }.joined()
