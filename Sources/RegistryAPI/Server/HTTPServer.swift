@@ -93,9 +93,13 @@ public struct HTTPServer: Sendable {
             .serverChannelOption(.backlog, value: 512)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 8)
-            // Large reads for blob uploads; small requests still get small buffers.
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2048, maximum: 256 * 1024))
+            // An upload's bytes in memory at once: at most this many reads per event loop
+            // turn, plus the async channel's high watermark, each of at most 128 KiB (with 8
+            // reads of 256 KiB a 64 MiB PATCH held ~3 MiB at a time; docs/PERFORMANCE.md).
+            .childChannelOption(.maxMessagesPerRead, value: 2)
+            // A connection starts (and idles) with a 2 KiB buffer, which NIO keeps between
+            // reads; uploads grow it to 128 KiB within a few reads.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2048, maximum: 128 * 1024))
     }
 
     @Sendable

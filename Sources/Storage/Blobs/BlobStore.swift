@@ -18,7 +18,8 @@ public struct BlobStore: Sendable {
     public let driver: any StorageDriver
     /// Incoming chunks are gathered into batches of this size; each batch is written on
     /// the thread pool while the current task hashes it, so hashing and writing overlap.
-    private let batchSize = 256 << 10
+    /// The size of HTTPServer's largest reads: a full read is written without a copy.
+    private let batchSize = 128 << 10
 
     public init(driver: any StorageDriver) {
         self.driver = driver
