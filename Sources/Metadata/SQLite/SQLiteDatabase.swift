@@ -19,14 +19,18 @@ final class SQLiteDatabase: Sendable {
     init(path: String, readerCount: Int = 4) throws {
         let writer = try SQLiteConnection(path: path, readOnly: false)
         // WAL lets readers run beside the writer; synchronous=FULL makes every commit
-        // durable before we answer the client (a 201 is a promise).
-        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
+        // durable before we answer the client (a 201 is a promise). Page caches are kept
+        // small (1 MiB writer, 512 KiB per reader; SQLite's default is 2 MiB each): the
+        // hot answers live in `cache`, the file's pages stay in the kernel's page cache,
+        // and five full default caches were ~10 MiB of the daemon's memory once the
+        // database outgrew them (same push and mount rates either way; docs/PERFORMANCE.md).
+        try writer.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-1024;")
         try Migrations.apply(to: writer)
         self.writer = WriteGroups(writer)
         var readers: [ConnectionSlot] = []
         for _ in 0..<readerCount {
             let reader = try SQLiteConnection(path: path, readOnly: true)
-            try reader.execute("PRAGMA foreign_keys=ON;")
+            try reader.execute("PRAGMA foreign_keys=ON; PRAGMA cache_size=-512;")
             readers.append(ConnectionSlot(reader))
         }
         self.readers = readers
