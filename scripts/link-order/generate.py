@@ -22,7 +22,7 @@ touches). Functions missing from the file still work;
 they are only placed after the others. Regenerate after large changes (a stale file
 only costs memory; lld skips names it no longer finds).
 """
-import hashlib, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import hashlib, os, re, shutil, signal, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "bench"))
@@ -66,27 +66,19 @@ def drive(server, workdir):
 
 
 def executed_functions(callgrind_output):
-    """Function names with their own instruction counts, from callgrind's output file."""
-    names, cost, current, calls_follow = {}, {}, None, False
+    """The names of the functions callgrind recorded as executed (its `fn=` entries; a
+    name is spelled out once and referred to by number after that)."""
+    names, executed = {}, set()
     with open(callgrind_output, errors="replace") as f:
         for line in f:
-            if line.startswith(("fn=", "cfn=")):
-                match = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
-                if match.group(2):
-                    names[match.group(1)] = match.group(2)
-                if line.startswith("fn="):
-                    current = names[match.group(1)]
-                    cost.setdefault(current, 0)
-                calls_follow = False
-            elif line.startswith("calls="):
-                calls_follow = True  # the next cost line is the call's inclusive cost
-            elif current and (line[:1].isdigit() or line[:1] in "+-*"):
-                fields = line.split()
-                if calls_follow:
-                    calls_follow = False
-                elif len(fields) >= 2:
-                    cost[current] += int(fields[1])
-    return cost
+            match = re.match(r"(c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+            if not match:
+                continue
+            if match.group(3):
+                names[match.group(2)] = match.group(3)
+            if match.group(1) == "fn":
+                executed.add(names[match.group(2)])
+    return executed
 
 
 def main():
@@ -110,7 +102,7 @@ def main():
         drive(Driven(port, data), workdir)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=300)
-        cost = executed_functions(output)
+        executed = executed_functions(output)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     defined = set()
@@ -118,7 +110,7 @@ def main():
         fields = line.split()
         if len(fields) == 3 and fields[1] in "tTwW":
             defined.add(fields[2])
-    ordered = sorted(name for name in cost if name in defined)
+    ordered = sorted(executed & defined)
     with open(ORDER_FILE, "w") as f:
         f.write("\n".join(ordered) + "\n")
     print(f"{len(ordered)} functions written to {os.path.relpath(ORDER_FILE, ROOT)}")

@@ -59,7 +59,7 @@ public struct QueryParameters: Sendable {
 
     /// `%XX` escapes replaced by their bytes; nil when an escape is broken or the
     /// result is not UTF-8 (the text is then taken as it is).
-    static func percentDecoded(_ text: String) -> String? {
+    private static func percentDecoded(_ text: String) -> String? {
         guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.utf8.count)
