@@ -57,8 +57,6 @@ public actor GarbageCollector {
         public var last: Report?
     }
 
-    /// A pin older than this no longer protects a blob (its upload crashed mid-commit).
-    public static let pinExpiry: Int64 = 86_400
     /// Items looked at per query: a run works through large stores in batches.
     private let batch = 1000
 
@@ -85,9 +83,9 @@ public actor GarbageCollector {
             phase = .idle
             running = nil
         }
-        let now = Int64(Date().timeIntervalSince1970)
-        let cutoff = now - options.grace
-        let pinExpiry = now - Self.pinExpiry
+        // Milliseconds, so that grace 0 means everything unreferenced when the run starts.
+        let startedAt = UnixTime.milliseconds()
+        let cutoff = startedAt - options.grace * 1000
 
         phase = .manifests
         var candidates = try store.orphanedReferrers(olderThan: cutoff, limit: batch)
@@ -107,7 +105,8 @@ public actor GarbageCollector {
         }
 
         phase = .blobs
-        var collectable = try store.collectableBlobs(olderThan: cutoff, pinExpiry: pinExpiry, limit: batch * 10)
+        if !options.dryRun { _ = try store.releaseDeadPins() }
+        var collectable = try store.collectableBlobs(olderThan: cutoff, limit: batch * 10)
         running?.examined += collectable.count
         running?.bytesExamined += collectable.reduce(0) { $0 + $1.size }
         if options.dryRun {
@@ -117,7 +116,7 @@ public actor GarbageCollector {
             running?.bytesFreed = collectable.reduce(0) { $0 + $1.size }
         } else {
             for blob in collectable {
-                guard try store.markForDeletion(blob.digest, olderThan: cutoff, pinExpiry: pinExpiry) else { continue }
+                guard try store.markForDeletion(blob.digest, olderThan: cutoff) else { continue }
                 do {
                     try await blobs.deleteBlob(blob.digest)
                 } catch {
@@ -131,7 +130,7 @@ public actor GarbageCollector {
         }
 
         phase = .uploads
-        let purged = try await uploads.purge(idleLongerThan: options.uploadTTL, dryRun: options.dryRun, now: now)
+        let purged = try await uploads.purge(idleLongerThan: options.uploadTTL, dryRun: options.dryRun, now: startedAt / 1000)
         running?.uploads = purged.sessions.count + purged.orphans.count
         running?.bytesFreed += purged.bytes
 

@@ -28,6 +28,9 @@ public struct StorageVerifier: Sendable {
         public var checked = 0
         public var rehashed = 0
         public var missingBytes: [String] = []
+        /// Rows whose bytes are missing because an upload pinned them and is moving the
+        /// bytes into place right now: not a problem.
+        public var uploadsInProgress: [String] = []
         public var wrongSize: [String] = []
         public var corrupt: [String] = []
         public var orphanedBytes: [String] = []
@@ -50,7 +53,11 @@ public struct StorageVerifier: Sendable {
                 report.checked += 1
                 defer { index += 1 }
                 guard let size = try await blobs.size(of: blob.digest) else {
-                    report.missingBytes.append(blob.digest.description)
+                    if try store.isPinned(blob.digest) {
+                        report.uploadsInProgress.append(blob.digest.description)
+                    } else {
+                        report.missingBytes.append(blob.digest.description)
+                    }
                     continue
                 }
                 if size != blob.size {

@@ -121,10 +121,17 @@ public final class Registry: RequestResponder {
         }
     }
 
-    /// Refuses the request unless the caller may do `action` on `repository`.
-    func authorize(_ action: RepositoryAction, on repository: RepositoryName, _ context: RequestContext) async throws {
-        guard await policy.allows(context.principal, to: action, on: repository) else {
-            throw policy.refusal(for: context.principal, action: action, on: repository)
+    /// Refuses the request unless the caller may do every one of `actions` on
+    /// `repository` (the endpoint → actions table is in docs/AUTH.md). `push` and
+    /// `delete` are checked before `pull`, so a caller lacking both hears "denied" (as for
+    /// any repository) rather than "unknown" (the answer to a missing `pull` alone).
+    func authorize(_ actions: RepositoryAction..., on repository: RepositoryName, _ context: RequestContext) async throws {
+        for action in actions.sorted(by: >) {
+            guard await policy.allows(context.principal, to: action, on: repository) else {
+                // An anonymous caller's challenge names the whole scope the request needs.
+                let refused = context.principal == nil ? actions.max() ?? action : action
+                throw policy.refusal(for: context.principal, action: refused, on: repository)
+            }
         }
     }
 

@@ -90,6 +90,7 @@ struct StorageCommand: ParsableCommand {
                 connection.printJSON(result)
             } else {
                 print("checked \(number(result["checked"])) blobs, re-hashed \(number(result["rehashed"]))")
+                for item in result["uploads_in_progress"]?.arrayValue ?? [] { print("upload in progress (not a problem): \(item.stringValue ?? "")") }
                 for key in ["missing_bytes", "wrong_size", "corrupt", "orphaned_bytes", "broken_references"] {
                     for item in result[key]?.arrayValue ?? [] { print("\(key.replacingOccurrences(of: "_", with: " ")): \(item.stringValue ?? "")") }
                 }

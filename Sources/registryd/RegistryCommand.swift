@@ -88,6 +88,9 @@ struct RegistryCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Grace period in seconds of scheduled collections. Default: 3600.")
     var gcGrace: Int?
 
+    @Option(name: .long, help: "This instance's id among instances sharing one database. Default: the id kept in DATA_DIR/instance-id.")
+    var instanceID: String?
+
     func run() async throws {
         // glibc gives each thread that contends for malloc an arena of its own (up to 8
         // per core); two are plenty for two event loops and a few pool threads, and save
@@ -108,7 +111,8 @@ struct RegistryCommand: AsyncParsableCommand {
 
         notifier.status("opening the database")
         try FileSystemSetup.makeDirectory(settings.dataDir)
-        let metadata = try SQLiteMetadataStore(path: settings.dataDir + "/registry.db")
+        let instance = try settings.instanceID ?? InstanceIdentity.loadOrCreate(in: settings.dataDir)
+        let metadata = try SQLiteMetadataStore(path: settings.dataDir + "/registry.db", instance: instance)
         let driver: any StorageDriver = switch settings.storage {
         case .filesystem: try FilesystemDriver(root: settings.dataDir + "/storage")
         case .memory: MemoryDriver()
@@ -118,6 +122,10 @@ struct RegistryCommand: AsyncParsableCommand {
         var registryConfiguration = Registry.Configuration()
         registryConfiguration.allowSparseIndexes = settings.allowSparseIndexes
         let blobs = BlobStore(driver: driver)
+        if !metadata.releasedPinsAtStart.isEmpty {
+            let removed = try await InterruptedUploads.settle(metadata.releasedPinsAtStart, metadata: metadata, blobs: blobs)
+            logger.notice("released \(metadata.releasedPinsAtStart.count) pin(s) of uploads interrupted by the last stop; removed \(removed.count) blob row(s) whose bytes never arrived")
+        }
         let registry = Registry(metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint,
                                 configuration: registryConfiguration, logger: logger)
         let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
@@ -183,6 +191,7 @@ struct RegistryCommand: AsyncParsableCommand {
             }
             // Helpers end when the stop is signalled.
             group.addTask { await status.run(until: stop) }
+            group.addTask { await Self.renewLease(metadata, until: stop, logger: logger) }
             if let interval = settings.gcInterval {
                 let options = GarbageCollector.Options(grace: Int64(settings.gcGrace), uploadTTL: Int64(settings.uploadTTL))
                 group.addTask { await Self.collectGarbage(methods.collector, every: interval, options: options, until: stop, logger: logger) }
@@ -216,6 +225,7 @@ struct RegistryCommand: AsyncParsableCommand {
         if let uploadTTL { settings.uploadTTL = uploadTTL }
         if let gcInterval { settings.gcInterval = gcInterval }
         if let gcGrace { settings.gcGrace = gcGrace }
+        if let instanceID { settings.instanceID = try Settings.instanceID(instanceID) }
         if let s3Endpoint { settings.s3.endpoint = s3Endpoint }
         if let s3Bucket { settings.s3.bucket = s3Bucket }
         if let s3Region { settings.s3.region = s3Region }
@@ -283,6 +293,19 @@ struct RegistryCommand: AsyncParsableCommand {
                 }
             } catch {
                 logger.error("upload purge failed: \(error)")
+            }
+        }
+    }
+
+    /// Keeps this instance's pins alive (see `InstanceLease`).
+    private static func renewLease(_ metadata: SQLiteMetadataStore, until stop: StopSignal, logger: Logger) async {
+        while !stop.isSignalled {
+            await stop.sleep(for: InstanceLease.renewalInterval)
+            guard !stop.isSignalled else { return }
+            do {
+                try metadata.renewInstanceLease()
+            } catch {
+                logger.error("renewing the instance lease failed: \(error)")
             }
         }
     }

@@ -50,6 +50,9 @@ struct Settings {
     var gcGrace = 3600
     /// The S3 driver's settings (`storage = s3`).
     var s3 = S3Settings()
+    /// This process's identity as a holder of pins (see `InstanceLease`); `nil`: the id
+    /// kept in `DATA_DIR/instance-id`, made on first start.
+    var instanceID: String?
 
     struct S3Settings {
         var endpoint: String?
@@ -114,6 +117,7 @@ struct Settings {
             case "s3-redirect": s3.redirect = try Self.boolean(key, value)
             case "s3-access-key": s3.accessKey = value
             case "s3-secret-key": s3.secretKey = value
+            case "instance-id": instanceID = try Self.instanceID(value)
             default: throw SettingsError.unknownKey(key)
             }
         }
@@ -132,6 +136,14 @@ struct Settings {
         if let storage { self.storage = try Self.storageKind(storage) }
         if let allowSparseIndexes { self.allowSparseIndexes = allowSparseIndexes }
         if let logLevel { self.logLevel = try Self.level(logLevel) }
+    }
+
+    /// Letters, digits, `.`, `_` and `-`, at most 64.
+    static func instanceID(_ value: String) throws(SettingsError) -> String {
+        guard !value.isEmpty, value.utf8.count <= 64,
+              value.utf8.allSatisfy({ $0 < 0x80 && (Character(Unicode.Scalar($0)).isLetter || Character(Unicode.Scalar($0)).isNumber || "._-".utf8.contains($0)) })
+        else { throw .invalid("instance-id", value) }
+        return value
     }
 
     private static func storageKind(_ value: String) throws(SettingsError) -> StorageKind {

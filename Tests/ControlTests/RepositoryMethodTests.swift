@@ -127,10 +127,9 @@ final class CollectionMethodTests: XCTestCase {
         let id = UploadID.generate()
         let appender = try await blobs.driver.appender(for: BlobStore.path(forUpload: id), truncatingTo: 0)
         try await appender.append(ByteBuffer(bytes: [1, 2, 3]))
-        XCTAssertTrue(try metadata.pinBlob(digest, size: 3))
+        XCTAssertTrue(try metadata.pinBlob(digest, size: 3, for: id))
         try await blobs.placeUpload(id, as: digest, size: 3)
-        try metadata.unpinBlob(digest)
-        try await Task.sleep(for: .milliseconds(1100))
+        try metadata.unpinBlob(for: id)
 
         func call(_ method: String, _ params: String) async throws -> JSONValue {
             let answer = await dispatcher.handle(line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params),"id":1}"#, caller: "uid 0 (root)")

@@ -182,6 +182,28 @@ final class ManifestTests: RegistryTestCase {
         XCTAssertEqual(bad.errorCodes, ["TAG_INVALID"])
     }
 
+    func testAReferenceThatCannotNameAManifestIsUnknownExceptToPut() async throws {
+        let manifest = try await pushImage("a")
+        _ = try await client.putManifest("a", "v1", manifest)
+        // The OCI conformance suite's ".INVALID_MANIFEST_NAME", a malformed digest, an
+        // unsupported algorithm and an over-long tag: nothing can be stored under them.
+        let references = [".INVALID_MANIFEST_NAME", "sha256:xyz", "md5:d41d8cd98f00b204e9800998ecf8427e", String(repeating: "t", count: 129)]
+        for reference in references {
+            for method in [HTTPMethod.GET, .HEAD, .DELETE] {
+                let response = try await client.send(method, "/v2/a/manifests/\(reference)")
+                XCTAssertEqual(response.status, .notFound, "\(method) \(reference)")
+                if method != .HEAD { XCTAssertEqual(response.errorCodes, ["MANIFEST_UNKNOWN"], "\(method) \(reference)") }
+            }
+        }
+        let put = try await client.putManifest("a", ".INVALID_MANIFEST_NAME", manifest)
+        XCTAssertEqual(put.status, .badRequest)
+        XCTAssertEqual(put.errorCodes, ["TAG_INVALID"])
+        let putByBadDigest = try await client.putManifest("a", "sha256:xyz", manifest)
+        XCTAssertEqual(putByBadDigest.errorCodes, ["DIGEST_INVALID"])
+        let stillThere = try await client.send(.GET, "/v2/a/manifests/v1")
+        XCTAssertEqual(stillThere.body, manifest, "a refused DELETE changed nothing")
+    }
+
     func testAcceptIsNegotiatedAcrossSeveralHeaderLines() async throws {
         let manifest = try await pushImage("a")
         _ = try await client.putManifest("a", "v1", manifest)

@@ -71,6 +71,7 @@ extension ControlMethods {
             "checked": .number(Double(report.checked)),
             "rehashed": .number(Double(report.rehashed)),
             "missing_bytes": list(report.missingBytes),
+            "uploads_in_progress": list(report.uploadsInProgress),
             "wrong_size": list(report.wrongSize),
             "corrupt": list(report.corrupt),
             "orphaned_bytes": list(report.orphanedBytes),

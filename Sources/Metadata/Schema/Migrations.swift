@@ -119,6 +119,37 @@ enum Migrations {
         ALTER TABLE blobs ADD COLUMN pinned_at INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE blobs ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0;
         """),
+        (5, """
+        -- The ages a collection compares are kept in milliseconds: in whole seconds, a
+        -- collection with grace 0 in the same second as a delete found nothing old enough.
+        ALTER TABLE blobs RENAME COLUMN created_at TO created_at_ms;
+        UPDATE blobs SET created_at_ms = created_at_ms * 1000;
+        ALTER TABLE repository_blobs RENAME COLUMN created_at TO created_at_ms;
+        UPDATE repository_blobs SET created_at_ms = created_at_ms * 1000;
+        ALTER TABLE manifests RENAME COLUMN created_at TO created_at_ms;
+        UPDATE manifests SET created_at_ms = created_at_ms * 1000;
+        -- A pin has an owner: the upload that took it, on the registryd instance that runs
+        -- that upload. An instance renews its lease while it lives and releases its own
+        -- pins when it starts, so a pin left by a killed process stops protecting its
+        -- blob, and instances sharing one database release only their own. The counter
+        -- of migration 4 could not tell whose pin was whose; pins do not outlive the
+        -- process that held them, so there is nothing to carry over.
+        ALTER TABLE blobs DROP COLUMN pins;
+        ALTER TABLE blobs DROP COLUMN pinned_at;
+        CREATE TABLE instances (
+            id                  TEXT PRIMARY KEY,
+            started_at_ms       INTEGER NOT NULL,
+            lease_expires_at_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE blob_pins (
+            upload_id    TEXT PRIMARY KEY,
+            digest       TEXT NOT NULL,
+            instance     TEXT NOT NULL,
+            pinned_at_ms INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX blob_pins_by_digest ON blob_pins(digest);
+        CREATE INDEX blob_pins_by_instance ON blob_pins(instance);
+        """),
     ]
 
     static func apply(to connection: SQLiteConnection) throws {
@@ -127,7 +158,7 @@ enum Migrations {
         for migration in all where !applied.contains(migration.version) {
             try connection.transaction {
                 try connection.execute(migration.sql)
-                try connection.query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", [.integer(Int64(migration.version)), .integer(Clock.now())])
+                try connection.query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", [.integer(Int64(migration.version)), .integer(UnixTime.seconds())])
             }
         }
     }

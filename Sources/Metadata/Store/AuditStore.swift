@@ -17,7 +17,7 @@ extension SQLiteMetadataStore: AuditStore {
     public func recordAudit(actor: String, method: String, params: String?) throws {
         try database.write { connection in
             try connection.query("INSERT INTO audit_log (at, actor, method, params) VALUES (?, ?, ?, ?)",
-                                 [.integer(Clock.now()), .text(actor), .text(method), .optional(params)])
+                                 [.integer(UnixTime.seconds()), .text(actor), .text(method), .optional(params)])
         }
     }
 

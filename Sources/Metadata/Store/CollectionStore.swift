@@ -3,6 +3,9 @@ import OCI
 /// The queries garbage collection runs. Each deciding statement re-checks its
 /// conditions in the same transaction that changes anything, so a push that links,
 /// pins or references something in between always wins.
+///
+/// Every `cutoff` is Unix time in milliseconds (`UnixTime.milliseconds()` minus the
+/// grace period): what was created at or before it is old enough.
 public protocol CollectionStore: Sendable {
     /// Untagged manifests that no index in their repository names as a child and that
     /// are not referrers of an existing subject, older than `cutoff`.
@@ -17,11 +20,19 @@ public protocol CollectionStore: Sendable {
     func staleLinks(olderThan cutoff: Int64, limit: Int) throws -> [StaleLink]
     func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) throws -> Bool
 
-    /// Blobs with no link, no reference and no pin (or a pin older than `pinExpiry`),
-    /// created before `cutoff`; also blobs a crashed collection left marked.
-    func collectableBlobs(olderThan cutoff: Int64, pinExpiry: Int64, limit: Int) throws -> [CollectableBlob]
+    /// Blobs with no link, no reference and no live pin, created at or before `cutoff`;
+    /// also blobs a crashed collection left marked.
+    func collectableBlobs(olderThan cutoff: Int64, limit: Int) throws -> [CollectableBlob]
     /// Marks a blob `deleting` if it is still collectable. - Returns: whether it was marked.
-    func markForDeletion(_ digest: Digest, olderThan cutoff: Int64, pinExpiry: Int64) throws -> Bool
+    func markForDeletion(_ digest: Digest, olderThan cutoff: Int64) throws -> Bool
+    /// Deletes pins that no longer count (their instance's lease ran out, or they are
+    /// older than any upload takes). - Returns: how many.
+    func releaseDeadPins() throws -> Int
+    /// Whether an upload in progress (on a live instance) has pinned the blob.
+    func isPinned(_ digest: Digest) throws -> Bool
+    /// Deletes a blob row that nothing links, references or pins (and no collection is
+    /// deleting). - Returns: whether it was deleted.
+    func deleteRowIfUnheld(_ digest: Digest) throws -> Bool
     /// Removes the row of a blob whose bytes are gone.
     func finishDeletion(_ digest: Digest) throws
     /// Clears the mark when the bytes could not be deleted.

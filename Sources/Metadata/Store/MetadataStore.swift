@@ -19,11 +19,13 @@ public protocol MetadataStore: Sendable {
     func blobSize(_ digest: Digest, in repository: RepositoryName) throws -> Int64?
     /// Whether the blob's bytes are recorded as stored (in any repository).
     func storedBlobSize(_ digest: Digest) throws -> Int64?
-    /// Protects a blob from garbage collection while an upload puts its bytes in place:
-    /// creates the row when missing, counts one more pin otherwise.
+    /// Protects a blob from garbage collection while `upload` puts its bytes in place:
+    /// creates the row when missing and records the upload's pin, owned by this
+    /// instance (see `InstanceLease`).
     /// - Returns: `false` when a collection is deleting the blob right now (wait, retry).
-    func pinBlob(_ digest: Digest, size: Int64) throws -> Bool
-    func unpinBlob(_ digest: Digest) throws
+    func pinBlob(_ digest: Digest, size: Int64, for upload: UploadID) throws -> Bool
+    /// Drops the pin `upload` took (when placing its bytes failed).
+    func unpinBlob(for upload: UploadID) throws
     /// Records that a verified blob is stored and makes it visible in `repository`;
     /// `completing` an upload, also drops the pin it took and ends its session, in the
     /// same transaction (one durable commit for the finished upload).

@@ -11,7 +11,7 @@ extension SQLiteMetadataStore: AccountStore {
                 if try connection.first("SELECT 1 FROM users WHERE name = ?", [.text(name)], { _ in true }) != nil {
                     throw AccountStoreError.userExists(name)
                 }
-                let now = Clock.now()
+                let now = UnixTime.seconds()
                 try connection.query(
                     "INSERT INTO users (name, password_hash, is_staff, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
                     [.text(name), .text(passwordHash), .integer(isStaff ? 1 : 0), .integer(now), .integer(now)])
@@ -77,7 +77,7 @@ extension SQLiteMetadataStore: AccountStore {
                 let namespaceID = try connection.first("""
                     INSERT INTO namespaces (name, created_at) VALUES (?, ?)
                     ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id
-                    """, [.text(namespace), .integer(Clock.now())]) { $0.integer(0) }
+                    """, [.text(namespace), .integer(UnixTime.seconds())]) { $0.integer(0) }
                 try connection.query("""
                     INSERT INTO namespace_members (namespace_id, user_id, role) VALUES (?, ?, ?)
                     ON CONFLICT (namespace_id, user_id) DO UPDATE SET role = excluded.role
@@ -146,7 +146,7 @@ extension SQLiteMetadataStore: AccountStore {
 
     private func updateUser(_ sql: String, _ value: SQLiteValue, _ name: String) throws -> Bool {
         let changed = try database.write { connection in
-            try connection.query(sql, [value, .integer(Clock.now()), .text(name)])
+            try connection.query(sql, [value, .integer(UnixTime.seconds()), .text(name)])
             return connection.changes > 0
         }
         accountChanged()

@@ -10,7 +10,7 @@ extension SQLiteMetadataStore: RepositoryAdministration {
                 (tag: $0.text(0), digest: $0.text(1))
             }
             let manifests = try connection.rows(
-                "SELECT digest, media_type, length(content), created_at FROM manifests WHERE repository_id = ? ORDER BY created_at, id", [.integer(id)]) {
+                "SELECT digest, media_type, length(content), created_at_ms / 1000 FROM manifests WHERE repository_id = ? ORDER BY created_at_ms, id", [.integer(id)]) {
                 (digest: $0.text(0), mediaType: $0.text(1), size: $0.integer(2), createdAt: $0.integer(3))
             }
             let (count, bytes) = try connection.first("""

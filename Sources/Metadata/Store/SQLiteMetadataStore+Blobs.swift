@@ -15,45 +15,22 @@ extension SQLiteMetadataStore {
         try database.read { try $0.first("SELECT size FROM blobs WHERE digest = ?", [.text(digest.description)]) { $0.integer(0) } }
     }
 
-    public func pinBlob(_ digest: Digest, size: Int64) throws -> Bool {
-        // Not durable on its own: a pin matters only while its upload runs, and the
-        // upload's final, durable commit carries it to disk. After a power cut the bytes
-        // may lie in place without a row; `registryctl storage verify` finds them.
-        try database.write(durable: false) { connection in
-            let now = Clock.now()
-            if let deleting = try connection.first("SELECT deleting FROM blobs WHERE digest = ?", [.text(digest.description)], { $0.integer(0) != 0 }) {
-                if deleting { return false }
-                try connection.query("UPDATE blobs SET pins = pins + 1, pinned_at = ? WHERE digest = ?", [.integer(now), .text(digest.description)])
-            } else {
-                try connection.query("INSERT INTO blobs (digest, size, created_at, pins, pinned_at) VALUES (?, ?, ?, 1, ?)",
-                                     [.text(digest.description), .integer(size), .integer(now), .integer(now)])
-            }
-            return true
-        }
-    }
-
-    public func unpinBlob(_ digest: Digest) throws {
-        try database.write { connection in
-            try connection.query("UPDATE blobs SET pins = max(pins - 1, 0) WHERE digest = ?", [.text(digest.description)])
-        }
-    }
-
     public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, completing upload: UploadID?) throws {
         try database.write { connection in
-            let now = Clock.now()
+            let now = UnixTime.milliseconds()
             let repositoryID = try connection.ensureRepository(repository)
             try connection.query(
-                "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING",
+                "INSERT INTO blobs (digest, size, created_at_ms) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING",
                 [.text(digest.description), .integer(size), .integer(now)])
             if try connection.first("SELECT deleting FROM blobs WHERE digest = ?", [.text(digest.description)], { $0.integer(0) != 0 }) == true {
                 // Only reachable without a pin: a pinned blob is never marked for deletion.
                 throw MetadataError.blobBeingDeleted(digest)
             }
             try connection.query(
-                "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO repository_blobs (repository_id, digest, created_at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [.integer(repositoryID), .text(digest.description), .integer(now)])
             if let upload {
-                try connection.query("UPDATE blobs SET pins = max(pins - 1, 0) WHERE digest = ?", [.text(digest.description)])
+                try connection.query("DELETE FROM blob_pins WHERE upload_id = ?", [.text(upload.value)])
                 try connection.query("DELETE FROM upload_sessions WHERE id = ?", [.text(upload.value)])
             }
         }
@@ -72,8 +49,8 @@ extension SQLiteMetadataStore {
             }
             let targetID = try connection.ensureRepository(target)
             try connection.query(
-                "INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                [.integer(targetID), .text(digest.description), .integer(Clock.now())])
+                "INSERT INTO repository_blobs (repository_id, digest, created_at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                [.integer(targetID), .text(digest.description), .integer(UnixTime.milliseconds())])
             return size
         }
     }

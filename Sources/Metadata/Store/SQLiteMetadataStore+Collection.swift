@@ -26,7 +26,7 @@ extension SQLiteMetadataStore: CollectionStore {
         let sql = """
         DELETE FROM manifests WHERE id IN (
             SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id
-            WHERE r.name = ? AND m.digest = ? AND m.created_at < ?
+            WHERE r.name = ? AND m.digest = ? AND m.created_at_ms <= ?
               AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject))
         """
         return try database.write { connection in
@@ -44,7 +44,7 @@ extension SQLiteMetadataStore: CollectionStore {
     public func staleLinks(olderThan cutoff: Int64, limit: Int) throws -> [StaleLink] {
         let sql = """
         SELECT r.name, rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-        WHERE rb.created_at < ? AND \(Self.linkIsUnreferenced) LIMIT ?
+        WHERE rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced) LIMIT ?
         """
         return try database.read { connection in
             try connection.rows(sql, [.integer(cutoff), .integer(Int64(limit))]) { StaleLink(repository: $0.text(0), digest: $0.text(1)) }
@@ -54,7 +54,7 @@ extension SQLiteMetadataStore: CollectionStore {
     public func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) throws -> Bool {
         let sql = """
         DELETE FROM repository_blobs AS rb
-        WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ? AND rb.created_at < ? AND \(Self.linkIsUnreferenced)
+        WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ? AND rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced)
         """
         return try database.write { connection in
             try connection.query(sql, [.text(link.repository), .text(link.digest), .integer(cutoff)])
@@ -63,25 +63,27 @@ extension SQLiteMetadataStore: CollectionStore {
     }
 
     /// A blob nothing holds on to: no link, no manifest reference, no live pin.
+    /// `?1` is now and `?2` the cutoff, in milliseconds.
     private static let blobIsCollectable = """
-        b.created_at < ?1 AND (b.pins = 0 OR b.pinned_at < ?2)
+        b.created_at_ms <= ?2
+        AND NOT EXISTS (SELECT 1 FROM blob_pins p WHERE p.digest = b.digest AND \(pinIsLive))
         AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
         AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.digest = b.digest)
         """
 
-    public func collectableBlobs(olderThan cutoff: Int64, pinExpiry: Int64, limit: Int) throws -> [CollectableBlob] {
+    public func collectableBlobs(olderThan cutoff: Int64, limit: Int) throws -> [CollectableBlob] {
         let sql = "SELECT b.digest, b.size, b.deleting FROM blobs b WHERE b.deleting = 1 OR (\(Self.blobIsCollectable)) LIMIT ?3"
         return try database.read { connection in
-            try connection.rows(sql, [.integer(cutoff), .integer(pinExpiry), .integer(Int64(limit))]) {
+            try connection.rows(sql, [.integer(UnixTime.milliseconds()), .integer(cutoff), .integer(Int64(limit))]) {
                 CollectableBlob(digest: try Digest(parsing: $0.text(0)), size: $0.integer(1), marked: $0.integer(2) != 0)
             }
         }
     }
 
-    public func markForDeletion(_ digest: Digest, olderThan cutoff: Int64, pinExpiry: Int64) throws -> Bool {
+    public func markForDeletion(_ digest: Digest, olderThan cutoff: Int64) throws -> Bool {
         let sql = "UPDATE blobs AS b SET deleting = 1 WHERE b.digest = ?3 AND (b.deleting = 1 OR (\(Self.blobIsCollectable)))"
         return try database.write { connection in
-            try connection.query(sql, [.integer(cutoff), .integer(pinExpiry), .text(digest.description)])
+            try connection.query(sql, [.integer(UnixTime.milliseconds()), .integer(cutoff), .text(digest.description)])
             return connection.changes > 0
         }
     }
@@ -113,8 +115,8 @@ extension SQLiteMetadataStore: CollectionStore {
 
     public func markOrphanForDeletion(_ digest: Digest) throws -> Bool {
         try database.write { connection in
-            try connection.query("INSERT INTO blobs (digest, size, created_at, deleting) VALUES (?, 0, ?, 1) ON CONFLICT (digest) DO NOTHING",
-                                 [.text(digest.description), .integer(Clock.now())])
+            try connection.query("INSERT INTO blobs (digest, size, created_at_ms, deleting) VALUES (?, 0, ?, 1) ON CONFLICT (digest) DO NOTHING",
+                                 [.text(digest.description), .integer(UnixTime.milliseconds())])
             return connection.changes > 0
         }
     }
@@ -133,7 +135,7 @@ extension SQLiteMetadataStore: CollectionStore {
     private func manifests(where condition: String, _ cutoff: Int64, _ limit: Int) throws -> [CollectableManifest] {
         let sql = """
         SELECT r.name, m.digest, length(m.content) FROM manifests m JOIN repositories r ON r.id = m.repository_id
-        WHERE m.created_at < ? AND \(condition) LIMIT ?
+        WHERE m.created_at_ms <= ? AND \(condition) LIMIT ?
         """
         return try database.read { connection in
             try connection.rows(sql, [.integer(cutoff), .integer(Int64(limit))]) {

@@ -41,14 +41,14 @@ extension SQLiteMetadataStore {
                         if !present { throw PutManifestError.manifestUnknown(child) }
                     }
                 }
-                let now = Clock.now()
+                let createdAt = UnixTime.milliseconds()
                 try connection.query("""
-                    INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, content, created_at)
+                    INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, content, created_at_ms)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, digest) DO NOTHING
                     """, [
                         .integer(repositoryID), .text(manifest.digest.description), .text(manifest.mediaType),
                         .optional(manifest.artifactType), .optional(manifest.subject?.description), .optional(manifest.annotationsJSON),
-                        .blob(manifest.content), .integer(now),
+                        .blob(manifest.content), .integer(createdAt),
                     ])
                 if connection.changes > 0 {
                     let manifestID = connection.lastInsertRowID
@@ -63,7 +63,7 @@ extension SQLiteMetadataStore {
                     }
                 }
                 for tag in tags {
-                    try connection.moveTag(tag.value, in: repositoryID, to: manifest.digest.description, actor: actor, at: now)
+                    try connection.moveTag(tag.value, in: repositoryID, to: manifest.digest.description, actor: actor, at: createdAt / 1000)
                 }
             }
         } catch let error as PutManifestError {
@@ -76,7 +76,7 @@ extension SQLiteMetadataStore {
     public func deleteManifest(_ digest: Digest, in repository: RepositoryName, actor: String?) throws -> Bool {
         try database.write { connection in
             guard let repositoryID = try connection.repositoryID(repository) else { return false }
-            let now = Clock.now()
+            let now = UnixTime.seconds()
             let tags = try connection.rows(
                 "SELECT name FROM tags WHERE repository_id = ? AND manifest_digest = ?",
                 [.integer(repositoryID), .text(digest.description)]) { $0.text(0) }
@@ -91,7 +91,7 @@ extension SQLiteMetadataStore {
     public func deleteTag(_ tag: Tag, in repository: RepositoryName, actor: String?) throws -> Bool {
         try database.write { connection in
             guard let repositoryID = try connection.repositoryID(repository) else { return false }
-            return try connection.moveTag(tag.value, in: repositoryID, to: nil, actor: actor, at: Clock.now())
+            return try connection.moveTag(tag.value, in: repositoryID, to: nil, actor: actor, at: UnixTime.seconds())
         }
     }
 
@@ -109,7 +109,7 @@ extension SQLiteMetadataStore {
         SELECT m.digest, m.media_type, length(m.content), m.artifact_type, m.annotations
         FROM manifests m JOIN repositories r ON r.id = m.repository_id
         WHERE r.name = ? AND m.subject_digest = ? AND (?3 IS NULL OR m.artifact_type = ?3)
-        ORDER BY m.created_at, m.id
+        ORDER BY m.created_at_ms, m.id
         """
         return try database.read { connection in
             try connection.rows(sql, [.text(repository.value), .text(digest.description), .optional(artifactType)]) { row in

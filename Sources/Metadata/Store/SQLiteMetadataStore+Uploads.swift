@@ -40,7 +40,7 @@ extension SQLiteMetadataStore {
 
     public func setUploadSize(_ id: UploadID, size: Int64) throws {
         try database.write { connection in
-            try connection.query("UPDATE upload_sessions SET size = ?, updated_at = ? WHERE id = ?", [.integer(size), .integer(Clock.now()), .text(id.value)])
+            try connection.query("UPDATE upload_sessions SET size = ?, updated_at = ? WHERE id = ?", [.integer(size), .integer(UnixTime.seconds()), .text(id.value)])
         }
     }
 

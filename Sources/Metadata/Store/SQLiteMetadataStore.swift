@@ -4,7 +4,7 @@ import Synchronization
 /// `MetadataStore` on a SQLite file in WAL mode.
 ///
 /// ```swift
-/// let metadata = try SQLiteMetadataStore(path: dataDir + "/registry.db")
+/// let metadata = try SQLiteMetadataStore(path: dataDir + "/registry.db", instance: "registry-1")
 /// ```
 ///
 /// Opening the store applies pending schema migrations.
@@ -13,9 +13,26 @@ public final class SQLiteMetadataStore: MetadataStore {
     /// See `AccountStore.accountGeneration`.
     let accountChanges = Atomic<Int>(0)
 
-    public init(path: String) throws {
-        self.database = try SQLiteDatabase(path: path)
+    /// The registryd instance this store speaks for (see `InstanceLease`).
+    public let instance: String
+
+    /// Opens (and migrates) the database, starts `instance`'s lease and releases the
+    /// pins that instance held before (see `InstanceLease`).
+    /// How long this instance's lease lasts without renewal (`InstanceLease.duration`;
+    /// shorter only in tests).
+    let leaseDuration: Duration
+
+    public init(path: String, instance: String = "local", leaseDuration: Duration = InstanceLease.duration) throws {
+        let database = try SQLiteDatabase(path: path)
+        self.database = database
+        self.instance = instance
+        self.leaseDuration = leaseDuration
+        releasedPinsAtStart = try Self.startInstance(instance, leaseDuration: leaseDuration, in: database)
     }
+
+    /// Blobs pinned by uploads of an earlier process of this instance, whose pins were
+    /// released when the store opened (see `InterruptedUploads`).
+    public let releasedPinsAtStart: [Digest]
 
     /// The newest migration recorded in the file.
     public func schemaVersion() throws -> Int {
@@ -33,7 +50,7 @@ extension SQLiteConnection {
         INSERT INTO repositories (name, created_at) VALUES (?, ?)
         ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id
         """
-        guard let id = try first(sql, [.text(name.value), .integer(Clock.now())], { $0.integer(0) }) else {
+        guard let id = try first(sql, [.text(name.value), .integer(UnixTime.seconds())], { $0.integer(0) }) else {
             throw SQLiteError(code: 0, message: "repository insert returned no id")
         }
         return id

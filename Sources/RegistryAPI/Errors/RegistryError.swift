@@ -66,7 +66,7 @@ extension RegistryError {
         RegistryError(.blobUploadUnknown, status: .notFound, "blob upload unknown to registry")
     }
     static func manifestUnknown(_ reference: String) -> RegistryError {
-        RegistryError(.manifestUnknown, status: .notFound, "manifest unknown", detail: reference)
+        RegistryError(.manifestUnknown, status: .notFound, "manifest unknown", detail: String(reference.prefix(300)))
     }
     static func nameUnknown(_ name: String) -> RegistryError {
         RegistryError(.nameUnknown, status: .notFound, "repository name not known to registry", detail: name)

@@ -11,7 +11,7 @@ extension Registry {
     private static let mountCandidateLimit = 64
 
     func startUpload(_ name: RepositoryName, _ context: RequestContext) async throws -> HTTPResponse {
-        try await authorize(.push, on: name, context)
+        try await authorize(.pull, .push, on: name, context)
         let query = context.request.query
 
         if let mountText = query["mount"] {
@@ -59,13 +59,13 @@ extension Registry {
     }
 
     func uploadStatus(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
-        try await authorize(.push, on: name, context)
+        try await authorize(.pull, on: name, context)
         let session = try loadSession(name, idText, context)
         return HTTPResponse(status: .noContent, headers: sessionHeaders(session))
     }
 
     func patchUpload(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
-        try await authorize(.push, on: name, context)
+        try await authorize(.pull, .push, on: name, context)
         let (checkedOut, hasher) = try await checkOut(try loadSession(name, idText, context))
         var session = checkedOut
         do {
@@ -86,7 +86,7 @@ extension Registry {
     }
 
     func finishUpload(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
-        try await authorize(.push, on: name, context)
+        try await authorize(.pull, .push, on: name, context)
         let session = try loadSession(name, idText, context)
         guard let digestText = context.request.query["digest"] else {
             throw RegistryError.digestInvalid("the digest query parameter is required to finish an upload")
@@ -96,6 +96,8 @@ extension Registry {
         return try await completeUpload(current, hasher: hasher, expected: expected, context)
     }
 
+    /// Cancelling needs `push`, not `delete` as in distribution: it removes nothing
+    /// stored, and a pushing client's token rarely carries `delete`.
     func cancelUpload(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
         try await authorize(.push, on: name, context)
         let session = try loadSession(name, idText, context)
@@ -117,11 +119,12 @@ extension Registry {
                 session.size += try await append(context.request, to: session, hasher: hasher, expectedLength: expectedLength)
             }
             size = try await storage { try await blobs.verifyUpload(session.id, hasher: hasher, expected: expected) }
-            try await pin(expected, size: size)
+            try await pin(expected, size: size, for: session.id)
             do {
                 try await storage { try await blobs.placeUpload(session.id, as: expected, size: size) }
             } catch {
-                try? metadata.unpinBlob(expected)
+                let id = session.id
+                try? await metaWrite { [metadata] in try metadata.unpinBlob(for: id) }
                 throw error
             }
         } catch let error as BlobStoreError {
@@ -141,9 +144,9 @@ extension Registry {
 
     /// Pins a blob against garbage collection before its bytes are placed; waits while
     /// a collection is deleting that very blob (it takes moments), then pins it afresh.
-    private func pin(_ digest: Digest, size: Int64) async throws {
+    private func pin(_ digest: Digest, size: Int64, for upload: UploadID) async throws {
         for _ in 0..<1500 {
-            if try await metaWrite({ [metadata] in try metadata.pinBlob(digest, size: size) }) { return }
+            if try await metaWrite({ [metadata] in try metadata.pinBlob(digest, size: size, for: upload) }) { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw RegistryError(.unknown, status: .serviceUnavailable, "the blob is being garbage-collected; retry the upload")

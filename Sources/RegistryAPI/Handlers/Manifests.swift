@@ -8,9 +8,10 @@ import OCI
 /// "Deleting Manifests").
 extension Registry {
     func getManifest(_ name: RepositoryName, _ referenceText: String, _ context: RequestContext) async throws -> HTTPResponse {
-        let reference = try parseReference(referenceText)
         try await authorize(.pull, on: name, context)
-        guard let manifest = try meta({ try metadata.manifest(reference, in: name) }) else {
+        guard let reference = try? parseReference(referenceText),
+              let manifest = try meta({ try metadata.manifest(reference, in: name) })
+        else {
             throw RegistryError.manifestUnknown(referenceText)
         }
         let accepted = AcceptHeader(context.request.headers)
@@ -32,7 +33,7 @@ extension Registry {
 
     func putManifest(_ name: RepositoryName, _ referenceText: String, _ context: RequestContext) async throws -> HTTPResponse {
         let reference = try parseReference(referenceText)
-        try await authorize(.push, on: name, context)
+        try await authorize(.pull, .push, on: name, context)
         let request = context.request
 
         var tags: [Tag] = []
@@ -120,8 +121,8 @@ extension Registry {
     }
 
     func deleteManifest(_ name: RepositoryName, _ referenceText: String, _ context: RequestContext) async throws -> HTTPResponse {
-        let reference = try parseReference(referenceText)
         try await authorize(.delete, on: name, context)
+        guard let reference = try? parseReference(referenceText) else { throw RegistryError.manifestUnknown(referenceText) }
         let actor = context.principal?.name
         let existed = switch reference {
         case .digest(let digest): try meta { try metadata.deleteManifest(digest, in: name, actor: actor) }
@@ -131,6 +132,10 @@ extension Registry {
         return HTTPResponse(status: .accepted)
     }
 
+    /// A reference as a tag or a digest. Only a PUT answers a malformed one with 400
+    /// (`TAG_INVALID`, `DIGEST_INVALID`, `UNSUPPORTED`): GET, HEAD and DELETE answer
+    /// 404 `MANIFEST_UNKNOWN`, since no manifest can be stored under it (the OCI
+    /// conformance suite asks that of GET and HEAD; clients read 404 as "absent").
     func parseReference(_ text: String) throws(RegistryError) -> ManifestReference {
         if text.contains(":") {
             return .digest(try Digest.fromRequest(text))

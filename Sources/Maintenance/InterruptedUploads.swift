@@ -1,0 +1,27 @@
+import Metadata
+import OCI
+import Storage
+
+/// What uploads of a killed process leave behind, tidied when the next one starts.
+///
+/// An upload pins its blob (creating the row) before it moves the bytes into place. A
+/// process killed in between leaves a row whose bytes never arrived; its pin is released
+/// when the instance starts again (`SQLiteMetadataStore.releasedPinsAtStart`). Such a row
+/// promised nothing to anyone, so it goes, unless something holds it by now or its bytes
+/// did arrive (then it is an ordinary unlinked blob, which collection handles).
+///
+/// ```swift
+/// let removed = try await InterruptedUploads.settle(metadata.releasedPinsAtStart, metadata: metadata, blobs: blobs)
+/// ```
+public enum InterruptedUploads {
+    /// - Returns: the rows removed.
+    public static func settle(_ released: [Digest], metadata: any CollectionStore, blobs: BlobStore) async throws -> [Digest] {
+        var removed: [Digest] = []
+        for digest in Set(released).sorted(by: { $0.description < $1.description }) {
+            guard try await blobs.size(of: digest) == nil else { continue }
+            // Re-checked in the delete's transaction: an upload that pins it meanwhile wins.
+            if try metadata.deleteRowIfUnheld(digest) { removed.append(digest) }
+        }
+        return removed
+    }
+}
