@@ -159,6 +159,9 @@ public final class Registry: RequestResponder {
             return try body()
         } catch let error as RegistryError {
             throw error
+        } catch MetadataError.storageFull {
+            logger.error("metadata: the database's disk is full")
+            throw RegistryError.storageFull
         } catch {
             logger.error("metadata: \(error)")
             throw RegistryError.internalError("metadata store failure")

@@ -37,25 +37,9 @@ final class ResourceExhaustionTests: XCTestCase {
     }
 
     func testFullDiskAnswers507AndLeavesNothingVisible() async throws {
-        guard getuid() == 0 else { throw XCTSkip("mounting a tiny tmpfs needs root") }
-        let mountPoint = "/tmp/registryd-full-\(UUID().uuidString.prefix(8).lowercased())"
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let mounted = Process()
-        mounted.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mounted.arguments = ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mountPoint]
-        try mounted.run()
-        mounted.waitUntilExit()
-        try XCTSkipIf(mounted.terminationStatus != 0, "cannot mount tmpfs here")
-        defer {
-            let unmount = Process()
-            unmount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            unmount.arguments = [mountPoint]
-            try? unmount.run()
-            unmount.waitUntilExit()
-            try? FileManager.default.removeItem(atPath: mountPoint)
-        }
-
-        let registry = try await TestRegistry.start(storageRoot: mountPoint + "/storage")
+        guard let disk = try SmallTmpfs.mount(size: "1m") else { throw XCTSkip("mounting a tiny tmpfs needs root") }
+        defer { disk.unmount() }
+        let registry = try await TestRegistry.start(storageRoot: disk.path + "/storage")
         let blob = Fixtures.bytes(3 << 20)
         let digest = Fixtures.digest(blob)
         let monolithic = try await registry.client.send(.POST, "/v2/a/blobs/uploads/?digest=\(digest)", body: .bytes(blob))
@@ -75,6 +59,38 @@ final class ResourceExhaustionTests: XCTestCase {
         let status = try await registry.client.send(.GET, location)
         XCTAssertEqual(status.header("Range"), "0-99999")
         await registry.stop()
+    }
+
+    func testFullDiskUnderTheDatabaseAnswers507AndRecoversOnceSpaceIsFreed() async throws {
+        guard let disk = try SmallTmpfs.mount(size: "4m") else { throw XCTSkip("mounting a tiny tmpfs needs root") }
+        defer { disk.unmount() }
+        // The database (and its WAL) on the small disk, the blobs elsewhere.
+        let blobsElsewhere = try makeTemporaryDirectory(prefix: "registryd-blobs")
+        defer { try? FileManager.default.removeItem(atPath: blobsElsewhere) }
+        let registry = try await TestRegistry.start(dataDirectory: disk.path, storageRoot: blobsElsewhere)
+        let config = Fixtures.json(["architecture": "amd64"])
+        let layer = Fixtures.bytes(1000)
+        try await registry.client.pushBlob("a", config)
+        try await registry.client.pushBlob("a", layer)
+        // Large enough that its commit must grow the WAL.
+        let manifest = Fixtures.imageManifest(config: config, layers: [layer], annotations: ["filler": String(repeating: "x", count: 600_000)])
+
+        try disk.fill()
+        let refused = try await registry.client.putManifest("a", "v1", manifest)
+        XCTAssertEqual(refused.status, .insufficientStorage, refused.text)
+        XCTAssertEqual(refused.errorCodes, ["UNKNOWN"])
+        XCTAssertTrue(refused.text.contains("storage is full"), refused.text)
+        let absent = try await registry.client.send(.GET, "/v2/a/manifests/\(Fixtures.digest(manifest))")
+        XCTAssertEqual(absent.status, .notFound, "nothing of the refused push is visible")
+        let tags = try await registry.client.send(.GET, "/v2/a/tags/list")
+        XCTAssertEqual(try tags.json()["tags"] as? [String], [])
+
+        try disk.free()
+        let accepted = try await registry.client.putManifest("a", "v1", manifest)
+        XCTAssertEqual(accepted.status, .created, "the same registry, without a restart: \(accepted.text)")
+        let served = try await registry.client.send(.GET, "/v2/a/manifests/v1")
+        XCTAssertEqual(served.body, manifest)
+        await registry.stop(keepingData: true)
     }
 
     func testUploadSessionsPerPrincipalAreLimited() async throws {

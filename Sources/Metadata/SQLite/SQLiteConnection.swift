@@ -39,6 +39,9 @@ final class SQLiteConnection {
         commitsSynced = synced
     }
 
+    /// Whether a transaction is open (SQLite may have rolled one back by itself).
+    var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
+
     /// Runs SQL text that returns no rows (schema changes, pragmas, several statements).
     func execute(_ sql: String) throws(SQLiteError) {
         var errorMessage: UnsafeMutablePointer<CChar>?
@@ -125,4 +128,8 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     public let code: Int32
     public let message: String
     public var description: String { "SQLite error \(code): \(message)" }
+
+    /// SQLITE_FULL (also as the primary code of an extended one): SQLite's unix VFS
+    /// reports a write that failed with ENOSPC this way.
+    var isDiskFull: Bool { code & 0xFF == SQLITE_FULL }
 }

@@ -63,7 +63,11 @@ final class SQLiteDatabase: Sendable {
     ///
     /// `body` must not write through this database itself (it would wait for its own group).
     func write<T>(durable: Bool = true, _ body: (SQLiteConnection) throws -> T) throws -> T {
-        try writer.commit(durable: durable, body, then: cache.invalidate)
+        do {
+            return try writer.commit(durable: durable, body, then: cache.invalidate)
+        } catch let error as SQLiteError where error.isDiskFull {
+            throw MetadataError.storageFull
+        }
     }
 }
 
@@ -84,12 +88,13 @@ private final class WriteGroups: @unchecked Sendable {
     /// One caller's write. Its closure runs on the leading thread while the caller waits.
     private final class Job {
         let durable: Bool
-        let run: (SQLiteConnection) -> Bool
+        /// Returns the write's failure, if it failed.
+        let run: (SQLiteConnection) -> (any Error)?
         var done = false
         /// Set when the group's commit failed: the write did not happen.
         var commitFailure: (any Error)?
 
-        init(durable: Bool, run: @escaping (SQLiteConnection) -> Bool) {
+        init(durable: Bool, run: @escaping (SQLiteConnection) -> (any Error)?) {
             self.durable = durable
             self.run = run
         }
@@ -104,8 +109,8 @@ private final class WriteGroups: @unchecked Sendable {
             var result: Result<T, any Error>?
             let job = Job(durable: durable) { connection in
                 result = Result { try body(connection) }
-                if case .success = result { return true }
-                return false
+                if case .failure(let error) = result { return error }
+                return nil
             }
             condition.lock()
             waiting.append(job)
@@ -138,7 +143,12 @@ private final class WriteGroups: @unchecked Sendable {
             try connection.execute("BEGIN IMMEDIATE")
             for job in group {
                 try connection.execute("SAVEPOINT write")
-                if !job.run(connection) { try connection.execute("ROLLBACK TO write") }
+                if let failure = job.run(connection) {
+                    // Some errors (SQLITE_FULL, I/O errors) make SQLite roll back the whole
+                    // transaction: every write of the group is undone, and fails with it.
+                    guard connection.isInTransaction else { throw failure }
+                    try connection.execute("ROLLBACK TO write")
+                }
                 try connection.execute("RELEASE write")
             }
             try connection.execute("COMMIT")

@@ -103,6 +103,9 @@ public struct NewManifest: Sendable {
 public enum MetadataError: Error, Equatable {
     /// A collection is deleting this blob; it cannot be linked until it is gone.
     case blobBeingDeleted(Digest)
+    /// The database's disk is full (SQLITE_FULL: the WAL or the file could not grow).
+    /// The write was rolled back whole; writes work again once space is freed.
+    case storageFull
 }
 
 extension MetadataStore {
@@ -115,6 +118,8 @@ extension MetadataStore {
 public enum PutManifestError: Error, Equatable {
     case blobUnknown(Digest)
     case manifestUnknown(Digest)
+    /// See `MetadataError.storageFull`.
+    case storageFull
     case database(String)
 }
 

@@ -68,6 +68,8 @@ extension SQLiteMetadataStore {
             }
         } catch let error as PutManifestError {
             throw error
+        } catch MetadataError.storageFull {
+            throw .storageFull
         } catch {
             throw .database(String(describing: error))
         }

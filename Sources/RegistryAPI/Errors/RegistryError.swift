@@ -71,6 +71,8 @@ extension RegistryError {
     static func nameUnknown(_ name: String) -> RegistryError {
         RegistryError(.nameUnknown, status: .notFound, "repository name not known to registry", detail: name)
     }
+    /// A full disk, under the blobs or under the metadata: 507, and nothing half-done.
+    static let storageFull = RegistryError(.unknown, status: .insufficientStorage, "the registry's storage is full")
     static func internalError(_ what: String) -> RegistryError {
         RegistryError(.unknown, status: .internalServerError, "internal error", detail: what)
     }

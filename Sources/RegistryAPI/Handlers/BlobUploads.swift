@@ -271,7 +271,7 @@ extension Registry {
     func storageFailure(_ error: StorageError) -> RegistryError {
         switch error {
         case .noSpace:
-            return RegistryError(.unknown, status: .insufficientStorage, "the registry's storage is full")
+            return .storageFull
         case .unavailable(let reason):
             logger.error("storage unavailable: \(reason)")
             return RegistryError(.unknown, status: .serviceUnavailable, "the registry's storage is unavailable; retry later")

@@ -102,6 +102,9 @@ extension Registry {
         } catch .manifestUnknown(let child) {
             // The spec answers a missing child of an index like a missing blob.
             throw RegistryError(.manifestBlobUnknown, status: .badRequest, "manifest references a manifest that is not in the repository", detail: child.description)
+        } catch .storageFull {
+            logger.error("metadata: the database's disk is full")
+            throw RegistryError.storageFull
         } catch .database(let message) {
             logger.error("metadata: \(message)")
             throw RegistryError.internalError("metadata store failure")
