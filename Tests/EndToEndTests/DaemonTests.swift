@@ -102,6 +102,19 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(base.status, .ok)
         XCTAssertEqual(base.text, "{}")
         _ = try await get(second, "/v2/nothing/tags/list", headers: [("Authorization", credentials)])
+        // An upload in two PATCHes and a pull: the log counts the body bytes each way.
+        let client = TestHTTPClient(port: second)
+        let started = try await client.send(.POST, "/v2/logged/blobs/uploads/", headers: [("Authorization", credentials)])
+        let location = try XCTUnwrap(started.header("Location"))
+        let layer = Fixtures.bytes(3000)
+        let firstPatch = try await client.send(.PATCH, location, headers: [("Authorization", credentials)], body: .bytes(Array(layer[..<1000])))
+        XCTAssertEqual(firstPatch.status, .accepted)
+        let streamed = try await client.send(.PATCH, location, headers: [("Authorization", credentials)], body: .chunked([Array(layer[1000...])]))
+        XCTAssertEqual(streamed.status, .accepted)
+        let put = try await client.send(.PUT, location + "?digest=\(Fixtures.digest(layer))", headers: [("Authorization", credentials)])
+        XCTAssertEqual(put.status, .created)
+        let pulled = try await get(second, "/v2/logged/blobs/\(Fixtures.digest(layer))", headers: [("Authorization", credentials)])
+        XCTAssertEqual(pulled.body, layer)
 
         let (status, output) = try await registryctl(["--json", "status", "--socket", socket])
         XCTAssertEqual(status, 0)
@@ -114,12 +127,17 @@ final class DaemonTests: XCTestCase {
         var lines = ""
         for _ in 0..<250 {
             lines = try String(contentsOfFile: log, encoding: .utf8)
-            if lines.contains("GET /v2/nothing/tags/list 404") { break }
+            if lines.contains("GET /v2/logged/blobs/") { break }
             try await Task.sleep(for: .milliseconds(20))
         }
-        XCTAssertTrue(lines.contains("GET /v2/ 200 2"), lines)
+        XCTAssertTrue(lines.contains("GET /v2/ 200 2 0 "), lines)
         XCTAssertFalse(lines.contains("correct horse"), "a password never reaches the log")
         XCTAssertTrue(lines.contains("GET /v2/nothing/tags/list 404"), lines)
+        // Method, path, status, body bytes sent, body bytes received: never a sentinel.
+        XCTAssertTrue(lines.contains("PATCH \(location) 202 0 1000 "), lines)
+        XCTAssertTrue(lines.contains("PATCH \(location) 202 0 2000 "), lines)
+        XCTAssertTrue(lines.contains("GET /v2/logged/blobs/\(Fixtures.digest(layer)) 200 3000 0 "), lines)
+        XCTAssertFalse(lines.contains(" -1 "), lines)
     }
 
     func testAStalledStandardErrorNeverStallsRequests() async throws {

@@ -88,3 +88,36 @@ final class BaseAndThreatTests: RegistryTestCase {
         XCTAssertEqual(response.header("Connection"), "close")
     }
 }
+
+/// `Expect: 100-continue` (curl sends it for uploads): a refusal is answered at once,
+/// without `100 Continue`; an accepted request gets `100 Continue` before its body.
+final class ExpectContinueTests: XCTestCase {
+    func testARefusalIsAnsweredAtOnceWithout100Continue() async throws {
+        let registry = try await TestRegistry.start(auth: .basic)
+        try registry.createUser("user", password: "password")
+        let refusals = [
+            ("PATCH /v2/a/blobs/uploads/0b5f1a7e-1111-4222-8333-944455556666", "401"),   // no credentials
+            ("PUT /v2/a/manifests/v1", "401"),
+            ("PATCH /v2/a/tags/list", "405"),
+            ("PATCH /nothing/here", "404"),
+        ]
+        for (requestLine, status) in refusals {
+            let started = ContinuousClock.now
+            let answer = try await registry.client.sendRaw("\(requestLine) HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+            let waited = ContinuousClock.now - started
+            XCTAssertTrue(answer.hasPrefix("HTTP/1.1 \(status) "), "\(requestLine): \(answer)")
+            XCTAssertFalse(answer.contains("100 Continue"), requestLine)
+            XCTAssertTrue(answer.lowercased().contains("connection: close"), "the body never came: the connection ends (\(requestLine))")
+            XCTAssertLessThan(waited, .milliseconds(500), "\(requestLine) waited for a body it did not want")
+        }
+        await registry.stop()
+    }
+
+    func testAnAcceptedUploadGets100ContinueBeforeItsBody() async throws {
+        let registry = try await TestRegistry.start()
+        let location = try await registry.client.startUpload("a")
+        let answer = try await registry.client.sendRaw("PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 100 Continue\r\n"), answer)
+        await registry.stop()
+    }
+}

@@ -152,20 +152,25 @@ public struct HTTPServer: Sendable {
                     let request = HTTPRequest(head: head, body: body)
                     var response = await responder.respond(to: request, remoteAddress: remote)
                     let keepAlive = head.isKeepAlive
-                    let bodyFinished = (try? await body.drain(upTo: drainLimit)) ?? false
+                    // A client that waits for 100 Continue before sending its body gets an
+                    // answer that did not read it (a refusal) at once, without 100, and the
+                    // connection closes (RFC 9110 §10.1.1): waiting for the body would cost
+                    // it its expect timeout (curl: 1 s) on every refused upload.
+                    let bodyFinished = body.isWithheld ? false : ((try? await body.drain(upTo: drainLimit)) ?? false)
                     iterator = body.releaseInbound()
                     let reuse = keepAlive && bodyFinished && !connections.isDraining
                     Self.setConnection(&response.headers, reuse: reuse, version: head.version)
-                    let sent: Int64
+                    var sent: Int64 = 0
                     do {
-                        sent = try await write(response, for: head, to: outbound, closing: reuse ? nil : channel)
+                        try await write(response, for: head, to: outbound, closing: reuse ? nil : channel, sent: &sent)
                     } catch {
-                        // The client went away mid-response: the request still gets its log line.
-                        accessLog.record(head, response.status, bytes: -1, started: started, remote: remote)
+                        // The client went away mid-response: the request still gets its log
+                        // line, with the bytes written before that.
+                        accessLog.record(head, response.status, sent: sent, received: body.bytesRead, started: started, remote: remote)
                         throw error
                     }
                     connections.setBusy(channel, false)
-                    accessLog.record(head, response.status, bytes: sent, started: started, remote: remote)
+                    accessLog.record(head, response.status, sent: sent, received: body.bytesRead, started: started, remote: remote)
                     if !bodyFinished { await lingeringClose(channel, &iterator) }
                     if !reuse || connections.isDraining { return }
                 }
@@ -186,15 +191,16 @@ public struct HTTPServer: Sendable {
         }
     }
 
-    /// Writes a response. - Returns: body bytes sent.
+    /// Writes a response, counting in `sent` the body bytes of every write that went
+    /// through (so a write that fails half-way still leaves an honest count).
     ///
     /// With `closing` (the connection ends after this answer) the last part goes straight
     /// to the channel and is awaited until it is on the wire: closing the channel drops
     /// writes still queued, and a large `sendfile` body would be cut short.
     private func write(
         _ response: HTTPResponse, for request: HTTPRequestHead, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
-        closing: (any Channel)?
-    ) async throws -> Int64 {
+        closing: (any Channel)?, sent: inout Int64
+    ) async throws {
         var response = response
         var fileRegion: FileRegion?
         if case .file(let path, let range) = response.body, request.method != .HEAD {
@@ -207,23 +213,24 @@ public struct HTTPServer: Sendable {
             }
         }
         var parts: [HTTPServerResponsePart] = [.head(HTTPResponseHead(version: request.version, status: response.status, headers: Self.finalHeaders(response)))]
-        var sent: Int64 = 0
+        // Body bytes in `parts`, counted once they are written.
+        var pending: Int64 = 0
         switch response.body {
         case .bytes(let buffer) where request.method != .HEAD:
-            sent = Int64(buffer.readableBytes)
+            pending = Int64(buffer.readableBytes)
             parts.append(.body(.byteBuffer(buffer)))
         case .file:
             if let fileRegion {
                 // FileRegionLifetimeHandler closes the file once the bytes are on the wire.
-                sent = Int64(fileRegion.readableBytes)
+                pending = Int64(fileRegion.readableBytes)
                 parts.append(.body(.fileRegion(fileRegion)))
             }
         case .chunks(let chunks) where request.method != .HEAD:
             try await outbound.write(contentsOf: parts)
             parts = []
             for try await chunk in chunks {
-                sent += Int64(chunk.readableBytes)
                 try await outbound.write(.body(.byteBuffer(chunk)))
+                sent += Int64(chunk.readableBytes)
             }
         default:
             break
@@ -235,7 +242,7 @@ public struct HTTPServer: Sendable {
             // Head, body and end in one flush: one writev(2) for a small answer.
             try await outbound.write(contentsOf: parts + [.end(nil)])
         }
-        return sent
+        sent += pending
     }
 
     private func openRegion(_ path: String, _ range: Range<Int64>) async throws -> FileRegion {
@@ -270,23 +277,25 @@ public struct HTTPServer: Sendable {
     }
 }
 
-/// One line per request at `info`: remote address, method, path, status, body bytes,
-/// duration. Only these: headers may carry credentials.
+/// One line per request at `info`: remote address, method, path, status, body bytes
+/// sent, body bytes received, duration. Only these: headers may carry credentials.
+///
+///     127.0.0.1 PATCH /v2/a/blobs/uploads/0b5f…6666 202 0 1048576 4.210ms
 struct AccessLog: Sendable {
     let logger: Logger
 
-    func record(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, bytes: Int64, started: ContinuousClock.Instant, remote: String) {
-        record(method: head.method, uri: head.uri, status: status, bytes: bytes, started: started, remote: remote)
+    func record(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, sent: Int64, received: Int64, started: ContinuousClock.Instant, remote: String) {
+        record(method: head.method, uri: head.uri, status: status, sent: sent, received: received, started: started, remote: remote)
     }
 
     /// The same, for the immediate path, which has no `HTTPRequestHead`.
-    func record(method: HTTPMethod, uri: String, status: HTTPResponseStatus, bytes: Int64, started: ContinuousClock.Instant, remote: String) {
+    func record(method: HTTPMethod, uri: String, status: HTTPResponseStatus, sent: Int64, received: Int64, started: ContinuousClock.Instant, remote: String) {
         guard logger.logLevel <= .info else { return }
         let elapsed = ContinuousClock.now - started
         let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         let fraction = String(microseconds % 1000)
         let milliseconds = "\(microseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)ms"
-        logger.info("\(remote) \(method.rawValue) \(uri) \(status.code) \(bytes) \(milliseconds)")
+        logger.info("\(remote) \(method.rawValue) \(uri) \(status.code) \(sent) \(received) \(milliseconds)")
     }
 }
 

@@ -12,7 +12,7 @@ public final class RequestBody: AsyncSequence {
     private var inbound: NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator
     private var finished = false
     private var sendContinue: (() async throws -> Void)?
-    /// Bytes handed out so far.
+    /// Bytes received so far (handed out, or discarded by `drain`).
     public private(set) var bytesRead: Int64 = 0
 
     init(inbound: NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator, sendContinue: (() async throws -> Void)?) {
@@ -44,6 +44,10 @@ public final class RequestBody: AsyncSequence {
         throw RequestBodyError.connectionClosed
     }
 
+    /// Whether the client holds its body back until it hears `100 Continue`, which
+    /// nobody has asked to send yet (`Expect: 100-continue`, body not read).
+    var isWithheld: Bool { sendContinue != nil && !finished }
+
     /// Reads the whole body into one buffer, refusing more than `limit` bytes.
     public func collect(upTo limit: Int) async throws -> ByteBuffer {
         var result = ByteBuffer()
@@ -64,6 +68,7 @@ public final class RequestBody: AsyncSequence {
             switch part {
             case .body(let buffer):
                 discarded += Int64(buffer.readableBytes)
+                bytesRead += Int64(buffer.readableBytes)
                 if discarded > limit { return false }
             case .end:
                 finished = true

@@ -161,7 +161,7 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
         }
         let written = context.write(wrapOutboundOut(answer.bytes))
         connections.requestsServed.add(1, ordering: .relaxed)
-        accessLog.record(method: request.method, uri: request.target, status: answer.status, bytes: answer.bodyLength,
+        accessLog.record(method: request.method, uri: request.target, status: answer.status, sent: answer.bodyLength, received: 0,
                          started: started, remote: remoteAddress(context))
         return written
     }
