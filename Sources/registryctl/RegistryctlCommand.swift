@@ -78,22 +78,40 @@ struct ConnectionOptions: ParsableArguments {
 }
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show version, uptime, storage driver and counts.")
+    static let configuration = CommandConfiguration(abstract: "Show version, uptime, storage driver and what the registry holds.")
     @OptionGroup var connection: ConnectionOptions
 
     func run() throws {
         let result = try connection.call("system.status")
         if connection.json { return connection.printJSON(result) }
-        guard case .object(let fields) = result else { return connection.printJSON(result) }
-        let width = fields.keys.map(\.count).max() ?? 0
-        for key in fields.keys.sorted() {
-            let value: String = switch fields[key]! {
-            case .string(let text): text
-            case .number(let number): number.rounded() == number ? String(Int64(number)) : String(number)
-            default: "\(fields[key]!)"
-            }
-            print(key.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
+        for line in Self.summary(result) { print(line) }
+    }
+
+    /// For people: how it runs first, then what it holds, sizes with units.
+    ///
+    ///     registryd 0.1.0, up 2h 03m
+    ///     activation    socket
+    ///     storage       filesystem
+    ///     repositories  3
+    ///     …
+    static func summary(_ status: JSONValue) -> [String] {
+        var rows: [(String, String)] = [
+            ("activation", status["activation"]?.stringValue ?? "-"),
+            ("storage", status["storage_driver"]?.stringValue ?? "-"),
+            ("repositories", number(status["repositories"])),
+            ("manifests", number(status["manifests"])),
+            ("tags", number(status["tags"])),
+            ("blobs", "\(number(status["blobs"])) (\(bytes(status["blob_bytes"])))"),
+            ("uploads", "\(number(status["uploads_in_progress"])) in progress"),
+        ]
+        // Fields a newer daemon reports that this registryctl does not know yet.
+        let known: Set = ["version", "uptime_seconds", "activation", "storage_driver", "repositories", "manifests", "tags", "blobs", "blob_bytes", "uploads_in_progress"]
+        if case .object(let fields) = status {
+            for key in fields.keys.sorted() where !known.contains(key) { rows.append((key, fields[key]?.stringValue ?? number(fields[key]))) }
         }
+        let width = rows.map(\.0.count).max() ?? 0
+        let header = "registryd \(status["version"]?.stringValue ?? "?"), up \(duration(status["uptime_seconds"]))"
+        return [header] + rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
     }
 }
 

@@ -109,6 +109,18 @@ func bytes(_ value: JSONValue?) -> String {
     return unit == 0 ? "\(Int64(size)) B" : String(format: "%.1f %@", size, units[unit])
 }
 
+/// Seconds as people say them: `45s`, `12m 05s`, `3h 02m`, `4d 07h`.
+func duration(_ value: JSONValue?) -> String {
+    guard let number = value?.numberValue else { return "-" }
+    let seconds = Int64(number)
+    let (days, hours, minutes) = (seconds / 86_400, seconds / 3600 % 24, seconds / 60 % 60)
+    func two(_ value: Int64) -> String { value < 10 ? "0\(value)" : "\(value)" }
+    if days > 0 { return "\(days)d \(two(hours))h" }
+    if hours > 0 { return "\(hours)h \(two(minutes))m" }
+    if minutes > 0 { return "\(minutes)m \(two(seconds % 60))s" }
+    return "\(seconds)s"
+}
+
 func time(_ value: JSONValue?) -> String {
     guard let seconds = value?.numberValue else { return "-" }
     let formatter = ISO8601DateFormatter()

@@ -120,6 +120,17 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(status, 0)
         let report = try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any]
         XCTAssertEqual(report?["storage_driver"] as? String, "filesystem")
+        XCTAssertEqual(report?["blob_bytes"] as? Int, 3000, "--json keeps the raw fields")
+        // For people: how it runs first, sizes with units, uptime as a duration.
+        let (_, summary) = try await registryctl(["status", "--socket", socket])
+        let summaryLines = summary.split(separator: "\n").map(String.init)
+        XCTAssertTrue(summaryLines.first?.hasPrefix("registryd 0.1.0, up ") == true, summary)
+        XCTAssertTrue(summaryLines.first?.hasSuffix("s") == true, "uptime as a duration, e.g. 2s: \(summary)")
+        XCTAssertEqual(summaryLines.dropFirst().first, "activation    none")
+        XCTAssertEqual(summaryLines.dropFirst(2).first, "storage       filesystem")
+        XCTAssertTrue(summaryLines.contains("blobs         1 (2.9 KiB)"), summary)
+        XCTAssertTrue(summaryLines.contains("uploads       0 in progress"), summary)
+        XCTAssertFalse(summary.contains("blob_bytes"), summary)
 
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/data/registry.db"))
         // The access-log line is written just after the response: give it a moment
