@@ -43,6 +43,23 @@ struct ContainerTools {
          "--events-backend", "file", "--cgroup-manager", "cgroupfs"]
     }
 
+    /// What `podmanFlags` say, as the configuration files plain `podman` commands read
+    /// (for scripts written as a user would type them).
+    func podmanConfiguration() throws -> [String: String] {
+        try """
+        [storage]
+        driver = "vfs"
+        graphroot = "\(workDirectory)/root"
+        runroot = "\(workDirectory)/runroot"
+        """.write(toFile: "\(workDirectory)/storage.conf", atomically: true, encoding: .utf8)
+        try """
+        [engine]
+        events_logger = "file"
+        cgroup_manager = "cgroupfs"
+        """.write(toFile: "\(workDirectory)/containers.conf", atomically: true, encoding: .utf8)
+        return ["CONTAINERS_STORAGE_CONF": "\(workDirectory)/storage.conf", "CONTAINERS_CONF": "\(workDirectory)/containers.conf"]
+    }
+
     var buildahFlags: [String] {
         ["--root", "\(workDirectory)/root", "--runroot", "\(workDirectory)/runroot", "--storage-driver", "vfs"]
     }
@@ -85,8 +102,8 @@ struct ContainerTools {
     /// Runs a command (inside a private mount namespace unless `isolated` is false),
     /// failing with its output when it exits non-zero. - Returns: its standard output.
     @discardableResult
-    func run(_ command: [String], isolated: Bool = true, input: String? = nil) async throws -> String {
-        let (status, output, errors) = try await execute(command, isolated: isolated, input: input)
+    func run(_ command: [String], isolated: Bool = true, input: String? = nil, environment: [String: String] = [:]) async throws -> String {
+        let (status, output, errors) = try await execute(command, isolated: isolated, input: input, environment: environment)
         guard status == 0 else {
             throw ToolError.failed(command.joined(separator: " "), status, output + errors)
         }
@@ -102,10 +119,10 @@ struct ContainerTools {
 
     /// Output goes to files and the exit is awaited without blocking a thread: a pipe
     /// could stay open in another child and hang the read.
-    private func execute(_ command: [String], isolated: Bool, input: String?) async throws -> (Int32, String, String) {
+    private func execute(_ command: [String], isolated: Bool, input: String?, environment extra: [String: String] = [:]) async throws -> (Int32, String, String) {
         let process = Process()
         // Credentials from `login` stay in this test's own file, not the machine's.
-        var environment = ProcessInfo.processInfo.environment
+        var environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
         environment["REGISTRY_AUTH_FILE"] = "\(workDirectory)/auth.json"
         process.environment = environment
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

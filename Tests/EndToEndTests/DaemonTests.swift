@@ -151,6 +151,40 @@ final class DaemonTests: XCTestCase {
         XCTAssertFalse(lines.contains(" -1 "), lines)
     }
 
+    func testTheReadmeQuickStartRunsAsWritten() async throws {
+        try ContainerTools.require(["podman", "skopeo", "curl"])
+        let port = try Self.freePort()
+        let (process, _) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/registry-data"])
+        daemon = process
+        try await waitUntilServing(port)
+        let tools = try ContainerTools(registry: "localhost:\(port)")
+        defer { tools.cleanUp() }
+
+        // The shell blocks between the README's quick-start markers, with only the port
+        // and the directories changed.
+        let readme = try String(contentsOfFile: ContainerTools.repositoryRoot + "/README.md", encoding: .utf8)
+        let section = try XCTUnwrap(readme.components(separatedBy: "<!-- quick-start: begin -->").last?.components(separatedBy: "<!-- quick-start: end -->").first)
+        let blocks = section.components(separatedBy: "```sh\n").dropFirst().compactMap { $0.components(separatedBy: "```").first }
+        XCTAssertEqual(blocks.count, 3, "the quick start's three blocks")
+        let script = blocks.joined(separator: "\n")
+            .replacingOccurrences(of: "/tmp/", with: tools.workDirectory + "/")
+            .replacingOccurrences(of: "localhost:5000", with: "localhost:\(port)")
+            .replacingOccurrences(of: ".build/release/", with: Self.buildDirectory + "/")
+            .replacingOccurrences(of: "registry-data/", with: directory + "/registry-data/")
+        // What the README says a command prints: its `# {…}` lines.
+        let promised = script.split(separator: "\n").filter { $0.hasPrefix("# {") }.map { String($0.dropFirst(2)) }
+        XCTAssertEqual(promised.count, 2)
+        let path = tools.workDirectory + "/quick-start.sh"
+        try ("cd \(ContainerTools.repositoryRoot)\n" + script).write(toFile: path, atomically: true, encoding: .utf8)
+
+        let output = try await tools.run(["bash", "-euo", "pipefail", path], input: "a-long-password\n", environment: try tools.podmanConfiguration())
+        let printed = output.split(separator: "\n").map(String.init)
+        for line in Set(promised) {
+            XCTAssertEqual(printed.filter { $0 == line }.count, promised.filter { $0 == line }.count, "\(line) in:\n\(output)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: tools.workDirectory + "/copy/index.json"), "skopeo copied the image back")
+    }
+
     func testAStalledStandardErrorNeverStallsRequests() async throws {
         // Standard error is a pipe nobody reads: after 64 KiB the writes block. Requests
         // (each with its access-log line) must still be answered.
