@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what registryd needs on Debian 12, skipping what is already there.
 #   scripts/install-deps.sh          build and run: libssl-dev, libsqlite3-dev, libsystemd-dev
-#   scripts/install-deps.sh --test   also the real clients the tests drive (skopeo, podman, buildah)
-#                                    and Ceph's radosgw, the S3 server of the S3 driver's tests
+#   scripts/install-deps.sh --test   also the real clients the tests drive (skopeo, podman, buildah,
+#                                    docker.io with its containerd and ctr, and ORAS from PyPI in
+#                                    .build/oras-venv) and Ceph's radosgw, the S3 server of the S3
+#                                    driver's tests
 #   scripts/install-deps.sh --bench  what scripts/bench.sh compares against and measures with:
 #                                    docker-registry (CNCF distribution), nginx, wrk, ab, iperf3
 #   scripts/install-deps.sh --link-order  what scripts/link-order/generate.py profiles with:
@@ -11,7 +13,7 @@ set -euo pipefail
 
 packages=(libssl-dev libsqlite3-dev libsystemd-dev pkg-config)
 case "${1:-}" in
---test) packages+=(skopeo podman buildah uidmap python3 util-linux curl systemd ceph-mon ceph-osd radosgw) ;;
+--test) packages+=(skopeo podman buildah uidmap python3 python3-venv util-linux curl systemd docker.io containerd ceph-mon ceph-osd radosgw) ;;
 --bench | --link-order)
     packages+=(docker-registry nginx wrk apache2-utils iperf3 openssl python3 python3-matplotlib skopeo util-linux curl systemd)
     [[ $1 == --link-order ]] && packages+=(valgrind binutils)
@@ -22,12 +24,21 @@ missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
-if [[ ${#missing[@]} -eq 0 ]]; then
-    exit 0
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "installing: ${missing[*]}"
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "installing: ${missing[*]}"
-sudo=""
-[[ $(id -u) -eq 0 ]] || sudo="sudo"
-$sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# ORAS, the OCI Registry As Storage SDK, is not packaged by Debian: it comes from PyPI into
+# a virtual environment of the project's own (Debian's python3 refuses system-wide pip).
+if [[ ${1:-} == --test ]]; then
+    venv="$(cd "$(dirname "$0")/.." && pwd)/.build/oras-venv"
+    if ! "$venv/bin/python" -c 'import oras' 2>/dev/null; then
+        echo "installing: oras (PyPI) into $venv"
+        /usr/bin/python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check "oras==0.2.43"
+    fi
+fi

@@ -128,9 +128,7 @@ public final class Registry: RequestResponder {
     func authorize(_ actions: RepositoryAction..., on repository: RepositoryName, _ context: RequestContext) async throws {
         for action in actions.sorted(by: >) {
             guard await policy.allows(context.principal, to: action, on: repository) else {
-                // An anonymous caller's challenge names the whole scope the request needs.
-                let refused = context.principal == nil ? actions.max() ?? action : action
-                throw policy.refusal(for: context.principal, action: refused, on: repository)
+                throw await policy.refusal(for: context.principal, action: action, needed: actions, on: repository)
             }
         }
     }

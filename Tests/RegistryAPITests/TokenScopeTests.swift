@@ -148,17 +148,32 @@ final class TokenScopeTests: XCTestCase {
                 let label = "\(row.endpoint) with a token for \(actions.sorted())"
                 if row.needs.isSubset(of: actions) {
                     XCTAssertEqual(response.status, row.succeeds, "\(label): \(response.text)")
-                } else if row.needs.subtracting(actions) == ["pull"] {
-                    // Without pull the repository is invisible, as one that does not exist
-                    // (a missing push or delete is answered first: "denied" tells nothing).
-                    XCTAssertEqual(response.status, .notFound, label)
-                    if method != .HEAD { XCTAssertEqual(response.errorCodes, ["NAME_UNKNOWN"], label) }
                 } else {
+                    // alice may do it all: only her token falls short, so she is told the
+                    // scope the request needs (RFC 6750's insufficient_scope: 403 and a challenge).
+                    let scope = ["pull", "push", "delete"].filter(row.needs.contains).joined(separator: ",")
                     XCTAssertEqual(response.status, .forbidden, label)
-                    XCTAssertEqual(response.errorCodes, ["DENIED"], label)
+                    if method != .HEAD { XCTAssertEqual(response.errorCodes, ["DENIED"], label) }
+                    let challenge = response.header("WWW-Authenticate") ?? ""
+                    XCTAssertTrue(challenge.contains(#"error="insufficient_scope""#), "\(label): \(challenge)")
+                    XCTAssertTrue(challenge.contains(#"scope="repository:alice/app:\#(scope)""#), "\(label): \(challenge)")
                 }
             }
         }
+    }
+
+    func testAUserWhoMayNotIsDeniedRatherThanAskedForANewToken() async throws {
+        _ = try await pushImage(tag: "v1", seed: 1)
+        let stranger = try await token("bob", "pull,push")
+        let invisible = try await client.send(.GET, "/v2/\(repository)/tags/list", headers: stranger)
+        XCTAssertEqual(invisible.status, .notFound, "a private repository bob may not read does not exist for him")
+        XCTAssertEqual(invisible.errorCodes, ["NAME_UNKNOWN"])
+        try registry.metadata.grant(.consumer, on: "alice", to: "bob")
+        let consumer = try await token("bob", "pull,push")
+        let push = try await client.send(.POST, "/v2/\(repository)/blobs/uploads/", headers: consumer)
+        XCTAssertEqual(push.status, .forbidden, "no token would let a consumer push")
+        XCTAssertEqual(push.errorCodes, ["DENIED"])
+        XCTAssertNil(push.header("WWW-Authenticate"))
     }
 
     func testAnUploadSessionAnswersOnlyItsOwner() async throws {

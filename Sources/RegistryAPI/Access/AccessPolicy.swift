@@ -21,9 +21,11 @@ public protocol AccessPolicy: Sendable {
     /// `mount` without `from` may take a blob from.
     func mayRead(_ principal: Principal?, _ repository: RepositoryName) async -> Bool
 
-    /// The error for a caller that may not do `action`: 401 with a challenge for an
-    /// anonymous caller, otherwise 403 `DENIED` (or 404 where even existence is private).
-    func refusal(for principal: Principal?, action: RepositoryAction, on repository: RepositoryName) -> RegistryError
+    /// The error for a caller that may not do `action`, one of the `needed` actions of
+    /// the request: 401 with a challenge naming `needed` for an anonymous caller (and,
+    /// with token auth, for a token that lacks what its user may do: a new token helps),
+    /// otherwise 403 `DENIED` (or 404 where even existence is private).
+    func refusal(for principal: Principal?, action: RepositoryAction, needed: [RepositoryAction], on repository: RepositoryName) async -> RegistryError
 
     /// `nil` when the caller may use `GET /v2/`; otherwise the 401 that starts a login.
     func baseRefusal(for principal: Principal?) -> RegistryError?

@@ -111,21 +111,30 @@ public struct RegistryAccessPolicy: AccessPolicy {
     }
 
     public func mayRead(_ principal: Principal?, _ repository: RepositoryName) async -> Bool {
-        var subject = principal
-        if let principal, principal.tokenGrants != nil {
-            // A token names its subject; the account decides what that user may read now.
-            guard let user = try? accounts.user(named: principal.name), !user.isDisabled else {
-                return (try? rules.actions(for: nil, on: repository).contains(.pull)) ?? false
-            }
-            subject = Principal(name: user.name, isStaff: user.isStaff)
-        }
-        return (try? rules.actions(for: subject, on: repository).contains(.pull)) ?? false
+        (try? rules.actions(for: accountOf(principal), on: repository).contains(.pull)) ?? false
     }
 
-    public func refusal(for principal: Principal?, action: RepositoryAction, on repository: RepositoryName) -> RegistryError {
+    /// Who the rules judge: a token's caller is its subject's account as it is now (a
+    /// disabled or deleted user is anonymous), anyone else is themselves.
+    private func accountOf(_ principal: Principal?) -> Principal? {
+        guard let principal, principal.tokenGrants != nil else { return principal }
+        guard let user = try? accounts.user(named: principal.name), !user.isDisabled else { return nil }
+        return Principal(name: user.name, isStaff: user.isStaff)
+    }
+
+    public func refusal(for principal: Principal?, action: RepositoryAction, needed: [RepositoryAction], on repository: RepositoryName) async -> RegistryError {
+        let scope = "repository:\(repository.value):" + Set(needed).sorted().map(\.rawValue).joined(separator: ",")
         guard let principal else {
-            let actions = action == .pull ? "pull" : "pull,\(action.rawValue)"
-            return challenge(.unauthorized, "authentication required", scope: "repository:\(repository.value):\(actions)")
+            return challenge(.unauthorized, "authentication required", scope: scope)
+        }
+        if principal.tokenGrants != nil, case .token(let tokens, let realm) = scheme,
+           (try? rules.actions(for: accountOf(principal), on: repository).isSuperset(of: needed)) == true {
+            // The user may do it, only this token does not say so: 403 with the challenge
+            // for the scope needed, error "insufficient_scope" (RFC 6750 §3.1). Clients
+            // that understand it fetch a wider token and retry (ORAS does).
+            return RegistryError(.denied, status: .forbidden, "requested access to the resource is denied",
+                                 detail: "the token does not grant \(action.rawValue) on \(repository.value)")
+                .with(header: "WWW-Authenticate", Self.bearerChallenge(realm: realm, service: tokens.service, scope: scope, error: "insufficient_scope"))
         }
         if case .token = scheme, action == .pull {
             // Private means invisible: the same answer as for a repository that does not exist.
@@ -150,11 +159,17 @@ public struct RegistryAccessPolicy: AccessPolicy {
         case .basic:
             return basicChallenge(message)
         case .token(let tokens, let realm):
-            var value = "Bearer realm=\"\(realm)\",service=\"\(tokens.service)\""
-            if let scope { value += ",scope=\"\(scope)\"" }
-            if let error { value += ",error=\"\(error)\"" }
-            return RegistryError(code, status: .unauthorized, message).with(header: "WWW-Authenticate", value)
+            return RegistryError(code, status: .unauthorized, message)
+                .with(header: "WWW-Authenticate", Self.bearerChallenge(realm: realm, service: tokens.service, scope: scope, error: error))
         }
+    }
+
+    /// `Bearer realm="…",service="…"[,scope="…"][,error="…"]` (Docker token spec).
+    private static func bearerChallenge(realm: String, service: String, scope: String?, error: String?) -> String {
+        var value = "Bearer realm=\"\(realm)\",service=\"\(service)\""
+        if let scope { value += ",scope=\"\(scope)\"" }
+        if let error { value += ",error=\"\(error)\"" }
+        return value
     }
 
     private func basicChallenge(_ message: String) -> RegistryError {

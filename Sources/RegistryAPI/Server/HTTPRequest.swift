@@ -35,7 +35,10 @@ public struct HTTPRequest {
     }
 }
 
-/// `application/x-www-form-urlencoded` query parameters; repeated keys keep every value.
+/// Query parameters (RFC 3986): `%XX` escapes of UTF-8 bytes; repeated keys keep every
+/// value. A `+` is a plus, not a space as in HTML forms: media types carry it
+/// (`?artifactType=application/vnd.example+json`, which ORAS sends unescaped), and no
+/// value this API reads may contain a space.
 public struct QueryParameters: Sendable {
     private let pairs: [(String, String)]
 
@@ -53,8 +56,8 @@ public struct QueryParameters: Sendable {
     public func all(_ key: String) -> [String] { pairs.filter { $0.0 == key }.map(\.1) }
 
     private static func decode(_ text: Substring) -> String {
-        let plusAsSpace = String(text.replacing("+", with: " "))
-        return percentDecoded(plusAsSpace) ?? plusAsSpace
+        let text = String(text)
+        return percentDecoded(text) ?? text
     }
 
     /// `%XX` escapes replaced by their bytes; nil when an escape is broken or the
