@@ -8,7 +8,7 @@ import Storage
 ///
 /// ```swift
 /// let collector = GarbageCollector(metadata: metadata, blobs: blobs, uploads: purger)
-/// let report = try await collector.run(GarbageCollector.Options(grace: 3600))
+/// let report = try await collector.run(GarbageCollector.Options(grace: .seconds(3600)))
 /// ```
 ///
 /// Order of a run: untagged manifests (when asked) and referrers whose subject is gone;
@@ -22,12 +22,12 @@ public actor GarbageCollector {
     public struct Options: Sendable {
         public var dryRun = false
         public var deleteUntagged = false
-        /// Seconds something must have been unreferenced (old) before it goes.
-        public var grace: Int64 = 3600
+        /// How long something must have been unreferenced (old) before it goes.
+        public var grace: Duration = .seconds(3600)
         /// Upload sessions idle longer than this are purged.
         public var uploadTTL: Int64 = 86_400
 
-        public init(dryRun: Bool = false, deleteUntagged: Bool = false, grace: Int64 = 3600, uploadTTL: Int64 = 86_400) {
+        public init(dryRun: Bool = false, deleteUntagged: Bool = false, grace: Duration = .seconds(3600), uploadTTL: Int64 = 86_400) {
             self.dryRun = dryRun
             self.deleteUntagged = deleteUntagged
             self.grace = grace
@@ -85,7 +85,7 @@ public actor GarbageCollector {
         }
         // Milliseconds, so that grace 0 means everything unreferenced when the run starts.
         let startedAt = UnixTime.milliseconds()
-        let cutoff = startedAt - options.grace * 1000
+        let cutoff = startedAt - options.grace.milliseconds
 
         phase = .manifests
         var candidates = try store.orphanedReferrers(olderThan: cutoff, limit: batch)

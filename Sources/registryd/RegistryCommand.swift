@@ -193,7 +193,7 @@ struct RegistryCommand: AsyncParsableCommand {
             group.addTask { await status.run(until: stop) }
             group.addTask { await Self.renewLease(metadata, until: stop, logger: logger) }
             if let interval = settings.gcInterval {
-                let options = GarbageCollector.Options(grace: Int64(settings.gcGrace), uploadTTL: Int64(settings.uploadTTL))
+                let options = GarbageCollector.Options(grace: .seconds(settings.gcGrace), uploadTTL: Int64(settings.uploadTTL))
                 group.addTask { await Self.collectGarbage(methods.collector, every: interval, options: options, until: stop, logger: logger) }
             }
             group.addTask {

@@ -165,7 +165,7 @@ class ClientTests: XCTestCase {
         let deleted = try await registry.client.send(.DELETE, "/v2/gc/drop/manifests/\(digest)")
         XCTAssertEqual(deleted.status, .accepted)
 
-        let report = try await GarbageCollector(metadata: registry.metadata, blobs: registry.blobs).run(GarbageCollector.Options(grace: 0))
+        let report = try await GarbageCollector(metadata: registry.metadata, blobs: registry.blobs).run(GarbageCollector.Options(grace: .zero))
         XCTAssertEqual(report.blobs.count, 3, "the dropped image's config and two layers")
         let after = try await storedBytes()
         XCTAssertEqual(before - after, Int(report.bytesFreed), "the space is freed in storage")

@@ -8,7 +8,7 @@ import Synchronization
 import XCTest
 
 /// Several writers push images that share layers, delete manifests and move tags
-/// while collections run back to back with a zero grace period. Afterwards every
+/// while collections run back to back with a grace period of a quarter second. Afterwards every
 /// manifest whose PUT returned 201 and was not deleted pulls completely with verified
 /// digests, and the bytes of everything unreferenced are gone.
 final class GarbageCollectionStressTests: XCTestCase {
@@ -30,7 +30,11 @@ final class GarbageCollectionStressTests: XCTestCase {
         let collections = Task {
             var runs = 0
             while !stop.isSet {
-                _ = try await collector.run(GarbageCollector.Options(deleteUntagged: true, grace: 0, uploadTTL: 3600))
+                // A quarter second: long enough for a writer to go from its blob pushes
+                // to its manifest PUT (with grace 0 a collection unlinks the layers in
+                // between, by design, and the writer would retry forever), short enough
+                // that blobs unlinked moments ago are collected while others push them again.
+                _ = try await collector.run(GarbageCollector.Options(deleteUntagged: true, grace: .milliseconds(250), uploadTTL: 3600))
                 runs += 1
                 try await Task.sleep(for: .milliseconds(2))
             }
@@ -70,7 +74,7 @@ final class GarbageCollectionStressTests: XCTestCase {
 
         // One more collection with nothing running, dropping untagged manifests too:
         // afterwards the only bytes left are those of tagged images.
-        _ = try await collector.run(GarbageCollector.Options(deleteUntagged: true, grace: 0))
+        _ = try await collector.run(GarbageCollector.Options(deleteUntagged: true, grace: .zero))
         var referenced = Set<String>()
         for name in try registry.metadata.repositoryNames(after: nil, limit: 1000) {
             for tag in try registry.metadata.tags(in: name, after: nil, limit: 1000) ?? [] {

@@ -20,7 +20,7 @@ final class GarbageCollectorRuleTests: RegistryTestCase {
         try await super.tearDown()
     }
 
-    func collect(deleteUntagged: Bool = false, grace: Int64 = 0, dryRun: Bool = false) async throws -> GarbageCollector.Report {
+    func collect(deleteUntagged: Bool = false, grace: Duration = .zero, dryRun: Bool = false) async throws -> GarbageCollector.Report {
         // No pause: grace 0 means everything unreferenced when the run starts, even what
         // was deleted a millisecond before (ages are kept in milliseconds).
         return try await collector.run(GarbageCollector.Options(dryRun: dryRun, deleteUntagged: deleteUntagged, grace: grace))
@@ -61,11 +61,11 @@ final class GarbageCollectorRuleTests: RegistryTestCase {
 
     func testGracePeriodProtectsRecentBlobs() async throws {
         let digest = try await client.pushBlob("a", Fixtures.bytes(100, seed: 3))
-        let report = try await collect(grace: 3600)
+        let report = try await collect(grace: .seconds(3600))
         XCTAssertTrue(report.blobs.isEmpty && report.links.isEmpty)
         let kept = try await stored(digest)
         XCTAssertTrue(kept)
-        let collected = try await collect(grace: 0)
+        let collected = try await collect(grace: .zero)
         XCTAssertEqual(collected.links.count, 1, "a layer no manifest uses is unlinked after the grace period")
         XCTAssertEqual(collected.blobs.map(\.digest.description), [digest])
     }

@@ -32,7 +32,7 @@ final class InterruptedUploadTests: XCTestCase {
     }
 
     func collect(_ store: SQLiteMetadataStore) async throws -> GarbageCollector.Report {
-        try await GarbageCollector(metadata: store, blobs: blobs).run(GarbageCollector.Options(grace: 0))
+        try await GarbageCollector(metadata: store, blobs: blobs).run(GarbageCollector.Options(grace: .zero))
     }
 
     func testAPinnedRowWithoutBytesIsAnUploadInProgressNotAProblem() async throws {

@@ -12,7 +12,7 @@ extension ControlMethods {
         var options = GarbageCollector.Options(uploadTTL: uploadTimeToLive)
         options.dryRun = try reader.bool("dry_run") ?? false
         options.deleteUntagged = try reader.bool("delete_untagged") ?? false
-        options.grace = try reader.integer("grace", in: 0...31_536_000).map(Int64.init) ?? 3600
+        options.grace = .seconds(try reader.integer("grace", in: 0...31_536_000) ?? 3600)
         let wait = try reader.bool("wait") ?? false
         try reader.finish()
         let collector = self.collector

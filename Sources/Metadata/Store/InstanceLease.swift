@@ -16,5 +16,5 @@ public enum InstanceLease {
 
 extension Duration {
     /// Whole milliseconds, as the `*_at_ms` columns count.
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+    public var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
