@@ -1,4 +1,6 @@
 import Foundation
+import Metadata
+import OCI
 import RegistryTesting
 import XCTest
 
@@ -183,6 +185,26 @@ final class DaemonTests: XCTestCase {
             XCTAssertEqual(printed.filter { $0 == line }.count, promised.filter { $0 == line }.count, "\(line) in:\n\(output)")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: tools.workDirectory + "/copy/index.json"), "skopeo copied the image back")
+    }
+
+    func testPinsOfAKilledRegistrydAreReleasedWhenItStartsAgain() async throws {
+        let data = directory + "/data"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        // What a registryd killed between pinning a blob and placing its bytes leaves.
+        try "instance-a\n".write(toFile: data + "/instance-id", atomically: true, encoding: .utf8)
+        do {
+            let killed = try SQLiteMetadataStore(path: data + "/registry.db", instance: "instance-a")
+            XCTAssertTrue(try killed.pinBlob(Digest.of([1, 2, 3]), size: 3, for: .generate()))
+        }
+        let port = try Self.freePort()
+        let (process, log) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", data])
+        daemon = process
+        try await waitUntilServing(port)
+        let (status, output) = try await registryctl(["storage", "verify", "--socket", data + "/control.sock"])
+        XCTAssertEqual(status, 0, "storage verify finds nothing wrong: \(output)")
+        XCTAssertTrue(output.hasSuffix("clean\n"), output)
+        let lines = try String(contentsOfFile: log, encoding: .utf8)
+        XCTAssertTrue(lines.contains("released 1 pin(s) of uploads interrupted by the last stop; removed 1 blob row(s)"), lines)
     }
 
     func testAStalledStandardErrorNeverStallsRequests() async throws {

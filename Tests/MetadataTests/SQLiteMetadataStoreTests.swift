@@ -1,5 +1,5 @@
 import Foundation
-import Metadata
+@testable import Metadata
 import OCI
 import Synchronization
 import XCTest
@@ -72,7 +72,34 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         let reopened = try SQLiteMetadataStore(path: directory + "/registry.db")
         XCTAssertEqual(try reopened.blobSize(blob, in: repository), 1)
         XCTAssertEqual(try reopened.schemaVersion(), SQLiteMetadataStore.latestSchemaVersion)
-        XCTAssertEqual(SQLiteMetadataStore.latestSchemaVersion, 4)
+        XCTAssertEqual(SQLiteMetadataStore.latestSchemaVersion, 5)
+    }
+
+    func testMigrationFiveKeepsCollectionAgesInMillisecondsAndDropsCountedPins() throws {
+        // A database as schema 4 left it: ages in seconds, pins as a bare counter.
+        let path = directory + "/schema4.db"
+        let blob = Digest.of([4])
+        do {
+            let connection = try SQLiteConnection(path: path, readOnly: false)
+            try connection.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+            for migration in Migrations.all where migration.version <= 4 {
+                try connection.execute(migration.sql)
+                try connection.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (\(migration.version), 0)")
+            }
+            try connection.execute("""
+                INSERT INTO repositories (id, name, created_at) VALUES (1, 'team/app', 1700000000);
+                INSERT INTO blobs (digest, size, created_at, pins, pinned_at) VALUES ('\(blob)', 1, 1700000000, 2, 1700000005);
+                INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (1, '\(blob)', 1700000001);
+                """)
+        }
+        let migrated = try SQLiteMetadataStore(path: path)
+        XCTAssertEqual(try migrated.schemaVersion(), 5)
+        XCTAssertEqual(try migrated.blobSize(blob, in: repository), 1, "the data is kept")
+        let ages = try migrated.database.read { connection in
+            try connection.first("SELECT b.created_at_ms, rb.created_at_ms FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest") { [$0.integer(0), $0.integer(1)] }
+        }
+        XCTAssertEqual(ages, [1_700_000_000_000, 1_700_000_001_000])
+        XCTAssertFalse(try migrated.isPinned(blob), "a counted pin belonged to a process that is gone")
     }
 
     func testManifestNeedsItsBlobsLinkedInTheSameRepository() throws {
