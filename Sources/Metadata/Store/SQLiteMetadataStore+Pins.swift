@@ -5,11 +5,12 @@ import OCI
 /// that upload on this store's instance. A pin counts while its instance's lease runs
 /// (and for at most `InstanceLease.longestPin`, against a pin some bug never dropped).
 extension SQLiteMetadataStore {
-    /// Pins that count: their instance is alive, and they are not older than the longest pin.
-    /// `?1` is now in milliseconds.
+    /// Pins that count: taken by the running process of a live instance (not by one
+    /// before its last start), and not older than the longest pin. `?1` is now in
+    /// milliseconds.
     static let pinIsLive = """
         p.pinned_at_ms > ?1 - \(InstanceLease.longestPin.milliseconds)
-        AND EXISTS (SELECT 1 FROM instances i WHERE i.id = p.instance AND i.lease_expires_at_ms > ?1)
+        AND EXISTS (SELECT 1 FROM instances i WHERE i.id = p.instance AND i.lease_expires_at_ms > ?1 AND p.pinned_at_ms >= i.started_at_ms)
         """
 
     /// Starts this instance's lease and releases every pin it held before: they belong

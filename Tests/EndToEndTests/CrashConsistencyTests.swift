@@ -1,0 +1,269 @@
+import Foundation
+import NIOHTTP1
+import OCI
+import RegistryTesting
+import Synchronization
+import XCTest
+
+/// kill -9 at a random moment: the real `registryd` binary with concurrent pushers using
+/// every upload pattern, layers shared between them (the dedupe path), deletes of their
+/// own older images and back-to-back zero-grace collections, killed with SIGKILL and
+/// started again, several rounds over one data directory. After every restart each
+/// manifest the registry acknowledged (201) and did not delete (202) is served
+/// byte-exact by its tag, every blob it references is served with the right digest, and
+/// `registryctl storage verify` is clean.
+///
+/// Seeded: the seed is printed, and `REGISTRYD_CRASH_SEED=N` replays a run.
+/// `REGISTRYD_CRASH_ROUNDS=N` runs longer (default 4 rounds, well under a minute).
+final class CrashConsistencyTests: XCTestCase {
+    static let registryd = DaemonTests.buildDirectory + "/registryd"
+    static let registryctl = DaemonTests.buildDirectory + "/registryctl"
+    let password = "crash-password"
+    var directory = ""
+    var port = 0
+    var daemon: SpawnedProcess?
+    var tools: ContainerTools!
+
+    override func setUp() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.registryd) else {
+            XCTFail("build the binaries first (swift build)")
+            throw XCTSkip("no registryd binary")
+        }
+        directory = "/tmp/registryd-crash-\(UUID().uuidString.prefix(8).lowercased())"
+        try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
+        port = try DaemonTests.freePort()
+        tools = try ContainerTools(registry: "127.0.0.1:\(port)")
+    }
+
+    override func tearDown() async throws {
+        if let daemon, daemon.isRunning {
+            daemon.signal(SIGKILL)
+            _ = await daemon.waitForExit(seconds: 10)
+        }
+        tools?.cleanUp()
+        try? FileManager.default.removeItem(atPath: directory)
+        (daemon, tools) = (nil, nil)
+    }
+
+    /// A manifest the registry answered 201 for.
+    struct Acknowledged: Sendable {
+        let repository: String
+        let tag: String
+        let digest: String
+        let manifest: [UInt8]
+        let blobs: [String]
+    }
+
+    /// What the clients were told, shared by the pushers.
+    final class Ledger: Sendable {
+        private let state = Mutex<(acknowledged: [String: Acknowledged], deleted: Int)>(([:], 0))
+
+        func acknowledge(_ image: Acknowledged) { state.withLock { $0.acknowledged[image.digest] = image } }
+        /// A 202 for a delete, or a delete whose answer never came (it may have happened): not checked any more.
+        func forget(_ digest: String, deleted: Bool) {
+            state.withLock {
+                $0.acknowledged[digest] = nil
+                if deleted { $0.deleted += 1 }
+            }
+        }
+        var images: [Acknowledged] { state.withLock { Array($0.acknowledged.values) } }
+        var deletedCount: Int { state.withLock { $0.deleted } }
+    }
+
+    /// SplitMix64: small, seedable, the same sequence on every machine.
+    struct SeededGenerator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    func startDaemon() async throws {
+        daemon = try SpawnedProcess(
+            [Self.registryd, "--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data", "--log-level", "warning"],
+            environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/registryd.log")
+        for _ in 0..<200 {
+            if let response = try? await TestHTTPClient(port: port).send(.GET, "/v2/"), response.status == .unauthorized { return }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        XCTFail("registryd did not start: \((try? String(contentsOfFile: directory + "/registryd.log", encoding: .utf8)) ?? "")")
+        throw XCTSkip("no registryd")
+    }
+
+    func registryctl(_ arguments: [String], input: String? = nil) async throws -> (Int32, String) {
+        try await tools.runStatus([Self.registryctl] + arguments + ["--socket", directory + "/data/control.sock"], input: input)
+    }
+
+    func testKilledAtRandomMomentsLosesNothingAcknowledged() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let seed = UInt64(environment["REGISTRYD_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64(Int64.max))
+        let rounds = Int(environment["REGISTRYD_CRASH_ROUNDS"] ?? "") ?? 4
+        print("crash consistency: seed \(seed) (REGISTRYD_CRASH_SEED=\(seed) replays it), \(rounds) rounds")
+        var random = SeededGenerator(state: seed)
+
+        try await startDaemon()
+        let (added, _) = try await registryctl(["user", "add", "pusher", "--staff", "--password-stdin"], input: password + "\n")
+        XCTAssertEqual(added, 0)
+        let authorization = [("Authorization", "Basic " + Data("pusher:\(password)".utf8).base64EncodedString())]
+        let shared = (0..<3).map { Fixtures.bytes(150_000, seed: seed &+ UInt64($0)) }
+        let ledger = Ledger()
+        var collections = 0
+
+        for round in 0..<rounds {
+            let client = TestHTTPClient(port: port)
+            let pushers = (0..<4).map { pusher in
+                let pusherSeed = random.next()
+                return Task {
+                    await Self.push(as: pusher, round: round, seed: pusherSeed, shared: shared, client: client, authorization: authorization, ledger: ledger)
+                }
+            }
+            let collect = [Self.registryctl, "gc", "run", "--grace", "0", "--wait", "--socket", directory + "/data/control.sock"]
+            let tools: ContainerTools = self.tools
+            let collector = Task {
+                var runs = 0
+                while !Task.isCancelled {
+                    guard let (status, _) = try? await tools.runStatus(collect), status == 0 else { break }
+                    runs += 1
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+                return runs
+            }
+            // Let the work get going, then kill at a moment nobody chose.
+            try await Task.sleep(for: .milliseconds(Int.random(in: 400...2500, using: &random)))
+            daemon?.signal(SIGKILL)
+            let killed = await daemon?.waitForExit(seconds: 10) ?? false
+            XCTAssertTrue(killed)
+            for pusher in pushers { await pusher.value }
+            collector.cancel()
+            collections += await collector.value
+
+            try await startDaemon()
+            try await checkEverythingAcknowledged(ledger, authorization: authorization, round: round)
+        }
+        print("crash consistency: \(ledger.images.count) images acknowledged and kept, \(ledger.deletedCount) deleted, \(collections) collections, \(rounds) kills")
+        XCTAssertGreaterThan(ledger.images.count, 0, "pushes got through between the kills")
+        XCTAssertGreaterThan(collections, 0, "collections ran beside the pushes")
+    }
+
+    func checkEverythingAcknowledged(_ ledger: Ledger, authorization: [(String, String)], round: Int) async throws {
+        let client = TestHTTPClient(port: port)
+        for image in ledger.images {
+            let manifest = try await client.send(.GET, "/v2/\(image.repository)/manifests/\(image.tag)", headers: authorization + [("Accept", "*/*")])
+            XCTAssertEqual(manifest.status, .ok, "round \(round): \(image.repository):\(image.tag) was acknowledged")
+            XCTAssertEqual(manifest.body, image.manifest, "round \(round): byte-exact")
+            for digest in image.blobs {
+                let blob = try await client.send(.GET, "/v2/\(image.repository)/blobs/\(digest)", headers: authorization)
+                XCTAssertEqual(blob.status, .ok, "round \(round): \(image.repository) \(digest)")
+                XCTAssertEqual(Fixtures.digest(blob.body), digest, "round \(round): the bytes verify")
+            }
+        }
+        let (status, output) = try await registryctl(["storage", "verify"])
+        XCTAssertEqual(status, 0, "round \(round): storage verify after kill -9:\n\(output)")
+    }
+
+    // MARK: - A pusher
+
+    enum UploadPattern: CaseIterable {
+        /// `POST ?digest=` with the whole blob.
+        case monolithic
+        /// `POST`, then `PUT ?digest=` with the whole blob.
+        case postThenPut
+        /// `POST`, one streamed `PATCH` (chunked, no Content-Range, as podman and docker), `PUT ?digest=`.
+        case onePatch
+        /// `POST`, `PATCH`es with `Content-Range`, the last chunk in the `PUT`.
+        case chunkedWithLastInPut
+    }
+
+    /// Pushes images until a request fails (the daemon was killed), deleting an older
+    /// image of its own now and then; records what was acknowledged.
+    static func push(as pusher: Int, round: Int, seed: UInt64, shared: [[UInt8]], client: TestHTTPClient,
+                     authorization: [(String, String)], ledger: Ledger) async {
+        var random = SeededGenerator(state: seed)
+        let repository = "crash/pusher\(pusher)"
+        var mine: [String] = []
+        for image in 0... {
+            do {
+                let config = Fixtures.json(["pusher": pusher, "round": round, "image": image, "nonce": Int(random.next() >> 1)])
+                let own = Fixtures.bytes(Int.random(in: 1000...400_000, using: &random), seed: random.next())
+                let layers = [shared[Int(random.next() % UInt64(shared.count))], own]
+                let manifest = Fixtures.imageManifest(config: config, layers: layers)
+                let tag = "r\(round)-i\(image)"
+                var acknowledged = false
+                // A zero-grace collection may unlink fresh layers before the manifest names
+                // them (MANIFEST_BLOB_UNKNOWN): push them again, a few times.
+                for _ in 0..<5 where !acknowledged {
+                    for blob in [config] + layers {
+                        let pattern = UploadPattern.allCases.randomElement(using: &random)!
+                        try await pushBlob(blob, to: repository, pattern, client: client, authorization: authorization, random: &random)
+                    }
+                    let put = try await client.send(.PUT, "/v2/\(repository)/manifests/\(tag)",
+                                                    headers: authorization + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+                    if put.status == .created {
+                        acknowledged = true
+                        let digest = Fixtures.digest(manifest)
+                        ledger.acknowledge(Acknowledged(repository: repository, tag: tag, digest: digest, manifest: manifest,
+                                                        blobs: ([config] + layers).map { Fixtures.digest($0) }))
+                        mine.append(digest)
+                    } else if put.errorCodes != ["MANIFEST_BLOB_UNKNOWN"] {
+                        XCTFail("manifest PUT: \(put.status) \(put.text)")
+                        return
+                    }
+                }
+                if image % 3 == 2, mine.count > 1 {
+                    let victim = mine.remove(at: Int(random.next() % UInt64(mine.count - 1)))
+                    // Forgotten before the request: if the answer never comes, it may have happened.
+                    ledger.forget(victim, deleted: false)
+                    let deleted = try await client.send(.DELETE, "/v2/\(repository)/manifests/\(victim)", headers: authorization)
+                    XCTAssertEqual(deleted.status, .accepted)
+                    ledger.forget(victim, deleted: true)
+                }
+            } catch let error as StepError {
+                XCTFail("pusher \(pusher): \(error)")  // an answer, and a wrong one
+                return
+            } catch {
+                return  // no answer: the daemon is gone
+            }
+        }
+    }
+
+    static func pushBlob(_ blob: [UInt8], to repository: String, _ pattern: UploadPattern, client: TestHTTPClient,
+                         authorization: [(String, String)], random: inout SeededGenerator) async throws {
+        let digest = Fixtures.digest(blob)
+        func started() async throws -> String {
+            let response = try await client.send(.POST, "/v2/\(repository)/blobs/uploads/", headers: authorization)
+            guard response.status == .accepted, let location = response.header("Location") else { throw StepError.unexpected("POST", response) }
+            return location
+        }
+        func expect(_ status: HTTPResponseStatus, _ response: TestResponse, _ step: String) throws {
+            guard response.status == status else { throw StepError.unexpected(step, response) }
+        }
+        switch pattern {
+        case .monolithic:
+            try expect(.created, try await client.send(.POST, "/v2/\(repository)/blobs/uploads/?digest=\(digest)", headers: authorization, body: .bytes(blob)), "POST ?digest")
+        case .postThenPut:
+            let location = try await started()
+            try expect(.created, try await client.send(.PUT, "\(location)?digest=\(digest)", headers: authorization, body: .bytes(blob)), "PUT")
+        case .onePatch:
+            let location = try await started()
+            try expect(.accepted, try await client.send(.PATCH, location, headers: authorization, body: .chunked([blob])), "PATCH")
+            try expect(.created, try await client.send(.PUT, "\(location)?digest=\(digest)", headers: authorization), "PUT")
+        case .chunkedWithLastInPut:
+            let location = try await started()
+            let pieces = Int.random(in: 2...4, using: &random)
+            let size = max(1, blob.count / pieces)
+            var offset = 0
+            while blob.count - offset > size {
+                let chunk = Array(blob[offset..<(offset + size)])
+                try expect(.accepted, try await client.send(.PATCH, location, headers: authorization + [("Content-Range", "\(offset)-\(offset + chunk.count - 1)")], body: .bytes(chunk)), "PATCH")
+                offset += chunk.count
+            }
+            let last = Array(blob[offset...])
+            try expect(.created, try await client.send(.PUT, "\(location)?digest=\(digest)",
+                                                      headers: authorization + [("Content-Range", "\(offset)-\(blob.count - 1)")], body: .bytes(last)), "PUT")
+        }
+    }
+}
