@@ -102,6 +102,20 @@ let package = Package(
             dependencies: ["ControlProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
+        // libFuzzer targets for every parser of untrusted bytes: scripts/fuzz.sh builds
+        // them with -sanitize=fuzzer,address; an ordinary build replays stored inputs.
+        .executableTarget(
+            name: "registryd-fuzz",
+            dependencies: [
+                "OCI", "Auth", "RegistryAPI", "Storage", "Metadata", "Control", "ControlProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Fuzz",
+            exclude: ["Corpus", "Regressions"]
+        ),
+
         .target(
             name: "RegistryTesting",
             dependencies: [
