@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(
             name: "ControlTests",
             dependencies: [
-                "Control", "ControlProtocol", "Metadata", "OCI", "Auth", "Maintenance", "Storage",
+                "Control", "ControlProtocol", "Metadata", "OCI", "Auth", "Maintenance", "Storage", "RegistryTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

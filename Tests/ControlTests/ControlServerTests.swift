@@ -7,6 +7,7 @@ import Metadata
 import Storage
 import NIOCore
 import NIOPosix
+import RegistryTesting
 import XCTest
 
 /// The control socket itself: owner-only file, one JSON line in, one line out.
@@ -66,7 +67,7 @@ final class ControlServerTests: XCTestCase {
     }
 
     func testPeersOutsideTheAdminGroupAreRefusedAndNothingHappens() async throws {
-        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else { throw XCTSkip("needs root and setpriv") }
+        try requireCapability(getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv")
         let directory = "/tmp/registryd-peer-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -60,7 +60,9 @@ final class SocketActivationTests: XCTestCase {
             if let response = try? await TestHTTPClient(port: port).send(.GET, "/v2/") { return response }
             try await Task.sleep(for: .milliseconds(25))
         }
-        throw XCTSkip("systemd-socket-activate did not listen")
+        // A daemon that crashed under activation is a failure, not a skip.
+        XCTFail("systemd-socket-activate did not listen: \((try? String(contentsOfFile: directory + "/registryd.log", encoding: .utf8)) ?? "")")
+        throw TestHTTPClientError.noResponse
     }
 
     /// Runs registryctl against the activated control socket. - Returns: exit status and output.

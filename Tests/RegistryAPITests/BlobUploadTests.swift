@@ -208,6 +208,22 @@ final class BlobUploadTests: RegistryTestCase {
         XCTAssertEqual(put.status, .created, put.text)
     }
 
+    func testAWrongSHA512DigestIsRefusedAndNothingIsStored() async throws {
+        let blob = Fixtures.bytes(4096)
+        let other = Fixtures.digest(Fixtures.bytes(4096, seed: 2), .sha512)
+        let location = try await client.startUpload("a", query: "?digest-algorithm=sha512")
+        _ = try await client.send(.PATCH, location, body: .bytes(blob))
+        let put = try await client.send(.PUT, "\(location)?digest=\(other)")
+        XCTAssertEqual(put.status, .badRequest)
+        XCTAssertEqual(put.errorCodes, ["DIGEST_INVALID"])
+        for digest in [other, Fixtures.digest(blob, .sha512)] {
+            let head = try await client.send(.HEAD, "/v2/a/blobs/\(digest)")
+            XCTAssertEqual(head.status, .notFound, digest)
+        }
+        let monolithic = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(other)", body: .bytes(blob))
+        XCTAssertEqual(monolithic.errorCodes, ["DIGEST_INVALID"])
+    }
+
     func testUnknownDigestAlgorithmIsUnsupported() async throws {
         let response = try await client.send(.POST, "/v2/a/blobs/uploads/?digest-algorithm=md5")
         XCTAssertEqual(response.status, .badRequest)
@@ -215,7 +231,12 @@ final class BlobUploadTests: RegistryTestCase {
     }
 
     func testExpectContinueIsAnswered() async throws {
+        // The client holds the body back until it hears 100 Continue (the raw exchange
+        // below sends nothing more before reading it).
         let blob = Fixtures.bytes(100)
+        let head = "POST /v2/a/blobs/uploads/?digest=\(Fixtures.digest(blob)) HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n"
+        let interim = try await client.sendRaw(head)
+        XCTAssertTrue(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"), interim)
         let response = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: [("Expect", "100-continue")], body: .bytes(blob))
         XCTAssertEqual(response.status, .created)
     }
@@ -223,13 +244,28 @@ final class BlobUploadTests: RegistryTestCase {
     func testConcurrentPatchesToOneSessionDoNotInterleave() async throws {
         let location = try await client.startUpload("a")
         let client = self.client
-        let parts = (0..<20).map { _ in Fixtures.bytes(64 * 1024) }
-        async let first = client.send(.PATCH, location, body: .chunked(parts))
-        async let second = client.send(.PATCH, location, body: .chunked(parts))
-        let statuses = try await [first.status, second.status]
-        let status = try await client.send(.GET, location)
-        let accepted = statuses.filter { $0 == .accepted }.count
-        XCTAssertGreaterThanOrEqual(accepted, 1)
-        XCTAssertEqual(status.header("Range"), "0-\(accepted * 20 * 64 * 1024 - 1)", "each accepted PATCH appended whole")
+        // Different bytes in each PATCH, sent slowly, so that the two overlap and an
+        // interleaving would show in the stored blob.
+        let firstParts = (0..<20).map { Fixtures.bytes(64 * 1024, seed: UInt64($0)) }
+        let secondParts = (0..<20).map { Fixtures.bytes(64 * 1024, seed: UInt64(100 + $0)) }
+        async let first = client.send(.PATCH, location, body: .chunked(firstParts))
+        async let second = client.send(.PATCH, location, body: .chunked(secondParts))
+        let answers = try await [first, second]
+        let accepted = answers.filter { $0.status == .accepted }
+        let refused = answers.filter { $0.status != .accepted }
+        XCTAssertGreaterThanOrEqual(accepted.count, 1)
+        for loser in refused {
+            XCTAssertEqual(loser.status, .badRequest)
+            XCTAssertEqual(loser.errorCodes, ["BLOB_UPLOAD_INVALID"], "the other PATCH is told the session is busy")
+        }
+        let finished = try await client.send(.GET, location)
+        XCTAssertEqual(finished.header("Range"), "0-\(accepted.count * 20 * 64 * 1024 - 1)", "each accepted PATCH appended whole")
+        // One body accepted (the usual case, as they overlap): the stored bytes are exactly
+        // that body, not a mix of both.
+        if accepted.count == 1, refused.count == 1 {
+            let winner = answers[0].status == .accepted ? firstParts : secondParts
+            let put = try await client.send(.PUT, "\(location)?digest=\(Fixtures.digest(winner.flatMap { $0 }))")
+            XCTAssertEqual(put.status, .created, "the stored bytes are the accepted body, not interleaved: \(put.text)")
+        }
     }
 }

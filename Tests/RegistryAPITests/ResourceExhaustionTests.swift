@@ -37,7 +37,9 @@ final class ResourceExhaustionTests: XCTestCase {
     }
 
     func testFullDiskAnswers507AndLeavesNothingVisible() async throws {
-        guard let disk = try SmallTmpfs.mount(size: "1m") else { throw XCTSkip("mounting a tiny tmpfs needs root") }
+        let mounted = try SmallTmpfs.mount(size: "1m")
+        try requireCapability(mounted != nil, "mounting a tiny tmpfs needs root")
+        let disk = mounted!
         defer { disk.unmount() }
         let registry = try await TestRegistry.start(storageRoot: disk.path + "/storage")
         let blob = Fixtures.bytes(3 << 20)
@@ -62,7 +64,9 @@ final class ResourceExhaustionTests: XCTestCase {
     }
 
     func testFullDiskUnderTheDatabaseAnswers507AndRecoversOnceSpaceIsFreed() async throws {
-        guard let disk = try SmallTmpfs.mount(size: "4m") else { throw XCTSkip("mounting a tiny tmpfs needs root") }
+        let mounted = try SmallTmpfs.mount(size: "4m")
+        try requireCapability(mounted != nil, "mounting a tiny tmpfs needs root")
+        let disk = mounted!
         defer { disk.unmount() }
         // The database (and its WAL) on the small disk, the blobs elsewhere.
         let blobsElsewhere = try makeTemporaryDirectory(prefix: "registryd-blobs")
