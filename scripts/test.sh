@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 swift build --build-tests
+# The binaries users get (scripts/run.sh builds the same): the README's quick start test
+# runs them.
+scripts/build-release.sh
 
 # Every libFuzzer target for a short bounded time (longer: scripts/fuzz.sh SECONDS).
 scripts/fuzz.sh "${REGISTRYD_FUZZ_SECONDS:-15}"

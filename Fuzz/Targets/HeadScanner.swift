@@ -59,7 +59,7 @@ extension FuzzTarget {
             check(candidate.method == nioHead.method, "method: scanner \(candidate.method), NIO \(nioHead.method)")
             check(candidate.target == nioHead.uri, "target: scanner \(candidate.target), NIO \(nioHead.uri)")
             check(candidate.version == nioHead.version, "version: scanner \(candidate.version), NIO \(nioHead.version)")
-            check(candidate.keepAlive == nioHead.isKeepAlive, "keep-alive: scanner \(candidate.keepAlive), NIO \(nioHead.isKeepAlive)")
+            check(candidate.keepAlive == nioHead.keepsConnectionOpen, "keep-alive: scanner \(candidate.keepAlive), full path \(nioHead.keepsConnectionOpen)")
             // Field values without the whitespace around them (RFC 9110 §5.5: it is not part
             // of the value); NIO keeps trailing blanks, the scanner drops them.
             func value(_ text: String) -> Substring {

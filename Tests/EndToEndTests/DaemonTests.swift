@@ -11,6 +11,9 @@ final class DaemonTests: XCTestCase {
     var daemon: Process?
 
     static let buildDirectory = ContainerTools.repositoryRoot + "/.build/debug"
+    /// What `scripts/build-release.sh` builds: the binaries users run (scripts/test.sh
+    /// builds them before the tests).
+    static let releaseDirectory = ContainerTools.repositoryRoot + "/.build/release"
 
     override func setUp() async throws {
         directory = "/tmp/registryd-daemon-\(UUID().uuidString.prefix(8).lowercased())"
@@ -67,9 +70,9 @@ final class DaemonTests: XCTestCase {
         return try await tools.runStatus([Self.buildDirectory + "/registryctl"] + arguments, input: input)
     }
 
-    func start(_ arguments: [String]) throws -> (Process, String) {
+    func start(_ arguments: [String], binaries: String = DaemonTests.buildDirectory) throws -> (Process, String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.buildDirectory + "/registryd")
+        process.executableURL = URL(fileURLWithPath: binaries + "/registryd")
         process.arguments = arguments
         let log = directory + "/registryd.log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
@@ -155,8 +158,12 @@ final class DaemonTests: XCTestCase {
 
     func testTheReadmeQuickStartRunsAsWritten() async throws {
         try ContainerTools.require(["podman", "skopeo", "curl"])
+        // The release binaries, as the README builds them (in CI they must be there).
+        let release = FileManager.default.isExecutableFile(atPath: Self.releaseDirectory + "/registryd")
+        try requireCapability(release || ProcessInfo.processInfo.environment["CI"] != "true", "the release build (scripts/build-release.sh)")
+        let binaries = release ? Self.releaseDirectory : Self.buildDirectory
         let port = try Self.freePort()
-        let (process, _) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/registry-data"])
+        let (process, _) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/registry-data"], binaries: binaries)
         daemon = process
         try await waitUntilServing(port)
         let tools = try ContainerTools(registry: "localhost:\(port)")
@@ -171,7 +178,7 @@ final class DaemonTests: XCTestCase {
         let script = blocks.joined(separator: "\n")
             .replacingOccurrences(of: "/tmp/", with: tools.workDirectory + "/")
             .replacingOccurrences(of: "localhost:5000", with: "localhost:\(port)")
-            .replacingOccurrences(of: ".build/release/", with: Self.buildDirectory + "/")
+            .replacingOccurrences(of: ".build/release/", with: binaries + "/")
             .replacingOccurrences(of: "registry-data/", with: directory + "/registry-data/")
         // What the README says a command prints: its `# {…}` lines.
         let promised = script.split(separator: "\n").filter { $0.hasPrefix("# {") }.map { String($0.dropFirst(2)) }
@@ -185,6 +192,47 @@ final class DaemonTests: XCTestCase {
             XCTAssertEqual(printed.filter { $0 == line }.count, promised.filter { $0 == line }.count, "\(line) in:\n\(output)")
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: tools.workDirectory + "/copy/index.json"), "skopeo copied the image back")
+    }
+
+    func testTokenAuthThroughTheRealBinaryWithPodman() async throws {
+        try ContainerTools.require(["podman", "unshare"])
+        let port = try Self.freePort()
+        let registry = "localhost:\(port)"
+        let (process, log) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data", "--token-auth", "--public-url", "http://\(registry)"])
+        daemon = process
+        try await waitUntilServing(port)
+        let challenge = try await get(port, "/v2/alice/app/tags/list")
+        XCTAssertEqual(challenge.header("WWW-Authenticate"), "Bearer realm=\"http://\(registry)/token\",service=\"registryd\",scope=\"repository:alice/app:pull\"",
+                       "the realm comes from --public-url")
+        let socket = directory + "/data/control.sock"
+        let (added, _) = try await registryctl(["user", "add", "alice", "--password-stdin", "--socket", socket], input: "alice-password\n")
+        XCTAssertEqual(added, 0)
+
+        let pusher = try ContainerTools(registry: registry)
+        defer { pusher.cleanUp() }
+        let layout = try await pusher.makeImage("image")
+        let imageID = try await pusher.podman("pull", "-q", "oci:\(layout):latest").trimmingCharacters(in: .whitespacesAndNewlines)
+        try await pusher.podman("tag", imageID, "\(registry)/alice/app:v1", "\(registry)/bob/app:v1")
+        try await pusher.podman("login", "--tls-verify=false", "-u", "alice", "--password-stdin", registry, input: "alice-password\n")
+        let digestFile = pusher.workDirectory + "/pushed.digest"
+        try await pusher.podman("push", "--tls-verify=false", "--digestfile", digestFile, "\(registry)/alice/app:v1")
+        let pushed = try String(contentsOfFile: digestFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        do {
+            try await pusher.podman("push", "--tls-verify=false", "\(registry)/bob/app:v1")
+            XCTFail("alice may not push into bob's namespace")
+        } catch ContainerTools.ToolError.failed(_, _, let output) {
+            XCTAssertTrue(output.contains("denied") || output.contains("unauthorized"), output)
+        }
+
+        // Another machine: log in, pull, the same digest.
+        let puller = try ContainerTools(registry: registry)
+        defer { puller.cleanUp() }
+        try await puller.podman("login", "--tls-verify=false", "-u", "alice", "--password-stdin", registry, input: "alice-password\n")
+        try await puller.podman("pull", "--tls-verify=false", "\(registry)/alice/app:v1")
+        let pulled = try await puller.podman("image", "inspect", "--format", "{{.Digest}}", "\(registry)/alice/app:v1")
+        XCTAssertEqual(pulled.trimmingCharacters(in: .whitespacesAndNewlines), pushed)
+        let lines = try String(contentsOfFile: log, encoding: .utf8)
+        XCTAssertFalse(lines.contains("alice-password"), "a password never reaches the log")
     }
 
     func testPinsOfAKilledRegistrydAreReleasedWhenItStartsAgain() async throws {

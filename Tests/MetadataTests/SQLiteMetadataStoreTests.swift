@@ -75,31 +75,37 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         XCTAssertEqual(SQLiteMetadataStore.latestSchemaVersion, 5)
     }
 
-    func testMigrationFiveKeepsCollectionAgesInMillisecondsAndDropsCountedPins() throws {
-        // A database as schema 4 left it: ages in seconds, pins as a bare counter.
-        let path = directory + "/schema4.db"
-        let blob = Digest.of([4])
-        do {
-            let connection = try SQLiteConnection(path: path, readOnly: false)
-            try connection.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-            for migration in Migrations.all where migration.version <= 4 {
-                try connection.execute(migration.sql)
-                try connection.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (\(migration.version), 0)")
+    /// Databases as every earlier schema version left them (`Fixtures/schema-N.db`, made by
+    /// `Fixtures/make-schema-fixtures.py`), migrated to the newest: every fact stays.
+    func testEveryEarlierSchemaMigratesToTheNewestKeepingItsData() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
+        let config = try Digest(parsing: "sha256:" + String(repeating: "1", count: 64))
+        let layer = try Digest(parsing: "sha256:" + String(repeating: "2", count: 64))
+        let pinned = try Digest(parsing: "sha256:" + String(repeating: "4", count: 64))
+        for version in 1..<SQLiteMetadataStore.latestSchemaVersion {
+            let path = directory + "/schema-\(version).db"
+            try FileManager.default.copyItem(atPath: fixtures + "/schema-\(version).db", toPath: path)
+            let migrated = try SQLiteMetadataStore(path: path)
+            XCTAssertEqual(try migrated.schemaVersion(), SQLiteMetadataStore.latestSchemaVersion, "from \(version)")
+            XCTAssertEqual(try migrated.blobSize(config, in: repository), 2, "from \(version)")
+            XCTAssertEqual(try migrated.blobSize(layer, in: repository), 3, "from \(version)")
+            let manifest = try XCTUnwrap(try migrated.manifest(.tag(try Tag(parsing: "v1")), in: repository), "from \(version)")
+            XCTAssertEqual(manifest.digest.description, "sha256:" + String(repeating: "3", count: 64))
+            XCTAssertEqual(try migrated.tags(in: repository, after: nil, limit: 10), ["v1"])
+            XCTAssertEqual(try migrated.upload(try UploadID(parsing: "0b5f1a7e-1111-4222-8333-944455556666"))?.size, 7, "from \(version)")
+            let ages = try migrated.database.read { connection in
+                try connection.first("SELECT b.created_at_ms, rb.created_at_ms FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest WHERE b.digest = ?",
+                                     [.text(config.description)]) { [$0.integer(0), $0.integer(1)] }
             }
-            try connection.execute("""
-                INSERT INTO repositories (id, name, created_at) VALUES (1, 'team/app', 1700000000);
-                INSERT INTO blobs (digest, size, created_at, pins, pinned_at) VALUES ('\(blob)', 1, 1700000000, 2, 1700000005);
-                INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (1, '\(blob)', 1700000001);
-                """)
+            XCTAssertEqual(ages, [1_700_000_000_000, 1_700_000_001_000], "collection ages in milliseconds, from \(version)")
+            if version >= 2 {
+                XCTAssertEqual(try migrated.user(named: "admin")?.isStaff, true, "from \(version)")
+                XCTAssertEqual(try migrated.role(of: "admin", in: "team"), .owner, "from \(version)")
+            }
+            if version >= 4 {
+                XCTAssertFalse(try migrated.isPinned(pinned), "a counted pin belonged to a process that is gone")
+            }
         }
-        let migrated = try SQLiteMetadataStore(path: path)
-        XCTAssertEqual(try migrated.schemaVersion(), 5)
-        XCTAssertEqual(try migrated.blobSize(blob, in: repository), 1, "the data is kept")
-        let ages = try migrated.database.read { connection in
-            try connection.first("SELECT b.created_at_ms, rb.created_at_ms FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest") { [$0.integer(0), $0.integer(1)] }
-        }
-        XCTAssertEqual(ages, [1_700_000_000_000, 1_700_000_001_000])
-        XCTAssertFalse(try migrated.isPinned(blob), "a counted pin belonged to a process that is gone")
     }
 
     func testManifestNeedsItsBlobsLinkedInTheSameRepository() throws {

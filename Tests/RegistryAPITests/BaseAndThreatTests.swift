@@ -80,6 +80,18 @@ final class BaseAndThreatTests: RegistryTestCase {
         }
     }
 
+    func testConnectionCloseWinsOverKeepAliveOnBothPaths() async throws {
+        // HTTP/1.0 with both options: "close" ends the connection, on the immediate path
+        // (tags/list of a pushed repository) and through NIO's parser (/v2/) alike.
+        try await client.pushBlob("a", [1])
+        _ = try await client.putManifest("a", "v1", Fixtures.imageManifest(config: [1], layers: []))
+        for path in ["/v2/a/tags/list", "/v2/a/tags/list", "/v2/"] {
+            let closed = try await client.secondsUntilClosed(
+                after: "GET \(path) HTTP/1.0\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n", limit: .seconds(3))
+            XCTAssertNotNil(closed, "\(path): the connection closes after the answer")
+        }
+    }
+
     func testLargeUnwantedBodyDoesNotHangTheConnection() async throws {
         // A handler that refuses a request early must not read a huge body forever.
         let parts = (0..<64).map { _ in Fixtures.bytes(64 * 1024) }

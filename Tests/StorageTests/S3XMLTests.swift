@@ -38,4 +38,14 @@ final class S3XMLTests: XCTestCase {
     func testEscapingForRequestBodies() {
         XCTAssertEqual(S3XMLElement.escape("\"a\"<&>"), "\"a\"&lt;&amp;&gt;")
     }
+
+    func testTextWithCombiningMarksIsEscapedAndReadByScalar() throws {
+        // A "<" or ";" followed by a combining mark is one Character, equal to neither:
+        // escaping and entity decoding work on Unicode scalars (found by fuzzing).
+        for text in ["<\u{0594}x", "a&\u{0301}b>", "&lt;\u{0594}", "\u{05D0}<>&;\u{0300}"] {
+            let document = "<Key>" + S3XMLElement.escape(text) + "</Key>"
+            XCTAssertFalse(document.dropFirst(5).dropLast(6).unicodeScalars.contains("<"), document)
+            XCTAssertEqual(try S3XMLElement.parse(Array(document.utf8)).text, text)
+        }
+    }
 }

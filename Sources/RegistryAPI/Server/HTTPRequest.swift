@@ -87,3 +87,15 @@ public struct QueryParameters: Sendable {
         }
     }
 }
+
+extension HTTPRequestHead {
+    /// Whether the connection stays open after the answer: a `close` option anywhere in
+    /// `Connection` ends it (RFC 9112 §9.6), whatever else the header lists; otherwise
+    /// HTTP/1.1 keeps it and HTTP/1.0 only with `keep-alive`. NIO's `isKeepAlive` lets
+    /// `keep-alive` win over `close` for HTTP/1.0; the immediate path's scanner and the
+    /// full path answer the same request the same way with this rule.
+    var keepsConnectionOpen: Bool {
+        let closes = headers[canonicalForm: "Connection"].contains { $0.lowercased() == "close" }
+        return isKeepAlive && !closes
+    }
+}

@@ -151,7 +151,7 @@ public struct HTTPServer: Sendable {
                         sendContinue: expectsContinue ? { try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue))) } : nil)
                     let request = HTTPRequest(head: head, body: body)
                     var response = await responder.respond(to: request, remoteAddress: remote)
-                    let keepAlive = head.isKeepAlive
+                    let keepAlive = head.keepsConnectionOpen
                     // A client that waits for 100 Continue before sending its body gets an
                     // answer that did not read it (a refusal) at once, without 100, and the
                     // connection closes (RFC 9110 §10.1.1): waiting for the body would cost

@@ -71,7 +71,8 @@ struct ScannedRequestHead {
         let requestLine = RequestLine(firstLine)
         var contentLength: Int?
         var unframed = requestLine.version == nil || requestLine.isConnect
-        var keepAlive = requestLine.version == .http1_1
+        var connectionClose = false
+        var connectionKeepAlive = false
         var accept: [String] = []
         var authorization: String?
         var authorizationLines = 0
@@ -80,6 +81,8 @@ struct ScannedRequestHead {
         while let line = lines.next() {
             if line.isEmpty {
                 guard !unframed else { return .head(.unframed(lines.offset)) }
+                // The rule of `HTTPRequestHead.keepsConnectionOpen`, on the full path too.
+                let keepAlive = !connectionClose && (requestLine.version == .http1_1 || connectionKeepAlive)
                 let length = contentLength ?? 0
                 var head = ScannedRequestHead(headLength: lines.offset, framing: .length(length), candidate: nil)
                 if let method = requestLine.method, let version = requestLine.version, let target = requestLine.target,
@@ -109,8 +112,8 @@ struct ScannedRequestHead {
                 authorizationLines += 1
             case .connection:
                 for token in field.commaSeparatedLowercased {
-                    if token == "close" { keepAlive = false }
-                    if token == "keep-alive" { keepAlive = true }
+                    if token == "close" { connectionClose = true }
+                    if token == "keep-alive" { connectionKeepAlive = true }
                 }
             case .other:
                 break
