@@ -112,8 +112,8 @@ struct ContainerTools {
 
     /// Runs a command outside the mount namespace and returns its exit status and
     /// standard output, whatever the status.
-    func runStatus(_ command: [String], input: String? = nil) async throws -> (Int32, String) {
-        let (status, output, _) = try await execute(command, isolated: false, input: input)
+    func runStatus(_ command: [String], input: String? = nil, environment: [String: String] = [:]) async throws -> (Int32, String) {
+        let (status, output, _) = try await execute(command, isolated: false, input: input, environment: environment)
         return (status, output)
     }
 

@@ -235,6 +235,109 @@ final class DaemonTests: XCTestCase {
         XCTAssertFalse(lines.contains("alice-password"), "a password never reaches the log")
     }
 
+    func testRegistryctlAsAnOperatorUsesIt() async throws {
+        let port = try Self.freePort()
+        let data = directory + "/data"
+        let (process, _) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", data])
+        daemon = process
+        try await waitUntilServing(port)
+        let tools = try ContainerTools(registry: "127.0.0.1")
+        defer { tools.cleanUp() }
+        // The socket from REGISTRYCTL_SOCKET, as an operator's shell would set it.
+        func ctl(_ arguments: String..., input: String? = nil) async throws -> (Int32, String) {
+            try await tools.runStatus([Self.buildDirectory + "/registryctl"] + arguments, input: input, environment: ["REGISTRYCTL_SOCKET": data + "/control.sock"])
+        }
+        func basic(_ user: String, _ password: String) -> [(String, String)] {
+            [("Authorization", "Basic " + Data("\(user):\(password)".utf8).base64EncodedString())]
+        }
+        let client = TestHTTPClient(port: port)
+
+        // Users.
+        for (name, password) in [("alice", "alice-password"), ("bob", "bob-password")] {
+            let (added, _) = try await ctl("user", "add", name, "--password-stdin", input: password + "\n")
+            XCTAssertEqual(added, 0)
+        }
+        let (duplicate, _) = try await ctl("user", "add", "alice", "--password-stdin", input: "another-password\n")
+        XCTAssertEqual(duplicate, 2, "a failed call exits 2")
+        let (usage, _) = try await ctl("user", "staff", "alice", "maybe")
+        XCTAssertEqual(usage, 64, "a usage error exits 64")
+        _ = try await ctl("user", "staff", "alice", "on")
+        let (_, users) = try await ctl("user", "list")
+        let rows = users.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        XCTAssertEqual(rows, [["NAME", "STAFF", "DISABLED"], ["alice", "yes", "no"], ["bob", "no", "no"]], users)
+        _ = try await ctl("user", "passwd", "bob", "--password-stdin", input: "bob-new-password\n")
+        let oldPassword = try await client.send(.GET, "/v2/", headers: basic("bob", "bob-password"))
+        let newPassword = try await client.send(.GET, "/v2/", headers: basic("bob", "bob-new-password"))
+        XCTAssertEqual([oldPassword.status, newPassword.status], [.unauthorized, .ok], "the new password works at once, the old one no more")
+        _ = try await ctl("user", "disable", "bob")
+        let disabled = try await client.send(.GET, "/v2/", headers: basic("bob", "bob-new-password"))
+        XCTAssertEqual(disabled.status, .unauthorized)
+        _ = try await ctl("user", "enable", "bob")
+        let enabled = try await client.send(.GET, "/v2/", headers: basic("bob", "bob-new-password"))
+        XCTAssertEqual(enabled.status, .ok)
+        let (removed, _) = try await ctl("user", "rm", "bob")
+        XCTAssertEqual(removed, 0)
+        let (_, remaining) = try await ctl("user", "list")
+        XCTAssertFalse(remaining.contains("bob"), remaining)
+
+        // Namespaces.
+        let (granted, grantOutput) = try await ctl("ns", "grant", "team", "alice", "owner")
+        XCTAssertEqual(granted, 0, grantOutput)
+        let (_, namespaces) = try await ctl("ns", "list")
+        XCTAssertTrue(namespaces.contains("team") && namespaces.contains("alice"), namespaces)
+        _ = try await ctl("ns", "revoke", "team", "alice")
+        let (_, afterRevoke) = try await ctl("ns", "list")
+        XCTAssertFalse(afterRevoke.contains("alice"), afterRevoke)
+
+        // Repositories, tags, uploads.
+        let alice = basic("alice", "alice-password")
+        let layer = Fixtures.bytes(2000)
+        for blob in [[1], layer] as [[UInt8]] {
+            let pushed = try await client.send(.POST, "/v2/team/app/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: alice, body: .bytes(blob))
+            XCTAssertEqual(pushed.status, .created)
+        }
+        let manifest = Fixtures.imageManifest(config: [1], layers: [layer])
+        let put = try await client.send(.PUT, "/v2/team/app/manifests/v1", headers: alice + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+        XCTAssertEqual(put.status, .created)
+        let (_, repositories) = try await ctl("repo", "list")
+        XCTAssertEqual(repositories, "team/app\n")
+        let (_, shown) = try await ctl("repo", "show", "team/app")
+        XCTAssertTrue(shown.contains("v1") && shown.contains("private"), shown)
+        let (_, history) = try await ctl("tag", "history", "team/app:v1")
+        XCTAssertTrue(history.contains("alice"), history)
+        let anonymousBefore = try await client.send(.GET, "/v2/team/app/tags/list")
+        _ = try await ctl("repo", "visibility", "team/app", "public")
+        let anonymousAfter = try await client.send(.GET, "/v2/team/app/tags/list")
+        XCTAssertEqual([anonymousBefore.status, anonymousAfter.status], [.unauthorized, .ok])
+
+        let started = try await client.send(.POST, "/v2/team/app/blobs/uploads/", headers: alice)
+        XCTAssertEqual(started.status, .accepted)
+        let (_, uploads) = try await ctl("upload", "list")
+        XCTAssertTrue(uploads.contains("team/app"), uploads)
+        let (_, purged) = try await ctl("upload", "purge", "--older-than", "0")
+        XCTAssertTrue(purged.hasPrefix("removed 1 upload(s)"), purged)
+
+        // Collections and verification, with their exit codes.
+        let (collected, _) = try await ctl("gc", "run", "--grace", "0", "--wait")
+        XCTAssertEqual(collected, 0)
+        let (gcStatus, _) = try await ctl("gc", "status")
+        XCTAssertEqual(gcStatus, 0)
+        let (clean, _) = try await ctl("storage", "verify")
+        XCTAssertEqual(clean, 0)
+        let hex = Fixtures.digest(layer).dropFirst("sha256:".count)
+        try FileManager.default.removeItem(atPath: "\(data)/storage/blobs/sha256/\(hex.prefix(2))/\(hex)/data")
+        let (problems, report) = try await ctl("storage", "verify")
+        XCTAssertEqual(problems, 1, report)
+        XCTAssertTrue(report.contains("missing bytes: \(Fixtures.digest(layer))"), report)
+        let (repaired, _) = try await ctl("storage", "verify", "--repair")
+        XCTAssertEqual(repaired, 3)
+
+        let (deleted, _) = try await ctl("repo", "rm", "team/app")
+        XCTAssertEqual(deleted, 0)
+        let gone = try await client.send(.GET, "/v2/team/app/manifests/v1", headers: alice)
+        XCTAssertEqual(gone.status, .notFound)
+    }
+
     func testPinsOfAKilledRegistrydAreReleasedWhenItStartsAgain() async throws {
         let data = directory + "/data"
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
