@@ -297,7 +297,8 @@ struct RegistryCommand: AsyncParsableCommand {
         }
     }
 
-    /// Keeps this instance's pins alive (see `InstanceLease`).
+    /// Keeps this instance's pins alive (see `InstanceLease`), and takes the database's
+    /// space reserve again once a full disk has room (see `SpaceReserve`).
     private static func renewLease(_ metadata: SQLiteMetadataStore, until stop: StopSignal, logger: Logger) async {
         while !stop.isSignalled {
             await stop.sleep(for: InstanceLease.renewalInterval)
@@ -307,6 +308,7 @@ struct RegistryCommand: AsyncParsableCommand {
             } catch {
                 logger.error("renewing the instance lease failed: \(error)")
             }
+            metadata.restoreSpaceReserve()
         }
     }
 

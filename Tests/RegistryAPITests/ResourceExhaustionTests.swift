@@ -1,4 +1,5 @@
 import Foundation
+import Maintenance
 import OCI
 import RegistryAPI
 import RegistryTesting
@@ -94,6 +95,63 @@ final class ResourceExhaustionTests: XCTestCase {
         XCTAssertEqual(accepted.status, .created, "the same registry, without a restart: \(accepted.text)")
         let served = try await registry.client.send(.GET, "/v2/a/manifests/v1")
         XCTAssertEqual(served.body, manifest)
+        await registry.stop(keepingData: true)
+    }
+
+    func testBothDisksFullThenCollectionAndPurgeFreeSpaceWithoutARestart() async throws {
+        let mounted = try SmallTmpfs.mount(size: "16m")
+        try requireCapability(mounted != nil, "mounting a tiny tmpfs needs root")
+        let disk = mounted!
+        defer { disk.unmount() }
+        // Database, WAL and blobs on one small disk.
+        let registry = try await TestRegistry.start(dataDirectory: disk.path)
+        XCTAssertTrue(registry.metadata.holdsSpaceReserve, "space set aside for deletes and collections")
+        let client = registry.client
+        let config = Fixtures.json(["architecture": "amd64"])
+        try await client.pushBlob("a", config)
+        let kept = Fixtures.bytes(200_000, seed: 1)
+        try await client.pushBlob("a", kept)
+        let keptManifest = Fixtures.imageManifest(config: config, layers: [kept])
+        let keptPut = try await client.putManifest("a", "kept", keptManifest)
+        XCTAssertEqual(keptPut.status, .created)
+        // An image that will be deleted, and an upload that will be abandoned, hold space.
+        let doomed = Fixtures.bytes(1_500_000, seed: 2)
+        try await client.pushBlob("a", doomed)
+        let doomedManifest = Fixtures.imageManifest(config: config, layers: [doomed])
+        _ = try await client.putManifest("a", "doomed", doomedManifest)
+        let abandoned = try await client.startUpload("a")
+        let partial = try await client.send(.PATCH, abandoned, body: .bytes(Fixtures.bytes(1_000_000, seed: 3)))
+        XCTAssertEqual(partial.status, .accepted)
+
+        try disk.fill()
+        let blob = Fixtures.bytes(300_000, seed: 4)
+        let blobPush = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(Fixtures.digest(blob))", body: .bytes(blob))
+        XCTAssertEqual(blobPush.status, .insufficientStorage, blobPush.text)
+        let bigManifest = Fixtures.imageManifest(config: config, layers: [kept], annotations: ["filler": String(repeating: "x", count: 300_000)])
+        let manifestPush = try await client.putManifest("a", "new", bigManifest)
+        XCTAssertEqual(manifestPush.status, .insufficientStorage, manifestPush.text)
+
+        // Deleting and collecting still work on the full disk, and free what they collect.
+        let deleted = try await client.send(.DELETE, "/v2/a/manifests/\(Fixtures.digest(doomedManifest))")
+        XCTAssertEqual(deleted.status, .accepted, deleted.text)
+        let report = try await GarbageCollector(metadata: registry.metadata, blobs: registry.blobs)
+            .run(GarbageCollector.Options(grace: .zero, uploadTTL: 0))
+        XCTAssertTrue(report.blobs.map(\.digest.description).contains(Fixtures.digest(doomed)), "the deleted image's layer is collected")
+        XCTAssertGreaterThanOrEqual(report.uploads, 1, "the abandoned upload is purged")
+
+        // Without a restart, the registry takes pushes again, and nothing kept was lost.
+        let retried = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(Fixtures.digest(blob))", body: .bytes(blob))
+        XCTAssertEqual(retried.status, .created, retried.text)
+        let served = try await client.send(.GET, "/v2/a/manifests/kept")
+        XCTAssertEqual(served.body, keptManifest)
+        let keptLayer = try await client.send(.GET, "/v2/a/blobs/\(Fixtures.digest(kept))")
+        XCTAssertEqual(Fixtures.digest(keptLayer.body), Fixtures.digest(kept))
+
+        // The reserve, used up, is taken again once the disk has room for it.
+        XCTAssertFalse(registry.metadata.holdsSpaceReserve)
+        try disk.free()
+        registry.metadata.restoreSpaceReserve()
+        XCTAssertTrue(registry.metadata.holdsSpaceReserve)
         await registry.stop(keepingData: true)
     }
 

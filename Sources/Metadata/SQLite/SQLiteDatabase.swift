@@ -15,8 +15,14 @@ final class SQLiteDatabase: Sendable {
     private let nextReader = Atomic<Int>(0)
     /// Hot answers, emptied by every write (see `ReadCache`).
     let cache = ReadCache()
+    /// Room for the writes that free space, on a full disk (see `SpaceReserve`).
+    let reserve: SpaceReserve
+
+    /// 4 MiB: a collection's or a delete's transactions are a few pages each.
+    static let reserveSize = 4 << 20
 
     init(path: String, readerCount: Int = 4) throws {
+        reserve = SpaceReserve(path: path + "-reserve", size: Self.reserveSize)
         let writer = try SQLiteConnection(path: path, readOnly: false)
         // WAL lets readers run beside the writer; synchronous=FULL makes every commit
         // durable before we answer the client (a 201 is a promise). Page caches are kept
@@ -62,11 +68,15 @@ final class SQLiteDatabase: Sendable {
     /// whole WAL before it) has happened. A group with one durable write is durable.
     ///
     /// `body` must not write through this database itself (it would wait for its own group).
-    func write<T>(durable: Bool = true, _ body: (SQLiteConnection) throws -> T) throws -> T {
+    ///
+    /// A write that `freesSpace` (a delete, a collection's or a purge's step) that finds
+    /// the disk full gives back the `SpaceReserve` and tries once more.
+    func write<T>(durable: Bool = true, freesSpace: Bool = false, _ body: (SQLiteConnection) throws -> T) throws -> T {
         do {
             return try writer.commit(durable: durable, body, then: cache.invalidate)
         } catch let error as SQLiteError where error.isDiskFull {
-            throw MetadataError.storageFull
+            guard freesSpace, reserve.release() else { throw MetadataError.storageFull }
+            return try write(durable: durable, freesSpace: false, body)
         }
     }
 }

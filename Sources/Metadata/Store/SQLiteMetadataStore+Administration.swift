@@ -21,7 +21,7 @@ extension SQLiteMetadataStore: RepositoryAdministration {
     }
 
     public func deleteRepository(_ name: RepositoryName) throws -> [UploadID]? {
-        try database.write { connection in
+        try database.write(freesSpace: true) { connection in
             guard let id = try connection.repositoryID(name) else { return nil }
             let uploads = try connection.rows("SELECT id FROM upload_sessions WHERE repository_id = ?", [.integer(id)]) { try UploadID(parsing: $0.text(0)) }
             // Foreign keys cascade to manifests, references, tags, links, sessions and history.

@@ -70,7 +70,7 @@ extension SQLiteMetadataStore {
         DELETE FROM repository_blobs
         WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)
         """
-        return try database.write { connection in
+        return try database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(digest.description), .text(repository.value)])
             return connection.changes > 0
         }

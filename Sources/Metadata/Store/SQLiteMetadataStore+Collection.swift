@@ -29,7 +29,7 @@ extension SQLiteMetadataStore: CollectionStore {
             WHERE r.name = ? AND m.digest = ? AND m.created_at_ms <= ?
               AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject))
         """
-        return try database.write { connection in
+        return try database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(manifest.repository), .text(manifest.digest), .integer(cutoff)])
             return connection.changes > 0
         }
@@ -56,7 +56,7 @@ extension SQLiteMetadataStore: CollectionStore {
         DELETE FROM repository_blobs AS rb
         WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ? AND rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced)
         """
-        return try database.write { connection in
+        return try database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(link.repository), .text(link.digest), .integer(cutoff)])
             return connection.changes > 0
         }
@@ -82,20 +82,20 @@ extension SQLiteMetadataStore: CollectionStore {
 
     public func markForDeletion(_ digest: Digest, olderThan cutoff: Int64) throws -> Bool {
         let sql = "UPDATE blobs AS b SET deleting = 1 WHERE b.digest = ?3 AND (b.deleting = 1 OR (\(Self.blobIsCollectable)))"
-        return try database.write { connection in
+        return try database.write(freesSpace: true) { connection in
             try connection.query(sql, [.integer(UnixTime.milliseconds()), .integer(cutoff), .text(digest.description)])
             return connection.changes > 0
         }
     }
 
     public func finishDeletion(_ digest: Digest) throws {
-        try database.write { connection in
+        try database.write(freesSpace: true) { connection in
             try connection.query("DELETE FROM blobs WHERE digest = ? AND deleting = 1", [.text(digest.description)])
         }
     }
 
     public func unmarkDeletion(_ digest: Digest) throws {
-        try database.write { connection in
+        try database.write(freesSpace: true) { connection in
             try connection.query("UPDATE blobs SET deleting = 0 WHERE digest = ?", [.text(digest.description)])
         }
     }
@@ -114,7 +114,7 @@ extension SQLiteMetadataStore: CollectionStore {
     }
 
     public func markOrphanForDeletion(_ digest: Digest) throws -> Bool {
-        try database.write { connection in
+        try database.write(freesSpace: true) { connection in
             try connection.query("INSERT INTO blobs (digest, size, created_at_ms, deleting) VALUES (?, 0, ?, 1) ON CONFLICT (digest) DO NOTHING",
                                  [.text(digest.description), .integer(UnixTime.milliseconds())])
             return connection.changes > 0

@@ -76,7 +76,7 @@ extension SQLiteMetadataStore {
     }
 
     public func deleteManifest(_ digest: Digest, in repository: RepositoryName, actor: String?) throws -> Bool {
-        try database.write { connection in
+        try database.write(freesSpace: true) { connection in
             guard let repositoryID = try connection.repositoryID(repository) else { return false }
             let now = UnixTime.seconds()
             let tags = try connection.rows(
@@ -91,7 +91,7 @@ extension SQLiteMetadataStore {
     }
 
     public func deleteTag(_ tag: Tag, in repository: RepositoryName, actor: String?) throws -> Bool {
-        try database.write { connection in
+        try database.write(freesSpace: true) { connection in
             guard let repositoryID = try connection.repositoryID(repository) else { return false }
             return try connection.moveTag(tag.value, in: repositoryID, to: nil, actor: actor, at: UnixTime.seconds())
         }

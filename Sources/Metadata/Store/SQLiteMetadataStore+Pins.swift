@@ -58,7 +58,7 @@ extension SQLiteMetadataStore {
     }
 
     public func unpinBlob(for upload: UploadID) throws {
-        try database.write { connection in
+        try database.write(freesSpace: true) { connection in
             try connection.query("DELETE FROM blob_pins WHERE upload_id = ?", [.text(upload.value)])
         }
     }
@@ -71,7 +71,7 @@ extension SQLiteMetadataStore {
     }
 
     public func releaseDeadPins() throws -> Int {
-        try database.write { connection in
+        try database.write(freesSpace: true) { connection in
             try connection.query("DELETE FROM blob_pins AS p WHERE NOT (\(Self.pinIsLive))", [.integer(UnixTime.milliseconds())])
             return connection.changes
         }
@@ -84,7 +84,7 @@ extension SQLiteMetadataStore {
           AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
           AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.digest = b.digest)
         """
-        return try database.write { connection in
+        return try database.write(freesSpace: true) { connection in
             try connection.query(sql, [.integer(UnixTime.milliseconds()), .text(digest.description)])
             return connection.changes > 0
         }

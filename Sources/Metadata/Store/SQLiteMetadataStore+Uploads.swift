@@ -45,7 +45,7 @@ extension SQLiteMetadataStore {
     }
 
     public func deleteUpload(_ id: UploadID) throws {
-        try database.write { connection in
+        try database.write(freesSpace: true) { connection in
             try connection.query("DELETE FROM upload_sessions WHERE id = ?", [.text(id.value)])
         }
     }

@@ -34,6 +34,15 @@ public final class SQLiteMetadataStore: MetadataStore {
     /// released when the store opened (see `InterruptedUploads`).
     public let releasedPinsAtStart: [Digest]
 
+    /// Takes the space reserve again once the disk has room, after a write that frees
+    /// space used it (see `SpaceReserve`). Cheap: one `statvfs` when it is missing.
+    public func restoreSpaceReserve() {
+        database.reserve.restoreIfRoom()
+    }
+
+    /// Whether the space reserve is held (false on a disk too full or after it was used).
+    public var holdsSpaceReserve: Bool { database.reserve.isHeld }
+
     /// The newest migration recorded in the file.
     public func schemaVersion() throws -> Int {
         try database.read { try $0.first("SELECT max(version) FROM schema_migrations") { Int($0.integer(0)) } ?? 0 }
