@@ -47,10 +47,11 @@ final class SocketActivationTests: XCTestCase {
     /// Starts `systemd-socket-activate` with the registry and control sockets; registryd
     /// itself starts on the first connection (systemd-socket-activate execs it, so the
     /// pid stays the same).
-    func startActivated(names: String = "registry:control", _ extra: [String] = []) throws {
+    func startActivated(names: String = "registry:control", logLevel: String? = "notice", _ extra: [String] = []) throws {
         activated = try SpawnedProcess(
             ["/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:\(port)", "-l", controlPath, "--fdname=\(names)",
-             "-E", "NOTIFY_SOCKET=\(notify.path)", Self.registryd, "--data-dir", directory + "/data", "--log-level", "notice"] + extra,
+             "-E", "NOTIFY_SOCKET=\(notify.path)", Self.registryd, "--data-dir", directory + "/data"]
+                + (logLevel.map { ["--log-level", $0] } ?? []) + extra,
             environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/registryd.log")
     }
 
@@ -140,6 +141,41 @@ final class SocketActivationTests: XCTestCase {
         let deadline = Date().addingTimeInterval(5)
         while notify.received.filter({ $0 == "READY=1" }).count < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
         XCTAssertEqual(notify.received.filter { $0 == "READY=1" }.count, 2, "READY=1 again after the reload")
+    }
+
+    func testSIGHUPRereadsTheConfigFileAndABrokenOneChangesNothing() async throws {
+        let config = directory + "/registryd.conf"
+        try "log-level = info\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try startActivated(logLevel: nil, ["--config", config])
+        _ = try await connectWhenListening()
+        _ = await notify.waitFor("READY=1")
+        let client = TestHTTPClient(port: port)
+        func logged(_ path: String) async throws -> Bool {
+            _ = try await client.send(.GET, path)
+            try await Task.sleep(for: .milliseconds(300))  // the log writer gathers lines for up to 50 ms
+            return try String(contentsOfFile: directory + "/registryd.log", encoding: .utf8).contains("GET \(path) ")
+        }
+        func reload() async throws {
+            let before = notify.received.filter { $0 == "READY=1" }.count
+            try XCTUnwrap(activated).signal(SIGHUP)
+            let deadline = Date().addingTimeInterval(5)
+            while notify.received.filter({ $0 == "READY=1" }).count <= before && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        let infoLogs = try await logged("/v2/before-reload/tags/list")
+        XCTAssertTrue(infoLogs, "log-level = info from the file: access lines")
+
+        try "log-level = warning\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try await reload()
+        let warningLogs = try await logged("/v2/after-reload/tags/list")
+        XCTAssertFalse(warningLogs, "the reloaded file's level applies without a restart")
+
+        try "log-level = shouting\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try await reload()
+        let log = try String(contentsOfFile: directory + "/registryd.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("reload failed, keeping the running settings"), log)
+        let stillWarning = try await logged("/v2/after-broken-reload/tags/list")
+        XCTAssertFalse(stillWarning, "a broken file changes nothing")
+        XCTAssertTrue(try XCTUnwrap(activated).isRunning)
     }
 
     func testSIGTERMDuringUploadsLeavesNoPartialBlob() async throws {
