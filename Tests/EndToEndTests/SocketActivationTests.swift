@@ -47,10 +47,11 @@ final class SocketActivationTests: XCTestCase {
     /// Starts `systemd-socket-activate` with the registry and control sockets; registryd
     /// itself starts on the first connection (systemd-socket-activate execs it, so the
     /// pid stays the same).
-    func startActivated(names: String = "registry:control", logLevel: String? = "notice", _ extra: [String] = []) throws {
+    func startActivated(names: String = "registry:control", logLevel: String? = "notice", _ extra: [String] = [], environment: [String: String] = [:]) throws {
+        let passed = environment.sorted { $0.key < $1.key }.flatMap { ["-E", "\($0.key)=\($0.value)"] }
         activated = try SpawnedProcess(
             ["/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:\(port)", "-l", controlPath, "--fdname=\(names)",
-             "-E", "NOTIFY_SOCKET=\(notify.path)", Self.registryd, "--data-dir", directory + "/data"]
+             "-E", "NOTIFY_SOCKET=\(notify.path)"] + passed + [Self.registryd, "--data-dir", directory + "/data"]
                 + (logLevel.map { ["--log-level", $0] } ?? []) + extra,
             environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/registryd.log")
     }
@@ -141,6 +142,18 @@ final class SocketActivationTests: XCTestCase {
         let deadline = Date().addingTimeInterval(5)
         while notify.received.filter({ $0 == "READY=1" }).count < 2 && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
         XCTAssertEqual(notify.received.filter { $0 == "READY=1" }.count, 2, "READY=1 again after the reload")
+    }
+
+    func testWatchdogIsPingedAtHalfTheTimeoutSystemdAsksFor() async throws {
+        // systemd passes WatchdogSec= as WATCHDOG_USEC; 400 ms asks for a ping every 200 ms.
+        try startActivated(logLevel: "warning", environment: ["WATCHDOG_USEC": "400000"])
+        _ = try await connectWhenListening()
+        _ = await notify.waitFor("READY=1")
+        let before = notify.received.filter { $0 == "WATCHDOG=1" }.count
+        try await Task.sleep(for: .seconds(2))
+        let pings = notify.received.filter { $0 == "WATCHDOG=1" }.count - before
+        XCTAssertGreaterThanOrEqual(pings, 6, "about ten pings in two seconds, at least six")
+        XCTAssertLessThanOrEqual(pings, 14)
     }
 
     func testSIGHUPRereadsTheConfigFileAndABrokenOneChangesNothing() async throws {
