@@ -7,6 +7,7 @@
 #                                    driver's tests
 #   scripts/install-deps.sh --bench  what scripts/bench.sh compares against and measures with:
 #                                    docker-registry (CNCF distribution), nginx, wrk, ab, iperf3
+#   scripts/install-deps.sh --soak   what scripts/soak.sh plots with: python3-matplotlib
 #   scripts/install-deps.sh --link-order  what scripts/link-order/generate.py profiles with:
 #                                    the benchmark's tools and valgrind
 set -euo pipefail
@@ -14,6 +15,7 @@ set -euo pipefail
 packages=(libssl-dev libsqlite3-dev libsystemd-dev pkg-config)
 case "${1:-}" in
 --test) packages+=(skopeo podman buildah uidmap python3 python3-venv util-linux curl systemd docker.io containerd ceph-mon ceph-osd radosgw) ;;
+--soak) packages+=(python3 python3-matplotlib) ;;
 --bench | --link-order)
     packages+=(docker-registry nginx wrk apache2-utils iperf3 openssl python3 python3-matplotlib skopeo util-linux curl systemd)
     [[ $1 == --link-order ]] && packages+=(valgrind binutils)
