@@ -27,9 +27,10 @@ struct ContainerTools {
         try? FileManager.default.removeItem(atPath: workDirectory)
     }
 
-    /// Fails the test unless every tool is installed (scripts/install-deps.sh installs them).
+    /// Fails the test unless every tool is installed (scripts/install-deps.sh installs them):
+    /// a name is looked for in /usr/bin, a path as it is.
     static func require(_ tools: [String]) throws {
-        for tool in tools where !FileManager.default.isExecutableFile(atPath: "/usr/bin/\(tool)") {
+        for tool in tools where !FileManager.default.isExecutableFile(atPath: tool.hasPrefix("/") ? tool : "/usr/bin/\(tool)") {
             if ProcessInfo.processInfo.environment["REGISTRYD_SKIP_CLIENT_TESTS"] != nil {
                 throw XCTSkip("\(tool) is not installed and REGISTRYD_SKIP_CLIENT_TESTS is set")
             }

@@ -12,10 +12,8 @@ final class ORASClientTests: XCTestCase {
     static let signatureType = "application/vnd.registryd.test.signature.v1+json"
 
     override func setUp() async throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
-            XCTFail("the oras package is not installed: run scripts/install-deps.sh --test")
-            throw XCTSkip("oras missing")
-        }
+        // The virtual environment with the oras package (scripts/install-deps.sh --test).
+        try ContainerTools.require([Self.python])
     }
 
     func roundTrip(_ auth: TestRegistry.AuthMode, backend: String, staff: Bool) async throws {
