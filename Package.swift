@@ -153,7 +153,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["RegistryTesting", "OCI", "Maintenance", "Storage", "Metadata", .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: ["RegistryTesting", "OCI", "Maintenance", "Storage", "Metadata", "ControlProtocol", .product(name: "NIOHTTP1", package: "swift-nio")],
             // Run by the tests with the clients' own interpreters, not built.
             exclude: ["Clients"]
         ),

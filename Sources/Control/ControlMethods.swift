@@ -67,6 +67,7 @@ public struct ControlMethods: Sendable {
             "repo.get": { params throws(RPCError) in try getRepository(params) },
             "repo.delete": { params throws(RPCError) in try await deleteRepository(params) },
             "tag.history": { params throws(RPCError) in try tagHistory(params) },
+            "audit.list": { params throws(RPCError) in try listAudit(params) },
             "upload.list": { params throws(RPCError) in try listUploads(params) },
             "upload.purge": { params throws(RPCError) in try await purgeUploads(params) },
             "gc.run": { params throws(RPCError) in try await runCollection(params) },

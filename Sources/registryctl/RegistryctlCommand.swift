@@ -37,7 +37,7 @@ struct RegistryctlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registryctl",
         abstract: "Administer registryd over its control socket (JSON-RPC 2.0).",
-        subcommands: [Status.self, User.self, Namespace.self, Repo.self, TagCommand.self, UploadCommand.self, CollectionCommand.self, StorageCommand.self, Call.self])
+        subcommands: [Status.self, User.self, Namespace.self, Repo.self, TagCommand.self, AuditCommand.self, UploadCommand.self, CollectionCommand.self, StorageCommand.self, Call.self])
 }
 
 /// Options every subcommand takes.

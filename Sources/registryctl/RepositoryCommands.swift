@@ -2,7 +2,7 @@ import ArgumentParser
 import ControlProtocol
 import Foundation
 
-/// `registryctl repo show|rm`, `tag history`, `upload list|purge`.
+/// `registryctl repo show|rm`, `tag history`, `audit`, `upload list|purge`.
 struct RepoShow: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "show", abstract: "Tags, manifests and size of a repository.")
     @OptionGroup var connection: ConnectionOptions
@@ -55,6 +55,23 @@ struct TagCommand: ParsableCommand {
                 [time(move["at"]), move["tag"]?.stringValue ?? "", short(move["from"]), short(move["to"]), move["actor"]?.stringValue ?? "-"]
             })
         }
+    }
+}
+
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Changes made through the control socket, newest first.")
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Most records shown.") var limit = 50
+
+    func run() throws {
+        let result = try connection.call("audit.list", ["limit": .number(Double(limit))])
+        if connection.json { return connection.printJSON(result) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        printTable(["WHEN", "BY", "METHOD", "PARAMS"], (result["entries"]?.arrayValue ?? []).map { entry in
+            let params = entry["params"].flatMap { $0 == .null ? nil : try? String(decoding: encoder.encode($0), as: UTF8.self) } ?? ""
+            return [time(entry["at"]), entry["actor"]?.stringValue ?? "", entry["method"]?.stringValue ?? "", params]
+        })
     }
 }
 

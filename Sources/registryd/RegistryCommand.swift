@@ -88,6 +88,12 @@ struct RegistryCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Grace period in seconds of scheduled collections. Default: 3600.")
     var gcGrace: Int?
 
+    @Option(name: .long, help: "How long tag moves are kept: forever, or e.g. 90d, 12h, 3600. Default: 90d.")
+    var tagHistoryRetention: String?
+
+    @Option(name: .long, help: "How long audit records of control-socket changes are kept: forever, or e.g. 365d. Default: 365d.")
+    var auditRetention: String?
+
     @Option(name: .long, help: "This instance's id among instances sharing one database. Default: the id kept in DATA_DIR/instance-id.")
     var instanceID: String?
 
@@ -199,6 +205,10 @@ struct RegistryCommand: AsyncParsableCommand {
             group.addTask {
                 await Self.purgeUploads(UploadPurger(metadata: metadata, blobs: blobs), ttl: Int64(settings.uploadTTL), until: stop, logger: logger)
             }
+            let pruner = HistoryPruner(metadata: metadata, retention: .init(tagHistory: settings.tagHistoryRetention, audit: settings.auditRetention))
+            if let interval = pruner.retention.interval {
+                group.addTask { await Self.pruneHistory(pruner, every: interval, until: stop, logger: logger) }
+            }
             if let interval = notifier.watchdogInterval {
                 group.addTask { await Self.pingWatchdog(notifier, every: interval, until: stop) }
             }
@@ -225,6 +235,8 @@ struct RegistryCommand: AsyncParsableCommand {
         if let uploadTTL { settings.uploadTTL = uploadTTL }
         if let gcInterval { settings.gcInterval = gcInterval }
         if let gcGrace { settings.gcGrace = gcGrace }
+        if let tagHistoryRetention { settings.tagHistoryRetention = try Settings.retention("tag-history-retention", tagHistoryRetention) }
+        if let auditRetention { settings.auditRetention = try Settings.retention("audit-retention", auditRetention) }
         if let instanceID { settings.instanceID = try Settings.instanceID(instanceID) }
         if let s3Endpoint { settings.s3.endpoint = s3Endpoint }
         if let s3Bucket { settings.s3.bucket = s3Bucket }
@@ -294,6 +306,22 @@ struct RegistryCommand: AsyncParsableCommand {
             } catch {
                 logger.error("upload purge failed: \(error)")
             }
+        }
+    }
+
+    /// Keeps tag history and audit records to their retention (`HistoryPruner`); the
+    /// first pass runs at start, so a lowered retention applies at once.
+    private static func pruneHistory(_ pruner: HistoryPruner, every seconds: Int64, until stop: StopSignal, logger: Logger) async {
+        while !stop.isSignalled {
+            do {
+                let report = try pruner.prune(now: UnixTime.seconds())
+                if report.tagMoves > 0 || report.auditEntries > 0 {
+                    logger.info("history pruned: \(report.tagMoves) tag move(s), \(report.auditEntries) audit record(s) past their retention")
+                }
+            } catch {
+                logger.error("pruning tag history and audit records failed: \(error)")
+            }
+            await stop.sleep(for: .seconds(seconds))
         }
     }
 

@@ -48,6 +48,9 @@ struct Settings {
     var gcInterval: Int?
     /// Grace period of scheduled collections.
     var gcGrace = 3600
+    /// Seconds tag moves and audit records are kept (`nil`: forever); see `HistoryPruner`.
+    var tagHistoryRetention: Int64? = 90 * 86_400
+    var auditRetention: Int64? = 365 * 86_400
     /// The S3 driver's settings (`storage = s3`).
     var s3 = S3Settings()
     /// This process's identity as a holder of pins (see `InstanceLease`); `nil`: the id
@@ -108,6 +111,8 @@ struct Settings {
             case "upload-ttl": uploadTTL = try Self.seconds(key, value)
             case "gc-interval": gcInterval = try Self.seconds(key, value)
             case "gc-grace": gcGrace = try Self.seconds(key, value)
+            case "tag-history-retention": tagHistoryRetention = try Self.retention(key, value)
+            case "audit-retention": auditRetention = try Self.retention(key, value)
             case "s3-endpoint": s3.endpoint = value
             case "s3-bucket": s3.bucket = value
             case "s3-region": s3.region = value
@@ -181,6 +186,23 @@ struct Settings {
     private static func seconds(_ key: String, _ value: String) throws(SettingsError) -> Int {
         guard let seconds = Int(value), (0...86_400).contains(seconds) else { throw .invalid(key, value) }
         return seconds
+    }
+
+    /// `forever`, or a period of at least a minute: a number of seconds, or a number
+    /// followed by `s`, `m`, `h` or `d`.
+    static func retention(_ key: String, _ value: String) throws(SettingsError) -> Int64? {
+        if value == "forever" { return nil }
+        let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+        var digits = Substring(value)
+        var unit: Int64 = 1
+        if let last = value.last, let factor = units[last] {
+            digits = digits.dropLast()
+            unit = factor
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let count = Int64(digits),
+              count <= 36_500 * 86_400 / unit, count * unit >= 60
+        else { throw .invalid(key, value) }
+        return count * unit
     }
 
     private static func url(_ value: String) throws(SettingsError) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import ControlProtocol
 import Metadata
 import OCI
 import RegistryTesting
@@ -336,6 +337,69 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(deleted, 0)
         let gone = try await client.send(.GET, "/v2/team/app/manifests/v1", headers: alice)
         XCTAssertEqual(gone.status, .notFound)
+
+        // The audit: every change above, newest first, and never a password.
+        let (audited, audit) = try await ctl("audit", "--limit", "100")
+        XCTAssertEqual(audited, 0, audit)
+        XCTAssertTrue(audit.hasPrefix("WHEN"), audit)
+        let (_, json) = try await ctl("audit", "--limit", "100", "--json")
+        let entries = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))["entries"]?.arrayValue ?? []
+        let methods = entries.compactMap { $0["method"]?.stringValue }
+        XCTAssertEqual(methods.first, "repo.delete", audit)
+        XCTAssertEqual(entries.first?["params"]?["name"], "team/app", json)
+        for method in ["user.create", "user.set_password", "user.set_staff", "user.disable", "user.delete", "namespace.grant", "namespace.revoke",
+                       "repo.set_visibility", "upload.purge", "gc.run", "gc.result", "storage.verify"] {
+            XCTAssertTrue(methods.contains(method), "\(method) in \(audit)")
+        }
+        XCTAssertTrue(audit.contains(#""password":"(redacted)""#), audit)
+        XCTAssertFalse(audit.contains("alice-password") || audit.contains("bob-new-password"), audit)
+    }
+
+    /// Tag moves and audit records past their retention are removed (at start, then
+    /// periodically); the tags themselves and newer records stay.
+    func testHistoryAndAuditRecordsPastTheirRetentionAreRemoved() async throws {
+        let port = try Self.freePort()
+        let data = directory + "/data"
+        let arguments = ["--listen", "127.0.0.1:\(port)", "--data-dir", data, "--tag-history-retention", "1h", "--audit-retention", "2h"]
+        daemon = try start(arguments).0
+        try await waitUntilServing(port)
+        let socket = ["--socket", data + "/control.sock"]
+        _ = try await registryctl(["user", "add", "alice", "--staff", "--password-stdin"] + socket, input: "alice-password\n")
+        let alice = [("Authorization", "Basic " + Data("alice:alice-password".utf8).base64EncodedString())]
+        let client = TestHTTPClient(port: port)
+        let pushed = try await client.send(.POST, "/v2/team/app/blobs/uploads/?digest=\(Fixtures.digest([1]))", headers: alice, body: .bytes([1]))
+        XCTAssertEqual(pushed.status, .created)
+        let manifest = Fixtures.imageManifest(config: [1], layers: [])
+        let put = try await client.send(.PUT, "/v2/team/app/manifests/v1", headers: alice + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+        XCTAssertEqual(put.status, .created)
+        let (_, history) = try await registryctl(["tag", "history", "team/app"] + socket)
+        XCTAssertTrue(history.contains("alice"), history)
+        daemon?.terminate()
+        daemon?.waitUntilExit()
+
+        // Ninety minutes pass: the move is past its hour, the audit record within its two.
+        let tools = try ContainerTools(registry: "127.0.0.1")
+        defer { tools.cleanUp() }
+        let age = try await tools.runStatus(["/usr/bin/python3", "-c", """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            db.execute("UPDATE tag_history SET at = at - 5400")
+            db.execute("UPDATE audit_log SET at = at - 5400")
+            db.commit()
+            """, data + "/registry.db"])
+        XCTAssertEqual(age.0, 0, age.1)
+        daemon = try start(arguments).0
+        try await waitUntilServing(port)
+        var moves = "alice"
+        for _ in 0..<100 where moves.contains("alice") {
+            moves = try await registryctl(["tag", "history", "team/app", "--json"] + socket).1
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTAssertFalse(moves.contains("alice"), "the move is past its retention: \(moves)")
+        let (_, audit) = try await registryctl(["audit"] + socket)
+        XCTAssertTrue(audit.contains("user.create"), audit)
+        let tags = try await client.send(.GET, "/v2/team/app/tags/list", headers: alice)
+        XCTAssertEqual(String(decoding: tags.body, as: UTF8.self), #"{"name":"team/app","tags":["v1"]}"#)
     }
 
     func testPinsOfAKilledRegistrydAreReleasedWhenItStartsAgain() async throws {
@@ -417,12 +481,12 @@ final class DaemonTests: XCTestCase {
     func testBadSettingsStopTheDaemonWithAClearMessage() throws {
         let config = directory + "/bad.conf"
         try "listen = 127.0.0.1:5000\nsorage = memory\n".write(toFile: config, atomically: true, encoding: .utf8)
-        for arguments in [["--config", config], ["--listen", "nowhere"], ["--storage", "floppy"]] {
+        for arguments in [["--config", config], ["--listen", "nowhere"], ["--storage", "floppy"], ["--audit-retention", "3fortnights"], ["--tag-history-retention", "59"]] {
             let (process, log) = try start(arguments + ["--data-dir", directory + "/data"])
             process.waitUntilExit()
             XCTAssertNotEqual(process.terminationStatus, 0, "\(arguments)")
             let message = try String(contentsOfFile: log, encoding: .utf8)
-            XCTAssertTrue(message.contains("sorage") || message.contains("nowhere") || message.contains("floppy"), message)
+            XCTAssertTrue(["sorage", "nowhere", "floppy", "3fortnights", "tag-history-retention: 59"].contains { message.contains($0) }, message)
         }
     }
 }

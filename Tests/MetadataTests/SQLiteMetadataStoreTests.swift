@@ -72,7 +72,7 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         let reopened = try SQLiteMetadataStore(path: directory + "/registry.db")
         XCTAssertEqual(try reopened.blobSize(blob, in: repository), 1)
         XCTAssertEqual(try reopened.schemaVersion(), SQLiteMetadataStore.latestSchemaVersion)
-        XCTAssertEqual(SQLiteMetadataStore.latestSchemaVersion, 5)
+        XCTAssertEqual(SQLiteMetadataStore.latestSchemaVersion, 6, "a new migration needs its predecessor's fixture (Fixtures/make-schema-fixtures.py)")
     }
 
     /// Databases as every earlier schema version left them (`Fixtures/schema-N.db`, made by
@@ -98,9 +98,13 @@ final class SQLiteMetadataStoreTests: XCTestCase {
                                      [.text(config.description)]) { [$0.integer(0), $0.integer(1)] }
             }
             XCTAssertEqual(ages, [1_700_000_000_000, 1_700_000_001_000], "collection ages in milliseconds, from \(version)")
+            XCTAssertEqual(try migrated.tagHistory(in: repository, tag: nil, limit: 10).map(\.actor), ["admin"], "from \(version)")
             if version >= 2 {
                 XCTAssertEqual(try migrated.user(named: "admin")?.isStaff, true, "from \(version)")
                 XCTAssertEqual(try migrated.role(of: "admin", in: "team"), .owner, "from \(version)")
+            }
+            if version >= 3 {
+                XCTAssertEqual(try migrated.auditEntries(limit: 10).map(\.method), ["user.create"], "from \(version)")
             }
             if version >= 4 {
                 XCTAssertFalse(try migrated.isPinned(pinned), "a counted pin belonged to a process that is gone")

@@ -4,7 +4,7 @@ import Maintenance
 import Metadata
 import OCI
 
-/// `repo.get`, `repo.delete`, `tag.history`, `upload.list`, `upload.purge`.
+/// `repo.get`, `repo.delete`, `tag.history`, `audit.list`, `upload.list`, `upload.purge`.
 extension ControlMethods {
     /// `repo.get {"name"}`: tags, manifests and size.
     func getRepository(_ params: JSONValue?) throws(RPCError) -> JSONValue {
@@ -56,6 +56,20 @@ extension ControlMethods {
         return ["moves": .array(moves.map { move in
             ["tag": .string(move.tag), "from": move.oldDigest.map(JSONValue.string) ?? .null, "to": move.newDigest.map(JSONValue.string) ?? .null,
              "actor": move.actor.map(JSONValue.string) ?? .null, "at": .number(Double(move.at))]
+        })]
+    }
+
+    /// `audit.list {"limit"?}`: the newest changes made through the control socket.
+    func listAudit(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+        let reader = ParamsReader(params, allowed: ["limit"])
+        let limit = try reader.integer("limit", in: 1...10_000) ?? 100
+        try reader.finish()
+        let entries: [AuditEntry]
+        do { entries = try audit.auditEntries(limit: limit) } catch { throw .internalError("metadata store failure") }
+        return ["entries": .array(entries.map { entry in
+            // Params are stored as JSON text; an entry that no longer parses is shown as text.
+            let params = entry.params.map { text in (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .string(text) }
+            return ["at": .number(Double(entry.at)), "actor": .string(entry.actor), "method": .string(entry.method), "params": params ?? .null]
         })]
     }
 

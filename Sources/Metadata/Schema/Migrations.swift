@@ -150,6 +150,12 @@ enum Migrations {
         CREATE INDEX blob_pins_by_digest ON blob_pins(digest);
         CREATE INDEX blob_pins_by_instance ON blob_pins(instance);
         """),
+        (6, """
+        -- Tag history and the audit log are kept for a retention period and pruned by age
+        -- (see HistoryPruner); by time, the pruning reads only the rows it removes.
+        CREATE INDEX tag_history_by_time ON tag_history(at);
+        CREATE INDEX audit_log_by_time ON audit_log(at);
+        """),
     ]
 
     static func apply(to connection: SQLiteConnection) throws {

@@ -4,6 +4,9 @@ public protocol AuditStore: Sendable {
     func recordAudit(actor: String, method: String, params: String?) throws
     /// The newest entries first, at most `limit`.
     func auditEntries(limit: Int) throws -> [AuditEntry]
+    /// Removes at most `limit` entries recorded before `time` (Unix seconds), oldest first.
+    /// - Returns: how many it removed.
+    func pruneAudit(before time: Int64, limit: Int) throws -> Int
 }
 
 public struct AuditEntry: Sendable, Equatable {
@@ -26,6 +29,14 @@ extension SQLiteMetadataStore: AuditStore {
             try connection.rows("SELECT at, actor, method, params FROM audit_log ORDER BY id DESC LIMIT ?", [.integer(Int64(limit))]) { row in
                 AuditEntry(at: row.integer(0), actor: row.text(1), method: row.text(2), params: row.optionalText(3))
             }
+        }
+    }
+
+    public func pruneAudit(before time: Int64, limit: Int) throws -> Int {
+        try database.write(freesSpace: true) { connection in
+            try connection.query("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)",
+                                 [.integer(time), .integer(Int64(limit))])
+            return connection.changes
         }
     }
 }

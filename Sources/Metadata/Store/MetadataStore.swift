@@ -200,6 +200,9 @@ public protocol RepositoryAdministration: Sendable {
     func deleteRepository(_ name: RepositoryName) throws -> [UploadID]?
     /// Tag moves of a repository, newest first, optionally of one tag.
     func tagHistory(in repository: RepositoryName, tag: Tag?, limit: Int) throws -> [TagMove]
+    /// Removes at most `limit` tag moves made before `time` (Unix seconds), oldest first.
+    /// - Returns: how many it removed.
+    func pruneTagHistory(before time: Int64, limit: Int) throws -> Int
     /// Upload sessions, oldest activity first.
     func uploads(limit: Int) throws -> [UploadSessionInfo]
 }

@@ -42,6 +42,14 @@ extension SQLiteMetadataStore: RepositoryAdministration {
         }
     }
 
+    public func pruneTagHistory(before time: Int64, limit: Int) throws -> Int {
+        try database.write(freesSpace: true) { connection in
+            try connection.query("DELETE FROM tag_history WHERE id IN (SELECT id FROM tag_history WHERE at < ? ORDER BY at LIMIT ?)",
+                                 [.integer(time), .integer(Int64(limit))])
+            return connection.changes
+        }
+    }
+
     public func uploads(limit: Int) throws -> [UploadSessionInfo] {
         let sql = """
         SELECT u.id, r.name, u.principal, u.digest_algorithm, u.size, u.created_at, u.updated_at
