@@ -3,6 +3,8 @@
 #
 #   scripts/radosgw.sh start DIR   # prints the lines of DIR/s3.env when ready
 #   scripts/radosgw.sh stop DIR    # stops every daemon and removes DIR
+#   scripts/radosgw.sh gateway-kill DIR    # kill -9 radosgw alone (the objects stay in the OSD)
+#   scripts/radosgw.sh gateway-start DIR   # starts it again on its port, returns when it answers
 #
 # One monitor and one OSD on 127.0.0.1 with memstore (objects live in the OSD's memory:
 # fast to start, gone on stop), cluster auth off (radosgw still checks every S3
@@ -121,11 +123,28 @@ EOF
     cat "$dir/s3.env"
 }
 
+# The gateway alone, for tests of an object store that goes away and comes back.
+gateway_kill() {
+    local pid
+    pid=$(cat "$dir/run/client.rgw.pid")
+    kill -9 "$pid" 2>/dev/null || true
+    wait_for 10 "radosgw to exit" bash -c "! kill -0 $pid"
+}
+
+gateway_start() {
+    local endpoint
+    endpoint=$(sed -n 's/^S3_ENDPOINT=//p' "$dir/s3.env")
+    radosgw -c "$dir/ceph.conf" -n client.rgw 2>>"$dir/log/daemons.log"
+    wait_for 60 "radosgw" curl -sf "$endpoint/"
+}
+
 case "$command_name" in
 start) start ;;
 stop) stop ;;
+gateway-kill) gateway_kill ;;
+gateway-start) gateway_start ;;
 *)
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|stop|gateway-kill|gateway-start DIR" >&2
     exit 64
     ;;
 esac

@@ -15,7 +15,8 @@ import XCTest
 ///
 /// Seeded: the seed is printed, and `REGISTRYD_CRASH_SEED=N` replays a run.
 /// `REGISTRYD_CRASH_ROUNDS=N` runs longer (default 4 rounds, well under a minute).
-final class CrashConsistencyTests: XCTestCase {
+/// `S3CrashConsistencyTests` runs the same over radosgw, and kills radosgw itself.
+class CrashConsistencyTests: XCTestCase {
     static let registryd = DaemonTests.buildDirectory + "/registryd"
     static let registryctl = DaemonTests.buildDirectory + "/registryctl"
     let password = "crash-password"
@@ -56,9 +57,19 @@ final class CrashConsistencyTests: XCTestCase {
 
     /// What the clients were told, shared by the pushers.
     final class Ledger: Sendable {
-        private let state = Mutex<(acknowledged: [String: Acknowledged], deleted: Int)>(([:], 0))
+        private let state = Mutex<(acknowledged: [String: Acknowledged], deleted: Int, pushes: [Int: Int], unavailable: Int)>(([:], 0, [:], 0))
 
-        func acknowledge(_ image: Acknowledged) { state.withLock { $0.acknowledged[image.digest] = image } }
+        func acknowledge(_ image: Acknowledged, by pusher: Int) {
+            state.withLock {
+                $0.acknowledged[image.digest] = image
+                $0.pushes[pusher, default: 0] += 1
+            }
+        }
+        /// Images each pusher had acknowledged so far.
+        var pushes: [Int: Int] { state.withLock { $0.pushes } }
+        /// 503 answers seen (each with `Retry-After`).
+        func noteUnavailable() { state.withLock { $0.unavailable += 1 } }
+        var unavailableCount: Int { state.withLock { $0.unavailable } }
         /// A 202 for a delete, or a delete whose answer never came (it may have happened): not checked any more.
         func forget(_ digest: String, deleted: Bool) {
             state.withLock {
@@ -82,10 +93,14 @@ final class CrashConsistencyTests: XCTestCase {
         }
     }
 
+    /// The storage the daemon runs on: flags and environment (the filesystem here).
+    func storage() throws -> (arguments: [String], environment: [String: String]) { ([], [:]) }
+
     func startDaemon() async throws {
+        let (arguments, environment) = try storage()
         daemon = try SpawnedProcess(
-            [Self.registryd, "--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data", "--log-level", "warning"],
-            environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/registryd.log")
+            [Self.registryd, "--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data", "--log-level", "warning"] + arguments,
+            environment: ["PATH": "/usr/bin:/bin"].merging(environment) { $1 }, stderrPath: directory + "/registryd.log")
         for _ in 0..<200 {
             if let response = try? await TestHTTPClient(port: port).send(.GET, "/v2/"), response.status == .unauthorized { return }
             try await Task.sleep(for: .milliseconds(25))
@@ -114,24 +129,7 @@ final class CrashConsistencyTests: XCTestCase {
         var collections = 0
 
         for round in 0..<rounds {
-            let client = TestHTTPClient(port: port)
-            let pushers = (0..<4).map { pusher in
-                let pusherSeed = random.next()
-                return Task {
-                    await Self.push(as: pusher, round: round, seed: pusherSeed, shared: shared, client: client, authorization: authorization, ledger: ledger)
-                }
-            }
-            let collect = [Self.registryctl, "gc", "run", "--grace", "0", "--wait", "--socket", directory + "/data/control.sock"]
-            let tools: ContainerTools = self.tools
-            let collector = Task {
-                var runs = 0
-                while !Task.isCancelled {
-                    guard let (status, _) = try? await tools.runStatus(collect), status == 0 else { break }
-                    runs += 1
-                    try? await Task.sleep(for: .milliseconds(20))
-                }
-                return runs
-            }
+            let (pushers, collector) = startWork(round: round, random: &random, shared: shared, authorization: authorization, ledger: ledger, ridingOutOutages: false)
             // Let the work get going, then kill at a moment nobody chose.
             try await Task.sleep(for: .milliseconds(Int.random(in: 400...2500, using: &random)))
             daemon?.signal(SIGKILL)
@@ -147,6 +145,37 @@ final class CrashConsistencyTests: XCTestCase {
         print("crash consistency: \(ledger.images.count) images acknowledged and kept, \(ledger.deletedCount) deleted, \(collections) collections, \(rounds) kills")
         XCTAssertGreaterThan(ledger.images.count, 0, "pushes got through between the kills")
         XCTAssertGreaterThan(collections, 0, "collections ran beside the pushes")
+    }
+
+    /// Starts four pushers and a collector running zero-grace collections back to back.
+    /// Riding out outages, both keep going through 503s (the object store is away) until
+    /// cancelled; otherwise they end at the first request without an answer.
+    func startWork(round: Int, random: inout SeededGenerator, shared: [[UInt8]], authorization: [(String, String)], ledger: Ledger,
+                   ridingOutOutages: Bool) -> (pushers: [Task<Void, Never>], collector: Task<Int, Never>) {
+        let client = TestHTTPClient(port: port)
+        let pushers = (0..<4).map { pusher in
+            let pusherSeed = random.next()
+            return Task {
+                await Self.push(as: pusher, round: round, seed: pusherSeed, shared: shared, client: client, authorization: authorization,
+                                ledger: ledger, ridingOutOutages: ridingOutOutages)
+            }
+        }
+        let collect = [Self.registryctl, "gc", "run", "--grace", "0", "--wait", "--socket", directory + "/data/control.sock"]
+        let tools: ContainerTools = self.tools
+        let collector = Task {
+            var runs = 0
+            while !Task.isCancelled {
+                guard let (status, _) = try? await tools.runStatus(collect) else { break }
+                if status == 0 {
+                    runs += 1
+                } else if !ridingOutOutages {
+                    break
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            return runs
+        }
+        return (pushers, collector)
     }
 
     func checkEverythingAcknowledged(_ ledger: Ledger, authorization: [(String, String)], round: Int) async throws {
@@ -181,11 +210,12 @@ final class CrashConsistencyTests: XCTestCase {
     /// Pushes images until a request fails (the daemon was killed), deleting an older
     /// image of its own now and then; records what was acknowledged.
     static func push(as pusher: Int, round: Int, seed: UInt64, shared: [[UInt8]], client: TestHTTPClient,
-                     authorization: [(String, String)], ledger: Ledger) async {
+                     authorization: [(String, String)], ledger: Ledger, ridingOutOutages: Bool) async {
         var random = SeededGenerator(state: seed)
         let repository = "crash/pusher\(pusher)"
         var mine: [String] = []
         for image in 0... {
+            if Task.isCancelled { return }
             do {
                 let config = Fixtures.json(["pusher": pusher, "round": round, "image": image, "nonce": Int(random.next() >> 1)])
                 let own = Fixtures.bytes(Int.random(in: 1000...400_000, using: &random), seed: random.next())
@@ -194,11 +224,19 @@ final class CrashConsistencyTests: XCTestCase {
                 let tag = "r\(round)-i\(image)"
                 var acknowledged = false
                 // A zero-grace collection may unlink fresh layers before the manifest names
-                // them (MANIFEST_BLOB_UNKNOWN): push them again, a few times.
-                for _ in 0..<5 where !acknowledged {
-                    for blob in [config] + layers {
-                        let pattern = UploadPattern.allCases.randomElement(using: &random)!
-                        try await pushBlob(blob, to: repository, pattern, client: client, authorization: authorization, random: &random)
+                // them (MANIFEST_BLOB_UNKNOWN): push them again, a few times. While the
+                // object store is away, a blob is pushed again once it is back.
+                var unknownBlobs = 0
+                while !acknowledged && unknownBlobs < 5 && !Task.isCancelled {
+                    do {
+                        for blob in [config] + layers {
+                            let pattern = UploadPattern.allCases.randomElement(using: &random)!
+                            try await pushBlob(blob, to: repository, pattern, client: client, authorization: authorization, random: &random,
+                                               ridingOutOutages: ridingOutOutages, ledger: ledger)
+                        }
+                    } catch is Unavailable where ridingOutOutages {
+                        try? await Task.sleep(for: .milliseconds(100))
+                        continue
                     }
                     let put = try await client.send(.PUT, "/v2/\(repository)/manifests/\(tag)",
                                                     headers: authorization + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
@@ -206,9 +244,11 @@ final class CrashConsistencyTests: XCTestCase {
                         acknowledged = true
                         let digest = Fixtures.digest(manifest)
                         ledger.acknowledge(Acknowledged(repository: repository, tag: tag, digest: digest, manifest: manifest,
-                                                        blobs: ([config] + layers).map { Fixtures.digest($0) }))
+                                                        blobs: ([config] + layers).map { Fixtures.digest($0) }), by: pusher)
                         mine.append(digest)
-                    } else if put.errorCodes != ["MANIFEST_BLOB_UNKNOWN"] {
+                    } else if put.errorCodes == ["MANIFEST_BLOB_UNKNOWN"] {
+                        unknownBlobs += 1
+                    } else {
                         XCTFail("manifest PUT: \(put.status) \(put.text)")
                         return
                     }
@@ -224,22 +264,37 @@ final class CrashConsistencyTests: XCTestCase {
             } catch let error as StepError {
                 XCTFail("pusher \(pusher): \(error)")  // an answer, and a wrong one
                 return
+            } catch let error as Unavailable {
+                XCTFail("pusher \(pusher): \(error) with the object store up")
+                return
             } catch {
                 return  // no answer: the daemon is gone
             }
         }
     }
 
+    /// A 503 (the object store is away); it must say when to retry.
+    struct Unavailable: Error, CustomStringConvertible {
+        let step: String
+        var description: String { "\(step): 503" }
+    }
+
     static func pushBlob(_ blob: [UInt8], to repository: String, _ pattern: UploadPattern, client: TestHTTPClient,
-                         authorization: [(String, String)], random: inout SeededGenerator) async throws {
+                         authorization: [(String, String)], random: inout SeededGenerator, ridingOutOutages: Bool, ledger: Ledger) async throws {
         let digest = Fixtures.digest(blob)
+        func expect(_ status: HTTPResponseStatus, _ response: TestResponse, _ step: String) throws {
+            if response.status == .serviceUnavailable {
+                XCTAssertNotNil(response.header("Retry-After"), "\(step): a 503 says when to retry")
+                ledger.noteUnavailable()
+                throw Unavailable(step: step)
+            }
+            guard response.status == status else { throw StepError.unexpected(step, response) }
+        }
         func started() async throws -> String {
             let response = try await client.send(.POST, "/v2/\(repository)/blobs/uploads/", headers: authorization)
-            guard response.status == .accepted, let location = response.header("Location") else { throw StepError.unexpected("POST", response) }
+            try expect(.accepted, response, "POST")
+            guard let location = response.header("Location") else { throw StepError.unexpected("POST", response) }
             return location
-        }
-        func expect(_ status: HTTPResponseStatus, _ response: TestResponse, _ step: String) throws {
-            guard response.status == status else { throw StepError.unexpected(step, response) }
         }
         switch pattern {
         case .monolithic:
@@ -252,18 +307,43 @@ final class CrashConsistencyTests: XCTestCase {
             try expect(.accepted, try await client.send(.PATCH, location, headers: authorization, body: .chunked([blob])), "PATCH")
             try expect(.created, try await client.send(.PUT, "\(location)?digest=\(digest)", headers: authorization), "PUT")
         case .chunkedWithLastInPut:
+            // The resumable pattern: after a 503 the client asks the session how much it
+            // holds and carries on from there, as the distribution spec describes.
             let location = try await started()
             let pieces = Int.random(in: 2...4, using: &random)
             let size = max(1, blob.count / pieces)
             var offset = 0
-            while blob.count - offset > size {
-                let chunk = Array(blob[offset..<(offset + size)])
-                try expect(.accepted, try await client.send(.PATCH, location, headers: authorization + [("Content-Range", "\(offset)-\(offset + chunk.count - 1)")], body: .bytes(chunk)), "PATCH")
+            while true {
+                let last = blob.count - offset <= size
+                let chunk = Array(blob[offset..<(last ? blob.count : offset + size)])
+                let range = chunk.isEmpty ? [] : [("Content-Range", "\(offset)-\(offset + chunk.count - 1)")]
+                let response = last
+                    ? try await client.send(.PUT, "\(location)?digest=\(digest)", headers: authorization + range, body: .bytes(chunk))
+                    : try await client.send(.PATCH, location, headers: authorization + range, body: .bytes(chunk))
+                do {
+                    try expect(last ? .created : .accepted, response, last ? "PUT" : "PATCH")
+                } catch is Unavailable where ridingOutOutages {
+                    offset = try await resumePoint(of: location, client: client, authorization: authorization)
+                    continue
+                }
+                if last { return }
                 offset += chunk.count
             }
-            let last = Array(blob[offset...])
-            try expect(.created, try await client.send(.PUT, "\(location)?digest=\(digest)",
-                                                      headers: authorization + [("Content-Range", "\(offset)-\(blob.count - 1)")], body: .bytes(last)), "PUT")
         }
+    }
+
+    /// How much of an upload the registry holds: its status once the store is back.
+    static func resumePoint(of location: String, client: TestHTTPClient, authorization: [(String, String)]) async throws -> Int {
+        for _ in 0..<600 {
+            try await Task.sleep(for: .milliseconds(100))
+            let status = try await client.send(.GET, location, headers: authorization)
+            if status.status == .serviceUnavailable { continue }
+            guard status.status == .noContent, let range = status.header("Range"), let end = Int(range.split(separator: "-").last ?? "") else {
+                throw StepError.unexpected("upload status after a 503", status)
+            }
+            // "0-0" is also an empty session; a first chunk is never a single byte here.
+            return end == 0 ? 0 : end + 1
+        }
+        throw Unavailable(step: "upload status (a minute without an answer)")
     }
 }

@@ -13,12 +13,7 @@ public enum TestObjectStore {
 
     /// A configuration for a bucket no other test uses; the driver creates it on `prepare()`.
     public static func configuration(partSize: Int = S3Configuration.minimumPartSize, redirect: Bool = false, prefix: String = "") throws -> S3Configuration {
-        guard let file = ProcessInfo.processInfo.environment["REGISTRYD_TEST_S3_ENV"] else { throw TestObjectStoreError.notConfigured }
-        var values: [String: String] = [:]
-        for line in try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n") {
-            guard let equals = line.firstIndex(of: "=") else { continue }
-            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
-        }
+        let values = try settings()
         guard let endpoint = values["S3_ENDPOINT"], let access = values["AWS_ACCESS_KEY_ID"], let secret = values["AWS_SECRET_ACCESS_KEY"] else {
             throw TestObjectStoreError.notConfigured
         }
@@ -26,6 +21,25 @@ public enum TestObjectStore {
             endpoint: endpoint, bucket: "registryd-test-\(UUID().uuidString.prefix(8).lowercased())", region: values["S3_REGION"] ?? "us-east-1",
             prefix: prefix, credentials: S3Credentials(accessKeyID: access, secretAccessKey: secret), partSize: partSize, redirect: redirect
         )
+    }
+}
+
+extension TestObjectStore {
+    /// The lines of `s3.env`: `S3_ENDPOINT`, `S3_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.
+    public static func settings() throws -> [String: String] {
+        guard let file = ProcessInfo.processInfo.environment["REGISTRYD_TEST_S3_ENV"] else { throw TestObjectStoreError.notConfigured }
+        var values: [String: String] = [:]
+        for line in try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        return values
+    }
+
+    /// The directory `scripts/radosgw.sh` runs the store in (it holds `s3.env`), for
+    /// tests that kill and restart the gateway (`radosgw.sh gateway-kill|gateway-start`).
+    public static var directory: String? {
+        ProcessInfo.processInfo.environment["REGISTRYD_TEST_S3_ENV"].map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
     }
 }
 

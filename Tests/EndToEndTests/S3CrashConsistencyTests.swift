@@ -1,0 +1,75 @@
+import Foundation
+import OCI
+import RegistryTesting
+import XCTest
+
+/// `CrashConsistencyTests` with the blobs in radosgw: the registryd kill -9 rounds
+/// (inherited) over the S3 driver, and rounds where the object store itself is killed
+/// with SIGKILL in the middle of uploads, commits and collections and started again.
+/// While it is away clients get 503 with `Retry-After`; nothing half-written becomes
+/// visible; uploads resume from what the registry acknowledged once it is back.
+final class S3CrashConsistencyTests: CrashConsistencyTests {
+    var bucket = ""
+
+    override func storage() throws -> (arguments: [String], environment: [String: String]) {
+        let settings: [String: String]
+        do {
+            settings = try TestObjectStore.settings()
+        } catch TestObjectStoreError.notConfigured where TestObjectStore.mayBeSkipped {
+            throw XCTSkip("REGISTRYD_SKIP_S3_TESTS is set")
+        }
+        if bucket.isEmpty { bucket = "registryd-crash-\(UUID().uuidString.prefix(8).lowercased())" }
+        return (["--storage", "s3", "--s3-endpoint", settings["S3_ENDPOINT"] ?? "", "--s3-bucket", bucket, "--s3-part-size", "5"],
+                ["AWS_ACCESS_KEY_ID": settings["AWS_ACCESS_KEY_ID"] ?? "", "AWS_SECRET_ACCESS_KEY": settings["AWS_SECRET_ACCESS_KEY"] ?? ""])
+    }
+
+    /// `scripts/radosgw.sh gateway-kill|gateway-start` on the tests' store.
+    func gateway(_ action: String) async throws {
+        guard let directory = TestObjectStore.directory else { throw TestObjectStoreError.notConfigured }
+        let script = ContainerTools.repositoryRoot + "/scripts/radosgw.sh"
+        let (status, output) = try await tools.runStatus(["/bin/bash", script, "gateway-\(action)", directory])
+        XCTAssertEqual(status, 0, "radosgw.sh gateway-\(action): \(output)")
+    }
+
+    func testObjectStoreKilledAndRestartedLosesNothingAndUploadsResume() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let seed = UInt64(environment["REGISTRYD_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64(Int64.max))
+        let rounds = Int(environment["REGISTRYD_CRASH_ROUNDS"] ?? "") ?? 3
+        print("object store outages: seed \(seed) (REGISTRYD_CRASH_SEED=\(seed) replays it), \(rounds) rounds")
+        var random = SeededGenerator(state: seed)
+
+        try await startDaemon()
+        let (added, _) = try await registryctl(["user", "add", "pusher", "--staff", "--password-stdin"], input: password + "\n")
+        XCTAssertEqual(added, 0)
+        let authorization = [("Authorization", "Basic " + Data("pusher:\(password)".utf8).base64EncodedString())]
+        let shared = (0..<3).map { Fixtures.bytes(150_000, seed: seed &+ UInt64($0)) }
+        let ledger = Ledger()
+        var collections = 0
+
+        for round in 0..<rounds {
+            let (pushers, collector) = startWork(round: round, random: &random, shared: shared, authorization: authorization, ledger: ledger, ridingOutOutages: true)
+            try await Task.sleep(for: .milliseconds(Int.random(in: 300...1500, using: &random)))
+            try await gateway("kill")
+            // Long enough for the driver's retries to give up: clients see the outage.
+            try await Task.sleep(for: .milliseconds(Int.random(in: 2500...4000, using: &random)))
+            let before = ledger.pushes
+            try await gateway("start")
+            // Back: every pusher gets images through again (their uploads resumed or redone).
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline, !(0..<4).allSatisfy({ ledger.pushes[$0, default: 0] > before[$0, default: 0] }) {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            XCTAssertTrue((0..<4).allSatisfy { ledger.pushes[$0, default: 0] > before[$0, default: 0] },
+                          "round \(round): every pusher pushes again once the store is back: \(before) → \(ledger.pushes)")
+            for pusher in pushers { pusher.cancel() }
+            for pusher in pushers { await pusher.value }
+            collector.cancel()
+            collections += await collector.value
+            XCTAssertTrue(daemon?.isRunning ?? false, "registryd rides out the outage")
+            try await checkEverythingAcknowledged(ledger, authorization: authorization, round: round)
+        }
+        print("object store outages: \(ledger.images.count) images acknowledged and kept, \(ledger.unavailableCount) answers 503, \(collections) collections, \(rounds) outages")
+        XCTAssertGreaterThan(ledger.unavailableCount, 0, "clients saw the outages")
+        XCTAssertGreaterThan(collections, 0)
+    }
+}
