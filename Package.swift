@@ -141,7 +141,7 @@ let package = Package(
         ),
         .testTarget(name: "MaintenanceTests", dependencies: ["Maintenance", "RegistryTesting", "Metadata", "Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"], exclude: ["Fixtures"]),
-        .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", "Auth", "Maintenance", .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", "Auth", "Maintenance", "Storage", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(
             name: "ControlTests",
             dependencies: [

@@ -134,7 +134,14 @@ gateway_kill() {
 gateway_start() {
     local endpoint
     endpoint=$(sed -n 's/^S3_ENDPOINT=//p' "$dir/s3.env")
-    radosgw -c "$dir/ceph.conf" -n client.rgw 2>>"$dir/log/daemons.log"
+    # The gateway outlives this script: it must not keep the caller's descriptors open
+    # (a caller that waits for their end, as Foundation's Process does, would wait for it).
+    local fd
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        if ((fd > 2)); then eval "exec $fd>&-"; fi
+    done
+    radosgw -c "$dir/ceph.conf" -n client.rgw </dev/null >/dev/null 2>>"$dir/log/daemons.log"
     wait_for 60 "radosgw" curl -sf "$endpoint/"
 }
 

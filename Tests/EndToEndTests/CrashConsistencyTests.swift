@@ -41,6 +41,10 @@ class CrashConsistencyTests: XCTestCase {
             daemon.signal(SIGKILL)
             _ = await daemon.waitForExit(seconds: 10)
         }
+        // The daemon's own account of a failed run, before its directory goes.
+        if (testRun?.failureCount ?? 0) > 0, let log = try? String(contentsOfFile: directory + "/registryd.log", encoding: .utf8) {
+            print("registryd's log (last 60 lines):\n" + log.split(separator: "\n").suffix(60).joined(separator: "\n"))
+        }
         tools?.cleanUp()
         try? FileManager.default.removeItem(atPath: directory)
         (daemon, tools) = (nil, nil)

@@ -48,12 +48,32 @@ final class S3CrashConsistencyTests: CrashConsistencyTests {
 
         for round in 0..<rounds {
             let (pushers, collector) = startWork(round: round, random: &random, shared: shared, authorization: authorization, ledger: ledger, ridingOutOutages: true)
+            // Beside them, one upload watched step by step: a chunk acknowledged before the
+            // outage, one refused during it, the rest sent once the store is back.
+            let client = TestHTTPClient(port: port)
+            let watched = Fixtures.bytes(300_000, seed: random.next())
+            let started = try await client.send(.POST, "/v2/crash/watched/blobs/uploads/", headers: authorization)
+            let location = try XCTUnwrap(started.header("Location"))
+            let first = try await client.send(.PATCH, location, headers: authorization + [("Content-Range", "0-99999")], body: .bytes(Array(watched[..<100_000])))
+            XCTAssertEqual(first.status, .accepted, first.text)
             try await Task.sleep(for: .milliseconds(Int.random(in: 300...1500, using: &random)))
             try await gateway("kill")
-            // Long enough for the driver's retries to give up: clients see the outage.
-            try await Task.sleep(for: .milliseconds(Int.random(in: 2500...4000, using: &random)))
+            // Longer than the driver's retries (five attempts, connects of up to 5 s): clients see the outage.
+            let outage = ContinuousClock.now + .milliseconds(Int.random(in: 6000...9000, using: &random))
+            let refused = try await client.send(.PATCH, location, headers: authorization + [("Content-Range", "100000-199999")], body: .bytes(Array(watched[100_000..<200_000])))
+            XCTAssertEqual(refused.status, .serviceUnavailable, "round \(round): a chunk while the store is away: \(refused.text)")
+            XCTAssertNotNil(refused.header("Retry-After"))
+            try await Task.sleep(until: outage)
             let before = ledger.pushes
             try await gateway("start")
+            let status = try await client.send(.GET, location, headers: authorization)
+            XCTAssertEqual(status.header("Range"), "0-99999", "round \(round): the session holds what was acknowledged, nothing of the refused chunk")
+            let rest = try await client.send(.PATCH, location, headers: authorization + [("Content-Range", "100000-299999")], body: .bytes(Array(watched[100_000...])))
+            XCTAssertEqual(rest.status, .accepted, "round \(round): the upload resumes: \(rest.text)")
+            let finished = try await client.send(.PUT, "\(location)?digest=\(Fixtures.digest(watched))", headers: authorization)
+            XCTAssertEqual(finished.status, .created, finished.text)
+            let pulled = try await client.send(.GET, "/v2/crash/watched/blobs/\(Fixtures.digest(watched))", headers: authorization)
+            XCTAssertEqual(pulled.body, watched, "round \(round): the resumed upload holds exactly its bytes")
             // Back: every pusher gets images through again (their uploads resumed or redone).
             let deadline = ContinuousClock.now + .seconds(60)
             while ContinuousClock.now < deadline, !(0..<4).allSatisfy({ ledger.pushes[$0, default: 0] > before[$0, default: 0] }) {

@@ -20,6 +20,8 @@ public final class TestRegistry: Sendable {
         case filesystem, memory
         /// The S3 driver on the tests' radosgw (`TestObjectStore`).
         case s3(S3Configuration)
+        /// A driver the test made (a wrapper that fails on cue, in unit tests).
+        case custom(any StorageDriver)
     }
 
     /// Who may do what: `open` lets everyone do everything (protocol tests); `basic`
@@ -64,6 +66,7 @@ public final class TestRegistry: Sendable {
         case .filesystem: try FilesystemDriver(root: storageRoot ?? directory + "/storage")
         case .memory: MemoryDriver()
         case .s3(let configuration): try await S3Driver.prepared(configuration)
+        case .custom(let driver): driver
         }
         let blobs = BlobStore(driver: storageDriver)
         var logger = Logger(label: "registryd-test")

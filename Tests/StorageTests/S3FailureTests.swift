@@ -13,7 +13,9 @@ import XCTest
 /// test's mock, served by registryd's own HTTP server) answers throttling, 5xx and
 /// refusals, and the registry in front of it answers its clients clearly.
 final class S3FailureTests: XCTestCase {
-    /// Answers each request with the next scripted status, then with the last one.
+    /// Answers each request with the next scripted status, then with the last one: an
+    /// error with the scripted code, a 200 with the scripted body (none: a 42-byte object's
+    /// headers).
     final class ScriptedStore: RequestResponder {
         let script: [(HTTPResponseStatus, String)]
         let requests = Mutex<[String]>([])
@@ -29,8 +31,8 @@ final class S3FailureTests: XCTestCase {
             }
             let (status, code) = script[min(index, script.count - 1)]
             var headers = HTTPHeaders()
-            if status == .ok { headers.add(name: "Content-Length", value: "42") }
-            let body = status == .ok ? "" : "<?xml version=\"1.0\"?><Error><Code>\(code)</Code><Message>scripted</Message></Error>"
+            if status == .ok && code.isEmpty { headers.add(name: "Content-Length", value: "42") }
+            let body = status == .ok ? code : "<?xml version=\"1.0\"?><Error><Code>\(code)</Code><Message>scripted</Message></Error>"
             return HTTPResponse(status: status, headers: headers, body: body.isEmpty ? .none : .bytes(ByteBuffer(string: body)))
         }
 
@@ -96,6 +98,23 @@ final class S3FailureTests: XCTestCase {
             XCTFail("a closed port must fail")
         } catch StorageError.unavailable(let message) {
             XCTAssertTrue(message.contains("unreachable"), message)
+        }
+    }
+
+    func testAStoreLostInTheMiddleOfAnAppendIsReportedUnavailable() async throws {
+        // Found by the crash test that kills radosgw: the appender's own S3 calls let the
+        // transport's error through, and clients got 500 instead of 503 + Retry-After.
+        let noUploads = "<?xml version=\"1.0\"?><ListMultipartUploadsResult></ListMultipartUploadsResult>"
+        // Opening finds no stale upload and no object; then the store stops answering.
+        let store = ScriptedStore([(.ok, noUploads), (.notFound, "NoSuchKey"), (.serviceUnavailable, "ServiceUnavailable")])
+        let driver = S3Driver(configuration: try await serve(store))
+        let appender = try await driver.appender(for: StoragePath("uploads/u/data"), truncatingTo: nil)
+        try await appender.append(ByteBuffer(bytes: Fixtures.bytes(1000)))
+        do {
+            try await appender.sync()
+            XCTFail("a store that is away must fail")
+        } catch StorageError.unavailable(let message) {
+            XCTAssertTrue(message.contains("ServiceUnavailable"), message)
         }
     }
 

@@ -185,8 +185,18 @@ extension Registry {
             }
             // No usable running hash (a restart, or a failed request): hash what is stored.
             if current.size == 0 { return (current, ContentHasher(algorithm: current.algorithm)) }
-            let hasher = try await storage { try await blobs.rehashUpload(current.id, algorithm: current.algorithm, length: current.size) }
-            return (current, hasher)
+            do {
+                let hasher = try await blobs.rehashUpload(current.id, algorithm: current.algorithm, length: current.size)
+                return (current, hasher)
+            } catch let error as StorageError {
+                guard case .notFound = error else { throw storageFailure(error) }
+                // The session's bytes are gone (a store that lost them, or a completion
+                // whose answer was lost after the bytes moved): it cannot go on. Say so,
+                // and end it, so the client starts the upload again.
+                try? await metaWrite { [metadata] in try metadata.deleteUpload(current.id) }
+                logger.warning("upload \(current.id.value) lost its data at \(current.size) bytes; its session is ended")
+                throw RegistryError(.blobUploadUnknown, status: .notFound, "the upload's data is gone; start the upload again")
+            }
         } catch {
             await uploads.checkIn(session.id, hasher: nil)
             throw error

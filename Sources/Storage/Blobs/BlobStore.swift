@@ -132,7 +132,11 @@ public struct BlobStore: Sendable {
             throw StorageError.io("upload \(id) holds \(stored.map(String.init) ?? "nothing") bytes, not the \(size) verified")
         }
         try await driver.move(from: source, to: Self.path(for: digest))
-        try await driver.delete(Self.uploadDirectory(id))
+        // The bytes are in place: that is the commit. Removing the emptied upload directory
+        // is tidying; when the store fails it now, the purge removes it later (an orphan),
+        // and failing the request here would make the client resume an upload whose data
+        // has already moved.
+        try? await driver.delete(Self.uploadDirectory(id))
     }
 
     /// Deletes a blob's bytes (garbage collection, after its row was marked).

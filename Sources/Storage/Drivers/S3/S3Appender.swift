@@ -70,7 +70,29 @@ actor S3Appender: StorageAppender {
         }
     }
 
+    /// Callers see `StorageError` (a store that is away is `.unavailable`, answered 503),
+    /// as from every driver call; these three run S3 calls of their own.
+    private func mapped<T>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch {
+            throw S3Driver.storageError(error, doing: "\(operation) \(key)")
+        }
+    }
+
     func append(_ buffer: ByteBuffer) async throws {
+        try await mapped("append to") { try await appendUnmapped(buffer) }
+    }
+
+    func sync() async throws {
+        try await mapped("complete") { try await syncUnmapped() }
+    }
+
+    func close() async throws {
+        try await mapped("abort the append to") { try await closeUnmapped() }
+    }
+
+    private func appendUnmapped(_ buffer: ByteBuffer) async throws {
         precondition(!finished, "append after sync or close")
         if !started { try await start() }
         var incoming = buffer
@@ -122,7 +144,7 @@ actor S3Appender: StorageAppender {
         inFlight.append(Task { try await driver.uploadPart(key: key, upload: upload, number: number, body: part) })
     }
 
-    func sync() async throws {
+    private func syncUnmapped() async throws {
         guard !finished else { return }
         if upload == nil {
             // Small enough for one PUT (or nothing new at all).
@@ -140,7 +162,7 @@ actor S3Appender: StorageAppender {
         finished = true
     }
 
-    func close() async throws {
+    private func closeUnmapped() async throws {
         guard !finished else { return }
         finished = true
         for task in inFlight { task.cancel() }
