@@ -25,3 +25,35 @@ public enum InterruptedUploads {
         return removed
     }
 }
+
+/// Deletions a killed collection or repair left half done, finished when the next
+/// process starts.
+///
+/// Both mark a blob `deleting` (in a transaction that proves nothing holds it), delete
+/// its bytes, then its row. Killed in between, the row stays marked: no upload may pin
+/// it, so the blob could not be pushed again, and verification skips it, until some
+/// later collection came by. The mark already decided the blob goes, so finishing is
+/// always right, even beside another instance finishing the same one.
+///
+/// ```swift
+/// let finished = try await InterruptedDeletions.finish(metadata: metadata, blobs: blobs)
+/// ```
+public enum InterruptedDeletions {
+    /// - Returns: the blobs whose deletion it finished.
+    public static func finish(metadata: any CollectionStore, blobs: BlobStore) async throws -> [Digest] {
+        var finished: [Digest] = []
+        while true {
+            let marked = try metadata.blobsMarkedForDeletion(limit: 1000)
+            for digest in marked {
+                do {
+                    try await blobs.deleteBlob(digest)
+                } catch StorageError.notFound {
+                    // Gone already: the killed run got that far.
+                }
+                try metadata.finishDeletion(digest)
+                finished.append(digest)
+            }
+            if marked.count < 1000 { return finished }
+        }
+    }
+}

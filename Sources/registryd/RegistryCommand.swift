@@ -132,6 +132,13 @@ struct RegistryCommand: AsyncParsableCommand {
             let removed = try await InterruptedUploads.settle(metadata.releasedPinsAtStart, metadata: metadata, blobs: blobs)
             logger.notice("released \(metadata.releasedPinsAtStart.count) pin(s) of uploads interrupted by the last stop; removed \(removed.count) blob row(s) whose bytes never arrived")
         }
+        do {
+            let finished = try await InterruptedDeletions.finish(metadata: metadata, blobs: blobs)
+            if !finished.isEmpty { logger.notice("finished deleting \(finished.count) blob(s) a collection or repair had marked before it was stopped") }
+        } catch {
+            // The next collection finishes them instead; serving need not wait for that.
+            logger.error("finishing interrupted deletions failed: \(error)")
+        }
         let registry = Registry(metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint,
                                 configuration: registryConfiguration, logger: logger)
         let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)

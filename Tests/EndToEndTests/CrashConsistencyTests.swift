@@ -151,6 +151,116 @@ class CrashConsistencyTests: XCTestCase {
         XCTAssertGreaterThan(collections, 0, "collections ran beside the pushes")
     }
 
+    /// kill -9 in the middle of a garbage collection, then in the middle of `storage
+    /// verify --repair`: after the restart the images stay whole, the blobs a killed run
+    /// had marked can be pushed again at once, and the next run finishes the job.
+    func testKilledDuringACollectionOrARepairTheNextRunFinishesTheJob() async throws {
+        try await startDaemon()
+        _ = try await registryctl(["user", "add", "pusher", "--staff", "--password-stdin"], input: password + "\n")
+        let authorization = [("Authorization", "Basic " + Data("pusher:\(password)".utf8).base64EncodedString())]
+        let client = TestHTTPClient(port: port)
+        var kept: [Acknowledged] = []
+        for index in 0..<4 {
+            let config = Fixtures.json(["kept": index])
+            let layer = Fixtures.bytes(50_000, seed: UInt64(100 + index))
+            for blob in [config, layer] {
+                let pushed = try await client.send(.POST, "/v2/kept/image/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+                XCTAssertEqual(pushed.status, .created)
+            }
+            let manifest = Fixtures.imageManifest(config: config, layers: [layer])
+            let put = try await client.send(.PUT, "/v2/kept/image/manifests/v\(index)", headers: authorization + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+            XCTAssertEqual(put.status, .created)
+            kept.append(Acknowledged(repository: "kept/image", tag: "v\(index)", digest: Fixtures.digest(manifest), manifest: manifest,
+                                     blobs: [config, layer].map { Fixtures.digest($0) }))
+        }
+        let ledger = Ledger()
+        for image in kept { ledger.acknowledge(image, by: 0) }
+
+        // Garbage: blobs no manifest references, enough to keep a collection busy.
+        let garbage = (0..<1500).map { Fixtures.bytes(200, seed: UInt64(10_000 + $0)) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for slice in 0..<8 {
+                group.addTask {
+                    for blob in garbage[(slice * garbage.count / 8)..<((slice + 1) * garbage.count / 8)] {
+                        let pushed = try await client.send(.POST, "/v2/garbage/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+                        XCTAssertEqual(pushed.status, .created)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+
+        // A collection, killed once it is under way.
+        let collection = launch(["gc", "run", "--grace", "0", "--delete-untagged", "--wait"])
+        var phase = "idle"
+        for _ in 0..<400 where phase == "idle" {
+            phase = (try? JSONDecoder().decode(GCStatus.self, from: Data(try await registryctl(["gc", "status", "--json"]).1.utf8)).phase) ?? "idle"
+        }
+        XCTAssertNotEqual(phase, "idle", "the collection started")
+        try await Task.sleep(for: .milliseconds(Int.random(in: 0...60)))
+        daemon?.signal(SIGKILL)
+        _ = await daemon?.waitForExit(seconds: 10)
+        let collected = await collection.value
+        XCTAssertNotEqual(collected, 0, "the kill landed before the collection finished")
+        try await startDaemon()
+        try await checkEverythingAcknowledged(ledger, authorization: authorization, round: 0)
+        // Whatever the killed run had marked for deletion can be pushed again now, not
+        // only after the next collection.
+        for blob in garbage.prefix(40) {
+            let again = try await client.send(.POST, "/v2/again/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+            XCTAssertEqual(again.status, .created, "\(Fixtures.digest(blob)) after the killed collection: \(again.text)")
+        }
+        let (finished, report) = try await registryctl(["gc", "run", "--grace", "0", "--wait"])
+        XCTAssertEqual(finished, 0, report)
+        for blob in garbage.dropFirst(40).prefix(40) {
+            let head = try await client.send(.HEAD, "/v2/garbage/blobs/\(Fixtures.digest(blob))", headers: authorization)
+            XCTAssertEqual(head.status, .notFound, "the next collection finished the job")
+        }
+        try await checkEverythingAcknowledged(ledger, authorization: authorization, round: 1)
+
+        // Bytes without rows, and a repair killed half-way through removing them.
+        let orphans = (0..<1500).map { Fixtures.bytes(300, seed: UInt64(50_000 + $0)) }
+        for blob in orphans {
+            let hex = Fixtures.digest(blob).dropFirst("sha256:".count)
+            let path = "\(directory)/data/storage/blobs/sha256/\(hex.prefix(2))/\(hex)"
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try Data(blob).write(to: URL(fileURLWithPath: path + "/data"))
+        }
+        let repair = launch(["storage", "verify", "--repair"])
+        try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
+        daemon?.signal(SIGKILL)
+        _ = await daemon?.waitForExit(seconds: 10)
+        let repaired = await repair.value
+        XCTAssertNotEqual(repaired, 3, "the kill landed before the repair finished")
+        try await startDaemon()
+        // Not verified yet: the orphans the killed repair did not reach are still there.
+        try await checkEverythingAcknowledged(ledger, authorization: authorization, round: 2, verifying: false)
+        for blob in orphans.prefix(40) {
+            let again = try await client.send(.POST, "/v2/again/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+            XCTAssertEqual(again.status, .created, "after the killed repair: \(again.text)")
+        }
+        _ = try await registryctl(["storage", "verify", "--repair"])
+        let (verified, output) = try await registryctl(["storage", "verify"])
+        XCTAssertEqual(verified, 0, output)
+        let left = Set(try FileManager.default.subpathsOfDirectory(atPath: directory + "/data/storage/blobs").filter { $0.hasSuffix("/data") }
+            .map { "sha256:" + $0.split(separator: "/")[2] })
+        // The garbage pushed again went in the collection after; the orphans pushed again stay.
+        let expected = Set(kept.flatMap(\.blobs) + orphans.prefix(40).map { Fixtures.digest($0) })
+        XCTAssertEqual(left, expected, "the kept images' blobs and the orphans pushed again, nothing else")
+    }
+
+    struct GCStatus: Decodable { let phase: String }
+
+    /// Runs `registryctl ARGUMENTS` in the background. - Returns: its exit status (-1: did not run).
+    func launch(_ arguments: [String]) -> Task<Int32, Never> {
+        let tools: ContainerTools = self.tools
+        let command = [Self.registryctl] + arguments + ["--socket", directory + "/data/control.sock"]
+        return Task {
+            guard let (status, _) = try? await tools.runStatus(command) else { return -1 }
+            return status
+        }
+    }
+
     /// Starts four pushers and a collector running zero-grace collections back to back.
     /// Riding out outages, both keep going through 503s (the object store is away) until
     /// cancelled; otherwise they end at the first request without an answer.
@@ -182,7 +292,7 @@ class CrashConsistencyTests: XCTestCase {
         return (pushers, collector)
     }
 
-    func checkEverythingAcknowledged(_ ledger: Ledger, authorization: [(String, String)], round: Int) async throws {
+    func checkEverythingAcknowledged(_ ledger: Ledger, authorization: [(String, String)], round: Int, verifying: Bool = true) async throws {
         let client = TestHTTPClient(port: port)
         for image in ledger.images {
             let manifest = try await client.send(.GET, "/v2/\(image.repository)/manifests/\(image.tag)", headers: authorization + [("Accept", "*/*")])
@@ -194,6 +304,7 @@ class CrashConsistencyTests: XCTestCase {
                 XCTAssertEqual(Fixtures.digest(blob.body), digest, "round \(round): the bytes verify")
             }
         }
+        guard verifying else { return }
         let (status, output) = try await registryctl(["storage", "verify"])
         XCTAssertEqual(status, 0, "round \(round): storage verify after kill -9:\n\(output)")
     }

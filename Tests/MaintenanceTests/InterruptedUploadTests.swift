@@ -35,6 +35,29 @@ final class InterruptedUploadTests: XCTestCase {
         try await GarbageCollector(metadata: store, blobs: blobs).run(GarbageCollector.Options(grace: .zero))
     }
 
+    func testADeletionAKilledRunLeftMarkedIsFinishedAtStartAndTheBlobCanBePushedAgain() async throws {
+        // A repair killed between marking orphaned bytes and deleting them: the row stays
+        // `deleting`, which no upload may pin, and verification skips it.
+        let store = try open("a")
+        let id = UploadID.generate()
+        let appender = try await blobs.driver.appender(for: BlobStore.path(forUpload: id), truncatingTo: nil)
+        try await appender.append(ByteBuffer(bytes: Fixtures.bytes(100, seed: 7)))
+        try await appender.sync()
+        try await appender.close()
+        try await blobs.placeUpload(id, as: digest, size: 100)
+        XCTAssertTrue(try store.markOrphanForDeletion(digest))
+        XCTAssertFalse(try store.pinBlob(digest, size: 100, for: .generate()), "marked: an upload must wait")
+
+        let finished = try await InterruptedDeletions.finish(metadata: store, blobs: blobs)
+        XCTAssertEqual(finished, [digest])
+        let size = try await blobs.size(of: digest)
+        XCTAssertNil(size, "the bytes went")
+        XCTAssertFalse(try store.hasBlobRow(digest))
+        XCTAssertTrue(try store.pinBlob(digest, size: 100, for: .generate()), "and the blob can be pushed again")
+        let again = try await InterruptedDeletions.finish(metadata: store, blobs: blobs)
+        XCTAssertEqual(again, [], "nothing left to finish")
+    }
+
     func testAPinnedRowWithoutBytesIsAnUploadInProgressNotAProblem() async throws {
         let store = try open("a")
         XCTAssertTrue(try store.pinBlob(digest, size: 100, for: .generate()))

@@ -37,6 +37,9 @@ public protocol CollectionStore: Sendable {
     func finishDeletion(_ digest: Digest) throws
     /// Clears the mark when the bytes could not be deleted.
     func unmarkDeletion(_ digest: Digest) throws
+    /// Blobs marked `deleting`, at most `limit`: a collection or repair under way, or one
+    /// a killed process left half done.
+    func blobsMarkedForDeletion(limit: Int) throws -> [Digest]
 
     // MARK: Verification
     /// Blob rows in digest order after `last`, at most `limit` (rows being deleted are left out).

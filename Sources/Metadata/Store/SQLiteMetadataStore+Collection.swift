@@ -94,6 +94,12 @@ extension SQLiteMetadataStore: CollectionStore {
         }
     }
 
+    public func blobsMarkedForDeletion(limit: Int) throws -> [Digest] {
+        try database.read { connection in
+            try connection.rows("SELECT digest FROM blobs WHERE deleting = 1 ORDER BY digest LIMIT ?", [.integer(Int64(limit))]) { try Digest(parsing: $0.text(0)) }
+        }
+    }
+
     public func unmarkDeletion(_ digest: Digest) throws {
         try database.write(freesSpace: true) { connection in
             try connection.query("UPDATE blobs SET deleting = 0 WHERE digest = ?", [.text(digest.description)])
