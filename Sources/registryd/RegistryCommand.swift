@@ -299,11 +299,13 @@ struct RegistryCommand: AsyncParsableCommand {
         }
     }
 
-    /// Removes abandoned uploads every hour, so they neither fill the disk nor count
-    /// against their owner's limit of open uploads forever.
+    /// Removes abandoned uploads at start and then every hour, so they neither fill the
+    /// disk nor count against their owner's limit of open uploads forever.
     private static func purgeUploads(_ purger: UploadPurger, ttl: Int64, until stop: StopSignal, logger: Logger) async {
+        var first = true
         while !stop.isSignalled {
-            await stop.sleep(for: .seconds(3600))
+            if !first { await stop.sleep(for: .seconds(3600)) }
+            first = false
             guard !stop.isSignalled else { return }
             do {
                 let report = try await purger.purge(idleLongerThan: ttl, now: Int64(Date().timeIntervalSince1970))

@@ -118,6 +118,11 @@ struct ContainerTools {
         return (status, output)
     }
 
+    /// Like `runStatus`, with standard error too.
+    func runCapturing(_ command: [String], input: String? = nil) async throws -> (status: Int32, output: String, errors: String) {
+        try await execute(command, isolated: false, input: input)
+    }
+
     /// Output goes to files and the exit is awaited without blocking a thread: a pipe
     /// could stay open in another child and hang the read.
     private func execute(_ command: [String], isolated: Bool, input: String?, environment extra: [String: String] = [:]) async throws -> (Int32, String, String) {
