@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "registryd",
             dependencies: [
-                "RegistryAPI", "Storage", "Metadata", "Control", "Auth", "Systemd", "Maintenance",
+                "RegistryAPI", "Storage", "Metadata", "Control", "Auth", "Systemd", "Maintenance", "DaemonSettings",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -97,6 +97,8 @@ let package = Package(
                     .when(configuration: .release)),
             ]
         ),
+        // The daemon's settings: defaults, the config file and the checks of every value.
+        .target(name: "DaemonSettings", dependencies: ["Storage", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "registryctl",
             dependencies: ["ControlProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -107,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "registryd-fuzz",
             dependencies: [
-                "OCI", "Auth", "RegistryAPI", "Storage", "Metadata", "Control", "ControlProtocol",
+                "OCI", "Auth", "RegistryAPI", "Storage", "Metadata", "Control", "ControlProtocol", "DaemonSettings",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -9,7 +9,7 @@ struct FuzzTarget: Sendable {
     /// Every target, by name (the `REGISTRYD_FUZZ_TARGET` values and `Fuzz/Corpus/<name>`).
     static let all: [FuzzTarget] = [
         .grammar, .routes, .headScanner, .headDifferential, .manifest, .ranges, .query,
-        .authorization, .jsonRPC, .s3XML,
+        .authorization, .jsonRPC, .s3XML, .configFile,
     ]
 
     static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }

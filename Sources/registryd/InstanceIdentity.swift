@@ -1,4 +1,5 @@
 import FoundationEssentials
+import DaemonSettings
 
 /// The default instance id (see `InstanceLease`): kept in `DATA_DIR/instance-id`, so a
 /// restarted registryd is the same instance and releases the pins its predecessor held.

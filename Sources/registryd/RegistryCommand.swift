@@ -1,6 +1,7 @@
 import ArgumentParser
 import Auth
 import Control
+import DaemonSettings
 import FoundationEssentials
 import Logging
 import Maintenance

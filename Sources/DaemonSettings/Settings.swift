@@ -3,15 +3,15 @@ import Logging
 import Storage
 
 /// Every setting of the daemon, from defaults, then the config file, then flags.
-struct Settings {
-    enum StorageKind: String { case filesystem, memory, s3 }
+public struct Settings: Sendable {
+    public enum StorageKind: String, Sendable { case filesystem, memory, s3 }
 
-    struct ListenAddress: Equatable {
-        let host: String
-        let port: Int
+    public struct ListenAddress: Equatable, Sendable {
+        public let host: String
+        public let port: Int
 
         /// `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces).
-        init(parsing text: String) throws(SettingsError) {
+        public init(parsing text: String) throws(SettingsError) {
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
                 throw .invalid("listen", text)
             }
@@ -22,56 +22,60 @@ struct Settings {
         }
     }
 
-    var listen = [try! ListenAddress(parsing: "127.0.0.1:5000")]
-    var dataDir = "./registry-data"
+    public var listen = [try! ListenAddress(parsing: "127.0.0.1:5000")]
+    public var dataDir = "./registry-data"
     /// `nil`: `DATA_DIR/control.sock`.
-    var controlSocket: String?
-    var storage = StorageKind.filesystem
-    var allowSparseIndexes = false
-    var logLevel = Logger.Level.info
+    public var controlSocket: String?
+    public var storage = StorageKind.filesystem
+    public var allowSparseIndexes = false
+    public var logLevel = Logger.Level.info
     /// Docker token auth (namespaces and roles) instead of basic auth (staff push).
-    var tokenAuth = false
+    public var tokenAuth = false
     /// The `service` named in token challenges and checked in tokens.
-    var tokenService = "registryd"
+    public var tokenService = "registryd"
     /// How clients reach this registry, e.g. `https://registry.example.com`; the token
     /// realm is `<public-url>/token`. Default: `http://<first listen address>`.
-    var publicURL: String?
+    public var publicURL: String?
     /// Group whose members may use the control socket; `nil`: root and the daemon's user only.
-    var adminGroup: String?
+    public var adminGroup: String?
     /// Seconds requests in flight get after SIGTERM.
-    var shutdownTimeout = 30
+    public var shutdownTimeout = 30
     /// With socket activation: exit after this many idle seconds.
-    var exitIdleAfter: Int?
+    public var exitIdleAfter: Int?
     /// Upload sessions idle longer than this are purged (hourly, and by `upload.purge`).
-    var uploadTTL = 86_400
+    public var uploadTTL = 86_400
     /// Collect garbage every this many seconds; `nil`: only when asked (`registryctl gc run`).
-    var gcInterval: Int?
+    public var gcInterval: Int?
     /// Grace period of scheduled collections.
-    var gcGrace = 3600
+    public var gcGrace = 3600
     /// Seconds tag moves and audit records are kept (`nil`: forever); see `HistoryPruner`.
-    var tagHistoryRetention: Int64? = 90 * 86_400
-    var auditRetention: Int64? = 365 * 86_400
+    public var tagHistoryRetention: Int64? = 90 * 86_400
+    public var auditRetention: Int64? = 365 * 86_400
     /// The S3 driver's settings (`storage = s3`).
-    var s3 = S3Settings()
+    public var s3 = S3Settings()
     /// This process's identity as a holder of pins (see `InstanceLease`); `nil`: the id
     /// kept in `DATA_DIR/instance-id`, made on first start.
-    var instanceID: String?
+    public var instanceID: String?
 
-    struct S3Settings {
-        var endpoint: String?
-        var bucket: String?
-        var region = "us-east-1"
-        var prefix = ""
-        var addressing = S3Configuration.Addressing.path
-        var partSizeMiB = S3Configuration.defaultPartSize >> 20
-        var redirect = false
+    public init() {}
+
+    public struct S3Settings: Sendable {
+        public var endpoint: String?
+        public var bucket: String?
+        public var region = "us-east-1"
+        public var prefix = ""
+        public var addressing = S3Configuration.Addressing.path
+        public var partSizeMiB = S3Configuration.defaultPartSize >> 20
+        public var redirect = false
         /// From the config file only (a flag would show in `ps`); else the environment.
-        var accessKey: String?
-        var secretKey: String?
+        public var accessKey: String?
+        public var secretKey: String?
+
+        public init() {}
 
         /// The driver's configuration, with credentials from the config file or the
         /// standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`).
-        func configuration(environment: [String: String]) throws -> S3Configuration {
+        public func configuration(environment: [String: String]) throws -> S3Configuration {
             guard let endpoint else { throw SettingsError.missing("s3-endpoint") }
             guard let bucket else { throw SettingsError.missing("s3-bucket") }
             let credentials = S3Credentials(
@@ -85,8 +89,13 @@ struct Settings {
     }
 
     /// Reads `key = value` lines; `#` starts a comment; `listen` may repeat.
-    mutating func load(file path: String) throws {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+    public mutating func load(file path: String) throws {
+        try load(text: try String(contentsOfFile: path, encoding: .utf8), source: path)
+    }
+
+    /// The config file's text (`source` names it in errors): whatever it holds, the
+    /// answer is these settings or a clear `SettingsError`, never a crash.
+    public mutating func load(text: String, source path: String) throws(SettingsError) {
         var listens: [String] = []
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingWhitespace
@@ -126,11 +135,15 @@ struct Settings {
             default: throw SettingsError.unknownKey(key)
             }
         }
-        if !listens.isEmpty { listen = try listens.map { try ListenAddress(parsing: $0) } }
+        if !listens.isEmpty {
+            var addresses: [ListenAddress] = []
+            for text in listens { addresses.append(try ListenAddress(parsing: text)) }
+            listen = addresses
+        }
     }
 
     /// Flags win over the file.
-    mutating func apply(listen: [String], dataDir: String?, controlSocket: String?, storage: String?, allowSparseIndexes: Bool?, logLevel: String?,
+    public mutating func apply(listen: [String], dataDir: String?, controlSocket: String?, storage: String?, allowSparseIndexes: Bool?, logLevel: String?,
                         tokenAuth: Bool?, tokenService: String?, publicURL: String?) throws {
         if let tokenAuth { self.tokenAuth = tokenAuth }
         if let tokenService { self.tokenService = tokenService }
@@ -144,7 +157,7 @@ struct Settings {
     }
 
     /// Letters, digits, `.`, `_` and `-`, at most 64.
-    static func instanceID(_ value: String) throws(SettingsError) -> String {
+    public static func instanceID(_ value: String) throws(SettingsError) -> String {
         guard !value.isEmpty, value.utf8.count <= 64,
               value.utf8.allSatisfy({ $0 < 0x80 && (Character(Unicode.Scalar($0)).isLetter || Character(Unicode.Scalar($0)).isNumber || "._-".utf8.contains($0)) })
         else { throw .invalid("instance-id", value) }
@@ -156,13 +169,13 @@ struct Settings {
         return kind
     }
 
-    static func addressing(_ value: String) throws(SettingsError) -> S3Configuration.Addressing {
+    public static func addressing(_ value: String) throws(SettingsError) -> S3Configuration.Addressing {
         guard let addressing = S3Configuration.Addressing(rawValue: value) else { throw .invalid("s3-addressing", value) }
         return addressing
     }
 
     /// Whole MiB, 5 MiB (S3's minimum part) to 5 GiB.
-    static func partSize(_ value: String) throws(SettingsError) -> Int {
+    public static func partSize(_ value: String) throws(SettingsError) -> Int {
         guard let mebibytes = Int(value), (5...5120).contains(mebibytes) else { throw .invalid("s3-part-size", value) }
         return mebibytes
     }
@@ -176,7 +189,7 @@ struct Settings {
     }
 
     /// The token realm's base: the configured public URL, else the first listener.
-    var realmBase: String {
+    public var realmBase: String {
         if let publicURL { return publicURL }
         let address = listen[0]
         let host = address.host.contains(":") ? "[\(address.host)]" : address.host
@@ -190,7 +203,7 @@ struct Settings {
 
     /// `forever`, or a period of at least a minute: a number of seconds, or a number
     /// followed by `s`, `m`, `h` or `d`.
-    static func retention(_ key: String, _ value: String) throws(SettingsError) -> Int64? {
+    public static func retention(_ key: String, _ value: String) throws(SettingsError) -> Int64? {
         if value == "forever" { return nil }
         let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
         var digits = Substring(value)
@@ -218,13 +231,13 @@ struct Settings {
     }
 }
 
-enum SettingsError: Error, CustomStringConvertible {
+public enum SettingsError: Error, CustomStringConvertible {
     case syntax(String, Int)
     case unknownKey(String)
     case invalid(String, String)
     case missing(String)
 
-    var description: String {
+    public var description: String {
         switch self {
         case .syntax(let file, let line): "\(file):\(line): expected key = value"
         case .unknownKey(let key): "unknown setting \(key)"
