@@ -21,6 +21,7 @@ public final class CredentialVerifier: Sendable {
     private let accounts: any AccountStore
     private let throttle: LoginThrottle
     private let cacheLifetime: Double
+    private let now: @Sendable () -> Double
     private let cache = Mutex<Cache>(Cache())
 
     private struct Cache {
@@ -33,10 +34,13 @@ public final class CredentialVerifier: Sendable {
         let passwordDigest: Digest
     }
 
-    public init(accounts: any AccountStore, throttle: LoginThrottle = LoginThrottle(), cacheLifetime: Double = 60) {
+    /// `now`: seconds on a monotonic clock (tests pass their own).
+    public init(accounts: any AccountStore, throttle: LoginThrottle = LoginThrottle(), cacheLifetime: Double = 60,
+                now: @escaping @Sendable () -> Double = MonotonicClock.seconds) {
         self.accounts = accounts
         self.throttle = throttle
         self.cacheLifetime = cacheLifetime
+        self.now = now
     }
 
     /// The principal when these credentials were verified recently against the current
@@ -45,13 +49,13 @@ public final class CredentialVerifier: Sendable {
     public func recentlyVerified(name: String, password: String, from address: String) -> Principal? {
         guard throttle.retryAfter(for: address) == nil else { return nil }
         let key = CacheKey(name: name, passwordDigest: Digest.of(Array(password.utf8)))
-        return cachedPrincipal(key, generation: accounts.accountGeneration, now: MonotonicClock.seconds())
+        return cachedPrincipal(key, generation: accounts.accountGeneration, now: now())
     }
 
     public func verify(name: String, password: String, from address: String) -> Outcome {
         if let wait = throttle.retryAfter(for: address) { return .throttled(retryAfter: wait) }
         let key = CacheKey(name: name, passwordDigest: Digest.of(Array(password.utf8)))
-        let now = MonotonicClock.seconds()
+        let now = self.now()
         let generation = accounts.accountGeneration
         if let principal = cachedPrincipal(key, generation: generation, now: now) { return .authenticated(principal) }
 

@@ -52,6 +52,41 @@ final class CredentialTests: XCTestCase {
         XCTAssertNil(throttle.retryAfter(for: "1.2.3.4"))
     }
 
+    func testTheThrottleWithItsRealSettings() {
+        // The defaults docs/AUTH.md states: 5 free failures, 1 s doubling up to 5 minutes,
+        // forgotten once 15 minutes pass without a failure.
+        let clock = TestClock()
+        let throttle = LoginThrottle(now: { clock.time })
+        for _ in 0..<5 { throttle.recordFailure(for: "a") }
+        XCTAssertEqual(throttle.retryAfter(for: "a"), 1)
+        clock.time += 899
+        XCTAssertNil(throttle.retryAfter(for: "a"), "the wait is over")
+        throttle.recordFailure(for: "a")
+        XCTAssertEqual(throttle.retryAfter(for: "a"), 2, "a failure within 15 minutes of the last still counts")
+        clock.time += 901
+        XCTAssertNil(throttle.retryAfter(for: "a"))
+        throttle.recordFailure(for: "a")
+        XCTAssertNil(throttle.retryAfter(for: "a"), "15 minutes without a failure forgot the earlier ones")
+        for _ in 0..<40 { throttle.recordFailure(for: "b") }
+        XCTAssertEqual(throttle.retryAfter(for: "b"), 300, "never longer than five minutes")
+    }
+
+    func testVerifiedCredentialsExpireFromTheCacheAfterAMinute() throws {
+        try store.createUser(name: "alice", passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
+        let counting = CountingAccounts(store)
+        let clock = TestClock()
+        let verifier = CredentialVerifier(accounts: counting, now: { clock.time })
+        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        clock.time += 59
+        XCTAssertNotNil(verifier.recentlyVerified(name: "alice", password: "password-1", from: "a"))
+        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        XCTAssertEqual(counting.lookups, 1, "within the minute: from the cache")
+        clock.time += 2
+        XCTAssertNil(verifier.recentlyVerified(name: "alice", password: "password-1", from: "a"), "past the minute the immediate path must ask again")
+        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        XCTAssertEqual(counting.lookups, 2, "past the minute: checked again")
+    }
+
     func testVerifiedCredentialsAreCachedUntilAnyAccountChanges() throws {
         try store.createUser(name: "alice", passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
         let counting = CountingAccounts(store)

@@ -118,6 +118,68 @@ final class S3FailureTests: XCTestCase {
         }
     }
 
+    /// Serves one object whose first answer breaks off half-way; records each `Range`.
+    final class BreakingStore: RequestResponder {
+        let object: [UInt8]
+        let ranges = Mutex<[String?]>([])
+
+        init(_ object: [UInt8]) { self.object = object }
+
+        func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse {
+            let range = request.headers.first(name: "range")
+            let first = ranges.withLock { $0.append(range); return $0.count == 1 }
+            let start = range.flatMap { Int($0.dropFirst("bytes=".count).split(separator: "-").first ?? "") } ?? 0
+            let rest = Array(object[start...])
+            var headers = HTTPHeaders()
+            if range != nil { headers.add(name: "Content-Range", value: "bytes \(start)-\(object.count - 1)/\(object.count)") }
+            let half = rest.count / 2
+            let delivered = Mutex(false)
+            let body = ByteChunks {
+                guard !delivered.withLock({ let was = $0; $0 = true; return was }) else {
+                    if first { throw CancellationError() }  // the connection breaks mid-body
+                    return nil
+                }
+                return ByteBuffer(bytes: first ? Array(rest[..<half]) : rest)
+            }
+            return HTTPResponse(status: range == nil ? .ok : .partialContent, headers: headers, body: .chunks(body))
+        }
+    }
+
+    func testAReadThatBreaksOffResumesWithARangedGetFromWhereItStopped() async throws {
+        let object = Fixtures.bytes(300_000)
+        let store = BreakingStore(object)
+        var logger = Logger(label: "breaking-s3")
+        logger.logLevel = .critical
+        let server = HTTPServer(responder: store, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let listener = try await server.bind(host: "127.0.0.1", port: 0)
+        listeners.append(listener)
+        Task { try await server.serve([listener]) }
+        let driver = S3Driver(configuration: try S3Configuration(endpoint: "http://127.0.0.1:\(listener.channel.localAddress!.port!)", bucket: "breaking",
+                                                                 credentials: S3Credentials(accessKeyID: "AKID", secretAccessKey: "secret")))
+        var read: [UInt8] = []
+        for try await chunk in try await driver.read(StoragePath("blobs/x/data"), range: nil) { read += Array(buffer: chunk) }
+        XCTAssertEqual(read.count, object.count)
+        XCTAssertTrue(read == object, "the bytes after the break are the object's own")
+        XCTAssertEqual(store.ranges.withLock { $0 }, [nil, "bytes=150000-"], "resumed from the first byte not received")
+    }
+
+    func testTemporaryCredentialsSendTheirSessionTokenSigned() {
+        let credentials = S3Credentials(accessKeyID: "ASIAEXAMPLE", secretAccessKey: "secret", sessionToken: "token/with+chars=")
+        let signer = SignatureV4(credentials: credentials, region: "us-east-1")
+        let headers = signer.authorizationHeaders(method: "GET", path: "/bucket/key", query: [], headers: [("host", "s3.example.com")],
+                                                  payloadHash: SignatureV4.unsignedPayload, date: Date(timeIntervalSince1970: 1_700_000_000))
+        XCTAssertEqual(headers.first { $0.0 == "x-amz-security-token" }?.1, "token/with+chars=")
+        let authorization = headers.first { $0.0 == "authorization" }?.1 ?? ""
+        XCTAssertTrue(authorization.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token"), authorization)
+        // The token is part of what is signed: another token gives another signature.
+        let other = SignatureV4(credentials: S3Credentials(accessKeyID: "ASIAEXAMPLE", secretAccessKey: "secret", sessionToken: "another"), region: "us-east-1")
+            .authorizationHeaders(method: "GET", path: "/bucket/key", query: [], headers: [("host", "s3.example.com")],
+                                  payloadHash: SignatureV4.unsignedPayload, date: Date(timeIntervalSince1970: 1_700_000_000))
+        XCTAssertNotEqual(other.first { $0.0 == "authorization" }?.1, authorization)
+        let presigned = signer.presignedQuery(method: "GET", path: "/bucket/key", query: [], host: "s3.example.com", date: Date(timeIntervalSince1970: 1_700_000_000), expires: 60)
+        XCTAssertEqual(presigned.first { $0.0 == "X-Amz-Security-Token" }?.1, "token/with+chars=")
+    }
+
     func testTheRegistryAnswers503WithRetryAfterAndKeepsNothing() async throws {
         // The bucket check at start succeeds, then the store throttles every call.
         let store = ScriptedStore([(.ok, "")] + [(.serviceUnavailable, "SlowDown")])
