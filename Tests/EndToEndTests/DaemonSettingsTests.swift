@@ -184,6 +184,25 @@ final class DaemonSettingsTests: XCTestCase {
         XCTAssertTrue(busy.errors.contains("-32003") && busy.errors.contains("already running"), busy.errors)
     }
 
+    // MARK: - Control socket
+
+    func testTheAdminGroupOwnsTheControlSocket() async throws {
+        // Who of the group may then call is ControlServerTests' (peer credentials, setpriv).
+        let nogroup = try XCTUnwrap(getgrnam("nogroup")).pointee.gr_gid
+        try await start(["--admin-group", "nogroup"])
+        let attributes = try FileManager.default.attributesOfItem(atPath: directory + "/data/control.sock")
+        XCTAssertEqual(attributes[.posixPermissions] as? Int, 0o660)
+        XCTAssertEqual((attributes[.groupOwnerAccountID] as? NSNumber)?.uint32Value, nogroup)
+        await stop()
+        // A group that does not exist stops the start with a clear message.
+        let refused = try SpawnedProcess([DaemonTests.buildDirectory + "/registryd", "--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data",
+                                          "--admin-group", "no-such-group"], environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/refused.log")
+        let exited = await refused.waitForExit(seconds: 10)
+        XCTAssertTrue(exited)
+        let log = try String(contentsOfFile: directory + "/refused.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("no-such-group"), log)
+    }
+
     // MARK: - Manifests
 
     func testSparseIndexesOnlyWithTheFlag() async throws {
