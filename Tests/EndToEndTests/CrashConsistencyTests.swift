@@ -117,25 +117,38 @@ class CrashConsistencyTests: XCTestCase {
         try await tools.runStatus([Self.registryctl] + arguments + ["--socket", directory + "/data/control.sock"], input: input)
     }
 
-    func testKilledAtRandomMomentsLosesNothingAcknowledged() async throws {
+    /// A seeded run: the seed printed, the daemon started with a staff pusher, three
+    /// layers the images share, an empty ledger.
+    struct Run {
+        var random: SeededGenerator
+        let rounds: Int
+        let authorization: [(String, String)]
+        let shared: [[UInt8]]
+        let ledger = Ledger()
+    }
+
+    func startRun(_ name: String, defaultRounds: Int) async throws -> Run {
         let environment = ProcessInfo.processInfo.environment
         let seed = UInt64(environment["REGISTRYD_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64(Int64.max))
-        let rounds = Int(environment["REGISTRYD_CRASH_ROUNDS"] ?? "") ?? 4
-        print("crash consistency: seed \(seed) (REGISTRYD_CRASH_SEED=\(seed) replays it), \(rounds) rounds")
-        var random = SeededGenerator(state: seed)
-
+        let rounds = Int(environment["REGISTRYD_CRASH_ROUNDS"] ?? "") ?? defaultRounds
+        print("\(name): seed \(seed) (REGISTRYD_CRASH_SEED=\(seed) replays it), \(rounds) rounds")
         try await startDaemon()
         let (added, _) = try await registryctl(["user", "add", "pusher", "--staff", "--password-stdin"], input: password + "\n")
         XCTAssertEqual(added, 0)
-        let authorization = [("Authorization", "Basic " + Data("pusher:\(password)".utf8).base64EncodedString())]
-        let shared = (0..<3).map { Fixtures.bytes(150_000, seed: seed &+ UInt64($0)) }
-        let ledger = Ledger()
+        return Run(random: SeededGenerator(state: seed), rounds: rounds,
+                   authorization: [("Authorization", "Basic " + Data("pusher:\(password)".utf8).base64EncodedString())],
+                   shared: (0..<3).map { Fixtures.bytes(150_000, seed: seed &+ UInt64($0)) })
+    }
+
+    func testKilledAtRandomMomentsLosesNothingAcknowledged() async throws {
+        var run = try await startRun("crash consistency", defaultRounds: 4)
+        let (rounds, authorization, shared, ledger) = (run.rounds, run.authorization, run.shared, run.ledger)
         var collections = 0
 
         for round in 0..<rounds {
-            let (pushers, collector) = startWork(round: round, random: &random, shared: shared, authorization: authorization, ledger: ledger, ridingOutOutages: false)
+            let (pushers, collector) = startWork(round: round, random: &run.random, shared: shared, authorization: authorization, ledger: ledger, ridingOutOutages: false)
             // Let the work get going, then kill at a moment nobody chose.
-            try await Task.sleep(for: .milliseconds(Int.random(in: 400...2500, using: &random)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 400...2500, using: &run.random)))
             daemon?.signal(SIGKILL)
             let killed = await daemon?.waitForExit(seconds: 10) ?? false
             XCTAssertTrue(killed)

@@ -32,34 +32,24 @@ final class S3CrashConsistencyTests: CrashConsistencyTests {
     }
 
     func testObjectStoreKilledAndRestartedLosesNothingAndUploadsResume() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let seed = UInt64(environment["REGISTRYD_CRASH_SEED"] ?? "") ?? UInt64.random(in: 1...UInt64(Int64.max))
-        let rounds = Int(environment["REGISTRYD_CRASH_ROUNDS"] ?? "") ?? 3
-        print("object store outages: seed \(seed) (REGISTRYD_CRASH_SEED=\(seed) replays it), \(rounds) rounds")
-        var random = SeededGenerator(state: seed)
-
-        try await startDaemon()
-        let (added, _) = try await registryctl(["user", "add", "pusher", "--staff", "--password-stdin"], input: password + "\n")
-        XCTAssertEqual(added, 0)
-        let authorization = [("Authorization", "Basic " + Data("pusher:\(password)".utf8).base64EncodedString())]
-        let shared = (0..<3).map { Fixtures.bytes(150_000, seed: seed &+ UInt64($0)) }
-        let ledger = Ledger()
+        var run = try await startRun("object store outages", defaultRounds: 3)
+        let (rounds, authorization, shared, ledger) = (run.rounds, run.authorization, run.shared, run.ledger)
         var collections = 0
 
         for round in 0..<rounds {
-            let (pushers, collector) = startWork(round: round, random: &random, shared: shared, authorization: authorization, ledger: ledger, ridingOutOutages: true)
+            let (pushers, collector) = startWork(round: round, random: &run.random, shared: shared, authorization: authorization, ledger: ledger, ridingOutOutages: true)
             // Beside them, one upload watched step by step: a chunk acknowledged before the
             // outage, one refused during it, the rest sent once the store is back.
             let client = TestHTTPClient(port: port)
-            let watched = Fixtures.bytes(300_000, seed: random.next())
+            let watched = Fixtures.bytes(300_000, seed: run.random.next())
             let started = try await client.send(.POST, "/v2/crash/watched/blobs/uploads/", headers: authorization)
             let location = try XCTUnwrap(started.header("Location"))
             let first = try await client.send(.PATCH, location, headers: authorization + [("Content-Range", "0-99999")], body: .bytes(Array(watched[..<100_000])))
             XCTAssertEqual(first.status, .accepted, first.text)
-            try await Task.sleep(for: .milliseconds(Int.random(in: 300...1500, using: &random)))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 300...1500, using: &run.random)))
             try await gateway("kill")
             // Longer than the driver's retries (five attempts, connects of up to 5 s): clients see the outage.
-            let outage = ContinuousClock.now + .milliseconds(Int.random(in: 6000...9000, using: &random))
+            let outage = ContinuousClock.now + .milliseconds(Int.random(in: 6000...9000, using: &run.random))
             let refused = try await client.send(.PATCH, location, headers: authorization + [("Content-Range", "100000-199999")], body: .bytes(Array(watched[100_000..<200_000])))
             XCTAssertEqual(refused.status, .serviceUnavailable, "round \(round): a chunk while the store is away: \(refused.text)")
             XCTAssertNotNil(refused.header("Retry-After"))

@@ -50,6 +50,10 @@ final class RequestHeadScannerTests: XCTestCase {
         XCTAssertEqual(scan("GET / HTTP/1.1\r\nConnection: Keep-Alive, Close\r\n\r\n")?.candidate?.keepAlive, false)
         XCTAssertEqual(scan("GET / HTTP/1.0\r\n\r\n")?.candidate?.keepAlive, false)
         XCTAssertEqual(scan("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")?.candidate?.keepAlive, true)
+        XCTAssertEqual(scan("GET / HTTP/1.0\r\nConnection:  Keep-Alive\t, x\r\n\r\n")?.candidate?.keepAlive, true, "blanks around an option")
+        // Found by the head-differential fuzzer: blanks inside an option were dropped.
+        XCTAssertEqual(scan("GET / HTTP/1.0\r\nConnection: ke ep-alive\r\n\r\n")?.candidate?.keepAlive, false)
+        XCTAssertEqual(scan("GET / HTTP/1.1\r\nConnection: clo se\r\n\r\n")?.candidate?.keepAlive, true)
     }
 
     func testRequestsWithABodyOrConditionsAreFramedButNotCandidates() throws {

@@ -225,9 +225,13 @@ private struct HeaderField {
         return value.reduce(0) { $0 * 10 + Int($1 - 0x30) }
     }
 
+    /// The list's elements with the blanks around each trimmed (blanks inside stay:
+    /// `ke ep-alive` is not `keep-alive`, as NIO's parser agrees).
     var commaSeparatedLowercased: [String] {
         value.split(separator: UInt8(ascii: ",")).map { token in
-            String(decoding: token.filter { $0 != 0x20 && $0 != 0x09 }.map(ASCIIBytes.lowercased), as: UTF8.self)
+            let isBlank = { (byte: UInt8) in byte == 0x20 || byte == 0x09 }
+            let trimmed = token.drop(while: isBlank).reversed().drop(while: isBlank).reversed()
+            return String(decoding: trimmed.map(ASCIIBytes.lowercased), as: UTF8.self)
         }
     }
 
