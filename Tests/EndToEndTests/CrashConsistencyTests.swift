@@ -1,7 +1,9 @@
 import Foundation
+import NIOCore
 import NIOHTTP1
 import OCI
 import RegistryTesting
+import Storage
 import Synchronization
 import XCTest
 
@@ -100,6 +102,14 @@ class CrashConsistencyTests: XCTestCase {
     /// The storage the daemon runs on: flags and environment (the filesystem here).
     func storage() throws -> (arguments: [String], environment: [String: String]) { ([], [:]) }
 
+    /// The daemon's storage as the test reaches it directly (to plant orphaned bytes and
+    /// to see what is left).
+    func storageDriver() async throws -> any StorageDriver { try FilesystemDriver(root: directory + "/data/storage") }
+
+    /// Loose blobs and orphans in the collection-and-repair test: enough to keep each run
+    /// busy for a while on this storage.
+    var looseBlobs: Int { 1500 }
+
     func startDaemon() async throws {
         let (arguments, environment) = try storage()
         daemon = try SpawnedProcess(
@@ -190,7 +200,7 @@ class CrashConsistencyTests: XCTestCase {
         for image in kept { ledger.acknowledge(image, by: 0) }
 
         // Garbage: blobs no manifest references, enough to keep a collection busy.
-        let garbage = (0..<1500).map { Fixtures.bytes(200, seed: UInt64(10_000 + $0)) }
+        let garbage = (0..<looseBlobs).map { Fixtures.bytes(200, seed: UInt64(10_000 + $0)) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for slice in 0..<8 {
                 group.addTask {
@@ -232,12 +242,13 @@ class CrashConsistencyTests: XCTestCase {
         try await checkEverythingAcknowledged(ledger, authorization: authorization, round: 1)
 
         // Bytes without rows, and a repair killed half-way through removing them.
-        let orphans = (0..<1500).map { Fixtures.bytes(300, seed: UInt64(50_000 + $0)) }
+        let orphans = (0..<looseBlobs).map { Fixtures.bytes(300, seed: UInt64(50_000 + $0)) }
+        let driver = try await storageDriver()
         for blob in orphans {
-            let hex = Fixtures.digest(blob).dropFirst("sha256:".count)
-            let path = "\(directory)/data/storage/blobs/sha256/\(hex.prefix(2))/\(hex)"
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            try Data(blob).write(to: URL(fileURLWithPath: path + "/data"))
+            let appender = try await driver.appender(for: BlobStore.path(for: try Digest(parsing: Fixtures.digest(blob))), truncatingTo: nil)
+            try await appender.append(ByteBuffer(bytes: blob))
+            try await appender.sync()
+            try await appender.close()
         }
         let repair = launch(["storage", "verify", "--repair"])
         try await Task.sleep(for: .milliseconds(Int.random(in: 50...250)))
@@ -255,8 +266,8 @@ class CrashConsistencyTests: XCTestCase {
         _ = try await registryctl(["storage", "verify", "--repair"])
         let (verified, output) = try await registryctl(["storage", "verify"])
         XCTAssertEqual(verified, 0, output)
-        let left = Set(try FileManager.default.subpathsOfDirectory(atPath: directory + "/data/storage/blobs").filter { $0.hasSuffix("/data") }
-            .map { "sha256:" + $0.split(separator: "/")[2] })
+        // blobs/<algorithm>/<xx>/<hex>/data
+        let left = Set(try await driver.list(under: StoragePath("blobs")).map { "\($0.segments[1]):\($0.segments[3])" })
         // The garbage pushed again went in the collection after; the orphans pushed again stay.
         let expected = Set(kept.flatMap(\.blobs) + orphans.prefix(40).map { Fixtures.digest($0) })
         XCTAssertEqual(left, expected, "the kept images' blobs and the orphans pushed again, nothing else")

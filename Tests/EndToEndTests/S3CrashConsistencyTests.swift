@@ -1,6 +1,7 @@
 import Foundation
 import OCI
 import RegistryTesting
+import Storage
 import XCTest
 
 /// `CrashConsistencyTests` with the blobs in radosgw: the registryd kill -9 rounds
@@ -22,6 +23,16 @@ final class S3CrashConsistencyTests: CrashConsistencyTests {
         return (["--storage", "s3", "--s3-endpoint", settings["S3_ENDPOINT"] ?? "", "--s3-bucket", bucket, "--s3-part-size", "5"],
                 ["AWS_ACCESS_KEY_ID": settings["AWS_ACCESS_KEY_ID"] ?? "", "AWS_SECRET_ACCESS_KEY": settings["AWS_SECRET_ACCESS_KEY"] ?? ""])
     }
+
+    override func storageDriver() async throws -> any StorageDriver {
+        let settings = try TestObjectStore.settings()
+        return try await S3Driver.prepared(S3Configuration(
+            endpoint: settings["S3_ENDPOINT"] ?? "", bucket: bucket, region: settings["S3_REGION"] ?? "us-east-1",
+            credentials: S3Credentials(accessKeyID: settings["AWS_ACCESS_KEY_ID"] ?? "", secretAccessKey: settings["AWS_SECRET_ACCESS_KEY"] ?? "")))
+    }
+
+    /// Every object is a round trip to radosgw: fewer keep a run just as busy.
+    override var looseBlobs: Int { 150 }
 
     /// `scripts/radosgw.sh gateway-kill|gateway-start` on the tests' store.
     func gateway(_ action: String) async throws {
