@@ -44,6 +44,15 @@ public struct ControlMethods: Sendable {
         self.version = version
     }
 
+    /// The answer when the metadata store fails: the caller learns the call did not
+    /// happen (-32603), never the store's internals.
+    static let metadataFailure = RPCError.internalError("metadata store failure")
+
+    /// Runs a metadata store call; its failure is `metadataFailure`.
+    func stored<T>(_ call: () throws -> T) throws(RPCError) -> T {
+        do { return try call() } catch { throw Self.metadataFailure }
+    }
+
     /// Methods that change state: each successful call is written to the audit table.
     public static let changingMethods: Set<String> = [
         "repo.set_visibility", "user.create", "user.delete", "user.set_password", "user.set_staff", "user.disable",

@@ -77,7 +77,7 @@ final class RepositoryMethodTests: XCTestCase {
         try await appender.append(ByteBuffer(bytes: [1, 2, 3]))
         let deleted = try await call("repo.delete", #"{"name":"team/app"}"#)
         XCTAssertEqual(deleted["result"]?["uploads_removed"], 1)
-        XCTAssertFalse(try metadata.repositoryExists(repository))
+        XCTAssertNil(try metadata.repositorySummary(repository))
         XCTAssertNil(try metadata.upload(session.id))
         let leftover = try await blobs.uploadSize(session.id)
         XCTAssertNil(leftover)

@@ -156,7 +156,8 @@ final class BlobUploadTests: RegistryTestCase {
         let response = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(wrong)", body: .bytes(blob))
         XCTAssertEqual(response.status, .badRequest)
         XCTAssertEqual(response.errorCodes, ["DIGEST_INVALID"])
-        XCTAssertNil(try registry.metadata.storedBlobSize(Digest(parsing: wrong)))
+        XCTAssertFalse(try registry.metadata.hasBlobRow(Digest(parsing: wrong)), "no row for a digest that did not verify")
+        XCTAssertFalse(try registry.metadata.hasBlobRow(Digest(parsing: Fixtures.digest(blob))), "nor for the bytes that came")
     }
 
     func testPutWithoutDigestIsRejected() async throws {

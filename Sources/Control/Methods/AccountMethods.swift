@@ -22,15 +22,14 @@ extension ControlMethods {
         } catch .userExists {
             throw ControlError.alreadyExists("user", name)
         } catch {
-            throw .internalError("metadata store failure")
+            throw Self.metadataFailure
         }
         return try describeUser(name)
     }
 
     func listUsers(_ params: JSONValue?) throws(RPCError) -> JSONValue {
         try ParamsReader(params, allowed: []).finish()
-        let users: [StoredUser]
-        do { users = try accounts.users() } catch { throw .internalError("metadata store failure") }
+        let users = try stored { try accounts.users() }
         return ["users": .array(users.map(Self.describe))]
     }
 
@@ -94,7 +93,7 @@ extension ControlMethods {
             } catch .userExists {
                 skipped.append(.string(name))
             } catch {
-                throw .internalError("metadata store failure")
+                throw Self.metadataFailure
             }
         }
         return ["imported": .array(imported), "skipped": .array(skipped)]
@@ -102,8 +101,7 @@ extension ControlMethods {
 
     func listNamespaces(_ params: JSONValue?) throws(RPCError) -> JSONValue {
         try ParamsReader(params, allowed: []).finish()
-        let namespaces: [NamespaceMembers]
-        do { namespaces = try accounts.namespaces() } catch { throw .internalError("metadata store failure") }
+        let namespaces = try stored { try accounts.namespaces() }
         return ["namespaces": .array(namespaces.map { entry in
             ["name": .string(entry.namespace), "members": .object(entry.members.mapValues { .string($0.rawValue) })]
         })]
@@ -122,7 +120,7 @@ extension ControlMethods {
         } catch .userUnknown {
             throw ControlError.notFound("user", user)
         } catch {
-            throw .internalError("metadata store failure")
+            throw Self.metadataFailure
         }
         return ["namespace": .string(namespace), "user": .string(user), "role": .string(role.rawValue)]
     }
@@ -163,14 +161,12 @@ extension ControlMethods {
     }
 
     private func requireChange(_ kind: String, _ name: String, _ change: () throws -> Bool) throws(RPCError) {
-        let changed: Bool
-        do { changed = try change() } catch { throw .internalError("metadata store failure") }
+        let changed = try stored { try change() }
         guard changed else { throw ControlError.notFound(kind, name) }
     }
 
     private func describeUser(_ name: String) throws(RPCError) -> JSONValue {
-        let user: StoredUser?
-        do { user = try accounts.user(named: name) } catch { throw .internalError("metadata store failure") }
+        let user = try stored { try accounts.user(named: name) }
         guard let user else { throw ControlError.notFound("user", name) }
         return Self.describe(user)
     }

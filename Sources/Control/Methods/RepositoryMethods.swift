@@ -11,8 +11,7 @@ extension ControlMethods {
         let reader = ParamsReader(params, allowed: ["name"])
         let name = try repositoryName(reader.requiredString("name"))
         try reader.finish()
-        let summary: RepositorySummary?
-        do { summary = try repositories.repositorySummary(name) } catch { throw .internalError("metadata store failure") }
+        let summary = try stored { try repositories.repositorySummary(name) }
         guard let summary else { throw ControlError.notFound("repository", name.value) }
         return [
             "name": .string(summary.name),
@@ -32,8 +31,7 @@ extension ControlMethods {
         let reader = ParamsReader(params, allowed: ["name"])
         let name = try repositoryName(reader.requiredString("name"))
         try reader.finish()
-        let uploads: [UploadID]?
-        do { uploads = try repositories.deleteRepository(name) } catch { throw .internalError("metadata store failure") }
+        let uploads = try stored { try repositories.deleteRepository(name) }
         guard let uploads else { throw ControlError.notFound("repository", name.value) }
         do { try await purger.discard(uploads) } catch { throw .internalError("storage failure removing upload data") }
         return ["deleted": .string(name.value), "uploads_removed": .number(Double(uploads.count))]
@@ -51,8 +49,7 @@ extension ControlMethods {
             guard let parsed = try? Tag(parsing: tagText) else { throw .invalidParams("tag is not a valid tag") }
             tag = parsed
         }
-        let moves: [TagMove]
-        do { moves = try repositories.tagHistory(in: repository, tag: tag, limit: limit) } catch { throw .internalError("metadata store failure") }
+        let moves = try stored { try repositories.tagHistory(in: repository, tag: tag, limit: limit) }
         return ["moves": .array(moves.map { move in
             ["tag": .string(move.tag), "from": move.oldDigest.map(JSONValue.string) ?? .null, "to": move.newDigest.map(JSONValue.string) ?? .null,
              "actor": move.actor.map(JSONValue.string) ?? .null, "at": .number(Double(move.at))]
@@ -64,8 +61,7 @@ extension ControlMethods {
         let reader = ParamsReader(params, allowed: ["limit"])
         let limit = try reader.integer("limit", in: 1...10_000) ?? 100
         try reader.finish()
-        let entries: [AuditEntry]
-        do { entries = try audit.auditEntries(limit: limit) } catch { throw .internalError("metadata store failure") }
+        let entries = try stored { try audit.auditEntries(limit: limit) }
         return ["entries": .array(entries.map { entry in
             // Params are stored as JSON text; an entry that no longer parses is shown as text.
             let params = entry.params.map { text in (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .string(text) }
@@ -78,8 +74,7 @@ extension ControlMethods {
         let reader = ParamsReader(params, allowed: ["limit"])
         let limit = try reader.integer("limit", in: 1...10_000) ?? 1000
         try reader.finish()
-        let uploads: [UploadSessionInfo]
-        do { uploads = try repositories.uploads(limit: limit) } catch { throw .internalError("metadata store failure") }
+        let uploads = try stored { try repositories.uploads(limit: limit) }
         return ["uploads": .array(uploads.map(Self.describe))]
     }
 

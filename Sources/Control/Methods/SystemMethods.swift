@@ -8,8 +8,7 @@ extension ControlMethods {
     /// `system.status`: version, uptime, storage driver and what the registry holds.
     func status(_ params: JSONValue?) throws(RPCError) -> JSONValue {
         try ParamsReader(params, allowed: []).finish()
-        let statistics: MetadataStatistics
-        do { statistics = try metadata.statistics() } catch { throw .internalError("metadata store failure") }
+        let statistics = try stored { try metadata.statistics() }
         return [
             "version": .string(version),
             "uptime_seconds": .number(Double((ContinuousClock.now - startedAt).components.seconds)),
@@ -31,8 +30,7 @@ extension ControlMethods {
         let limit = try reader.integer("limit", in: 1...1000) ?? 1000
         try reader.finish()
         if let after, (try? RepositoryName(parsing: after)) == nil { throw .invalidParams("after is not a valid repository name") }
-        let names: [RepositoryName]
-        do { names = try metadata.repositoryNames(after: after, limit: limit) } catch { throw .internalError("metadata store failure") }
+        let names = try stored { try metadata.repositoryNames(after: after, limit: limit) }
         return ["repositories": .array(names.map { .string($0.value) })]
     }
 }

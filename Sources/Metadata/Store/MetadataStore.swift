@@ -7,7 +7,6 @@ import OCI
 /// Calls are synchronous and short: each is one prepared statement or one transaction.
 public protocol MetadataStore: Sendable {
     // MARK: Repositories
-    func repositoryExists(_ name: RepositoryName) throws -> Bool
     /// Repository names in order, after `last`, at most `limit`.
     func repositoryNames(after last: String?, limit: Int) throws -> [RepositoryName]
 
@@ -17,8 +16,6 @@ public protocol MetadataStore: Sendable {
     // MARK: Blobs
     /// The size of a blob visible in `repository`, or `nil`.
     func blobSize(_ digest: Digest, in repository: RepositoryName) throws -> Int64?
-    /// Whether the blob's bytes are recorded as stored (in any repository).
-    func storedBlobSize(_ digest: Digest) throws -> Int64?
     /// Protects a blob from garbage collection while `upload` puts its bytes in place:
     /// creates the row when missing and records the upload's pin, owned by this
     /// instance (see `InstanceLease`).

@@ -11,10 +11,6 @@ extension SQLiteMetadataStore {
         return try database.cachedRead(HotReadKey.blob(digest, repository)) { try $0.first(sql, [.text(repository.value), .text(digest.description)]) { $0.integer(0) } }
     }
 
-    public func storedBlobSize(_ digest: Digest) throws -> Int64? {
-        try database.read { try $0.first("SELECT size FROM blobs WHERE digest = ?", [.text(digest.description)]) { $0.integer(0) } }
-    }
-
     public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, completing upload: UploadID?) throws {
         try database.write { connection in
             let now = UnixTime.milliseconds()
