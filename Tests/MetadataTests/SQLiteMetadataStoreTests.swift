@@ -183,6 +183,17 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         XCTAssertEqual(try store.repositoriesLinking(blob, limit: 10).map(\.value), ["source", "team/app"])
     }
 
+    func testAnUploadRowWithAnUnknownAlgorithmIsDamagedNotSha256() throws {
+        let session = UploadSession(id: .generate(), repository: repository, principal: nil, algorithm: .sha512, createdAt: 1)
+        try store.createUpload(session)
+        try store.database.write { try $0.query("UPDATE upload_sessions SET digest_algorithm = 'md5'") }
+        XCTAssertThrowsError(try store.upload(session.id)) {
+            guard case MetadataError.damagedRow(let message) = $0 else { return XCTFail("\($0)") }
+            XCTAssertTrue(message.contains("md5"), message)
+        }
+        XCTAssertThrowsError(try store.uploads(limit: 10), "the listing reads rows the same way")
+    }
+
     func testUploadSessionsPersistTheirSize() throws {
         let session = UploadSession(id: .generate(), repository: repository, principal: "alice", algorithm: .sha512, createdAt: 1)
         try store.createUpload(session)

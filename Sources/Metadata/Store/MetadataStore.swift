@@ -103,6 +103,8 @@ public enum MetadataError: Error, Equatable {
     /// The database's disk is full (SQLITE_FULL: the WAL or the file could not grow).
     /// The write was rolled back whole; writes work again once space is freed.
     case storageFull
+    /// A row this build cannot read (what it holds is in the message).
+    case damagedRow(String)
 }
 
 extension MetadataStore {

@@ -52,15 +52,12 @@ extension SQLiteMetadataStore: RepositoryAdministration {
 
     public func uploads(limit: Int) throws -> [UploadSessionInfo] {
         let sql = """
-        SELECT u.id, r.name, u.principal, u.digest_algorithm, u.size, u.created_at, u.updated_at
+        SELECT \(Self.uploadSessionColumns), u.updated_at
         FROM upload_sessions u JOIN repositories r ON r.id = u.repository_id ORDER BY u.updated_at, u.id LIMIT ?
         """
         return try database.read { connection in
             try connection.rows(sql, [.integer(Int64(limit))]) { row in
-                UploadSessionInfo(
-                    session: UploadSession(id: try UploadID(parsing: row.text(0)), repository: try RepositoryName(parsing: row.text(1)), principal: row.optionalText(2),
-                                          algorithm: DigestAlgorithm(rawValue: row.text(3)) ?? .sha256, size: row.integer(4), createdAt: row.integer(5)),
-                    updatedAt: row.integer(6))
+                UploadSessionInfo(session: try Self.uploadSession(from: row), updatedAt: row.integer(6))
             }
         }
     }

@@ -1,14 +1,18 @@
 import OCI
 
 extension SQLiteMetadataStore {
-    public func blobSize(_ digest: Digest, in repository: RepositoryName) throws -> Int64? {
-        let sql = """
+    /// The size of a blob visible in a repository: arguments (repository name, digest).
+    private static let visibleBlobSize = """
         SELECT b.size FROM repository_blobs rb
         JOIN repositories r ON r.id = rb.repository_id
         JOIN blobs b ON b.digest = rb.digest
         WHERE r.name = ? AND rb.digest = ?
         """
-        return try database.cachedRead(HotReadKey.blob(digest, repository)) { try $0.first(sql, [.text(repository.value), .text(digest.description)]) { $0.integer(0) } }
+
+    public func blobSize(_ digest: Digest, in repository: RepositoryName) throws -> Int64? {
+        try database.cachedRead(HotReadKey.blob(digest, repository)) {
+            try $0.first(Self.visibleBlobSize, [.text(repository.value), .text(digest.description)]) { $0.integer(0) }
+        }
     }
 
     public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, completing upload: UploadID?) throws {
@@ -33,14 +37,8 @@ extension SQLiteMetadataStore {
     }
 
     public func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) throws -> Int64? {
-        let sourceSQL = """
-        SELECT b.size FROM repository_blobs rb
-        JOIN repositories r ON r.id = rb.repository_id
-        JOIN blobs b ON b.digest = rb.digest
-        WHERE r.name = ? AND rb.digest = ?
-        """
-        return try database.write { connection in
-            guard let size = try connection.first(sourceSQL, [.text(source.value), .text(digest.description)], { $0.integer(0) }) else {
+        try database.write { connection in
+            guard let size = try connection.first(Self.visibleBlobSize, [.text(source.value), .text(digest.description)], { $0.integer(0) }) else {
                 return nil
             }
             let targetID = try connection.ensureRepository(target)

@@ -26,16 +26,24 @@ extension SQLiteMetadataStore {
 
     public func upload(_ id: UploadID) throws -> UploadSession? {
         let sql = """
-        SELECT r.name, u.principal, u.digest_algorithm, u.size, u.created_at
+        SELECT \(Self.uploadSessionColumns)
         FROM upload_sessions u JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?
         """
-        return try database.read { connection in
-            try connection.first(sql, [.text(id.value)]) { row in
-                UploadSession(
-                    id: id, repository: try RepositoryName(parsing: row.text(0)), principal: row.optionalText(1),
-                    algorithm: DigestAlgorithm(rawValue: row.text(2)) ?? .sha256, size: row.integer(3), createdAt: row.integer(4))
-            }
+        return try database.read { connection in try connection.first(sql, [.text(id.value)], Self.uploadSession) }
+    }
+
+    /// The columns `uploadSession(from:)` reads, first in a row, in this order.
+    static let uploadSessionColumns = "u.id, r.name, u.principal, u.digest_algorithm, u.size, u.created_at"
+
+    /// An upload session from a row that starts with `uploadSessionColumns`. An algorithm
+    /// this build does not know is a damaged row, never silently taken for sha256.
+    static func uploadSession(from row: SQLiteRow) throws -> UploadSession {
+        let id = try UploadID(parsing: row.text(0))
+        guard let algorithm = DigestAlgorithm(rawValue: row.text(3)) else {
+            throw MetadataError.damagedRow("upload \(id.value) names the digest algorithm \(row.text(3))")
         }
+        return UploadSession(id: id, repository: try RepositoryName(parsing: row.text(1)), principal: row.optionalText(2),
+                             algorithm: algorithm, size: row.integer(4), createdAt: row.integer(5))
     }
 
     public func setUploadSize(_ id: UploadID, size: Int64) throws {
