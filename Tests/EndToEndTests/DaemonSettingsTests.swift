@@ -15,10 +15,7 @@ final class DaemonSettingsTests: XCTestCase {
     let authorization = [("Authorization", "Basic " + Data("admin:admin-password".utf8).base64EncodedString())]
 
     override func setUp() async throws {
-        guard FileManager.default.isExecutableFile(atPath: DaemonTests.buildDirectory + "/registryd") else {
-            XCTFail("build the binaries first (swift build)")
-            throw XCTSkip("no registryd binary")
-        }
+        try DaemonTests.requireBuiltBinaries()
         directory = "/tmp/registryd-settings-\(UUID().uuidString.prefix(8).lowercased())"
         try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
         port = try DaemonTests.freePort()

@@ -19,10 +19,7 @@ final class DaemonTests: XCTestCase {
     override func setUp() async throws {
         directory = "/tmp/registryd-daemon-\(UUID().uuidString.prefix(8).lowercased())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        guard FileManager.default.isExecutableFile(atPath: Self.buildDirectory + "/registryd") else {
-            XCTFail("build the binaries first (swift build)")
-            throw XCTSkip("no registryd binary")
-        }
+        try DaemonTests.requireBuiltBinaries()
     }
 
     override func tearDown() async throws {
@@ -31,6 +28,19 @@ final class DaemonTests: XCTestCase {
             daemon.waitUntilExit()
         }
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The debug binaries the tests run (`swift build` makes them): missing, the test
+    /// fails; a skip would let a run without them pass.
+    static func requireBuiltBinaries() throws {
+        for name in ["registryd", "registryctl"] where !FileManager.default.isExecutableFile(atPath: buildDirectory + "/" + name) {
+            throw MissingBinary(path: buildDirectory + "/" + name)
+        }
+    }
+
+    struct MissingBinary: Error, CustomStringConvertible {
+        let path: String
+        var description: String { "\(path) is missing: build the binaries first (swift build)" }
     }
 
     /// A TCP port that was free a moment ago.

@@ -13,12 +13,7 @@ final class S3CrashConsistencyTests: CrashConsistencyTests {
     var bucket = ""
 
     override func storage() throws -> (arguments: [String], environment: [String: String]) {
-        let settings: [String: String]
-        do {
-            settings = try TestObjectStore.settings()
-        } catch TestObjectStoreError.notConfigured where TestObjectStore.mayBeSkipped {
-            throw XCTSkip("REGISTRYD_SKIP_S3_TESTS is set")
-        }
+        let settings = try onTheTestStore(TestObjectStore.settings)
         if bucket.isEmpty { bucket = "registryd-crash-\(UUID().uuidString.prefix(8).lowercased())" }
         return (["--storage", "s3", "--s3-endpoint", settings["S3_ENDPOINT"] ?? "", "--s3-bucket", bucket, "--s3-part-size", "5"],
                 ["AWS_ACCESS_KEY_ID": settings["AWS_ACCESS_KEY_ID"] ?? "", "AWS_SECRET_ACCESS_KEY": settings["AWS_SECRET_ACCESS_KEY"] ?? ""])

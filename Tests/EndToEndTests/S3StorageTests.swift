@@ -8,8 +8,14 @@ import XCTest
 
 /// A configuration for a fresh bucket on the tests' radosgw (see `TestObjectStore`).
 func s3TestConfiguration(partSize: Int = S3Configuration.defaultPartSize, redirect: Bool = false) throws -> S3Configuration {
+    try onTheTestStore { try TestObjectStore.configuration(partSize: partSize, redirect: redirect) }
+}
+
+/// Reads what the tests' radosgw offers; without one, a skip where that is allowed
+/// (`TestObjectStore.mayBeSkipped`), else the failure.
+func onTheTestStore<T>(_ read: () throws -> T) throws -> T {
     do {
-        return try TestObjectStore.configuration(partSize: partSize, redirect: redirect)
+        return try read()
     } catch TestObjectStoreError.notConfigured where TestObjectStore.mayBeSkipped {
         throw XCTSkip("REGISTRYD_SKIP_S3_TESTS is set")
     }

@@ -19,10 +19,7 @@ final class SocketActivationTests: XCTestCase {
 
     override func setUp() async throws {
         try ContainerTools.require(["systemd-socket-activate"])
-        guard FileManager.default.isExecutableFile(atPath: Self.registryd) else {
-            XCTFail("build the binaries first (swift build)")
-            throw XCTSkip("no registryd binary")
-        }
+        try DaemonTests.requireBuiltBinaries()
         directory = "/tmp/registryd-activation-\(UUID().uuidString.prefix(8).lowercased())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         notify = try NotifySocket(path: directory + "/notify.sock")

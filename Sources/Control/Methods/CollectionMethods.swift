@@ -22,7 +22,7 @@ extension ControlMethods {
         let run: @Sendable () async throws -> GarbageCollector.Report = {
             let report = try await collector.run(chosen)
             // The audit keeps counts; the digests removed are in `gc.status` and the log.
-            if !chosen.dryRun, let text = try? String(decoding: JSONEncoder().encode(Self.tally(report)), as: UTF8.self) {
+            if !chosen.dryRun, let text = try? String(decoding: JSONEncoder().encode(Self.describe(report, listing: false)), as: UTF8.self) {
                 try? audit.recordAudit(actor: "registryd", method: "gc.result", params: text)
             }
             return report
@@ -46,8 +46,8 @@ extension ControlMethods {
         let status = await collector.status
         return [
             "phase": .string(status.phase.rawValue),
-            "running": status.running.map(Self.describe) ?? .null,
-            "last": status.last.map(Self.describe) ?? .null,
+            "running": status.running.map { Self.describe($0) } ?? .null,
+            "last": status.last.map { Self.describe($0) } ?? .null,
         ]
     }
 
@@ -79,27 +79,19 @@ extension ControlMethods {
         ]
     }
 
-    /// What a collection did in numbers: the audit record of `gc.result`, a few hundred
-    /// bytes however much the run removed.
-    static func tally(_ report: GarbageCollector.Report) -> JSONValue {
-        [
-            "manifests": .number(Double(report.manifests.count)),
-            "links": .number(Double(report.links.count)),
-            "blobs": .number(Double(report.blobs.count)),
-            "uploads": .number(Double(report.uploads)),
-            "bytes_freed": .number(Double(report.bytesFreed)),
-            "examined": .number(Double(report.examined)),
-            "started_at": .number(report.startedAt.timeIntervalSince1970.rounded()),
-            "finished_at": report.finishedAt.map { .number($0.timeIntervalSince1970.rounded()) } ?? .null,
-        ]
-    }
-
-    static func describe(_ report: GarbageCollector.Report) -> JSONValue {
+    /// A collection's report; `listing` names each manifest and blob removed, without it
+    /// they are counted (the audit record of `gc.result`: a few hundred bytes however
+    /// much the run removed).
+    static func describe(_ report: GarbageCollector.Report, listing: Bool = true) -> JSONValue {
         [
             "dry_run": .bool(report.dryRun),
-            "manifests": .array(report.manifests.map { ["repository": .string($0.repository), "digest": .string($0.digest), "size": .number(Double($0.size))] }),
+            "manifests": listing
+                ? .array(report.manifests.map { ["repository": .string($0.repository), "digest": .string($0.digest), "size": .number(Double($0.size))] })
+                : .number(Double(report.manifests.count)),
             "links": .number(Double(report.links.count)),
-            "blobs": .array(report.blobs.map { ["digest": .string($0.digest.description), "size": .number(Double($0.size))] }),
+            "blobs": listing
+                ? .array(report.blobs.map { ["digest": .string($0.digest.description), "size": .number(Double($0.size))] })
+                : .number(Double(report.blobs.count)),
             "uploads": .number(Double(report.uploads)),
             "bytes_freed": .number(Double(report.bytesFreed)),
             "examined": .number(Double(report.examined)),

@@ -155,6 +155,9 @@ enum Migrations {
         -- (see HistoryPruner); by time, the pruning reads only the rows it removes.
         CREATE INDEX tag_history_by_time ON tag_history(at);
         CREATE INDEX audit_log_by_time ON audit_log(at);
+        -- Each start finishes deletions a killed collection left marked (see
+        -- InterruptedDeletions): found through this index, not by reading every blob row.
+        CREATE INDEX blobs_being_deleted ON blobs(digest) WHERE deleting = 1;
         """),
     ]
 
