@@ -5,7 +5,7 @@ import PackageDescription
 // must not reach into the layers it is not listed as depending on.
 let package = Package(
     name: "registryd",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "registryd", targets: ["registryd"]),
         .executable(name: "registryctl", targets: ["registryctl"]),
@@ -53,11 +53,22 @@ let package = Package(
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
             ]
         ),
-        // The /v2 HTTP API.
+        // HTTP/1.1 serving: the server, requests, responses, bodies, the access log and
+        // the immediate path. Knows nothing of OCI, storage or metadata.
+        .target(
+            name: "HTTPTransport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The /v2 registry API on top of it: routes, handlers, access, OCI errors.
         .target(
             name: "RegistryAPI",
             dependencies: [
-                "OCI", "Storage", "Metadata", "Auth",
+                "HTTPTransport", "OCI", "Storage", "Metadata", "Auth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -80,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "registryd",
             dependencies: [
-                "RegistryAPI", "Storage", "Metadata", "Control", "Auth", "Systemd", "Maintenance", "DaemonSettings",
+                "HTTPTransport", "RegistryAPI", "Storage", "Metadata", "Control", "Auth", "Systemd", "Maintenance", "DaemonSettings",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "registryd-fuzz",
             dependencies: [
-                "OCI", "Auth", "RegistryAPI", "Storage", "Metadata", "Control", "ControlProtocol", "DaemonSettings",
+                "OCI", "Auth", "HTTPTransport", "RegistryAPI", "Storage", "Metadata", "Control", "ControlProtocol", "DaemonSettings",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -121,7 +132,7 @@ let package = Package(
         .target(
             name: "RegistryTesting",
             dependencies: [
-                "RegistryAPI", "Storage", "Metadata", "OCI", "Auth",
+                "HTTPTransport", "RegistryAPI", "Storage", "Metadata", "OCI", "Auth",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -143,7 +154,17 @@ let package = Package(
         ),
         .testTarget(name: "MaintenanceTests", dependencies: ["Maintenance", "RegistryTesting", "Metadata", "Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"], exclude: ["Fixtures"]),
-        .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "RegistryAPI", "OCI", "Metadata", "Auth", "Maintenance", "Storage", .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(
+            name: "HTTPTransportTests",
+            dependencies: [
+                "HTTPTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "HTTPTransport", "RegistryAPI", "OCI", "Metadata", "Auth", "Maintenance", "Storage", .product(name: "NIOHTTP1", package: "swift-nio")]),
         .testTarget(
             name: "ControlTests",
             dependencies: [

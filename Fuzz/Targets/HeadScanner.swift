@@ -1,7 +1,7 @@
+@testable import HTTPTransport
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
-@testable import RegistryAPI
 
 extension FuzzTarget {
     /// The immediate path's head scanner on any bytes: what it reports stays inside them.

@@ -1,3 +1,4 @@
+import HTTPTransport
 @testable import RegistryAPI
 
 extension FuzzTarget {

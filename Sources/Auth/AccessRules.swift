@@ -49,12 +49,17 @@ public struct AccessRules: Sendable {
         return actions
     }
 
-    /// Records the namespace named after `principal` with them as owner, the first
-    /// time they push to it.
-    public func claimOwnNamespace(of principal: Principal, pushingTo repository: RepositoryName) throws {
-        guard mode == .namespaces, repository.namespace == principal.name,
-              try !accounts.namespaceExists(principal.name)
-        else { return }
+    /// Whether a push by `principal` to `repository` is their first into the namespace
+    /// named after them, which then has to be created (`createOwnNamespace`).
+    public func mustCreateOwnNamespace(of principal: Principal, pushingTo repository: RepositoryName) throws -> Bool {
+        guard mode == .namespaces, repository.namespace == principal.name else { return false }
+        return try !accounts.namespaceExists(principal.name)
+    }
+
+    /// Records the namespace named after `principal` with them as owner. A write; a
+    /// namespace that exists by now (a concurrent first push) is left as it is.
+    public func createOwnNamespace(of principal: Principal, pushingTo repository: RepositoryName) throws {
+        guard try mustCreateOwnNamespace(of: principal, pushingTo: repository) else { return }
         try accounts.grant(.owner, on: principal.name, to: principal.name)
     }
 

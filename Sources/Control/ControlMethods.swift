@@ -1,6 +1,6 @@
+import Auth
 import ControlProtocol
 import FoundationEssentials
-import Auth
 import Maintenance
 import Metadata
 import OCI

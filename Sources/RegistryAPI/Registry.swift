@@ -1,4 +1,5 @@
 import Auth
+import HTTPTransport
 import Logging
 import Metadata
 import NIOCore
@@ -7,14 +8,9 @@ import NIOPosix
 import OCI
 import Storage
 
-/// The registry API: answers `/v2` requests from metadata and blob storage.
-///
-/// ```swift
-/// let registry = Registry(metadata: try SQLiteMetadataStore(path: "registry.db"),
-///                         blobs: BlobStore(driver: try FilesystemDriver(root: "storage")),
-///                         policy: RegistryAccessPolicy(scheme: .basic, accounts: metadata), logger: logger)
-/// let server = HTTPServer(responder: registry, group: .singletonMultiThreadedEventLoopGroup, logger: logger)
-/// ```
+/// The registry API: answers `/v2` requests from metadata and blob storage, behind an
+/// `HTTPServer` (the daemon's wiring is `RegistryCommand.run`; a whole example is
+/// `RegistryExample` in Tests/DocumentationExamples).
 public final class Registry: RequestResponder {
     public struct Configuration: Sendable {
         /// Accept an index whose child manifests are not (yet) in the repository, for
@@ -41,13 +37,10 @@ public final class Registry: RequestResponder {
     let uploads = BlobUploadSessions()
     /// `GET /token`, present when token auth is on.
     let tokenEndpoint: TokenEndpoint?
-    /// The metadata's in-memory answers, when it keeps any (for `respondImmediately`).
-    let cachedReads: (any CachedReads)?
 
     public init(metadata: any MetadataStore, blobs: BlobStore, policy: any AccessPolicy, tokenEndpoint: TokenEndpoint? = nil,
                 configuration: Configuration = Configuration(), logger: Logger) {
         self.metadata = metadata
-        self.cachedReads = metadata as? any CachedReads
         self.tokenEndpoint = tokenEndpoint
         self.blobs = blobs
         self.policy = policy
@@ -70,25 +63,27 @@ public final class Registry: RequestResponder {
                 error.headers.append(("Allow", route.methods.map(\.rawValue).joined(separator: ", ")))
                 throw error
             }
-            if route == .token {
-                guard let tokenEndpoint else { throw RegistryError(.unsupported, status: .notFound, "token auth is not enabled") }
-                return try await tokenEndpoint.respond(to: request, remoteAddress: remoteAddress)
-            }
-            let principal = try await policy.authenticate(request.headers, remoteAddress: remoteAddress)
-            let context = RequestContext(request: request, principal: principal)
-            return try await dispatch(route, context)
+            // The token endpoint checks its own credentials (a login, not a registry request).
+            let principal = route == .token ? nil : try await policy.authenticate(request.headers, remoteAddress: remoteAddress)
+            let context = RequestContext(request: request, principal: principal, remoteAddress: remoteAddress)
+            return try await dispatch(route, context).withRegistryHeaders()
         } catch let error as RegistryError {
-            return .error(error)
+            return HTTPResponse.error(error).withRegistryHeaders()
         } catch {
             logger.error("\(request.method.rawValue) \(request.path): \(error)")
-            return .error(.internalError("the request could not be completed"))
+            return HTTPResponse.error(.internalError("the request could not be completed")).withRegistryHeaders()
         }
+    }
+
+    public func responseForUnreadableFile(path: String, error: any Error) -> HTTPResponse {
+        HTTPResponse.error(RegistryError.blobUnknown("blob bytes are missing")).withRegistryHeaders()
     }
 
     private func dispatch(_ route: Route, _ context: RequestContext) async throws -> HTTPResponse {
         switch (route, context.request.method) {
         case (.token, _):
-            throw RegistryError(.unsupported, status: .notFound, "no such endpoint")
+            guard let tokenEndpoint else { throw RegistryError(.unsupported, status: .notFound, "token auth is not enabled") }
+            return try await tokenEndpoint.respond(to: context.request, remoteAddress: context.remoteAddress)
         case (.base, _):
             if let refusal = policy.baseRefusal(for: context.principal) { throw refusal }
             return .json(.ok, Array("{}".utf8))
@@ -131,6 +126,10 @@ public final class Registry: RequestResponder {
                 throw await policy.refusal(for: context.principal, action: action, needed: actions, on: repository)
             }
         }
+        let principal = context.principal
+        if actions.contains(.push), try meta({ try policy.pushCreatesNamespace(principal, on: repository) }) {
+            try await metaWrite { try self.policy.createNamespace(for: principal, on: repository) }
+        }
     }
 
     /// Threads for metadata writes. A write waits for its commit's fsync; on threads of
@@ -171,6 +170,16 @@ public final class Registry: RequestResponder {
 struct RequestContext {
     let request: HTTPRequest
     let principal: Principal?
+    let remoteAddress: String
+}
+
+extension HTTPResponse {
+    /// Every answer of the registry says which API it speaks (clients check it on `/v2/`).
+    func withRegistryHeaders() -> HTTPResponse {
+        var response = self
+        response.headers.replaceOrAdd(name: "Docker-Distribution-API-Version", value: "registry/2.0")
+        return response
+    }
 }
 
 extension Digest {

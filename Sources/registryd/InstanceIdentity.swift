@@ -1,5 +1,5 @@
-import FoundationEssentials
 import DaemonSettings
+import FoundationEssentials
 
 /// The default instance id (see `InstanceLease`): kept in `DATA_DIR/instance-id`, so a
 /// restarted registryd is the same instance and releases the pins its predecessor held.

@@ -3,6 +3,7 @@ import Auth
 import Control
 import DaemonSettings
 import FoundationEssentials
+import HTTPTransport
 import Logging
 import Maintenance
 import Metadata
@@ -142,7 +143,8 @@ struct RegistryCommand: AsyncParsableCommand {
         }
         let registry = Registry(metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint,
                                 configuration: registryConfiguration, logger: logger)
-        let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let immediateReads = ImmediateReads(cache: metadata, access: policy, configuration: registryConfiguration)
+        let server = HTTPServer(responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
 
         var listeners: [HTTPServer.Listener] = []
         if activation.isActive {

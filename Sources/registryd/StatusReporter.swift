@@ -1,7 +1,7 @@
 import FoundationEssentials
+import HTTPTransport
 import Maintenance
 import Metadata
-import RegistryAPI
 import Systemd
 
 /// Keeps systemd's `STATUS=` line current: requests served, open connections,

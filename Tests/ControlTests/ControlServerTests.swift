@@ -4,10 +4,10 @@ import ControlProtocol
 import Foundation
 import Logging
 import Metadata
-import Storage
 import NIOCore
 import NIOPosix
 import RegistryTesting
+import Storage
 import XCTest
 
 /// The control socket itself: owner-only file, one JSON line in, one line out.

@@ -1,5 +1,5 @@
-import Foundation
 import ControlProtocol
+import Foundation
 import Metadata
 import OCI
 import RegistryTesting

@@ -4,7 +4,7 @@ import RegistryTesting
 import XCTest
 
 /// `GET /v2/`, error bodies, and the attacks of docs THREATS.md that reach the API.
-final class BaseAndThreatTests: RegistryTestCase {
+class BaseAndThreatTests: RegistryTestCase {
     func testBaseEndpointAnswers200WithAPIVersion() async throws {
         let response = try await client.send(.GET, "/v2/")
         XCTAssertEqual(response.status, .ok)
@@ -131,5 +131,14 @@ final class ExpectContinueTests: XCTestCase {
         let answer = try await registry.client.sendRaw("PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
         XCTAssertTrue(answer.hasPrefix("HTTP/1.1 100 Continue\r\n"), answer)
         await registry.stop()
+    }
+}
+
+/// The same tests with the immediate path off: every request through NIO's parser.
+final class BaseAndThreatTestsWithoutImmediateAnswers: BaseAndThreatTests {
+    override class var immediateAnswers: Bool { false }
+
+    func testEveryReadTakesTheFullPath() async throws {
+        try await assertEveryReadTakesTheFullPath()
     }
 }

@@ -4,7 +4,7 @@ import RegistryTesting
 import XCTest
 
 /// Spec: "Pulling blobs", "Deleting Blobs", cross-repository mount.
-final class BlobReadTests: RegistryTestCase {
+class BlobReadTests: RegistryTestCase {
     func testHeadAndGetHaveExactLengthAndDigest() async throws {
         let blob = Fixtures.bytes(70_000)
         let digest = try await client.pushBlob("a", blob)
@@ -54,7 +54,7 @@ final class BlobReadTests: RegistryTestCase {
     }
 
     func testMemoryDriverServesRangesToo() async throws {
-        let memory = try await TestRegistry.start(driver: .memory)
+        let memory = try await TestRegistry.start(driver: .memory, immediateAnswers: Self.immediateAnswers)
         let blob = Fixtures.bytes(3_000_000)
         let digest = try await memory.client.pushBlob("a", blob)
         let whole = try await memory.client.send(.GET, "/v2/a/blobs/\(digest)")
@@ -117,3 +117,11 @@ final class BlobReadTests: RegistryTestCase {
     }
 }
 
+/// The same tests with the immediate path off: every request through NIO's parser.
+final class BlobReadTestsWithoutImmediateAnswers: BlobReadTests {
+    override class var immediateAnswers: Bool { false }
+
+    func testEveryReadTakesTheFullPath() async throws {
+        try await assertEveryReadTakesTheFullPath()
+    }
+}

@@ -9,7 +9,7 @@ import XCTest
 /// be invisible: answers in request order on pipelined connections, heads and bodies
 /// split anywhere, unusual requests left to NIO, `Connection: close` honoured, and never
 /// an answer older than the last write.
-final class ImmediatePathWireTests: RegistryTestCase {
+class ImmediatePathWireTests: RegistryTestCase {
     private var manifest: [UInt8] = []
     private var layerDigest = ""
 
@@ -141,5 +141,14 @@ final class ImmediatePathWireTests: RegistryTestCase {
         XCTAssertTrue(try registry.metadata.deleteUser(named: "staff"))
         let refused = try await client.send(.GET, "/v2/p/q/manifests/v1", headers: [staff])
         XCTAssertEqual(refused.status, .unauthorized)
+    }
+}
+
+/// The same tests with the immediate path off: every request through NIO's parser.
+final class ImmediatePathWireTestsWithoutImmediateAnswers: ImmediatePathWireTests {
+    override class var immediateAnswers: Bool { false }
+
+    func testEveryReadTakesTheFullPath() async throws {
+        try await assertEveryReadTakesTheFullPath()
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOHTTP1
 import OCI
+import HTTPTransport
 import RegistryAPI
 import RegistryTesting
 import XCTest

@@ -4,7 +4,7 @@ import RegistryTesting
 import XCTest
 
 /// Spec: "Listing Tags", catalog, and "Listing Referrers".
-final class ListingTests: RegistryTestCase {
+class ListingTests: RegistryTestCase {
     func pushTaggedArtifact(_ repository: String, tags: [String]) async throws -> [UInt8] {
         let config = Array("{}".utf8)
         try await client.pushBlob(repository, config)
@@ -100,5 +100,14 @@ final class ListingTests: RegistryTestCase {
         let bad = try await client.send(.GET, "/v2/a/referrers/sha256:nope")
         XCTAssertEqual(bad.status, .badRequest)
         XCTAssertEqual(bad.errorCodes, ["DIGEST_INVALID"])
+    }
+}
+
+/// The same tests with the immediate path off: every request through NIO's parser.
+final class ListingTestsWithoutImmediateAnswers: ListingTests {
+    override class var immediateAnswers: Bool { false }
+
+    func testEveryReadTakesTheFullPath() async throws {
+        try await assertEveryReadTakesTheFullPath()
     }
 }

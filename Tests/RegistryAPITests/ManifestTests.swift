@@ -5,7 +5,7 @@ import RegistryTesting
 import XCTest
 
 /// Spec: "Pushing Manifests", "Pulling manifests", "Deleting Manifests".
-final class ManifestTests: RegistryTestCase {
+class ManifestTests: RegistryTestCase {
     /// Pushes a config and two layers and returns an image manifest over them.
     func pushImage(_ repository: String, mediaType: String = MediaType.ociManifest, seed: UInt64 = 1) async throws -> [UInt8] {
         let config = Fixtures.json(["architecture": "amd64", "os": "linux", "seed": seed])
@@ -152,7 +152,7 @@ final class ManifestTests: RegistryTestCase {
     func testSparseIndexIsAcceptedWhenSwitchedOn() async throws {
         var configuration = Registry.Configuration()
         configuration.allowSparseIndexes = true
-        let sparse = try await TestRegistry.start(configuration: configuration)
+        let sparse = try await TestRegistry.start(configuration: configuration, immediateAnswers: Self.immediateAnswers)
         let index = Fixtures.index(children: [(MediaType.ociManifest, Fixtures.json(["absent": true]))])
         let put = try await sparse.client.putManifest("mirror", "partial", index, mediaType: MediaType.ociIndex)
         XCTAssertEqual(put.status, .created, put.text)
@@ -244,5 +244,14 @@ final class ManifestTests: RegistryTestCase {
         let response = try await client.send(.GET, "/v2/a/manifests/nope")
         XCTAssertEqual(response.status, .notFound)
         XCTAssertEqual(response.errorCodes, ["MANIFEST_UNKNOWN"])
+    }
+}
+
+/// The same tests with the immediate path off: every request through NIO's parser.
+final class ManifestTestsWithoutImmediateAnswers: ManifestTests {
+    override class var immediateAnswers: Bool { false }
+
+    func testEveryReadTakesTheFullPath() async throws {
+        try await assertEveryReadTakesTheFullPath()
     }
 }

@@ -5,7 +5,7 @@ import RegistryAPI
 
 /// Everyone may do everything: for tests about the protocol, not about access.
 /// The daemon never uses it.
-public struct OpenAccessPolicy: AccessPolicy {
+public struct OpenAccessPolicy: AccessPolicy, ImmediateAccess {
     public init() {}
 
     public func authenticate(_ headers: HTTPHeaders, remoteAddress: String) async throws(RegistryError) -> Principal? { nil }

@@ -1,3 +1,4 @@
+import HTTPTransport
 import NIOHTTP1
 import RegistryAPI
 import Synchronization
@@ -25,13 +26,21 @@ public final class RequestRecorder: RequestResponder, ImmediateResponder {
     static let framingHeaders = ["Content-Length", "Transfer-Encoding", "Content-Range", "Content-Type", "Expect"]
 
     private let wrapped = Mutex<(any RequestResponder)?>(nil)
+    private let wrappedImmediate = Mutex<(any ImmediateResponder)?>(nil)
     private let entries = Mutex<[Entry]>([])
+    private let immediateCount = Mutex(0)
 
     init() {}
 
-    /// Sets the responder every request goes to.
-    func wrap(_ responder: any RequestResponder) {
+    /// Sets the responder every request goes to, and the one that may answer plain reads
+    /// from memory (`nil`: every request takes the full path).
+    func wrap(_ responder: any RequestResponder, immediate: (any ImmediateResponder)?) {
         wrapped.withLock { $0 = responder }
+        wrappedImmediate.withLock { $0 = immediate }
+    }
+
+    public func responseForUnreadableFile(path: String, error: any Error) -> HTTPResponse {
+        wrapped.withLock { $0 }?.responseForUnreadableFile(path: path, error: error) ?? HTTPResponse(status: .serviceUnavailable)
     }
 
     public func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse {
@@ -43,16 +52,21 @@ public final class RequestRecorder: RequestResponder, ImmediateResponder {
     }
 
     public func respondImmediately(to head: HTTPRequestHead, remoteAddress: String) -> HTTPResponse? {
-        guard let responder = wrapped.withLock({ $0 }) as? any ImmediateResponder,
+        guard let responder = wrappedImmediate.withLock({ $0 }),
               let response = responder.respondImmediately(to: head, remoteAddress: remoteAddress)
         else { return nil }
         entries.withLock { $0.append(Entry(method: head.method, uri: head.uri, status: response.status)) }
+        immediateCount.withLock { $0 += 1 }
         return response
     }
 
     public var immediateAnswerGeneration: UInt64? {
-        (wrapped.withLock { $0 } as? any ImmediateResponder)?.immediateAnswerGeneration
+        wrappedImmediate.withLock { $0 }?.immediateAnswerGeneration
     }
+
+    /// Answers the immediate path took from the registry (answers it re-sent from its
+    /// cache of encoded answers are not asked for again, so not counted).
+    public var immediateAnswers: Int { immediateCount.withLock { $0 } }
 
     /// Requests recorded so far.
     public var requests: [Entry] { entries.withLock { $0 } }

@@ -1,5 +1,6 @@
 import Auth
 import Foundation
+import HTTPTransport
 import Logging
 import Metadata
 import NIOCore
@@ -59,7 +60,7 @@ public final class TestRegistry: Sendable {
     /// Starts a registry; with `dataDirectory` it reopens one a stopped registry left
     /// (a restart), otherwise it makes a fresh one.
     /// `storageRoot` puts the filesystem driver's root elsewhere (e.g. on a tiny tmpfs).
-    public static func start(driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), auth: AuthMode = .open, dataDirectory: String? = nil, storageRoot: String? = nil, idleTimeout: Duration = .seconds(60)) async throws -> TestRegistry {
+    public static func start(driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), auth: AuthMode = .open, dataDirectory: String? = nil, storageRoot: String? = nil, idleTimeout: Duration = .seconds(60), immediateAnswers: Bool = true) async throws -> TestRegistry {
         let directory = try dataDirectory ?? makeTemporaryDirectory(prefix: "registryd-test")
         let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
         let storageDriver: any StorageDriver = switch driver {
@@ -74,10 +75,10 @@ public final class TestRegistry: Sendable {
         // The token realm names the port, known only once bound: the registry is
         // built after binding and handed to the recorder then.
         let recorder = RequestRecorder()
-        let server = HTTPServer(responder: recorder, group: MultiThreadedEventLoopGroup.singleton, logger: logger, idleTimeout: idleTimeout)
+        let server = HTTPServer(responder: recorder, immediateResponder: immediateAnswers ? recorder : nil, group: MultiThreadedEventLoopGroup.singleton, logger: logger, idleTimeout: idleTimeout)
         let listener = try await server.bind(host: "127.0.0.1", port: 0)
         guard let port = listener.channel.localAddress?.port else { throw TestRegistryError.noPort }
-        let policy: any AccessPolicy
+        let policy: any AccessPolicy & ImmediateAccess
         var tokenEndpoint: TokenEndpoint?
         switch auth {
         case .open:
@@ -91,7 +92,8 @@ public final class TestRegistry: Sendable {
             tokenEndpoint = TokenEndpoint(policy: tokenPolicy, tokens: tokens)
             policy = tokenPolicy
         }
-        recorder.wrap(Registry(metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint, configuration: configuration, logger: logger))
+        recorder.wrap(Registry(metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint, configuration: configuration, logger: logger),
+                      immediate: ImmediateReads(cache: metadata, access: policy, configuration: configuration))
         let serving = Task { try await server.serve([listener]) }
         return TestRegistry(port: port, dataDirectory: directory, metadata: metadata, blobs: blobs, recorder: recorder, listener: listener, serving: serving)
     }

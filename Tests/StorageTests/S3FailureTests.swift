@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import HTTPTransport
 import RegistryAPI
 import RegistryTesting
 import Storage
@@ -136,7 +137,12 @@ final class S3FailureTests: XCTestCase {
             let delivered = Mutex(false)
             let body = ByteChunks {
                 guard !delivered.withLock({ let was = $0; $0 = true; return was }) else {
-                    if first { throw CancellationError() }  // the connection breaks mid-body
+                    if first {
+                        // The connection breaks mid-body, once the half is on the wire
+                        // (closing at once could drop bytes still queued for the socket).
+                        try await Task.sleep(for: .milliseconds(200))
+                        throw CancellationError()
+                    }
                     return nil
                 }
                 return ByteBuffer(bytes: first ? Array(rest[..<half]) : rest)

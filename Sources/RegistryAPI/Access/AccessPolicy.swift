@@ -30,19 +30,32 @@ public protocol AccessPolicy: Sendable {
     /// `nil` when the caller may use `GET /v2/`; otherwise the 401 that starts a login.
     func baseRefusal(for principal: Principal?) -> RegistryError?
 
-    /// The caller when memory alone tells (no password hashing, no database): `.some(nil)`
-    /// for an anonymous request. `nil` when only `authenticate` can decide, refusals
-    /// included (they need their error answers).
+    /// Whether a push `allows` permitted must first create the caller's own namespace
+    /// (with token auth a user's namespace comes into being with their first push). A read.
+    func pushCreatesNamespace(_ principal: Principal?, on repository: RepositoryName) throws -> Bool
+
+    /// Creates the caller's own namespace for that push. A write: the registry runs it on
+    /// its metadata writer, and a failure fails the request.
+    func createNamespace(for principal: Principal?, on repository: RepositoryName) throws
+}
+
+extension AccessPolicy {
+    /// Without namespaces, a push needs nothing created.
+    public func pushCreatesNamespace(_ principal: Principal?, on repository: RepositoryName) throws -> Bool { false }
+    public func createNamespace(for principal: Principal?, on repository: RepositoryName) throws {}
+}
+
+/// The part of access that memory alone can decide, for the immediate path
+/// (`ImmediateReads`): no password hashing, no database. Every "don't know" sends the
+/// request down the full path, where `AccessPolicy` decides.
+public protocol ImmediateAccess: Sendable {
+    /// The caller when memory alone tells: `.some(nil)` for an anonymous request. `nil`
+    /// when only `AccessPolicy.authenticate` can decide, refusals included (they need
+    /// their error answers).
     func immediatePrincipal(_ headers: HTTPHeaders, remoteAddress: String) -> Principal??
 
     /// `true` when pulling from `repository` is certainly allowed from memory alone;
     /// `isPublic` is the repository's visibility when it is cached. `false` means "ask
-    /// `allows`", never "denied".
+    /// `AccessPolicy.allows`", never "denied".
     func immediatelyAllowsPull(_ principal: Principal?, on repository: RepositoryName, isPublic: Bool?) -> Bool
-}
-
-extension AccessPolicy {
-    /// Without an answer from memory, every request takes the full path.
-    public func immediatePrincipal(_ headers: HTTPHeaders, remoteAddress: String) -> Principal?? { nil }
-    public func immediatelyAllowsPull(_ principal: Principal?, on repository: RepositoryName, isPublic: Bool?) -> Bool { false }
 }

@@ -11,7 +11,7 @@ import OCI
 /// let policy = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
 /// let policy = RegistryAccessPolicy(scheme: .token(tokens, realm: "https://registry.example/token"), accounts: metadata)
 /// ```
-public struct RegistryAccessPolicy: AccessPolicy {
+public struct RegistryAccessPolicy: AccessPolicy, ImmediateAccess {
     public enum Scheme: Sendable {
         case basic
         /// `realm` is the absolute URL of `GET /token`.
@@ -100,14 +100,19 @@ public struct RegistryAccessPolicy: AccessPolicy {
 
     public func allows(_ principal: Principal?, to action: RepositoryAction, on repository: RepositoryName) async -> Bool {
         if let grants = principal?.tokenGrants {
-            guard grants[repository.value]?.contains(action) == true else { return false }
-            if action == .push, let principal {
-                // A user's own namespace comes into being with their first push.
-                try? rules.claimOwnNamespace(of: principal, pushingTo: repository)
-            }
-            return true
+            return grants[repository.value]?.contains(action) == true
         }
         return (try? rules.actions(for: principal, on: repository).contains(action)) ?? false
+    }
+
+    public func pushCreatesNamespace(_ principal: Principal?, on repository: RepositoryName) throws -> Bool {
+        guard let principal, principal.tokenGrants != nil else { return false }
+        return try rules.mustCreateOwnNamespace(of: principal, pushingTo: repository)
+    }
+
+    public func createNamespace(for principal: Principal?, on repository: RepositoryName) throws {
+        guard let principal else { return }
+        try rules.createOwnNamespace(of: principal, pushingTo: repository)
     }
 
     public func mayRead(_ principal: Principal?, _ repository: RepositoryName) async -> Bool {

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HTTPTransport
 import Metadata
 import NIOHTTP1
 import OCI

@@ -1,3 +1,4 @@
+import HTTPTransport
 import NIOHTTP1
 import OCI
 import Storage

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HTTPTransport
 import Metadata
 import NIOCore
 import NIOHTTP1
@@ -9,7 +10,7 @@ import OCI
 extension Registry {
     func getManifest(_ name: RepositoryName, _ referenceText: String, _ context: RequestContext) async throws -> HTTPResponse {
         try await authorize(.pull, on: name, context)
-        guard let reference = try? parseReference(referenceText),
+        guard let reference = try? Self.parseReference(referenceText),
               let manifest = try meta({ try metadata.manifest(reference, in: name) })
         else {
             throw RegistryError.manifestUnknown(referenceText)
@@ -32,7 +33,7 @@ extension Registry {
     }
 
     func putManifest(_ name: RepositoryName, _ referenceText: String, _ context: RequestContext) async throws -> HTTPResponse {
-        let reference = try parseReference(referenceText)
+        let reference = try Self.parseReference(referenceText)
         try await authorize(.pull, .push, on: name, context)
         let request = context.request
 
@@ -125,7 +126,7 @@ extension Registry {
 
     func deleteManifest(_ name: RepositoryName, _ referenceText: String, _ context: RequestContext) async throws -> HTTPResponse {
         try await authorize(.delete, on: name, context)
-        guard let reference = try? parseReference(referenceText) else { throw RegistryError.manifestUnknown(referenceText) }
+        guard let reference = try? Self.parseReference(referenceText) else { throw RegistryError.manifestUnknown(referenceText) }
         let actor = context.principal?.name
         let existed = switch reference {
         case .digest(let digest): try meta { try metadata.deleteManifest(digest, in: name, actor: actor) }
@@ -139,7 +140,7 @@ extension Registry {
     /// (`TAG_INVALID`, `DIGEST_INVALID`, `UNSUPPORTED`): GET, HEAD and DELETE answer
     /// 404 `MANIFEST_UNKNOWN`, since no manifest can be stored under it (the OCI
     /// conformance suite asks that of GET and HEAD; clients read 404 as "absent").
-    func parseReference(_ text: String) throws(RegistryError) -> ManifestReference {
+    static func parseReference(_ text: String) throws(RegistryError) -> ManifestReference {
         if text.contains(":") {
             return .digest(try Digest.fromRequest(text))
         }

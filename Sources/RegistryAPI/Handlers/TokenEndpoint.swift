@@ -1,5 +1,6 @@
 import Auth
 import FoundationEssentials
+import HTTPTransport
 import NIOHTTP1
 import OCI
 

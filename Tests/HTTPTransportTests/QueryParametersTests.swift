@@ -1,4 +1,4 @@
-@testable import RegistryAPI
+@testable import HTTPTransport
 import XCTest
 
 /// Query strings as clients send them: `%XX` escapes of UTF-8 bytes, `+` as itself (ORAS

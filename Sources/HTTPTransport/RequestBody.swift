@@ -91,8 +91,12 @@ public final class RequestBody: AsyncSequence {
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(body: self) }
 }
 
-enum RequestBodyError: Error {
+/// Why a request body could not be read to its end.
+public enum RequestBodyError: Error {
+    /// Longer than the limit given to `collect(upTo:)`.
     case tooLarge
+    /// The connection ended before the body did.
     case connectionClosed
+    /// The next request's head arrived where body bytes were expected.
     case unexpectedHead
 }

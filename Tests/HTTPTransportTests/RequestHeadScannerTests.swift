@@ -1,5 +1,5 @@
+@testable import HTTPTransport
 import NIOHTTP1
-@testable import RegistryAPI
 import XCTest
 
 /// The immediate path's head scanner: which requests it may answer, and where every

@@ -1,6 +1,6 @@
+@testable import HTTPTransport
 import NIOCore
 import NIOHTTP1
-@testable import RegistryAPI
 import XCTest
 
 /// The encoded-answer cache: reused only for the same generation and within its
@@ -42,6 +42,7 @@ final class ImmediateAnswerCacheTests: XCTestCase {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: "application/json")
         headers.add(name: "Content-Length", value: "2")
+        headers.add(name: "Docker-Distribution-API-Version", value: "registry/2.0")
         let response = HTTPResponse(status: .ok, headers: headers, body: .bytes(ByteBuffer(string: "{}")))
         let get = try XCTUnwrap(ImmediateAnswerCache.encode(response, method: .GET, version: .http1_1, keepAlive: true))
         XCTAssertEqual(String(buffer: get), "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDocker-Distribution-API-Version: registry/2.0\r\n\r\n{}")

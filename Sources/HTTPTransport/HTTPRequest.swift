@@ -9,7 +9,7 @@ public struct HTTPRequest {
     public let query: QueryParameters
     public let body: RequestBody
 
-    init(head: HTTPRequestHead, body: RequestBody) {
+    public init(head: HTTPRequestHead, body: RequestBody) {
         self.head = head
         let uri = head.uri
         if let mark = uri.firstIndex(of: "?") {
@@ -26,10 +26,10 @@ public struct HTTPRequest {
     public var headers: HTTPHeaders { head.headers }
 
     /// The declared body length, when the client sent `Content-Length`.
-    var contentLength: Int64? { headers.first(name: "Content-Length").flatMap { Int64($0) } }
+    public var contentLength: Int64? { headers.first(name: "Content-Length").flatMap { Int64($0) } }
 
     /// Whether a body follows: a non-zero `Content-Length` or chunked transfer coding.
-    var hasBody: Bool {
+    public var hasBody: Bool {
         if let length = contentLength { return length > 0 }
         return headers[canonicalForm: "Transfer-Encoding"].contains { $0.lowercased() == "chunked" }
     }
@@ -42,7 +42,7 @@ public struct HTTPRequest {
 public struct QueryParameters: Sendable {
     private let pairs: [(String, String)]
 
-    init(_ query: String) {
+    public init(_ query: String) {
         pairs = query.split(separator: "&").map { pair in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let key = Self.decode(parts[0])

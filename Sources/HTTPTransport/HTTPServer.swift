@@ -6,11 +6,8 @@ import NIOPosix
 
 /// Serves HTTP/1.1 for a `RequestResponder` on one or more listening sockets.
 ///
-/// ```swift
-/// let server = HTTPServer(responder: registry, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-/// let listener = try await server.bind(host: "127.0.0.1", port: 5000)
-/// try await server.serve([listener])
-/// ```
+/// It knows HTTP and nothing of what it serves: no registry errors, storage or
+/// metadata (see `HTTPServerExample` in Tests/DocumentationExamples for a whole use).
 ///
 /// One task per connection reads requests in order (HTTP/1.1 keep-alive with
 /// pipelining kept in order by NIO), streams bodies with back-pressure, and writes
@@ -24,7 +21,8 @@ public struct HTTPServer: Sendable {
     let logger: Logger
     private let accessLog: AccessLog
     private let connections = ConnectionTracker()
-    private let answerCaches: ImmediateAnswerCaches
+    /// The immediate path's answers, `nil` when it is off.
+    private let immediateAnswers: ImmediateAnswersByLoop?
     /// Bodies left unread by a handler are drained up to this size; past it the
     /// connection is closed instead of reading a large upload nobody wants.
     private let drainLimit: Int64 = 1 << 20
@@ -33,12 +31,17 @@ public struct HTTPServer: Sendable {
     /// is closed, so idle or stalled clients cannot pile up and exhaust descriptors.
     let idleTimeout: TimeAmount
 
-    public init(responder: any RequestResponder, group: any EventLoopGroup, logger: Logger, idleTimeout: Duration = .seconds(60)) {
+    /// - Parameters:
+    ///   - immediateResponder: answers plain reads from memory on the event loop
+    ///     (`ImmediateResponseHandler`); `nil` sends every request through NIO's parser
+    ///     and `responder`.
+    public init(responder: any RequestResponder, immediateResponder: (any ImmediateResponder)? = nil, group: any EventLoopGroup,
+                logger: Logger, idleTimeout: Duration = .seconds(60)) {
         self.responder = responder
         self.group = group
         self.logger = logger
         self.accessLog = AccessLog(logger: logger)
-        self.answerCaches = ImmediateAnswerCaches(group: group)
+        self.immediateAnswers = immediateResponder.map { ImmediateAnswersByLoop(responder: $0, group: group) }
         self.idleTimeout = .nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
     }
 
@@ -106,28 +109,33 @@ public struct HTTPServer: Sendable {
     private func initializeConnection(_ channel: any Channel) -> EventLoopFuture<Connection> {
         let connections = self.connections
         let idleTimeout = self.idleTimeout
-        let immediate = responder as? any ImmediateResponder
+        let immediateAnswers = self.immediateAnswers
         let accessLog = self.accessLog
-        let answerCaches = self.answerCaches
         return channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
             try pipeline.addHandler(IdleConnectionCloser(connections: connections))
-            let immediateHandler = immediate.map {
-                ImmediateResponseHandler(responder: $0, connections: connections, accessLog: accessLog, cache: answerCaches.cache(for: channel.eventLoop))
+            let immediateHandler = immediateAnswers.map {
+                ImmediateResponseHandler(answers: $0.answers(for: channel.eventLoop), connections: connections, accessLog: accessLog)
             }
-            if let immediateHandler { try pipeline.addHandler(immediateHandler) }
-            try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
-            if let immediateHandler {
-                let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
-                try pipeline.addHandler(ResponseEndCounter(immediateHandler), position: .after(decoder))
-            }
-            try pipeline.addHandler(FileRegionLifetimeHandler())
+            try Self.addHTTPHandlers(to: pipeline, immediate: immediateHandler)
             return try Connection(
                 wrappingChannelSynchronously: channel,
                 configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 3))
             )
         }
+    }
+
+    /// NIO's HTTP/1 server handlers, with the immediate path in front of its parser when
+    /// there is one (tests build the same pipeline on an `EmbeddedChannel`).
+    static func addHTTPHandlers(to pipeline: ChannelPipeline.SynchronousOperations, immediate: ImmediateResponseHandler?) throws {
+        if let immediate { try pipeline.addHandler(immediate) }
+        try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+        if let immediate {
+            let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try pipeline.addHandler(ResponseEndCounter(immediate), position: .after(decoder))
+        }
+        try pipeline.addHandler(FileRegionLifetimeHandler())
     }
 
     private func handle(_ connection: Connection) async {
@@ -209,7 +217,7 @@ public struct HTTPServer: Sendable {
                 fileRegion = try await openRegion(path, range)
             } catch {
                 logger.error("cannot open \(path): \(error)")
-                response = .error(RegistryError.blobUnknown("blob bytes are missing"))
+                response = responder.responseForUnreadableFile(path: path, error: error)
             }
         }
         var parts: [HTTPServerResponsePart] = [.head(HTTPResponseHead(version: request.version, status: response.status, headers: Self.finalHeaders(response)))]
@@ -266,52 +274,13 @@ public struct HTTPServer: Sendable {
         }
     }
 
-    /// The headers every answer carries, on the full and the immediate path alike.
+    /// The headers as sent, on the full and the immediate path alike: an answer without
+    /// a body says so with `Content-Length: 0`.
     static func finalHeaders(_ response: HTTPResponse) -> HTTPHeaders {
         var headers = response.headers
-        headers.replaceOrAdd(name: "Docker-Distribution-API-Version", value: "registry/2.0")
         if headers.first(name: "Content-Length") == nil, case .none = response.body {
             headers.add(name: "Content-Length", value: "0")
         }
         return headers
     }
-}
-
-/// One line per request at `info`: remote address, method, path, status, body bytes
-/// sent, body bytes received, duration. Only these: headers may carry credentials.
-///
-///     127.0.0.1 PATCH /v2/a/blobs/uploads/0b5f…6666 202 0 1048576 4.210ms
-struct AccessLog: Sendable {
-    let logger: Logger
-
-    func record(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, sent: Int64, received: Int64, started: ContinuousClock.Instant, remote: String) {
-        record(method: head.method, uri: head.uri, status: status, sent: sent, received: received, started: started, remote: remote)
-    }
-
-    /// The same, for the immediate path, which has no `HTTPRequestHead`.
-    func record(method: HTTPMethod, uri: String, status: HTTPResponseStatus, sent: Int64, received: Int64, started: ContinuousClock.Instant, remote: String) {
-        guard logger.logLevel <= .info else { return }
-        let elapsed = ContinuousClock.now - started
-        let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
-        let fraction = String(microseconds % 1000)
-        let milliseconds = "\(microseconds / 1000).\(String(repeating: "0", count: 3 - fraction.count))\(fraction)ms"
-        logger.info("\(remote) \(method.rawValue) \(uri) \(status.code) \(sent) \(received) \(milliseconds)")
-    }
-}
-
-/// Answers one request. `Registry` is the real one; tests may wrap it.
-public protocol RequestResponder: Sendable {
-    func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse
-}
-
-/// Answers some requests synchronously, on the event loop that read them, before any
-/// task is involved (`ImmediateResponseHandler`); `nil` sends the request down the full
-/// path. Must never block: memory only.
-public protocol ImmediateResponder: Sendable {
-    func respondImmediately(to head: HTTPRequestHead, remoteAddress: String) -> HTTPResponse?
-
-    /// Changes whenever an answer of `respondImmediately` may change other than by time
-    /// (every write transaction); the server keeps encoded answers while it stays the
-    /// same (`ImmediateAnswerCache`). `nil`: keep nothing.
-    var immediateAnswerGeneration: UInt64? { get }
 }

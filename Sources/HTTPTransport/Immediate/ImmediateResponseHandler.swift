@@ -1,0 +1,106 @@
+import NIOCore
+import NIOHTTP1
+
+/// Answers the requests an `ImmediateResponder` can answer from memory right where their
+/// bytes arrive, before any HTTP parsing, and hands every other request to NIO's HTTP
+/// pipeline and the per-connection task.
+///
+/// It sits in front of NIO's HTTP decoder. Which bytes are a request it may answer and
+/// which go on to NIO is decided by `ImmediateFraming` (no I/O); this handler carries out
+/// its actions: answers an offered request from `ImmediateAnswers` (a lookup and one
+/// write of ready bytes), forwards bytes, closes. `ResponseEndCounter` tells it when NIO's
+/// pipeline has answered a forwarded request, which keeps the answers in order.
+final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let answers: ImmediateAnswers
+    private let connections: ConnectionTracker
+    private let accessLog: AccessLog
+    private var framing = ImmediateFraming()
+    /// The peer's address, asked of the socket once (each ask is a getpeername(2)).
+    private var remote: String?
+
+    init(answers: ImmediateAnswers, connections: ConnectionTracker, accessLog: AccessLog) {
+        self.answers = answers
+        self.connections = connections
+        self.accessLog = accessLog
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let forward = framing.receive(unwrapInboundIn(data)) {
+            context.fireChannelRead(wrapInboundOut(forward))
+            return
+        }
+        var wrote = false
+        defer { if wrote { context.flush() } }
+        while true {
+            switch framing.nextAction(mayOffer: !connections.isDraining) {
+            case .waitForBytes:
+                return
+            case .forward(let bytes):
+                context.fireChannelRead(wrapInboundOut(bytes))
+            case .offer(let request):
+                guard let written = answer(request, context) else {
+                    context.fireChannelRead(wrapInboundOut(framing.declined()))
+                    continue
+                }
+                wrote = true
+                if framing.answered(keepAlive: request.keepAlive) == .closeWhenWritten {
+                    // Closed once the answer is on the wire: closing with writes still
+                    // queued would drop them, and a large answer would be cut short.
+                    let channel = context.channel
+                    written.whenComplete { _ in channel.close(promise: nil) }
+                    return
+                }
+            }
+        }
+    }
+
+    /// Called by `ResponseEndCounter` when the end of a forwarded request's answer was written.
+    func forwardedRequestAnswered() {
+        framing.forwardedRequestAnswered()
+    }
+
+    /// Writes (without flushing) the answer if it can be given from memory.
+    /// - Returns: the write's future, or `nil` when the full path must answer.
+    private func answer(_ request: ScannedRequestHead.Candidate, _ context: ChannelHandlerContext) -> EventLoopFuture<Void>? {
+        let started = ContinuousClock.now
+        guard let answer = answers.answer(request, remoteAddress: remoteAddress(context), now: .now()) else { return nil }
+        let written = context.write(wrapOutboundOut(answer.bytes))
+        connections.requestsServed.add(1, ordering: .relaxed)
+        accessLog.record(method: request.method, uri: request.target, status: answer.status, sent: answer.bodyLength, received: 0,
+                         started: started, remote: remoteAddress(context))
+        return written
+    }
+
+    private func remoteAddress(_ context: ChannelHandlerContext) -> String {
+        if let remote { return remote }
+        let address = context.remoteAddress?.ipAddress ?? "-"
+        remote = address
+        return address
+    }
+}
+
+/// Sees the end of every answer NIO's pipeline writes, and tells the
+/// `ImmediateResponseHandler` that one more handed-on request is answered. It sits
+/// between NIO's response encoder and its pipelining handler, where every answer's
+/// parts pass (also the 400 of NIO's protocol-error handler).
+final class ResponseEndCounter: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let immediate: ImmediateResponseHandler
+
+    init(_ immediate: ImmediateResponseHandler) {
+        self.immediate = immediate
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let isEnd = if case .end = unwrapOutboundIn(data) { true } else { false }
+        context.write(data, promise: promise)
+        // After the write: the end's bytes are queued before anything answered later.
+        if isEnd { immediate.forwardedRequestAnswered() }
+    }
+}
