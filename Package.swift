@@ -141,6 +141,7 @@ let package = Package(
             path: "Tests/RegistryTesting"
         ),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "SettingsTests", dependencies: ["DaemonSettings"]),
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Metadata", "OCI"]),
         .testTarget(
             name: "StorageTests",

@@ -3,6 +3,9 @@ import Logging
 import Storage
 
 /// Every setting of the daemon, from defaults, then the config file, then flags.
+///
+/// A property's initial value is its default; how it is named, read, shown and
+/// documented is declared once, in `Settings.all`.
 public struct Settings: Sendable {
     public enum StorageKind: String, Sendable { case filesystem, memory, s3 }
 
@@ -19,6 +22,11 @@ public struct Settings: Sendable {
             if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
             self.host = host.isEmpty ? "0.0.0.0" : host
             self.port = port
+        }
+
+        /// As it is written in a config file.
+        public var text: String {
+            host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         }
     }
 
@@ -56,6 +64,8 @@ public struct Settings: Sendable {
     /// This process's identity as a holder of pins (see `InstanceLease`); `nil`: the id
     /// kept in `DATA_DIR/instance-id`, made on first start.
     public var instanceID: String?
+    /// Plain reads answered from memory on the event loop (`ImmediateReads`).
+    public var immediateAnswers = true
 
     public init() {}
 
@@ -96,7 +106,7 @@ public struct Settings: Sendable {
     /// The config file's text (`source` names it in errors): whatever it holds, the
     /// answer is these settings or a clear `SettingsError`, never a crash.
     public mutating func load(text: String, source path: String) throws(SettingsError) {
-        var listens: [String] = []
+        var given: Set<String> = []
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingWhitespace
             if line.isEmpty { continue }
@@ -104,83 +114,65 @@ public struct Settings: Sendable {
             let key = line[..<equals].trimmingWhitespace
             var value = line[line.index(after: equals)...].trimmingWhitespace
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
-            switch key {
-            case "listen": listens.append(value)
-            case "data-dir": dataDir = value
-            case "control-socket": controlSocket = value
-            case "storage": storage = try Self.storageKind(value)
-            case "allow-sparse-indexes": allowSparseIndexes = try Self.boolean(key, value)
-            case "log-level": logLevel = try Self.level(value)
-            case "token-auth": tokenAuth = try Self.boolean(key, value)
-            case "token-service": tokenService = value
-            case "public-url": publicURL = try Self.url(value)
-            case "admin-group": adminGroup = value
-            case "shutdown-timeout": shutdownTimeout = try Self.seconds(key, value)
-            case "exit-idle-after": exitIdleAfter = try Self.seconds(key, value)
-            case "upload-ttl": uploadTTL = try Self.seconds(key, value)
-            case "gc-interval": gcInterval = try Self.seconds(key, value)
-            case "gc-grace": gcGrace = try Self.seconds(key, value)
-            case "tag-history-retention": tagHistoryRetention = try Self.retention(key, value)
-            case "audit-retention": auditRetention = try Self.retention(key, value)
-            case "s3-endpoint": s3.endpoint = value
-            case "s3-bucket": s3.bucket = value
-            case "s3-region": s3.region = value
-            case "s3-prefix": s3.prefix = value
-            case "s3-addressing": s3.addressing = try Self.addressing(value)
-            case "s3-part-size": s3.partSizeMiB = try Self.partSize(value)
-            case "s3-redirect": s3.redirect = try Self.boolean(key, value)
-            case "s3-access-key": s3.accessKey = value
-            case "s3-secret-key": s3.secretKey = value
-            case "instance-id": instanceID = try Self.instanceID(value)
-            default: throw SettingsError.unknownKey(key)
-            }
-        }
-        if !listens.isEmpty {
-            var addresses: [ListenAddress] = []
-            for text in listens { addresses.append(try ListenAddress(parsing: text)) }
-            listen = addresses
+            guard let setting = Self.named(key) else { throw SettingsError.unknownKey(key) }
+            try read(setting, value, given: &given)
         }
     }
 
-    /// Flags win over the file.
-    public mutating func apply(listen: [String], dataDir: String?, controlSocket: String?, storage: String?, allowSparseIndexes: Bool?, logLevel: String?,
-                        tokenAuth: Bool?, tokenService: String?, publicURL: String?) throws {
-        if let tokenAuth { self.tokenAuth = tokenAuth }
-        if let tokenService { self.tokenService = tokenService }
-        if let publicURL { self.publicURL = try Self.url(publicURL) }
-        if !listen.isEmpty { self.listen = try listen.map { try ListenAddress(parsing: $0) } }
-        if let dataDir { self.dataDir = dataDir }
-        if let controlSocket { self.controlSocket = controlSocket }
-        if let storage { self.storage = try Self.storageKind(storage) }
-        if let allowSparseIndexes { self.allowSparseIndexes = allowSparseIndexes }
-        if let logLevel { self.logLevel = try Self.level(logLevel) }
+    /// Command-line flags, which win over the file: `--key VALUE`, `--key=VALUE`, and
+    /// `--key` alone for an on/off setting.
+    public mutating func apply(flags arguments: [String]) throws(SettingsError) {
+        var given: Set<String> = []
+        var remaining = arguments[...]
+        while let argument = remaining.popFirst() {
+            guard argument.hasPrefix("--"), argument.count > 2 else { throw SettingsError.unexpectedArgument(argument) }
+            let flag = argument.dropFirst(2)
+            let name = String(flag.prefix { $0 != "=" })
+            let inline = flag.firstIndex(of: "=").map { String(flag[flag.index(after: $0)...]) }
+            guard let setting = Self.named(name) else { throw SettingsError.unknownFlag(argument) }
+            let value: String
+            switch setting.form {
+            case .fileOnly:
+                throw SettingsError.fileOnly(name)
+            case .onOff:
+                value = inline ?? "true"
+            case .value:
+                guard let next = inline ?? remaining.popFirst() else { throw SettingsError.missingValue(name) }
+                value = next
+            }
+            try read(setting, value, given: &given)
+        }
+    }
+
+    /// Reads one value. A source's first value of a repeatable setting replaces what an
+    /// earlier source gave; otherwise the last value given wins.
+    private mutating func read(_ setting: Setting, _ value: String, given: inout Set<String>) throws(SettingsError) {
+        if given.insert(setting.key).inserted { setting.reset?(&self) }
+        try setting.read(&self, value, setting.key)
     }
 
     /// Letters, digits, `.`, `_` and `-`, at most 64.
-    public static func instanceID(_ value: String) throws(SettingsError) -> String {
+    public static func instanceID(_ value: String, key: String = "instance-id") throws(SettingsError) -> String {
         guard !value.isEmpty, value.utf8.count <= 64,
               value.utf8.allSatisfy({ $0 < 0x80 && (Character(Unicode.Scalar($0)).isLetter || Character(Unicode.Scalar($0)).isNumber || "._-".utf8.contains($0)) })
-        else { throw .invalid("instance-id", value) }
+        else { throw .invalid(key, value) }
         return value
     }
 
-    private static func storageKind(_ value: String) throws(SettingsError) -> StorageKind {
-        guard let kind = StorageKind(rawValue: value) else { throw .invalid("storage", value) }
-        return kind
-    }
-
-    public static func addressing(_ value: String) throws(SettingsError) -> S3Configuration.Addressing {
-        guard let addressing = S3Configuration.Addressing(rawValue: value) else { throw .invalid("s3-addressing", value) }
-        return addressing
+    /// One of an enumeration's raw values.
+    static func choice<Choice: RawRepresentable>(_ type: Choice.Type, _ key: String, _ value: String) throws(SettingsError) -> Choice
+    where Choice.RawValue == String {
+        guard let choice = Choice(rawValue: value) else { throw .invalid(key, value) }
+        return choice
     }
 
     /// Whole MiB, 5 MiB (S3's minimum part) to 5 GiB.
-    public static func partSize(_ value: String) throws(SettingsError) -> Int {
-        guard let mebibytes = Int(value), (5...5120).contains(mebibytes) else { throw .invalid("s3-part-size", value) }
+    static func partSize(_ key: String, _ value: String) throws(SettingsError) -> Int {
+        guard let mebibytes = Int(value), (5...5120).contains(mebibytes) else { throw .invalid(key, value) }
         return mebibytes
     }
 
-    private static func boolean(_ key: String, _ value: String) throws(SettingsError) -> Bool {
+    static func boolean(_ key: String, _ value: String) throws(SettingsError) -> Bool {
         switch value {
         case "true", "yes", "1": return true
         case "false", "no", "0": return false
@@ -196,9 +188,18 @@ public struct Settings: Sendable {
         return "http://\(host):\(address.port)"
     }
 
-    private static func seconds(_ key: String, _ value: String) throws(SettingsError) -> Int {
+    static func seconds(_ key: String, _ value: String) throws(SettingsError) -> Int {
         guard let seconds = Int(value), (0...86_400).contains(seconds) else { throw .invalid(key, value) }
         return seconds
+    }
+
+    /// A retention as `retention` reads it: `forever`, or the largest whole unit.
+    static func period(_ seconds: Int64?) -> String {
+        guard let seconds else { return "forever" }
+        for (unit, size) in [("d", Int64(86_400)), ("h", 3600), ("m", 60)] where seconds % size == 0 {
+            return "\(seconds / size)\(unit)"
+        }
+        return String(seconds)
     }
 
     /// `forever`, or a period of at least a minute: a number of seconds, or a number
@@ -218,16 +219,11 @@ public struct Settings: Sendable {
         return count * unit
     }
 
-    private static func url(_ value: String) throws(SettingsError) -> String {
+    static func url(_ key: String, _ value: String) throws(SettingsError) -> String {
         guard value.hasPrefix("http://") || value.hasPrefix("https://"), !value.contains(" "), !value.contains("\"") else {
-            throw .invalid("public-url", value)
+            throw .invalid(key, value)
         }
         return value.hasSuffix("/") ? String(value.dropLast()) : value
-    }
-
-    private static func level(_ value: String) throws(SettingsError) -> Logger.Level {
-        guard let level = Logger.Level(rawValue: value) else { throw .invalid("log-level", value) }
-        return level
     }
 }
 
@@ -236,6 +232,10 @@ public enum SettingsError: Error, CustomStringConvertible {
     case unknownKey(String)
     case invalid(String, String)
     case missing(String)
+    case unknownFlag(String)
+    case unexpectedArgument(String)
+    case missingValue(String)
+    case fileOnly(String)
 
     public var description: String {
         switch self {
@@ -243,6 +243,10 @@ public enum SettingsError: Error, CustomStringConvertible {
         case .unknownKey(let key): "unknown setting \(key)"
         case .invalid(let key, let value): "invalid value for \(key): \(value)"
         case .missing(let key): "\(key) is required with storage = s3"
+        case .unknownFlag(let flag): "unknown flag \(flag)"
+        case .unexpectedArgument(let argument): "unexpected argument \(argument): settings are given as --key VALUE"
+        case .missingValue(let key): "--\(key) needs a value"
+        case .fileOnly(let key): "\(key) is read from the config file only (a flag would show in ps)"
         }
     }
 }

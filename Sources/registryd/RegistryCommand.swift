@@ -19,85 +19,21 @@ struct RegistryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registryd",
         abstract: "A container image registry (OCI Distribution API) server.",
-        discussion: "Settings come from --config FILE (key = value lines) and are overridden by flags. See docs/CONFIGURATION.md.")
+        usage: "registryd [--config FILE] [--SETTING VALUE ...]",
+        discussion: """
+            Settings come from --config FILE (key = value lines) and are overridden by flags; \
+            every setting is both a config key and a flag (docs/CONFIGURATION.md).
 
-    @Option(name: .long, help: "Address to listen on, HOST:PORT (repeatable). Default: 127.0.0.1:5000. Ignored under socket activation.")
-    var listen: [String] = []
-
-    @Option(name: .long, help: "Directory for the database and blob storage. Default: ./registry-data.")
-    var dataDir: String?
+            SETTINGS:
+            \(Setting.flagHelp)
+            """)
 
     @Option(name: .long, help: "Configuration file (key = value lines).")
     var config: String?
 
-    @Option(name: .long, help: "Storage driver: filesystem, memory or s3. Default: filesystem.")
-    var storage: String?
-
-    @Option(name: .long, help: "S3 endpoint, http(s)://HOST[:PORT] (storage s3). Credentials: s3-access-key/s3-secret-key in the config file or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.")
-    var s3Endpoint: String?
-
-    @Option(name: .long, help: "S3 bucket (created when missing).")
-    var s3Bucket: String?
-
-    @Option(name: .long, help: "S3 region. Default: us-east-1.")
-    var s3Region: String?
-
-    @Option(name: .long, help: "Key prefix inside the bucket. Default: none.")
-    var s3Prefix: String?
-
-    @Option(name: .long, help: "S3 addressing: path or virtual-host. Default: path.")
-    var s3Addressing: String?
-
-    @Option(name: .long, help: "S3 multipart part size in MiB (5-5120). Default: 16.")
-    var s3PartSize: String?
-
-    @Flag(name: .long, help: "Answer blob GETs with a 307 to a presigned S3 URL.")
-    var s3Redirect = false
-
-    @Option(name: .long, help: "Path of the control socket for registryctl. Default: DATA_DIR/control.sock.")
-    var controlSocket: String?
-
-    @Option(name: .long, help: "Group whose members may use the control socket (besides root and the daemon's user).")
-    var adminGroup: String?
-
-    @Flag(name: .long, help: "Docker token auth with namespaces and roles (default: basic auth, only staff push).")
-    var tokenAuth = false
-
-    @Option(name: .long, help: "The service name in token challenges. Default: registryd.")
-    var tokenService: String?
-
-    @Option(name: .long, help: "How clients reach the registry (e.g. https://registry.example.com); the token realm is <URL>/token.")
-    var publicURL: String?
-
-    @Flag(name: .long, help: "Accept indexes whose child manifests are missing (partial mirrors).")
-    var allowSparseIndexes = false
-
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical. Default: info.")
-    var logLevel: String?
-
-    @Option(name: .long, help: "Seconds requests in flight may take to finish after SIGTERM. Default: 30.")
-    var shutdownTimeout: Int?
-
-    @Option(name: .long, help: "With socket activation: exit after this many idle seconds; systemd starts registryd again on the next connection.")
-    var exitIdleAfter: Int?
-
-    @Option(name: .long, help: "Seconds an upload may sit idle before the hourly purge removes it. Default: 86400.")
-    var uploadTTL: Int?
-
-    @Option(name: .long, help: "Collect garbage every this many seconds (default: only on `registryctl gc run`).")
-    var gcInterval: Int?
-
-    @Option(name: .long, help: "Grace period in seconds of scheduled collections. Default: 3600.")
-    var gcGrace: Int?
-
-    @Option(name: .long, help: "How long tag moves are kept: forever, or e.g. 90d, 12h, 3600. Default: 90d.")
-    var tagHistoryRetention: String?
-
-    @Option(name: .long, help: "How long audit records of control-socket changes are kept: forever, or e.g. 365d. Default: 365d.")
-    var auditRetention: String?
-
-    @Option(name: .long, help: "This instance's id among instances sharing one database. Default: the id kept in DATA_DIR/instance-id.")
-    var instanceID: String?
+    /// Every other flag: a setting of `Settings.all`, read by `Settings.apply(flags:)`.
+    @Argument(parsing: .allUnrecognized, help: .hidden)
+    var settingFlags: [String] = []
 
     func run() async throws {
         // glibc gives each thread that contends for malloc an arena of its own (up to 8
@@ -143,7 +79,9 @@ struct RegistryCommand: AsyncParsableCommand {
         }
         let registry = Registry(metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint,
                                 configuration: registryConfiguration, logger: logger)
-        let immediateReads = ImmediateReads(cache: metadata, access: policy, configuration: registryConfiguration)
+        // The immediate path answers plain reads from memory; without it every request
+        // takes NIO's parser and the full path (same answers, more work per request).
+        let immediateReads = settings.immediateAnswers ? ImmediateReads(cache: metadata, access: policy, configuration: registryConfiguration) : nil
         let server = HTTPServer(responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
 
         var listeners: [HTTPServer.Listener] = []
@@ -236,25 +174,7 @@ struct RegistryCommand: AsyncParsableCommand {
     private func loadSettings() throws -> Settings {
         var settings = Settings()
         if let config { try settings.load(file: config) }
-        try settings.apply(listen: listen, dataDir: dataDir, controlSocket: controlSocket, storage: storage,
-                           allowSparseIndexes: allowSparseIndexes ? true : nil, logLevel: logLevel,
-                           tokenAuth: tokenAuth ? true : nil, tokenService: tokenService, publicURL: publicURL)
-        if let adminGroup { settings.adminGroup = adminGroup }
-        if let shutdownTimeout { settings.shutdownTimeout = shutdownTimeout }
-        if let exitIdleAfter { settings.exitIdleAfter = exitIdleAfter }
-        if let uploadTTL { settings.uploadTTL = uploadTTL }
-        if let gcInterval { settings.gcInterval = gcInterval }
-        if let gcGrace { settings.gcGrace = gcGrace }
-        if let tagHistoryRetention { settings.tagHistoryRetention = try Settings.retention("tag-history-retention", tagHistoryRetention) }
-        if let auditRetention { settings.auditRetention = try Settings.retention("audit-retention", auditRetention) }
-        if let instanceID { settings.instanceID = try Settings.instanceID(instanceID) }
-        if let s3Endpoint { settings.s3.endpoint = s3Endpoint }
-        if let s3Bucket { settings.s3.bucket = s3Bucket }
-        if let s3Region { settings.s3.region = s3Region }
-        if let s3Prefix { settings.s3.prefix = s3Prefix }
-        if let s3Addressing { settings.s3.addressing = try Settings.addressing(s3Addressing) }
-        if let s3PartSize { settings.s3.partSizeMiB = try Settings.partSize(s3PartSize) }
-        if s3Redirect { settings.s3.redirect = true }
+        try settings.apply(flags: settingFlags)
         return settings
     }
 
