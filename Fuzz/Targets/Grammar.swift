@@ -40,3 +40,14 @@ extension FuzzTarget {
         check(!route.methods.isEmpty, "route \(path) answers no method")
     }
 }
+
+private extension Route {
+    /// The repository the route acts on, if any.
+    var repository: RepositoryName? {
+        switch self {
+        case .token, .base, .catalog: nil
+        case .tags(let name), .manifest(let name, _), .blob(let name, _), .startUpload(let name),
+             .upload(let name, _), .referrers(let name, _): name
+        }
+    }
+}

@@ -14,8 +14,9 @@ public struct ControlMethods: Sendable {
     let audit: any AuditStore
     let repositories: any RepositoryAdministration
     let purger: UploadPurger
-    /// The daemon's one collector: `gc.run` and the schedule share it.
-    public let collector: GarbageCollector
+    /// The daemon's one collector, which its schedule shares: `gc.run` and
+    /// `gc.status` see a scheduled collection too.
+    let collector: GarbageCollector
     let verifier: StorageVerifier
     /// Default time-to-live of an idle upload session for `upload.purge`.
     let uploadTimeToLive: Int64
@@ -26,15 +27,16 @@ public struct ControlMethods: Sendable {
     let startedAt: ContinuousClock.Instant
     let version: String
 
+    /// - Parameter collector: the daemon's collector; `nil` makes one for these methods alone.
     public init(metadata: any MetadataStore & AccountStore & AuditStore & RepositoryAdministration & CollectionStore, blobs: BlobStore,
-                passwords: PasswordHasher = PasswordHasher(), uploadTimeToLive: Int64 = 86_400,
+                collector: GarbageCollector? = nil, passwords: PasswordHasher = PasswordHasher(), uploadTimeToLive: Int64 = 86_400,
                 activation: String = "none", startedAt: ContinuousClock.Instant = .now, version: String) {
         self.metadata = metadata
         self.accounts = metadata
         self.audit = metadata
         self.repositories = metadata
         self.purger = UploadPurger(metadata: metadata, blobs: blobs)
-        self.collector = GarbageCollector(metadata: metadata, blobs: blobs)
+        self.collector = collector ?? GarbageCollector(metadata: metadata, blobs: blobs)
         self.verifier = StorageVerifier(metadata: metadata, blobs: blobs)
         self.uploadTimeToLive = uploadTimeToLive
         self.storageDriver = blobs.driver.name

@@ -150,7 +150,8 @@ public final class Registry: RequestResponder {
         return try meta { try outcome.get() }
     }
 
-    /// Runs a metadata call, turning database failures into a logged 500.
+    /// Runs a metadata read, turning database failures into a logged 500. Writes go
+    /// through `metaWrite`, never here.
     func meta<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()

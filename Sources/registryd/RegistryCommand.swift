@@ -98,7 +98,9 @@ struct RegistryCommand: AsyncParsableCommand {
             }
         }
 
-        let methods = ControlMethods(metadata: metadata, blobs: blobs, uploadTimeToLive: Int64(settings.uploadTTL),
+        // One collector for the schedule, `gc.run` and the status line: one run at a time.
+        let collector = GarbageCollector(metadata: metadata, blobs: blobs)
+        let methods = ControlMethods(metadata: metadata, blobs: blobs, collector: collector, uploadTimeToLive: Int64(settings.uploadTTL),
                                      activation: activation.isActive ? "socket" : "none",
                                      version: RegistrydVersion.current)
         let access = try ControlAccess(adminGroup: settings.adminGroup)
@@ -114,7 +116,7 @@ struct RegistryCommand: AsyncParsableCommand {
 
         // The database is open and migrated and every socket is ready: only now READY=1.
         notifier.ready()
-        let status = StatusReporter(server: server, metadata: metadata, collector: methods.collector, notifier: notifier)
+        let status = StatusReporter(server: server, metadata: metadata, collector: collector, notifier: notifier)
         await status.report()
 
         let registryListeners = listeners
@@ -148,7 +150,7 @@ struct RegistryCommand: AsyncParsableCommand {
             group.addTask { await Self.renewLease(metadata, until: stop, logger: logger) }
             if let interval = settings.gcInterval {
                 let options = GarbageCollector.Options(grace: .seconds(settings.gcGrace), uploadTTL: Int64(settings.uploadTTL))
-                group.addTask { await Self.collectGarbage(methods.collector, every: interval, options: options, until: stop, logger: logger) }
+                group.addTask { await Self.collectGarbage(collector, every: interval, options: options, until: stop, logger: logger) }
             }
             group.addTask {
                 await Self.purgeUploads(UploadPurger(metadata: metadata, blobs: blobs), ttl: Int64(settings.uploadTTL), until: stop, logger: logger)

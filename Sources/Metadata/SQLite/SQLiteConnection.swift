@@ -124,12 +124,24 @@ final class SQLiteConnection {
     }
 }
 
-public struct SQLiteError: Error, CustomStringConvertible, Sendable {
-    public let code: Int32
-    public let message: String
-    public var description: String { "SQLite error \(code): \(message)" }
+struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    let code: Int32
+    let message: String
+    var description: String { "SQLite error \(code): \(message)" }
 
     /// SQLITE_FULL (also as the primary code of an extended one): SQLite's unix VFS
     /// reports a write that failed with ENOSPC this way.
     var isDiskFull: Bool { code & 0xFF == SQLITE_FULL }
+}
+
+extension MetadataError {
+    /// `error` as the metadata layer reports it: its own errors as they are, SQLite's (or
+    /// anything else from below) as `backend` with the cause kept.
+    init(_ error: any Error) {
+        switch error {
+        case let error as MetadataError: self = error
+        case let error as SQLiteError: self = error.isDiskFull ? .storageFull : .backend(MetadataBackendError(code: error.code, underlying: error))
+        default: self = .backend(MetadataBackendError(code: nil, underlying: error))
+        }
+    }
 }

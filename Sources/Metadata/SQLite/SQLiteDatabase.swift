@@ -45,7 +45,11 @@ final class SQLiteDatabase: Sendable {
     /// Runs `body` on a reader connection.
     func read<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
         let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count
-        return try readers[index].use(body)
+        do {
+            return try readers[index].use(body)
+        } catch let error as SQLiteError {
+            throw MetadataError(error)
+        }
     }
 
     /// Runs `body` on a reader unless the answer for `key` is cached; caches it otherwise.
@@ -77,6 +81,8 @@ final class SQLiteDatabase: Sendable {
         } catch let error as SQLiteError where error.isDiskFull {
             guard freesSpace, reserve.release() else { throw MetadataError.storageFull }
             return try write(durable: durable, freesSpace: false, body)
+        } catch let error as SQLiteError {
+            throw MetadataError(error)
         }
     }
 }

@@ -54,5 +54,6 @@ public struct NamespaceMembers: Sendable, Equatable {
 public enum AccountStoreError: Error, Equatable {
     case userExists(String)
     case userUnknown(String)
-    case database(String)
+    /// The store failed (the cause is kept in the `MetadataError`).
+    case metadata(MetadataError)
 }

@@ -105,6 +105,28 @@ public enum MetadataError: Error, Equatable {
     case storageFull
     /// A row this build cannot read (what it holds is in the message).
     case damagedRow(String)
+    /// The database engine failed; the engine's own error is kept.
+    case backend(MetadataBackendError)
+}
+
+/// A failure of the database under the metadata layer, with the engine's own error kept
+/// as its cause. The API edge logs it and answers 500; nothing below turns it into text.
+public struct MetadataBackendError: Error, Equatable, CustomStringConvertible, @unchecked Sendable {
+    /// The engine's result code (SQLite: the extended result code), when it gave one.
+    public let code: Int32?
+    /// What the engine (or whatever failed under the store) threw.
+    public let underlying: any Error
+
+    public init(code: Int32?, underlying: any Error) {
+        self.code = code
+        self.underlying = underlying
+    }
+
+    public var description: String { "\(underlying)" }
+
+    public static func == (left: MetadataBackendError, right: MetadataBackendError) -> Bool {
+        left.code == right.code && left.description == right.description
+    }
 }
 
 extension MetadataStore {
@@ -119,7 +141,8 @@ public enum PutManifestError: Error, Equatable {
     case manifestUnknown(Digest)
     /// See `MetadataError.storageFull`.
     case storageFull
-    case database(String)
+    /// The store failed (the cause is kept in the `MetadataError`).
+    case metadata(MetadataError)
 }
 
 /// A manifest that names another as its `subject`.

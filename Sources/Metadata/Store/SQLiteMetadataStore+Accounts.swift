@@ -19,7 +19,7 @@ extension SQLiteMetadataStore: AccountStore {
         } catch let error as AccountStoreError {
             throw error
         } catch {
-            throw .database(String(describing: error))
+            throw .metadata(MetadataError(error))
         }
         accountChanged()
     }
@@ -86,7 +86,7 @@ extension SQLiteMetadataStore: AccountStore {
         } catch let error as AccountStoreError {
             throw error
         } catch {
-            throw .database(String(describing: error))
+            throw .metadata(MetadataError(error))
         }
         accountChanged()
     }

@@ -71,7 +71,7 @@ extension SQLiteMetadataStore {
         } catch MetadataError.storageFull {
             throw .storageFull
         } catch {
-            throw .database(String(describing: error))
+            throw .metadata(MetadataError(error))
         }
     }
 

@@ -240,7 +240,7 @@ extension Registry {
 
     private func discard(_ session: UploadSession) async throws {
         try await storage { try await blobs.discardUpload(session.id) }
-        try meta { try metadata.deleteUpload(session.id) }
+        try await metaWrite { try self.metadata.deleteUpload(session.id) }
         await uploads.forget(session.id)
     }
 

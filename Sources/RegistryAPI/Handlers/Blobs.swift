@@ -63,7 +63,7 @@ extension Registry {
         let digest = try Digest.fromRequest(digestText)
         try await authorize(.delete, on: name, context)
         // Only the link goes; the bytes stay until garbage collection finds them unused.
-        guard try meta({ try metadata.unlinkBlob(digest, from: name) }) else {
+        guard try await metaWrite({ try self.metadata.unlinkBlob(digest, from: name) }) else {
             throw RegistryError.blobUnknown(digest.description)
         }
         return HTTPResponse(status: .accepted, headers: ["Docker-Content-Digest": digest.description])

@@ -22,7 +22,7 @@ extension Registry {
             guard let last = batch.last, batch.count > configuration.maximumPageSize else { break }
             after = last.value
         }
-        return page.response(items: names, key: "repositories", extra: [:], path: "/v2/_catalog")
+        return page.response(items: names, path: "/v2/_catalog") { CatalogDocument(repositories: $0) }
     }
 
     func tags(_ name: RepositoryName, _ context: RequestContext) async throws -> HTTPResponse {
@@ -37,7 +37,7 @@ extension Registry {
     /// The answer to a tag list, on both the full and the immediate path; `tags` holds up
     /// to one more than the page (to tell whether a next page exists).
     static func tagsResponse(_ name: RepositoryName, _ tags: [String], _ page: Page) -> HTTPResponse {
-        page.response(items: tags, key: "tags", extra: ["name": name.value], path: "/v2/\(name.value)/tags/list")
+        page.response(items: tags, path: "/v2/\(name.value)/tags/list") { TagListDocument(name: name.value, tags: $0) }
     }
 }
 
@@ -61,7 +61,9 @@ struct Page {
         last = query["last"]
     }
 
-    func response(items: [String], key: String, extra: [String: String], path: String) -> HTTPResponse {
+    /// The page's answer: `document` made of the page's items, and a `Link` to the next
+    /// page when `items` holds more than the page.
+    func response(items: [String], path: String, document: ([String]) -> some Encodable) -> HTTPResponse {
         let page = Array(items.prefix(size))
         var headers = HTTPHeaders()
         if items.count > size, let lastItem = page.last {
@@ -70,24 +72,17 @@ struct Page {
         if clamped {
             headers.add(name: "Warning", value: "299 - \"n was larger than \(size); the page holds at most \(size) entries\"")
         }
-        var document: [String: JSONValue] = [key: .strings(page)]
-        for (name, value) in extra { document[name] = .string(value) }
-        return .json(.ok, JSONText.encode(document), headers: headers)
+        return .json(.ok, JSONText.encode(document(page)), headers: headers)
     }
 }
 
-/// The few shapes of JSON value the listing responses hold.
-enum JSONValue: Encodable {
-    case string(String)
-    case strings([String])
-    case number(Int)
+/// `GET /v2/_catalog`'s body.
+struct CatalogDocument: Encodable {
+    let repositories: [String]
+}
 
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        switch self {
-        case .string(let value): try container.encode(value)
-        case .strings(let values): try container.encode(values)
-        case .number(let value): try container.encode(value)
-        }
-    }
+/// `GET /v2/<name>/tags/list`'s body.
+struct TagListDocument: Encodable {
+    let name: String
+    let tags: [String]
 }

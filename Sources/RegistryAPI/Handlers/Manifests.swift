@@ -93,7 +93,7 @@ extension Registry {
                     Result { () throws(PutManifestError) in try metadata.putManifest(newManifest, in: name, tags: tags, actor: actor) }
                 }
             } catch {
-                return .failure(.database("\(error)"))
+                return .failure(.metadata(.backend(MetadataBackendError(code: nil, underlying: error))))
             }
         }()
         do {
@@ -106,8 +106,8 @@ extension Registry {
         } catch .storageFull {
             logger.error("metadata: the database's disk is full")
             throw RegistryError.storageFull
-        } catch .database(let message) {
-            logger.error("metadata: \(message)")
+        } catch .metadata(let error) {
+            logger.error("metadata: \(error)")
             throw RegistryError.internalError("metadata store failure")
         }
 
@@ -129,8 +129,8 @@ extension Registry {
         guard let reference = try? Self.parseReference(referenceText) else { throw RegistryError.manifestUnknown(referenceText) }
         let actor = context.principal?.name
         let existed = switch reference {
-        case .digest(let digest): try meta { try metadata.deleteManifest(digest, in: name, actor: actor) }
-        case .tag(let tag): try meta { try metadata.deleteTag(tag, in: name, actor: actor) }
+        case .digest(let digest): try await metaWrite { try self.metadata.deleteManifest(digest, in: name, actor: actor) }
+        case .tag(let tag): try await metaWrite { try self.metadata.deleteTag(tag, in: name, actor: actor) }
         }
         guard existed else { throw RegistryError.manifestUnknown(referenceText) }
         return HTTPResponse(status: .accepted)

@@ -35,12 +35,17 @@ public struct TokenEndpoint: Sendable {
             grants.append(Scope(repository: scope.repository, actions: scope.actions.intersection(allowed)))
         }
         let issued = tokens.issue(subject: principal?.name, grants: grants)
-        let body: [String: JSONValue] = [
-            "token": .string(issued.token),
-            "access_token": .string(issued.token),
-            "expires_in": .number(issued.expiresIn),
-            "issued_at": .string(issued.issuedAt.formatted(.iso8601)),
-        ]
+        let body = TokenDocument(token: issued.token, access_token: issued.token, expires_in: issued.expiresIn,
+                                 issued_at: issued.issuedAt.formatted(.iso8601))
         return .json(.ok, JSONText.encode(body), headers: ["Cache-Control": "no-store"])
     }
+}
+
+/// The token endpoint's answer (Docker token spec: `token`, and `access_token` for OAuth 2 clients).
+private struct TokenDocument: Encodable {
+    // The spec's names, sent as they are.
+    let token: String
+    let access_token: String
+    let expires_in: Int
+    let issued_at: String
 }

@@ -76,15 +76,6 @@ enum Route: Equatable {
         case .upload: [.GET, .PATCH, .PUT, .DELETE]
         }
     }
-
-    /// The repository the route acts on, if any.
-    var repository: RepositoryName? {
-        switch self {
-        case .token, .base, .catalog: nil
-        case .tags(let name), .manifest(let name, _), .blob(let name, _), .startUpload(let name),
-             .upload(let name, _), .referrers(let name, _): name
-        }
-    }
 }
 
 enum RouteError: Error, Equatable {
