@@ -142,6 +142,16 @@ let package = Package(
         ),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "SettingsTests", dependencies: ["DaemonSettings"]),
+        // The examples of the doc comments in Sources/, compiled and mostly run.
+        .testTarget(
+            name: "DocumentationExamples",
+            dependencies: [
+                "Auth", "Control", "HTTPTransport", "Maintenance", "Metadata", "OCI", "RegistryAPI", "Storage", "Systemd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "AuthTests", dependencies: ["Auth", "Metadata", "OCI"]),
         .testTarget(
             name: "StorageTests",

@@ -6,7 +6,7 @@ import OCI
 ///
 /// ```swift
 /// let hash = PasswordHasher(cost: 10).hash("s3cret")
-/// PasswordHasher.verify("s3cret", against: hash)   // true
+/// let matches = PasswordHasher.verify("s3cret", against: hash)   // true
 /// ```
 public struct PasswordHasher: Sendable {
     /// bcrypt's work factor: each step doubles the time. 10 costs ~60 ms here.

@@ -5,7 +5,8 @@ import FoundationEssentials
 /// JSON-RPC 2.0 parsing, batches, notifications, and the method table.
 ///
 /// ```swift
-/// let dispatcher = ControlDispatcher(methods: ControlMethods(...).table)
+/// let methods = ControlMethods(metadata: metadata, blobs: blobs, version: "1.0")
+/// let dispatcher = ControlDispatcher(methods: methods.table, changing: ControlMethods.changingMethods)
 /// let reply = await dispatcher.handle(line: #"{"jsonrpc":"2.0","method":"system.status","id":1}"#)
 /// ```
 public struct ControlDispatcher: Sendable {

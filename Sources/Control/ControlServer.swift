@@ -10,7 +10,7 @@ import FoundationEssentials
 /// (or batch) and each answer is one line.
 ///
 /// ```swift
-/// let server = ControlServer(dispatcher: dispatcher, logger: logger)
+/// let server = ControlServer(dispatcher: dispatcher, access: try ControlAccess(adminGroup: nil), logger: logger)
 /// let listener = try await server.bind(path: "/run/registryd/control.sock")
 /// try await server.serve(listener)
 /// ```

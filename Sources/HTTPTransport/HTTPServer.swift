@@ -6,8 +6,13 @@ import NIOPosix
 
 /// Serves HTTP/1.1 for a `RequestResponder` on one or more listening sockets.
 ///
-/// It knows HTTP and nothing of what it serves: no registry errors, storage or
-/// metadata (see `HTTPServerExample` in Tests/DocumentationExamples for a whole use).
+/// ```swift
+/// let server = HTTPServer(responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+/// let listener = try await server.bind(host: "127.0.0.1", port: 5000)
+/// try await server.serve([listener])
+/// ```
+///
+/// It knows HTTP and nothing of what it serves: no registry errors, storage or metadata.
 ///
 /// One task per connection reads requests in order (HTTP/1.1 keep-alive with
 /// pipelining kept in order by NIO), streams bodies with back-pressure, and writes

@@ -7,7 +7,7 @@ import Storage
 /// pushes and pulls go on.
 ///
 /// ```swift
-/// let collector = GarbageCollector(metadata: metadata, blobs: blobs, uploads: purger)
+/// let collector = GarbageCollector(metadata: metadata, blobs: blobs)
 /// let report = try await collector.run(GarbageCollector.Options(grace: .seconds(3600)))
 /// ```
 ///

@@ -8,7 +8,7 @@ import Storage
 ///
 /// ```swift
 /// let report = try await StorageVerifier(metadata: metadata, blobs: blobs).verify(sample: nil, repair: false)
-/// report.isClean
+/// let clean = report.isClean
 /// ```
 ///
 /// With `repair`, corrupt bytes are moved to `quarantine/` (the blob then answers 404

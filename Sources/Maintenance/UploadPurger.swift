@@ -7,7 +7,7 @@ import Storage
 /// their temporary objects, and temporary objects that no session owns any more.
 ///
 /// ```swift
-/// let report = try await UploadPurger(metadata: metadata, blobs: blobs).purge(idleLongerThan: 86_400)
+/// let report = try await UploadPurger(metadata: metadata, blobs: blobs).purge(idleLongerThan: 86_400, now: UnixTime.seconds())
 /// ```
 ///
 /// The object goes before the row: a session row never points at bytes that are gone

@@ -3,7 +3,7 @@
 ///
 /// ```swift
 /// let digest = try Digest(parsing: "sha256:" + String(repeating: "a", count: 64))
-/// digest.algorithm == .sha256
+/// let isSHA256 = digest.algorithm == .sha256
 /// ```
 ///
 /// Parsing happens before a digest touches a path or a query, so a string that is

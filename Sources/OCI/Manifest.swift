@@ -4,7 +4,7 @@ import FoundationEssentials
 ///
 /// ```swift
 /// let manifest = try Manifest(parsing: body, contentType: "application/vnd.oci.image.manifest.v1+json")
-/// for blob in manifest.requiredBlobs { … }
+/// let blobs = try manifest.requiredBlobs.map { try Digest(parsing: $0.digest) }
 /// ```
 ///
 /// The bytes stay the source of truth: registryd stores and serves exactly what was

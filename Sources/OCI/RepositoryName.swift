@@ -3,7 +3,7 @@
 ///
 /// ```swift
 /// let name = try RepositoryName(parsing: "test/this")
-/// name.namespace == "test"
+/// let inTest = name.namespace == "test"
 /// ```
 ///
 /// Because every component must start and end with `[a-z0-9]`, a valid name can never

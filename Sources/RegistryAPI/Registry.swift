@@ -9,8 +9,15 @@ import OCI
 import Storage
 
 /// The registry API: answers `/v2` requests from metadata and blob storage, behind an
-/// `HTTPServer` (the daemon's wiring is `RegistryCommand.run`; a whole example is
-/// `RegistryExample` in Tests/DocumentationExamples).
+/// `HTTPServer` (the daemon's own wiring is `RegistryCommand.run`).
+///
+/// ```swift
+/// let metadata = try SQLiteMetadataStore(path: dataDir + "/registry.db")
+/// let policy = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
+/// let registry = Registry(metadata: metadata, blobs: BlobStore(driver: try FilesystemDriver(root: dataDir + "/storage")),
+///                         policy: policy, logger: logger)
+/// let immediateReads = ImmediateReads(cache: metadata, access: policy, configuration: Registry.Configuration())
+/// ```
 public final class Registry: RequestResponder {
     public struct Configuration: Sendable {
         /// Accept an index whose child manifests are not (yet) in the repository, for

@@ -5,7 +5,7 @@ import NIOCore
 /// and later S3); every driver passes the same contract suite in `StorageTests`.
 ///
 /// ```swift
-/// let driver: any StorageDriver = FilesystemDriver(root: "/var/lib/registryd/storage")
+/// let driver: any StorageDriver = try FilesystemDriver(root: root)
 /// let appender = try await driver.appender(for: path, truncatingTo: 0)
 /// try await appender.append(buffer); try await appender.sync(); try await appender.close()
 /// try await driver.move(from: path, to: finalPath)

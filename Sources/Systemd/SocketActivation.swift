@@ -6,8 +6,8 @@ import Glibc
 /// The sockets systemd passed at start (sd_listen_fds_with_names(3)).
 ///
 /// ```swift
-/// let activation = try SocketActivation.fromEnvironment()
-/// for socket in activation.sockets(named: "registry") { … }
+/// let activation = try SocketActivation.fromEnvironment(expectedNames: ["registry", "control"])
+/// let registrySockets = activation.descriptors(named: "registry")
 /// ```
 ///
 /// Every passed descriptor must carry one of the expected names (`FileDescriptorName=`

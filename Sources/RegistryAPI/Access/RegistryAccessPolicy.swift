@@ -8,8 +8,8 @@ import OCI
 /// token flow with namespaces and roles.
 ///
 /// ```swift
-/// let policy = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
-/// let policy = RegistryAccessPolicy(scheme: .token(tokens, realm: "https://registry.example/token"), accounts: metadata)
+/// let basic = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
+/// let token = RegistryAccessPolicy(scheme: .token(tokens, realm: "https://registry.example/token"), accounts: metadata)
 /// ```
 public struct RegistryAccessPolicy: AccessPolicy, ImmediateAccess {
     public enum Scheme: Sendable {

@@ -6,9 +6,9 @@ import OCI
 /// ```swift
 /// let store = BlobStore(driver: try FilesystemDriver(root: dataDir + "/storage"))
 /// let hasher = ContentHasher(algorithm: .sha256)
-/// let size = try await store.appendToUpload(id, from: body, hasher: hasher, startingAt: 0)
+/// let size = try await store.appendToUpload(id, from: body.async, hasher: hasher, startingAt: 0)
 /// let verified = try await store.verifyUpload(id, hasher: hasher, expected: digest)
-/// try await store.placeUpload(id, as: digest)
+/// try await store.placeUpload(id, as: digest, size: verified)
 /// ```
 ///
 /// Layout: `blobs/<algorithm>/<first two hex>/<hex>/data` for committed blobs and
