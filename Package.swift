@@ -103,8 +103,10 @@ let package = Package(
                 // The functions a running registry executes, placed together (profile in
                 // scripts/link-order/; effective with scripts/build-release.sh's function sections).
                 .unsafeFlags(
-                    ["-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/scripts/link-order/registryd.order",
-                     "-Xlinker", "--no-warn-symbol-ordering"],
+                    [
+                        "-Xlinker", "--symbol-ordering-file=\(Context.packageDirectory)/scripts/link-order/registryd.order",
+                        "-Xlinker", "--no-warn-symbol-ordering",
+                    ],
                     .when(configuration: .release)),
             ]
         ),
@@ -163,7 +165,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "MaintenanceTests", dependencies: ["Maintenance", "RegistryTesting", "Metadata", "Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(
+            name: "MaintenanceTests",
+            dependencies: ["Maintenance", "RegistryTesting", "Metadata", "Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"], exclude: ["Fixtures"]),
         .testTarget(
             name: "HTTPTransportTests",
@@ -175,7 +179,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "RegistryAPITests", dependencies: ["RegistryTesting", "HTTPTransport", "RegistryAPI", "OCI", "Metadata", "Auth", "Maintenance", "Storage", .product(name: "NIOHTTP1", package: "swift-nio")]),
+        .testTarget(
+            name: "RegistryAPITests",
+            dependencies: [
+                "RegistryTesting", "HTTPTransport", "RegistryAPI", "OCI", "Metadata", "Auth", "Maintenance", "Storage",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "ControlTests",
             dependencies: [
@@ -187,7 +196,10 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["RegistryTesting", "OCI", "Maintenance", "Storage", "Metadata", "ControlProtocol", .product(name: "NIOHTTP1", package: "swift-nio")],
+            dependencies: [
+                "RegistryTesting", "OCI", "Maintenance", "Storage", "Metadata", "ControlProtocol",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             // Run by the tests with the clients' own interpreters, not built.
             exclude: ["Clients"]
         ),

@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+# The code keeps the project's format (.swift-format: 4 spaces, lines up to 140):
+# `swift format -i -r Sources Tests Fuzz Package.swift` fixes what this finds.
+swift format lint --strict --recursive Sources Tests Fuzz Package.swift
 swift build --build-tests
 # The binaries users get (scripts/run.sh builds the same): the README's quick start test
 # runs them.

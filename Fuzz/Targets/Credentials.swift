@@ -1,9 +1,11 @@
 import Auth
+
 @testable import RegistryAPI
 
 extension FuzzTarget {
     /// A key only this process knows: no input can carry a valid signature.
-    static let tokens = TokenService(key: TokenSigningKey(bytes: Array("registryd-fuzz-signing-key-32by".utf8) + [0]), service: "registryd", issuer: "registryd")
+    static let tokens = TokenService(
+        key: TokenSigningKey(bytes: Array("registryd-fuzz-signing-key-32by".utf8) + [0]), service: "registryd", issuer: "registryd")
 
     /// `Authorization` headers (Basic and Bearer) and bearer tokens (JWTs): a token is
     /// never accepted unless this process signed it (CVE-2025-24976: no `alg: none`, no

@@ -1,5 +1,6 @@
 import Auth
 import OCI
+
 @testable import RegistryAPI
 
 extension FuzzTarget {
@@ -47,7 +48,8 @@ private extension Route {
         switch self {
         case .token, .base, .catalog: nil
         case .tags(let name), .manifest(let name, _), .blob(let name, _), .startUpload(let name),
-             .upload(let name, _), .referrers(let name, _): name
+            .upload(let name, _), .referrers(let name, _):
+            name
         }
     }
 }

@@ -1,7 +1,8 @@
-@testable import HTTPTransport
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
+
+@testable import HTTPTransport
 
 extension FuzzTarget {
     /// The immediate path's head scanner on any bytes: what it reports stays inside them.
@@ -12,7 +13,9 @@ extension FuzzTarget {
             if case .length(let length) = head.framing { check(length >= 0, "negative body length") }
             if let candidate = head.candidate {
                 check(head.framing == .length(0), "a candidate has no body")
-                check(!candidate.target.utf8.contains { $0 <= 0x20 || $0 == 0x7F }, "target \(candidate.target) holds a space or control byte")
+                check(
+                    !candidate.target.utf8.contains { $0 <= 0x20 || $0 == 0x7F }, "target \(candidate.target) holds a space or control byte"
+                )
                 check(candidate.method == .GET || candidate.method == .HEAD, "candidate method \(candidate.method)")
             }
         }
@@ -53,13 +56,17 @@ extension FuzzTarget {
         }
         let ends = parts.filter { if case .end = $0 { return true } else { return false } }.count
         check(ends == 1, "NIO sees \(ends) requests in what the scanner framed as one")
-        let bodyBytes = parts.reduce(0) { total, part in if case .body(let body) = part { return total + body.readableBytes } else { return total } }
+        let bodyBytes = parts.reduce(0) { total, part in
+            if case .body(let body) = part { return total + body.readableBytes } else { return total }
+        }
         check(bodyBytes == bodyLength, "body: scanner \(bodyLength), NIO \(bodyBytes)")
         if let candidate = head.candidate {
             check(candidate.method == nioHead.method, "method: scanner \(candidate.method), NIO \(nioHead.method)")
             check(candidate.target == nioHead.uri, "target: scanner \(candidate.target), NIO \(nioHead.uri)")
             check(candidate.version == nioHead.version, "version: scanner \(candidate.version), NIO \(nioHead.version)")
-            check(candidate.keepAlive == nioHead.keepsConnectionOpen, "keep-alive: scanner \(candidate.keepAlive), full path \(nioHead.keepsConnectionOpen)")
+            check(
+                candidate.keepAlive == nioHead.keepsConnectionOpen,
+                "keep-alive: scanner \(candidate.keepAlive), full path \(nioHead.keepsConnectionOpen)")
             // Field values without the whitespace around them (RFC 9110 §5.5: it is not part
             // of the value); NIO keeps trailing blanks, the scanner drops them.
             func value(_ text: String) -> Substring {
@@ -71,8 +78,9 @@ extension FuzzTarget {
             let nioAccept = nioHead.headers["Accept"].map(value)
             check(candidate.accept.map(value) == nioAccept, "Accept: scanner \(candidate.accept), NIO \(nioAccept)")
             let nioAuthorization = nioHead.headers["Authorization"].map(value)
-            check(candidate.authorization.map { [value($0)] } ?? [] == nioAuthorization,
-                  "Authorization: scanner \(candidate.authorization ?? "-"), NIO \(nioAuthorization)")
+            check(
+                candidate.authorization.map { [value($0)] } ?? [] == nioAuthorization,
+                "Authorization: scanner \(candidate.authorization ?? "-"), NIO \(nioAuthorization)")
         }
     }
 }

@@ -5,7 +5,9 @@ extension FuzzTarget {
     /// document that is both an image and an index (CVE-2021-41190), never a reference
     /// that is not a digest.
     static let manifest = FuzzTarget(name: "manifest") { bytes in
-        let contentTypes: [String?] = [nil, MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList, "application/json"]
+        let contentTypes: [String?] = [
+            nil, MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList, "application/json",
+        ]
         for contentType in contentTypes {
             guard let manifest = try? Manifest(parsing: bytes, contentType: contentType) else { continue }
             check(manifest.manifests.isEmpty || (manifest.layers.isEmpty && manifest.config == nil), "both an index and an image")

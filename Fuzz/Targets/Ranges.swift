@@ -1,4 +1,5 @@
 import HTTPTransport
+
 @testable import RegistryAPI
 
 extension FuzzTarget {

@@ -35,8 +35,10 @@ public final class CredentialVerifier: Sendable {
     }
 
     /// `now`: seconds on a monotonic clock (tests pass their own).
-    public init(accounts: any AccountStore, throttle: LoginThrottle = LoginThrottle(), cacheLifetime: Double = 60,
-                now: @escaping @Sendable () -> Double = MonotonicClock.seconds) {
+    public init(
+        accounts: any AccountStore, throttle: LoginThrottle = LoginThrottle(), cacheLifetime: Double = 60,
+        now: @escaping @Sendable () -> Double = MonotonicClock.seconds
+    ) {
         self.accounts = accounts
         self.throttle = throttle
         self.cacheLifetime = cacheLifetime
@@ -60,7 +62,7 @@ public final class CredentialVerifier: Sendable {
         if let principal = cachedPrincipal(key, generation: generation, now: now) { return .authenticated(principal) }
 
         guard let user = try? accounts.user(named: name), !user.isDisabled,
-              PasswordHasher.verify(password, against: user.passwordHash)
+            PasswordHasher.verify(password, against: user.passwordHash)
         else {
             throttle.recordFailure(for: address)
             return .rejected

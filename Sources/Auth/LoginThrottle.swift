@@ -16,7 +16,10 @@ public final class LoginThrottle: Sendable {
         var lastFailure: Double
     }
 
-    public init(freeFailures: Int = 5, maximumDelay: Double = 300, window: Double = 900, now: @escaping @Sendable () -> Double = MonotonicClock.seconds) {
+    public init(
+        freeFailures: Int = 5, maximumDelay: Double = 300, window: Double = 900,
+        now: @escaping @Sendable () -> Double = MonotonicClock.seconds
+    ) {
         self.freeFailures = freeFailures
         self.maximumDelay = maximumDelay
         self.window = window

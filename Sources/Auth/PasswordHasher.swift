@@ -6,7 +6,7 @@ import OCI
 ///
 /// ```swift
 /// let hash = PasswordHasher(cost: 10).hash("s3cret")
-/// let matches = PasswordHasher.verify("s3cret", against: hash)   // true
+/// let matches = PasswordHasher.verify("s3cret", against: hash)  // true
 /// ```
 public struct PasswordHasher: Sendable {
     /// bcrypt's work factor: each step doubles the time. 10 costs ~60 ms here.
@@ -31,8 +31,8 @@ public struct PasswordHasher: Sendable {
     public static func isBcryptHash(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         guard bytes.count == 60, bytes[0] == UInt8(ascii: "$"), bytes[1] == UInt8(ascii: "2"),
-              [UInt8(ascii: "a"), UInt8(ascii: "b"), UInt8(ascii: "y")].contains(bytes[2]), bytes[3] == UInt8(ascii: "$"),
-              bytes[6] == UInt8(ascii: "$")
+            [UInt8(ascii: "a"), UInt8(ascii: "b"), UInt8(ascii: "y")].contains(bytes[2]), bytes[3] == UInt8(ascii: "$"),
+            bytes[6] == UInt8(ascii: "$")
         else { return false }
         return bytes[4...5].allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
     }

@@ -53,8 +53,8 @@ public struct ControlDispatcher: Sendable {
 
     private func handle(_ value: JSONValue, caller: String) async -> RPCResponse? {
         guard case .object(let object) = value,
-              object["jsonrpc"] == .string(JSONRPC.version),
-              let method = object["method"]?.stringValue
+            object["jsonrpc"] == .string(JSONRPC.version),
+            let method = object["method"]?.stringValue
         else {
             return .failure(.invalidRequest("expected {\"jsonrpc\":\"2.0\",\"method\":…}"), id: Self.validID(value["id"]) ?? .null)
         }
@@ -111,6 +111,7 @@ public struct ControlDispatcher: Sendable {
     private func encode(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? #"{"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error"},"id":null}"#
+        return (try? String(decoding: encoder.encode(value), as: UTF8.self))
+            ?? #"{"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error"},"id":null}"#
     }
 }

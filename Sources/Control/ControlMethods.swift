@@ -28,9 +28,11 @@ public struct ControlMethods: Sendable {
     let version: String
 
     /// - Parameter collector: the daemon's collector; `nil` makes one for these methods alone.
-    public init(metadata: any MetadataStore & AccountStore & AuditStore & RepositoryAdministration & CollectionStore, blobs: BlobStore,
-                collector: GarbageCollector? = nil, passwords: PasswordHasher = PasswordHasher(), uploadTimeToLive: Int64 = 86_400,
-                activation: String = "none", startedAt: ContinuousClock.Instant = .now, version: String) {
+    public init(
+        metadata: any MetadataStore & AccountStore & AuditStore & RepositoryAdministration & CollectionStore, blobs: BlobStore,
+        collector: GarbageCollector? = nil, passwords: PasswordHasher = PasswordHasher(), uploadTimeToLive: Int64 = 86_400,
+        activation: String = "none", startedAt: ContinuousClock.Instant = .now, version: String
+    ) {
         self.metadata = metadata
         self.accounts = metadata
         self.audit = metadata

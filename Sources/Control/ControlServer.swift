@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOPosix
-import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The control socket: a Unix stream socket where each line is a JSON-RPC request
 /// (or batch) and each answer is one line.
@@ -71,13 +72,15 @@ public struct ControlServer: Sendable {
     }
 
     /// -32000 with no id: sent once to a peer that may not use the socket.
-    static let permissionDenied = #"{"error":{"code":-32000,"data":{"detail":"root, the daemon's user or the admin group only"},"message":"Permission denied"},"id":null,"jsonrpc":"2.0"}"#
+    static let permissionDenied =
+        #"{"error":{"code":-32000,"data":{"detail":"root, the daemon's user or the admin group only"},"message":"Permission denied"},"id":null,"jsonrpc":"2.0"}"#
 
     /// SO_PEERCRED of a connected Unix socket.
     static func peerCredentials(of channel: any Channel) async throws -> PeerCredentials {
         guard let provider = channel as? any SocketOptionProvider else { throw ControlServerError.noCredentials }
         let credentials: UnixCredentials = try await provider.unsafeGetSocketOption(
-            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).get()
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)
+        ).get()
         return PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
     }
 
@@ -111,7 +114,8 @@ public struct ControlServer: Sendable {
                     }
                     pending.discardReadBytes()
                     if pending.readableBytes > Self.maximumLineLength {
-                        let reply = #"{"error":{"code":-32600,"message":"Invalid Request","data":{"detail":"line too long"}},"id":null,"jsonrpc":"2.0"}"#
+                        let reply =
+                            #"{"error":{"code":-32600,"message":"Invalid Request","data":{"detail":"line too long"}},"id":null,"jsonrpc":"2.0"}"#
                         try await outbound.write(ByteBuffer(string: reply + "\n"))
                         return
                     }

@@ -47,9 +47,19 @@ public struct RPCError: Codable, Sendable, Equatable, Error {
         self.data = data
     }
 
-    public static func parseError(_ detail: String) -> RPCError { RPCError(code: -32700, message: "Parse error", data: ["detail": .string(detail)]) }
-    public static func invalidRequest(_ detail: String) -> RPCError { RPCError(code: -32600, message: "Invalid Request", data: ["detail": .string(detail)]) }
-    public static func methodNotFound(_ method: String) -> RPCError { RPCError(code: -32601, message: "Method not found", data: ["method": .string(method)]) }
-    public static func invalidParams(_ detail: String) -> RPCError { RPCError(code: -32602, message: "Invalid params", data: ["detail": .string(detail)]) }
-    public static func internalError(_ detail: String) -> RPCError { RPCError(code: -32603, message: "Internal error", data: ["detail": .string(detail)]) }
+    public static func parseError(_ detail: String) -> RPCError {
+        RPCError(code: -32700, message: "Parse error", data: ["detail": .string(detail)])
+    }
+    public static func invalidRequest(_ detail: String) -> RPCError {
+        RPCError(code: -32600, message: "Invalid Request", data: ["detail": .string(detail)])
+    }
+    public static func methodNotFound(_ method: String) -> RPCError {
+        RPCError(code: -32601, message: "Method not found", data: ["method": .string(method)])
+    }
+    public static func invalidParams(_ detail: String) -> RPCError {
+        RPCError(code: -32602, message: "Invalid params", data: ["detail": .string(detail)])
+    }
+    public static func internalError(_ detail: String) -> RPCError {
+        RPCError(code: -32603, message: "Internal error", data: ["detail": .string(detail)])
+    }
 }

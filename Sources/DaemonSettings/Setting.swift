@@ -28,10 +28,12 @@ public struct Setting: Sendable {
     /// Clears the value before the first of a source's repeated values.
     let reset: (@Sendable (inout Settings) -> Void)?
 
-    init(_ key: String, _ form: Form, repeatable: Bool = false, unset: String = "none", _ meaning: String,
-         read: @escaping @Sendable (_ settings: inout Settings, _ text: String, _ key: String) throws(SettingsError) -> Void,
-         show: @escaping @Sendable (Settings) -> String?,
-         reset: (@Sendable (inout Settings) -> Void)? = nil) {
+    init(
+        _ key: String, _ form: Form, repeatable: Bool = false, unset: String = "none", _ meaning: String,
+        read: @escaping @Sendable (_ settings: inout Settings, _ text: String, _ key: String) throws(SettingsError) -> Void,
+        show: @escaping @Sendable (Settings) -> String?,
+        reset: (@Sendable (inout Settings) -> Void)? = nil
+    ) {
         self.key = key
         self.form = form
         self.repeatable = repeatable

@@ -93,8 +93,9 @@ public struct Settings: Sendable {
                 secretAccessKey: secretKey ?? environment["AWS_SECRET_ACCESS_KEY"] ?? "",
                 sessionToken: accessKey == nil ? environment["AWS_SESSION_TOKEN"] : nil
             )
-            return try S3Configuration(endpoint: endpoint, bucket: bucket, region: region, prefix: prefix, addressing: addressing,
-                                       credentials: credentials, partSize: partSizeMiB << 20, redirect: redirect)
+            return try S3Configuration(
+                endpoint: endpoint, bucket: bucket, region: region, prefix: prefix, addressing: addressing,
+                credentials: credentials, partSize: partSizeMiB << 20, redirect: redirect)
         }
     }
 
@@ -154,7 +155,9 @@ public struct Settings: Sendable {
     /// Letters, digits, `.`, `_` and `-`, at most 64.
     public static func instanceID(_ value: String, key: String = "instance-id") throws(SettingsError) -> String {
         guard !value.isEmpty, value.utf8.count <= 64,
-              value.utf8.allSatisfy({ $0 < 0x80 && (Character(Unicode.Scalar($0)).isLetter || Character(Unicode.Scalar($0)).isNumber || "._-".utf8.contains($0)) })
+            value.utf8.allSatisfy({
+                $0 < 0x80 && (Character(Unicode.Scalar($0)).isLetter || Character(Unicode.Scalar($0)).isNumber || "._-".utf8.contains($0))
+            })
         else { throw .invalid(key, value) }
         return value
     }
@@ -214,7 +217,7 @@ public struct Settings: Sendable {
             unit = factor
         }
         guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let count = Int64(digits),
-              count <= 36_500 * 86_400 / unit, count * unit >= 60
+            count <= 36_500 * 86_400 / unit, count * unit >= 60
         else { throw .invalid(key, value) }
         return count * unit
     }

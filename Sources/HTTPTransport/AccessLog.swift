@@ -8,12 +8,18 @@ import NIOHTTP1
 struct AccessLog: Sendable {
     let logger: Logger
 
-    func record(_ head: HTTPRequestHead, _ status: HTTPResponseStatus, sent: Int64, received: Int64, started: ContinuousClock.Instant, remote: String) {
+    func record(
+        _ head: HTTPRequestHead, _ status: HTTPResponseStatus, sent: Int64, received: Int64, started: ContinuousClock.Instant,
+        remote: String
+    ) {
         record(method: head.method, uri: head.uri, status: status, sent: sent, received: received, started: started, remote: remote)
     }
 
     /// The same, for the immediate path, which has no `HTTPRequestHead`.
-    func record(method: HTTPMethod, uri: String, status: HTTPResponseStatus, sent: Int64, received: Int64, started: ContinuousClock.Instant, remote: String) {
+    func record(
+        method: HTTPMethod, uri: String, status: HTTPResponseStatus, sent: Int64, received: Int64, started: ContinuousClock.Instant,
+        remote: String
+    ) {
         guard logger.logLevel <= .info else { return }
         let elapsed = ContinuousClock.now - started
         let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000

@@ -24,7 +24,9 @@ public struct HTTPResponse: Sendable {
     }
 
     /// A JSON body with its Content-Type and Content-Length.
-    public static func json(_ status: HTTPResponseStatus, _ bytes: [UInt8], contentType: String = "application/json", headers: HTTPHeaders = [:]) -> HTTPResponse {
+    public static func json(
+        _ status: HTTPResponseStatus, _ bytes: [UInt8], contentType: String = "application/json", headers: HTTPHeaders = [:]
+    ) -> HTTPResponse {
         var headers = headers
         headers.replaceOrAdd(name: "Content-Type", value: contentType)
         headers.replaceOrAdd(name: "Content-Length", value: String(bytes.count))

@@ -7,7 +7,8 @@ import NIOPosix
 /// Serves HTTP/1.1 for a `RequestResponder` on one or more listening sockets.
 ///
 /// ```swift
-/// let server = HTTPServer(responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+/// let server = HTTPServer(
+///     responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
 /// let listener = try await server.bind(host: "127.0.0.1", port: 5000)
 /// try await server.serve([listener])
 /// ```
@@ -40,14 +41,17 @@ public struct HTTPServer: Sendable {
     ///   - immediateResponder: answers plain reads from memory on the event loop
     ///     (`ImmediateResponseHandler`); `nil` sends every request through NIO's parser
     ///     and `responder`.
-    public init(responder: any RequestResponder, immediateResponder: (any ImmediateResponder)? = nil, group: any EventLoopGroup,
-                logger: Logger, idleTimeout: Duration = .seconds(60)) {
+    public init(
+        responder: any RequestResponder, immediateResponder: (any ImmediateResponder)? = nil, group: any EventLoopGroup,
+        logger: Logger, idleTimeout: Duration = .seconds(60)
+    ) {
         self.responder = responder
         self.group = group
         self.logger = logger
         self.accessLog = AccessLog(logger: logger)
         self.immediateAnswers = immediateResponder.map { ImmediateAnswersByLoop(responder: $0, group: group) }
-        self.idleTimeout = .nanoseconds(Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
+        self.idleTimeout = .nanoseconds(
+            Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
     }
 
     /// Binds a TCP listener; port 0 picks a free port (see `listener.channel.localAddress`).
@@ -161,7 +165,8 @@ public struct HTTPServer: Sendable {
                     let expectsContinue = head.headers["Expect"].contains { $0.lowercased() == "100-continue" }
                     let body = RequestBody(
                         inbound: iterator,
-                        sendContinue: expectsContinue ? { try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue))) } : nil)
+                        sendContinue: expectsContinue
+                            ? { try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue))) } : nil)
                     let request = HTTPRequest(head: head, body: body)
                     var response = await responder.respond(to: request, remoteAddress: remote)
                     let keepAlive = head.keepsConnectionOpen
@@ -196,7 +201,9 @@ public struct HTTPServer: Sendable {
     /// Closing while the client still sends a body would make the kernel reset the
     /// connection, and the client could lose the answer it was sent. So: stop writing,
     /// read and drop what still arrives for up to a second, then close.
-    private func lingeringClose(_ channel: any Channel, _ iterator: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator) async {
+    private func lingeringClose(_ channel: any Channel, _ iterator: inout NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator)
+        async
+    {
         try? await channel.close(mode: .output)
         channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
         while let part = try? await iterator.next() {
@@ -225,7 +232,9 @@ public struct HTTPServer: Sendable {
                 response = responder.responseForUnreadableFile(path: path, error: error)
             }
         }
-        var parts: [HTTPServerResponsePart] = [.head(HTTPResponseHead(version: request.version, status: response.status, headers: Self.finalHeaders(response)))]
+        var parts: [HTTPServerResponsePart] = [
+            .head(HTTPResponseHead(version: request.version, status: response.status, headers: Self.finalHeaders(response)))
+        ]
         // Body bytes in `parts`, counted once they are written.
         var pending: Int64 = 0
         switch response.body {

@@ -95,7 +95,9 @@ public struct StorageVerifier: Sendable {
     private func digest(of digest: Digest) async throws -> Digest {
         let hasher = ContentHasher(algorithm: digest.algorithm)
         let size = try await blobs.size(of: digest) ?? 0
-        guard case .chunks(let chunks) = try await blobs.content(of: digest, range: 0..<size, preferChunks: true) else { return hasher.finalize() }
+        guard case .chunks(let chunks) = try await blobs.content(of: digest, range: 0..<size, preferChunks: true) else {
+            return hasher.finalize()
+        }
         for try await chunk in chunks { hasher.update(chunk) }
         return hasher.finalize()
     }

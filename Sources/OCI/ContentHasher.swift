@@ -23,10 +23,11 @@ public final class ContentHasher: @unchecked Sendable {
         self.algorithm = algorithm
         guard let context = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
         self.context = context
-        let md = switch algorithm {
-        case .sha256: EVP_sha256()
-        case .sha512: EVP_sha512()
-        }
+        let md =
+            switch algorithm {
+            case .sha256: EVP_sha256()
+            case .sha512: EVP_sha512()
+            }
         precondition(EVP_DigestInit_ex(context, md, nil) == 1, "EVP_DigestInit_ex failed")
     }
 

@@ -9,7 +9,10 @@ public struct Descriptor: Codable, Sendable, Equatable {
     public var annotations: [String: String]?
     public var artifactType: String?
 
-    public init(mediaType: String, digest: String, size: Int64, urls: [String]? = nil, annotations: [String: String]? = nil, artifactType: String? = nil) {
+    public init(
+        mediaType: String, digest: String, size: Int64, urls: [String]? = nil, annotations: [String: String]? = nil,
+        artifactType: String? = nil
+    ) {
         self.mediaType = mediaType
         self.digest = digest
         self.size = size

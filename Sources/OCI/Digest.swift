@@ -26,7 +26,7 @@ public struct Digest: Hashable, Sendable, CustomStringConvertible, Comparable {
             throw .malformed
         }
         guard encoded.utf8.count == algorithm.encodedLength,
-              encoded.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+            encoded.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
         else { throw .malformed }
         self.algorithm = algorithm
         self.encoded = String(encoded)

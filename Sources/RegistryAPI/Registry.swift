@@ -14,8 +14,9 @@ import Storage
 /// ```swift
 /// let metadata = try SQLiteMetadataStore(path: dataDir + "/registry.db")
 /// let policy = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
-/// let registry = Registry(metadata: metadata, blobs: BlobStore(driver: try FilesystemDriver(root: dataDir + "/storage")),
-///                         policy: policy, logger: logger)
+/// let registry = Registry(
+///     metadata: metadata, blobs: BlobStore(driver: try FilesystemDriver(root: dataDir + "/storage")),
+///     policy: policy, logger: logger)
 /// let immediateReads = ImmediateReads(cache: metadata, access: policy, configuration: Registry.Configuration())
 /// ```
 public final class Registry: RequestResponder {
@@ -45,8 +46,10 @@ public final class Registry: RequestResponder {
     /// `GET /token`, present when token auth is on.
     let tokenEndpoint: TokenEndpoint?
 
-    public init(metadata: any MetadataStore, blobs: BlobStore, policy: any AccessPolicy, tokenEndpoint: TokenEndpoint? = nil,
-                configuration: Configuration = Configuration(), logger: Logger) {
+    public init(
+        metadata: any MetadataStore, blobs: BlobStore, policy: any AccessPolicy, tokenEndpoint: TokenEndpoint? = nil,
+        configuration: Configuration = Configuration(), logger: Logger
+    ) {
         self.metadata = metadata
         self.tokenEndpoint = tokenEndpoint
         self.blobs = blobs
@@ -197,7 +200,8 @@ extension Digest {
         do {
             return try Digest(parsing: text)
         } catch .unsupportedAlgorithm(let algorithm) {
-            throw RegistryError(.unsupported, status: .badRequest, "digest algorithm \(algorithm) is not supported", detail: String(text.prefix(300)))
+            throw RegistryError(
+                .unsupported, status: .badRequest, "digest algorithm \(algorithm) is not supported", detail: String(text.prefix(300)))
         } catch {
             throw RegistryError.digestInvalid(text)
         }

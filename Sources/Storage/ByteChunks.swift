@@ -23,7 +23,9 @@ public struct ByteChunks: AsyncSequence, Sendable {
     public func collect(upTo maximum: Int) async throws -> ByteBuffer {
         var result = ByteBuffer()
         for try await var chunk in self {
-            guard result.readableBytes + chunk.readableBytes <= maximum else { throw StorageError.io("object larger than \(maximum) bytes") }
+            guard result.readableBytes + chunk.readableBytes <= maximum else {
+                throw StorageError.io("object larger than \(maximum) bytes")
+            }
             result.writeBuffer(&chunk)
         }
         return result

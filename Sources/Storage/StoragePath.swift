@@ -9,7 +9,7 @@ public struct StoragePath: Hashable, Sendable, CustomStringConvertible {
         guard !segments.isEmpty else { throw .invalidSegment("") }
         for segment in segments {
             guard !segment.isEmpty, segment != ".", segment != "..", segment.utf8.count <= 255,
-                  segment.utf8.allSatisfy(Self.isAllowed)
+                segment.utf8.allSatisfy(Self.isAllowed)
             else { throw .invalidSegment(segment) }
         }
         self.segments = segments

@@ -1,6 +1,7 @@
 import CSystemd
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The sockets systemd passed at start (sd_listen_fds_with_names(3)).

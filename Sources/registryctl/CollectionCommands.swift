@@ -4,7 +4,8 @@ import Foundation
 
 /// `registryctl gc run|status`.
 struct CollectionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "gc", abstract: "Garbage collection: run, status.", subcommands: [Run.self, Status.self])
+    static let configuration = CommandConfiguration(
+        commandName: "gc", abstract: "Garbage collection: run, status.", subcommands: [Run.self, Status.self])
 
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Collect unreferenced blobs (online; pushes and pulls go on).")
@@ -26,7 +27,8 @@ struct CollectionCommand: ParsableCommand {
             var status = try connection.call("gc.status")
             while status["running"] != .null {
                 if showProgress, let running = status["running"] {
-                    let line = "\r\(status["phase"]?.stringValue ?? "")  examined \(number(running["examined"])) (\(bytes(running["bytes_examined"]))), "
+                    let line =
+                        "\r\(status["phase"]?.stringValue ?? "")  examined \(number(running["examined"])) (\(bytes(running["bytes_examined"]))), "
                         + "deleted \(running["blobs"]?.arrayValue?.count ?? 0) blobs (\(bytes(running["bytes_freed"])))   "
                     FileHandle.standardOutput.write(Data(line.utf8))
                 }
@@ -41,7 +43,8 @@ struct CollectionCommand: ParsableCommand {
     }
 
     struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The running collection's phase and progress, and the last one's summary.")
+        static let configuration = CommandConfiguration(
+            abstract: "The running collection's phase and progress, and the last one's summary.")
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
@@ -49,8 +52,9 @@ struct CollectionCommand: ParsableCommand {
             if connection.json { return connection.printJSON(status) }
             print("phase: \(status["phase"]?.stringValue ?? "idle")")
             if let running = status["running"], running != .null {
-                print("running: examined \(number(running["examined"])) (\(bytes(running["bytes_examined"]))), "
-                    + "deleted \(running["blobs"]?.arrayValue?.count ?? 0) blobs (\(bytes(running["bytes_freed"]))) so far")
+                print(
+                    "running: examined \(number(running["examined"])) (\(bytes(running["bytes_examined"]))), "
+                        + "deleted \(running["blobs"]?.arrayValue?.count ?? 0) blobs (\(bytes(running["bytes_freed"]))) so far")
             }
             if let last = status["last"], last != .null {
                 print("last collection:")
@@ -63,9 +67,10 @@ struct CollectionCommand: ParsableCommand {
 /// A collection's summary, for people.
 func printReport(_ report: JSONValue) {
     let verb = report["dry_run"] == .bool(true) ? "would remove" : "removed"
-    print("\(verb): \(report["manifests"]?.arrayValue?.count ?? 0) manifests, \(number(report["links"])) links, "
-        + "\(report["blobs"]?.arrayValue?.count ?? 0) blobs, \(number(report["uploads"])) uploads; \(bytes(report["bytes_freed"])) "
-        + (report["dry_run"] == .bool(true) ? "would be freed" : "freed"))
+    print(
+        "\(verb): \(report["manifests"]?.arrayValue?.count ?? 0) manifests, \(number(report["links"])) links, "
+            + "\(report["blobs"]?.arrayValue?.count ?? 0) blobs, \(number(report["uploads"])) uploads; \(bytes(report["bytes_freed"])) "
+            + (report["dry_run"] == .bool(true) ? "would be freed" : "freed"))
     for blob in report["blobs"]?.arrayValue ?? [] {
         print("  \(blob["digest"]?.stringValue ?? "")  \(bytes(blob["size"]))")
     }
@@ -90,9 +95,13 @@ struct StorageCommand: ParsableCommand {
                 connection.printJSON(result)
             } else {
                 print("checked \(number(result["checked"])) blobs, re-hashed \(number(result["rehashed"]))")
-                for item in result["uploads_in_progress"]?.arrayValue ?? [] { print("upload in progress (not a problem): \(item.stringValue ?? "")") }
+                for item in result["uploads_in_progress"]?.arrayValue ?? [] {
+                    print("upload in progress (not a problem): \(item.stringValue ?? "")")
+                }
                 for key in ["missing_bytes", "wrong_size", "corrupt", "orphaned_bytes", "broken_references"] {
-                    for item in result[key]?.arrayValue ?? [] { print("\(key.replacingOccurrences(of: "_", with: " ")): \(item.stringValue ?? "")") }
+                    for item in result[key]?.arrayValue ?? [] {
+                        print("\(key.replacingOccurrences(of: "_", with: " ")): \(item.stringValue ?? "")")
+                    }
                 }
                 print(result["clean"] == .bool(true) ? "clean" : (repair ? "problems found and repaired where possible" : "problems found"))
             }

@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import ControlProtocol
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A blocking client for the control socket: one request line out, one line back.
 struct ControlClient {
@@ -62,7 +63,8 @@ enum ControlClientError: Error, CustomStringConvertible {
     var description: String {
         switch self {
         case .system(let call, let code): "\(call): \(String(cString: strerror(code)))"
-        case .connect(let path, let code): "cannot connect to \(path): \(String(cString: strerror(code))) (is registryd running? --socket sets the path)"
+        case .connect(let path, let code):
+            "cannot connect to \(path): \(String(cString: strerror(code))) (is registryd running? --socket sets the path)"
         case .pathTooLong(let path): "socket path too long: \(path)"
         case .noResponse: "registryd closed the connection without answering"
         }

@@ -7,7 +7,8 @@ struct Namespace: ParsableCommand {
         commandName: "ns", abstract: "Namespaces and roles: list, grant, revoke.", subcommands: [List.self, Grant.self, Revoke.self])
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List namespaces and their members.", aliases: ["ls"])
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List namespaces and their members.", aliases: ["ls"])
         @OptionGroup var connection: ConnectionOptions
 
         func run() throws {
@@ -31,7 +32,8 @@ struct Namespace: ParsableCommand {
         @Argument(help: "owner, collaborator or consumer.") var role: String
 
         func run() throws {
-            let result = try connection.call("namespace.grant", ["namespace": .string(namespace), "user": .string(user), "role": .string(role)])
+            let result = try connection.call(
+                "namespace.grant", ["namespace": .string(namespace), "user": .string(user), "role": .string(role)])
             if connection.json { return connection.printJSON(result) }
             print("\(user) is \(role) of \(namespace)")
         }

@@ -37,12 +37,19 @@ struct RegistryctlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registryctl",
         abstract: "Administer registryd over its control socket (JSON-RPC 2.0).",
-        subcommands: [Status.self, User.self, Namespace.self, Repo.self, TagCommand.self, AuditCommand.self, UploadCommand.self, CollectionCommand.self, StorageCommand.self, Call.self])
+        subcommands: [
+            Status.self, User.self, Namespace.self, Repo.self, TagCommand.self, AuditCommand.self, UploadCommand.self,
+            CollectionCommand.self, StorageCommand.self, Call.self,
+        ])
 }
 
 /// Options every subcommand takes.
 struct ConnectionOptions: ParsableArguments {
-    @Option(name: .long, help: "Control socket path. Default: $REGISTRYCTL_SOCKET, else \(ConnectionOptions.packagedSocket) when it exists, else ./registry-data/control.sock.")
+    @Option(
+        name: .long,
+        help:
+            "Control socket path. Default: $REGISTRYCTL_SOCKET, else \(ConnectionOptions.packagedSocket) when it exists, else ./registry-data/control.sock."
+    )
     var socket: String?
 
     /// Where contrib/systemd/registryd-control.socket puts the socket.
@@ -105,9 +112,14 @@ struct Status: ParsableCommand {
             ("uploads", "\(number(status["uploads_in_progress"])) in progress"),
         ]
         // Fields a newer daemon reports that this registryctl does not know yet.
-        let known: Set = ["version", "uptime_seconds", "activation", "storage_driver", "repositories", "manifests", "tags", "blobs", "blob_bytes", "uploads_in_progress"]
+        let known: Set = [
+            "version", "uptime_seconds", "activation", "storage_driver", "repositories", "manifests", "tags", "blobs", "blob_bytes",
+            "uploads_in_progress",
+        ]
         if case .object(let fields) = status {
-            for key in fields.keys.sorted() where !known.contains(key) { rows.append((key, fields[key]?.stringValue ?? number(fields[key]))) }
+            for key in fields.keys.sorted() where !known.contains(key) {
+                rows.append((key, fields[key]?.stringValue ?? number(fields[key])))
+            }
         }
         let width = rows.map(\.0.count).max() ?? 0
         let header = "registryd \(status["version"]?.stringValue ?? "?"), up \(duration(status["uptime_seconds"]))"
@@ -116,8 +128,9 @@ struct Status: ParsableCommand {
 }
 
 struct Repo: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Repositories: list, show, rm, visibility.",
-                                                    subcommands: [List.self, RepoShow.self, RepoRemove.self, Visibility.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Repositories: list, show, rm, visibility.",
+        subcommands: [List.self, RepoShow.self, RepoRemove.self, Visibility.self])
 
     struct Visibility: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Make a repository public (anonymous pull) or private.")

@@ -11,17 +11,23 @@ struct RepoShow: ParsableCommand {
     func run() throws {
         let result = try connection.call("repo.get", ["name": .string(name)])
         if connection.json { return connection.printJSON(result) }
-        print("\(name)  \(result["public"] == .bool(true) ? "public" : "private")  \(number(result["blobs"])) blobs, \(bytes(result["blob_bytes"]))")
-        printTable(["TAG", "DIGEST"], (result["tags"]?.arrayValue ?? []).map { [$0["tag"]?.stringValue ?? "", $0["digest"]?.stringValue ?? ""] })
+        print(
+            "\(name)  \(result["public"] == .bool(true) ? "public" : "private")  \(number(result["blobs"])) blobs, \(bytes(result["blob_bytes"]))"
+        )
+        printTable(
+            ["TAG", "DIGEST"], (result["tags"]?.arrayValue ?? []).map { [$0["tag"]?.stringValue ?? "", $0["digest"]?.stringValue ?? ""] })
         print("")
-        printTable(["MANIFEST", "MEDIA TYPE", "SIZE"], (result["manifests"]?.arrayValue ?? []).map {
-            [$0["digest"]?.stringValue ?? "", $0["media_type"]?.stringValue ?? "", number($0["size"])]
-        })
+        printTable(
+            ["MANIFEST", "MEDIA TYPE", "SIZE"],
+            (result["manifests"]?.arrayValue ?? []).map {
+                [$0["digest"]?.stringValue ?? "", $0["media_type"]?.stringValue ?? "", number($0["size"])]
+            })
     }
 }
 
 struct RepoRemove: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete a repository (blob bytes are freed by garbage collection).")
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Delete a repository (blob bytes are freed by garbage collection).")
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "Repository name.") var name: String
 
@@ -51,15 +57,21 @@ struct TagCommand: ParsableCommand {
             }
             let result = try connection.call("tag.history", .object(params))
             if connection.json { return connection.printJSON(result) }
-            printTable(["WHEN", "TAG", "FROM", "TO", "BY"], (result["moves"]?.arrayValue ?? []).map { move in
-                [time(move["at"]), move["tag"]?.stringValue ?? "", short(move["from"]), short(move["to"]), move["actor"]?.stringValue ?? "-"]
-            })
+            printTable(
+                ["WHEN", "TAG", "FROM", "TO", "BY"],
+                (result["moves"]?.arrayValue ?? []).map { move in
+                    [
+                        time(move["at"]), move["tag"]?.stringValue ?? "", short(move["from"]), short(move["to"]),
+                        move["actor"]?.stringValue ?? "-",
+                    ]
+                })
         }
     }
 }
 
 struct AuditCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit", abstract: "Changes made through the control socket, newest first.")
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Changes made through the control socket, newest first.")
     @OptionGroup var connection: ConnectionOptions
     @Option(help: "Most records shown.") var limit = 50
 
@@ -68,15 +80,18 @@ struct AuditCommand: ParsableCommand {
         if connection.json { return connection.printJSON(result) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        printTable(["WHEN", "BY", "METHOD", "PARAMS"], (result["entries"]?.arrayValue ?? []).map { entry in
-            let params = entry["params"].flatMap { $0 == .null ? nil : try? String(decoding: encoder.encode($0), as: UTF8.self) } ?? ""
-            return [time(entry["at"]), entry["actor"]?.stringValue ?? "", entry["method"]?.stringValue ?? "", params]
-        })
+        printTable(
+            ["WHEN", "BY", "METHOD", "PARAMS"],
+            (result["entries"]?.arrayValue ?? []).map { entry in
+                let params = entry["params"].flatMap { $0 == .null ? nil : try? String(decoding: encoder.encode($0), as: UTF8.self) } ?? ""
+                return [time(entry["at"]), entry["actor"]?.stringValue ?? "", entry["method"]?.stringValue ?? "", params]
+            })
     }
 }
 
 struct UploadCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "upload", abstract: "Uploads in progress: list, purge.", subcommands: [List.self, Purge.self])
+    static let configuration = CommandConfiguration(
+        commandName: "upload", abstract: "Uploads in progress: list, purge.", subcommands: [List.self, Purge.self])
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "Uploads in progress.", aliases: ["ls"])
@@ -85,14 +100,20 @@ struct UploadCommand: ParsableCommand {
         func run() throws {
             let result = try connection.call("upload.list")
             if connection.json { return connection.printJSON(result) }
-            printTable(["ID", "REPOSITORY", "BY", "SIZE", "LAST ACTIVE"], (result["uploads"]?.arrayValue ?? []).map {
-                [$0["id"]?.stringValue ?? "", $0["repository"]?.stringValue ?? "", $0["principal"]?.stringValue ?? "-", bytes($0["size"]), time($0["updated_at"])]
-            })
+            printTable(
+                ["ID", "REPOSITORY", "BY", "SIZE", "LAST ACTIVE"],
+                (result["uploads"]?.arrayValue ?? []).map {
+                    [
+                        $0["id"]?.stringValue ?? "", $0["repository"]?.stringValue ?? "", $0["principal"]?.stringValue ?? "-",
+                        bytes($0["size"]), time($0["updated_at"]),
+                    ]
+                })
         }
     }
 
     struct Purge: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove uploads idle longer than the time-to-live and orphaned upload data.")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove uploads idle longer than the time-to-live and orphaned upload data.")
         @OptionGroup var connection: ConnectionOptions
         @Option(help: "Idle seconds after which an upload goes (default: the daemon's upload time-to-live).") var olderThan: Int?
         @Flag(help: "Only list what would go.") var dryRun = false
@@ -104,7 +125,8 @@ struct UploadCommand: ParsableCommand {
             if connection.json { return connection.printJSON(result) }
             let sessions = result["sessions"]?.arrayValue?.count ?? 0
             let orphans = result["orphaned_objects"]?.arrayValue?.count ?? 0
-            print("\(dryRun ? "would remove" : "removed") \(sessions) upload(s) and \(orphans) orphaned object(s), \(bytes(result["bytes"]))")
+            print(
+                "\(dryRun ? "would remove" : "removed") \(sessions) upload(s) and \(orphans) orphaned object(s), \(bytes(result["bytes"]))")
         }
     }
 }

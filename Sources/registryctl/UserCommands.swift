@@ -18,7 +18,9 @@ struct User: ParsableCommand {
 
         func run() throws {
             let password = try readPassword(fromStdin: passwordStdin)
-            printUser(try connection.call("user.create", ["name": .string(name), "password": .string(password), "staff": .bool(staff)]), connection)
+            printUser(
+                try connection.call("user.create", ["name": .string(name), "password": .string(password), "staff": .bool(staff)]),
+                connection)
         }
     }
 
@@ -116,12 +118,16 @@ enum OnOff: String, ExpressibleByArgument {
 /// Reads a password from standard input (first line) or a terminal prompt without echo.
 func readPassword(fromStdin: Bool) throws -> String {
     if fromStdin {
-        guard let line = Swift.readLine(strippingNewline: true), !line.isEmpty else { throw ValidationError("no password on standard input") }
+        guard let line = Swift.readLine(strippingNewline: true), !line.isEmpty else {
+            throw ValidationError("no password on standard input")
+        }
         return line
     }
     guard isatty(STDIN_FILENO) != 0 else { throw ValidationError("not a terminal: use --password-stdin") }
     guard let first = getpass("Password: ").map({ String(cString: $0) }), !first.isEmpty else { throw ValidationError("empty password") }
-    guard let second = getpass("Again: ").map({ String(cString: $0) }), second == first else { throw ValidationError("the passwords differ") }
+    guard let second = getpass("Again: ").map({ String(cString: $0) }), second == first else {
+        throw ValidationError("the passwords differ")
+    }
     return first
 }
 
@@ -139,6 +145,8 @@ func printTable(_ header: [String], _ rows: [[String]]) {
     let all = [header] + rows
     let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
     for row in all {
-        print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        print(
+            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ").trimmingCharacters(
+                in: .whitespaces))
     }
 }

@@ -49,11 +49,13 @@ final class LogOutput: Sendable {
         self.descriptor = descriptor
         // A plain pthread (Foundation's Thread would pull all of Foundation in), never joined.
         var thread = pthread_t()
-        let started = pthread_create(&thread, nil, { context in
-            let output = Unmanaged<LogOutput>.fromOpaque(context!).takeUnretainedValue()
-            output.writeBatches()
-            return nil
-        }, Unmanaged.passUnretained(self).toOpaque())
+        let started = pthread_create(
+            &thread, nil,
+            { context in
+                let output = Unmanaged<LogOutput>.fromOpaque(context!).takeUnretainedValue()
+                output.writeBatches()
+                return nil
+            }, Unmanaged.passUnretained(self).toOpaque())
         precondition(started == 0, "cannot start the log writer thread: error \(started)")
     }
 
@@ -98,7 +100,10 @@ final class LogOutput: Sendable {
             }
             write(batch)
             if dropped > 0 {
-                write(Array("\(timestamp) warning registryd: [registryd] \(dropped) log lines dropped: standard error could not keep up\n".utf8))
+                write(
+                    Array(
+                        "\(timestamp) warning registryd: [registryd] \(dropped) log lines dropped: standard error could not keep up\n".utf8)
+                )
             }
         }
     }
@@ -137,4 +142,3 @@ final class LogOutput: Sendable {
         return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
-

@@ -57,32 +57,40 @@ struct RegistryCommand: AsyncParsableCommand {
         try FileSystemSetup.makeDirectory(settings.dataDir)
         let instance = try settings.instanceID ?? InstanceIdentity.loadOrCreate(in: settings.dataDir)
         let metadata = try SQLiteMetadataStore(path: settings.dataDir + "/registry.db", instance: instance)
-        let driver: any StorageDriver = switch settings.storage {
-        case .filesystem: try FilesystemDriver(root: settings.dataDir + "/storage")
-        case .memory: MemoryDriver()
-        case .s3: try await Self.openS3(settings.s3, notifier: notifier)
-        }
+        let driver: any StorageDriver =
+            switch settings.storage {
+            case .filesystem: try FilesystemDriver(root: settings.dataDir + "/storage")
+            case .memory: MemoryDriver()
+            case .s3: try await Self.openS3(settings.s3, notifier: notifier)
+            }
         let (policy, tokenEndpoint) = try accessPolicy(settings, metadata, logger)
         var registryConfiguration = Registry.Configuration()
         registryConfiguration.allowSparseIndexes = settings.allowSparseIndexes
         let blobs = BlobStore(driver: driver)
         if !metadata.releasedPinsAtStart.isEmpty {
             let removed = try await InterruptedUploads.settle(metadata.releasedPinsAtStart, metadata: metadata, blobs: blobs)
-            logger.notice("released \(metadata.releasedPinsAtStart.count) pin(s) of uploads interrupted by the last stop; removed \(removed.count) blob row(s) whose bytes never arrived")
+            logger.notice(
+                "released \(metadata.releasedPinsAtStart.count) pin(s) of uploads interrupted by the last stop; removed \(removed.count) blob row(s) whose bytes never arrived"
+            )
         }
         do {
             let finished = try await InterruptedDeletions.finish(metadata: metadata, blobs: blobs)
-            if !finished.isEmpty { logger.notice("finished deleting \(finished.count) blob(s) a collection or repair had marked before it was stopped") }
+            if !finished.isEmpty {
+                logger.notice("finished deleting \(finished.count) blob(s) a collection or repair had marked before it was stopped")
+            }
         } catch {
             // The next collection finishes them instead; serving need not wait for that.
             logger.error("finishing interrupted deletions failed: \(error)")
         }
-        let registry = Registry(metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint,
-                                configuration: registryConfiguration, logger: logger)
+        let registry = Registry(
+            metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint,
+            configuration: registryConfiguration, logger: logger)
         // The immediate path answers plain reads from memory; without it every request
         // takes NIO's parser and the full path (same answers, more work per request).
-        let immediateReads = settings.immediateAnswers ? ImmediateReads(cache: metadata, access: policy, configuration: registryConfiguration) : nil
-        let server = HTTPServer(responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let immediateReads =
+            settings.immediateAnswers ? ImmediateReads(cache: metadata, access: policy, configuration: registryConfiguration) : nil
+        let server = HTTPServer(
+            responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
 
         var listeners: [HTTPServer.Listener] = []
         if activation.isActive {
@@ -100,9 +108,10 @@ struct RegistryCommand: AsyncParsableCommand {
 
         // One collector for the schedule, `gc.run` and the status line: one run at a time.
         let collector = GarbageCollector(metadata: metadata, blobs: blobs)
-        let methods = ControlMethods(metadata: metadata, blobs: blobs, collector: collector, uploadTimeToLive: Int64(settings.uploadTTL),
-                                     activation: activation.isActive ? "socket" : "none",
-                                     version: RegistrydVersion.current)
+        let methods = ControlMethods(
+            metadata: metadata, blobs: blobs, collector: collector, uploadTimeToLive: Int64(settings.uploadTTL),
+            activation: activation.isActive ? "socket" : "none",
+            version: RegistrydVersion.current)
         let access = try ControlAccess(adminGroup: settings.adminGroup)
         let control = ControlServer(dispatcher: methods.makeDispatcher(), access: access, logger: logger)
         let controlListener: ControlServer.Listener
@@ -153,9 +162,11 @@ struct RegistryCommand: AsyncParsableCommand {
                 group.addTask { await Self.collectGarbage(collector, every: interval, options: options, until: stop, logger: logger) }
             }
             group.addTask {
-                await Self.purgeUploads(UploadPurger(metadata: metadata, blobs: blobs), ttl: Int64(settings.uploadTTL), until: stop, logger: logger)
+                await Self.purgeUploads(
+                    UploadPurger(metadata: metadata, blobs: blobs), ttl: Int64(settings.uploadTTL), until: stop, logger: logger)
             }
-            let pruner = HistoryPruner(metadata: metadata, retention: .init(tagHistory: settings.tagHistoryRetention, audit: settings.auditRetention))
+            let pruner = HistoryPruner(
+                metadata: metadata, retention: .init(tagHistory: settings.tagHistoryRetention, audit: settings.auditRetention))
             if let interval = pruner.retention.interval {
                 group.addTask { await Self.pruneHistory(pruner, every: interval, until: stop, logger: logger) }
             }
@@ -194,7 +205,9 @@ struct RegistryCommand: AsyncParsableCommand {
         }
     }
 
-    private func accessPolicy(_ settings: Settings, _ metadata: SQLiteMetadataStore, _ logger: Logger) throws -> (RegistryAccessPolicy, TokenEndpoint?) {
+    private func accessPolicy(_ settings: Settings, _ metadata: SQLiteMetadataStore, _ logger: Logger) throws -> (
+        RegistryAccessPolicy, TokenEndpoint?
+    ) {
         guard settings.tokenAuth else { return (RegistryAccessPolicy(scheme: .basic, accounts: metadata), nil) }
         let key = try TokenSigningKey.loadOrCreate(at: settings.dataDir + "/token-signing.key")
         let tokens = TokenService(key: key, service: settings.tokenService, issuer: settings.tokenService)
@@ -211,13 +224,17 @@ struct RegistryCommand: AsyncParsableCommand {
         return try await S3Driver.prepared(settings.configuration(environment: ProcessInfo.processInfo.environment))
     }
 
-    private static func collectGarbage(_ collector: GarbageCollector, every seconds: Int, options: GarbageCollector.Options, until stop: StopSignal, logger: Logger) async {
+    private static func collectGarbage(
+        _ collector: GarbageCollector, every seconds: Int, options: GarbageCollector.Options, until stop: StopSignal, logger: Logger
+    ) async {
         while !stop.isSignalled {
             await stop.sleep(for: .seconds(seconds))
             guard !stop.isSignalled else { return }
             do {
                 let report = try await collector.run(options)
-                logger.notice("garbage collection: \(report.blobs.count) blobs, \(report.manifests.count) manifests, \(report.bytesFreed) bytes freed")
+                logger.notice(
+                    "garbage collection: \(report.blobs.count) blobs, \(report.manifests.count) manifests, \(report.bytesFreed) bytes freed"
+                )
             } catch {
                 logger.error("garbage collection failed: \(error)")
             }
@@ -235,7 +252,9 @@ struct RegistryCommand: AsyncParsableCommand {
             do {
                 let report = try await purger.purge(idleLongerThan: ttl, now: Int64(Date().timeIntervalSince1970))
                 if !report.sessions.isEmpty || !report.orphans.isEmpty || report.abortedWrites > 0 {
-                    logger.notice("upload purge: \(report.sessions.count) idle upload(s), \(report.orphans.count) orphaned object(s), \(report.abortedWrites) aborted write(s), \(report.bytes) bytes")
+                    logger.notice(
+                        "upload purge: \(report.sessions.count) idle upload(s), \(report.orphans.count) orphaned object(s), \(report.abortedWrites) aborted write(s), \(report.bytes) bytes"
+                    )
                 }
             } catch {
                 logger.error("upload purge failed: \(error)")
@@ -250,7 +269,8 @@ struct RegistryCommand: AsyncParsableCommand {
             do {
                 let report = try pruner.prune(now: UnixTime.seconds())
                 if report.tagMoves > 0 || report.auditEntries > 0 {
-                    logger.info("history pruned: \(report.tagMoves) tag move(s), \(report.auditEntries) audit record(s) past their retention")
+                    logger.info(
+                        "history pruned: \(report.tagMoves) tag move(s), \(report.auditEntries) audit record(s) past their retention")
                 }
             } catch {
                 logger.error("pruning tag history and audit records failed: \(error)")

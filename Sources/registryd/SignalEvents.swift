@@ -1,6 +1,7 @@
 import Dispatch
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Process signals as an async sequence: SIGTERM and SIGINT ask for a graceful stop,
@@ -29,5 +30,5 @@ enum SignalEvents {
 private final class SignalSources: @unchecked Sendable {
     var all: [any DispatchSourceSignal] = []
 
-    func cancel() { all.forEach { $0.cancel() } }
+    func cancel() { for source in all { source.cancel() } }
 }

@@ -23,7 +23,8 @@ struct StatusReporter: Sendable {
         } else {
             gc = "no GC yet"
         }
-        notifier.status("serving: \(server.requestsServed) requests, \(server.openConnections) connections, \(uploads) uploads in progress; \(gc)")
+        notifier.status(
+            "serving: \(server.requestsServed) requests, \(server.openConnections) connections, \(uploads) uploads in progress; \(gc)")
     }
 
     func run(until stop: StopSignal) async {

@@ -1,8 +1,9 @@
-@testable import Auth
 import Foundation
 import Metadata
 import OCI
 import XCTest
+
+@testable import Auth
 
 /// Passwords, the verified-credential cache, throttling, and the push rules.
 final class CredentialTests: XCTestCase {
@@ -26,12 +27,12 @@ final class CredentialTests: XCTestCase {
         XCTAssertFalse(PasswordHasher.verify("wrong", against: hash))
         XCTAssertFalse(PasswordHasher.verify("x", against: "plaintext"))
         let text = """
-        # users from distribution
-        alice:\(hash)
-        md5user:$apr1$abc$0123456789012345678901
-        Bad_Name:\(hash)
+            # users from distribution
+            alice:\(hash)
+            md5user:$apr1$abc$0123456789012345678901
+            Bad_Name:\(hash)
 
-        """
+            """
         let parsed = PasswordHasher.parseHtpasswd(text)
         XCTAssertEqual(parsed.users.map(\.name), ["alice"])
         XCTAssertEqual(parsed.rejected, ["md5user", "Bad_Name"])
@@ -76,14 +77,19 @@ final class CredentialTests: XCTestCase {
         let counting = CountingAccounts(store)
         let clock = TestClock()
         let verifier = CredentialVerifier(accounts: counting, now: { clock.time })
-        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        XCTAssertEqual(
+            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
         clock.time += 59
         XCTAssertNotNil(verifier.recentlyVerified(name: "alice", password: "password-1", from: "a"))
-        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        XCTAssertEqual(
+            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
         XCTAssertEqual(counting.lookups, 1, "within the minute: from the cache")
         clock.time += 2
-        XCTAssertNil(verifier.recentlyVerified(name: "alice", password: "password-1", from: "a"), "past the minute the immediate path must ask again")
-        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        XCTAssertNil(
+            verifier.recentlyVerified(name: "alice", password: "password-1", from: "a"), "past the minute the immediate path must ask again"
+        )
+        XCTAssertEqual(
+            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
         XCTAssertEqual(counting.lookups, 2, "past the minute: checked again")
     }
 
@@ -91,11 +97,14 @@ final class CredentialTests: XCTestCase {
         try store.createUser(name: "alice", passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
         let counting = CountingAccounts(store)
         let verifier = CredentialVerifier(accounts: counting)
-        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
-        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        XCTAssertEqual(
+            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        XCTAssertEqual(
+            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
         XCTAssertEqual(counting.lookups, 1, "the second check is answered from the cache")
         XCTAssertTrue(try store.setStaff(true, forUser: "alice"))
-        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: true)))
+        XCTAssertEqual(
+            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: true)))
         XCTAssertEqual(counting.lookups, 2)
         XCTAssertTrue(try store.deleteUser(named: "alice"))
         XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .rejected)
@@ -118,12 +127,16 @@ final class CredentialTests: XCTestCase {
         try store.grant(.consumer, on: "team", to: "reader")
         let rules = AccessRules(mode: .namespaces, accounts: store)
         let repository = try RepositoryName(parsing: "team/app")
-        func actions(_ user: String) throws -> Set<RepositoryAction> { try rules.actions(for: Principal(name: user, isStaff: false), on: repository) }
+        func actions(_ user: String) throws -> Set<RepositoryAction> {
+            try rules.actions(for: Principal(name: user, isStaff: false), on: repository)
+        }
         XCTAssertEqual(try actions("owner"), [.pull, .push, .delete])
         XCTAssertEqual(try actions("helper"), [.pull, .push])
         XCTAssertEqual(try actions("reader"), [.pull])
         XCTAssertEqual(try actions("stranger"), [])
-        XCTAssertEqual(try rules.actions(for: Principal(name: "stranger", isStaff: false), on: RepositoryName(parsing: "stranger/own")), [.pull, .push, .delete])
+        XCTAssertEqual(
+            try rules.actions(for: Principal(name: "stranger", isStaff: false), on: RepositoryName(parsing: "stranger/own")),
+            [.pull, .push, .delete])
     }
 }
 
@@ -143,14 +156,18 @@ final class CountingAccounts: AccountStore, @unchecked Sendable {
 
     var accountGeneration: Int { store.accountGeneration }
     func user(named name: String) throws -> StoredUser? { lookups += 1; return try store.user(named: name) }
-    func createUser(name: String, passwordHash: String, isStaff: Bool) throws(AccountStoreError) { try store.createUser(name: name, passwordHash: passwordHash, isStaff: isStaff) }
+    func createUser(name: String, passwordHash: String, isStaff: Bool) throws(AccountStoreError) {
+        try store.createUser(name: name, passwordHash: passwordHash, isStaff: isStaff)
+    }
     func users() throws -> [StoredUser] { try store.users() }
     func setPasswordHash(_ hash: String, forUser name: String) throws -> Bool { try store.setPasswordHash(hash, forUser: name) }
     func setStaff(_ isStaff: Bool, forUser name: String) throws -> Bool { try store.setStaff(isStaff, forUser: name) }
     func setDisabled(_ isDisabled: Bool, forUser name: String) throws -> Bool { try store.setDisabled(isDisabled, forUser: name) }
     func deleteUser(named name: String) throws -> Bool { try store.deleteUser(named: name) }
     func role(of user: String, in namespace: String) throws -> NamespaceRole? { try store.role(of: user, in: namespace) }
-    func grant(_ role: NamespaceRole, on namespace: String, to user: String) throws(AccountStoreError) { try store.grant(role, on: namespace, to: user) }
+    func grant(_ role: NamespaceRole, on namespace: String, to user: String) throws(AccountStoreError) {
+        try store.grant(role, on: namespace, to: user)
+    }
     func revoke(namespace: String, from user: String) throws -> Bool { try store.revoke(namespace: namespace, from: user) }
     func namespaceExists(_ namespace: String) throws -> Bool { try store.namespaceExists(namespace) }
     func namespaces() throws -> [NamespaceMembers] { try store.namespaces() }

@@ -1,7 +1,8 @@
-@testable import Auth
 import Foundation
 import OCI
 import XCTest
+
+@testable import Auth
 
 /// Tokens: HS256 with the pinned key only.
 final class TokenServiceTests: XCTestCase {
@@ -34,9 +35,13 @@ final class TokenServiceTests: XCTestCase {
 
     func testTokenOfAnotherKeyOrServiceIsRefused() {
         let other = TokenService(key: TokenSigningKey(bytes: Array(repeating: 8, count: 32)), service: "registryd", issuer: "registryd")
-        XCTAssertThrowsError(try service.verify(other.issue(subject: "a", grants: []).token)) { XCTAssertEqual($0 as? TokenError, .unknownKey) }
+        XCTAssertThrowsError(try service.verify(other.issue(subject: "a", grants: []).token)) {
+            XCTAssertEqual($0 as? TokenError, .unknownKey)
+        }
         let sameKeyOtherService = TokenService(key: key, service: "elsewhere", issuer: "registryd")
-        XCTAssertThrowsError(try service.verify(sameKeyOtherService.issue(subject: "a", grants: []).token)) { XCTAssertEqual($0 as? TokenError, .wrongAudience) }
+        XCTAssertThrowsError(try service.verify(sameKeyOtherService.issue(subject: "a", grants: []).token)) {
+            XCTAssertEqual($0 as? TokenError, .wrongAudience)
+        }
     }
 
     func testAlgorithmAndEmbeddedKeysAreNeverTrusted() throws {
@@ -47,8 +52,14 @@ final class TokenServiceTests: XCTestCase {
             (header(["alg": "RS256", "kid": key.id]) + "." + parts[1] + "." + parts[2], .algorithmNotAllowed),
             (header(["alg": "HS256", "kid": key.id, "jwk": ["kty": "oct"]]) + "." + parts[1] + "." + parts[2], .embeddedKey),
             (header(["alg": "HS256", "kid": key.id, "jku": "https://evil.invalid/keys"]) + "." + parts[1] + "." + parts[2], .embeddedKey),
-            (Base64URL.encode(Array(#"{"alg":"HS256","kid":"\#(key.id)","x5u":null}"#.utf8)) + "." + parts[1] + "." + parts[2], .embeddedKey),
-            (Base64URL.encode(Array(#"{"alg":["HS256"],"kid":"\#(key.id)"}"#.utf8)) + "." + parts[1] + "." + parts[2], .algorithmNotAllowed),
+            (
+                Base64URL.encode(Array(#"{"alg":"HS256","kid":"\#(key.id)","x5u":null}"#.utf8)) + "." + parts[1] + "." + parts[2],
+                .embeddedKey
+            ),
+            (
+                Base64URL.encode(Array(#"{"alg":["HS256"],"kid":"\#(key.id)"}"#.utf8)) + "." + parts[1] + "." + parts[2],
+                .algorithmNotAllowed
+            ),
             (Base64URL.encode(Array(#"{"alg":"HS256","kid":7}"#.utf8)) + "." + parts[1] + "." + parts[2], .unknownKey),
             (Base64URL.encode(Array(#"["HS256"]"#.utf8)) + "." + parts[1] + "." + parts[2], .malformed),
             (parts[0] + "=." + parts[1] + "." + parts[2], .malformed),

@@ -17,7 +17,8 @@ final class ControlDispatcherTests: XCTestCase {
         directory = NSTemporaryDirectory() + "/registryd-control-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
-        dispatcher = ControlDispatcher(methods: ControlMethods(metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), version: "test").table)
+        dispatcher = ControlDispatcher(
+            methods: ControlMethods(metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), version: "test").table)
     }
 
     override func tearDown() async throws {
@@ -41,7 +42,9 @@ final class ControlDispatcherTests: XCTestCase {
     }
 
     func testInvalidRequestIs32600() async throws {
-        for line in [#"{"method":"system.status","id":1}"#, #"{"jsonrpc":"2.0","id":1}"#, #"{"jsonrpc":"2.0","method":5,"id":1}"#, "[]", "42"] {
+        for line in [
+            #"{"method":"system.status","id":1}"#, #"{"jsonrpc":"2.0","id":1}"#, #"{"jsonrpc":"2.0","method":5,"id":1}"#, "[]", "42",
+        ] {
             let response = try await reply(line)
             XCTAssertEqual(errorCode(response), -32600, line)
         }
@@ -72,7 +75,9 @@ final class ControlDispatcherTests: XCTestCase {
     }
 
     func testBatchAnswersEveryRequestButNotNotifications() async throws {
-        let response = try await reply(#"[{"jsonrpc":"2.0","method":"repo.list","id":1},{"jsonrpc":"2.0","method":"repo.list"},{"jsonrpc":"2.0","method":"nope","id":2}]"#)
+        let response = try await reply(
+            #"[{"jsonrpc":"2.0","method":"repo.list","id":1},{"jsonrpc":"2.0","method":"repo.list"},{"jsonrpc":"2.0","method":"nope","id":2}]"#
+        )
         let answers = try XCTUnwrap(response.arrayValue)
         XCTAssertEqual(answers.map { $0["id"] }, [1, 2])
         let onlyNotifications = await dispatcher.handle(line: #"{"jsonrpc":"2.0","method":"repo.list"}"#)
@@ -80,7 +85,10 @@ final class ControlDispatcherTests: XCTestCase {
     }
 
     func testOversizeBatchIsRefused() async throws {
-        let batch = "[" + Array(repeating: #"{"jsonrpc":"2.0","method":"repo.list","id":1}"#, count: ControlDispatcher.maximumBatch + 1).joined(separator: ",") + "]"
+        let batch =
+            "["
+            + Array(repeating: #"{"jsonrpc":"2.0","method":"repo.list","id":1}"#, count: ControlDispatcher.maximumBatch + 1).joined(
+                separator: ",") + "]"
         let response = try await reply(batch)
         XCTAssertEqual(errorCode(response), -32600)
     }
@@ -96,7 +104,10 @@ final class AccountMethodTests: XCTestCase {
         directory = NSTemporaryDirectory() + "/registryd-accounts-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
-        dispatcher = ControlDispatcher(methods: ControlMethods(metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), passwords: PasswordHasher(cost: 4), version: "test").table)
+        dispatcher = ControlDispatcher(
+            methods: ControlMethods(
+                metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), passwords: PasswordHasher(cost: 4), version: "test"
+            ).table)
     }
 
     override func tearDown() async throws {
@@ -129,8 +140,10 @@ final class AccountMethodTests: XCTestCase {
     }
 
     func testBadAccountParamsChangeNothing() async throws {
-        for params in [#"{"name":"Alice","password":"long-enough"}"#, #"{"name":"a/b","password":"long-enough"}"#,
-                       #"{"name":"alice","password":"short"}"#, #"{"name":"alice"}"#, #"{"name":"alice","password":"long-enough","staff":"yes"}"#] {
+        for params in [
+            #"{"name":"Alice","password":"long-enough"}"#, #"{"name":"a/b","password":"long-enough"}"#,
+            #"{"name":"alice","password":"short"}"#, #"{"name":"alice"}"#, #"{"name":"alice","password":"long-enough","staff":"yes"}"#,
+        ] {
             let response = try await call("user.create", params)
             XCTAssertEqual(response["error"]?["code"], -32602, params)
         }

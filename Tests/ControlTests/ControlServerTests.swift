@@ -17,8 +17,9 @@ final class ControlServerTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
-        let server = ControlServer(dispatcher: ControlMethods(metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), version: "t").makeDispatcher(),
-                                   access: try ControlAccess(adminGroup: nil), logger: Logger(label: "test"))
+        let server = ControlServer(
+            dispatcher: ControlMethods(metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), version: "t").makeDispatcher(),
+            access: try ControlAccess(adminGroup: nil), logger: Logger(label: "test"))
         let path = directory + "/control.sock"
         let listener = try await server.bind(path: path)
         let serving = Task { try await server.serve(listener) }
@@ -51,11 +52,11 @@ final class ControlServerTests: XCTestCase {
     /// Sends one request line as another user (via setpriv) and returns the answer.
     func sendAs(user: String, group: String, to path: String) throws -> String {
         let script = """
-        import socket, sys
-        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-        s.sendall(b'{"jsonrpc":"2.0","method":"user.create","params":{"name":"intruder","password":"long-enough","staff":true},"id":1}\\n')
-        print(s.makefile().readline().strip())
-        """
+            import socket, sys
+            s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+            s.sendall(b'{"jsonrpc":"2.0","method":"user.create","params":{"name":"intruder","password":"long-enough","staff":true},"id":1}\\n')
+            print(s.makefile().readline().strip())
+            """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         process.arguments = ["--reuid", user, "--regid", group, "--clear-groups", "/usr/bin/python3", "-c", script, path]
@@ -69,12 +70,16 @@ final class ControlServerTests: XCTestCase {
     func testPeersOutsideTheAdminGroupAreRefusedAndNothingHappens() async throws {
         try requireCapability(getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv")
         let directory = "/tmp/registryd-peer-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
         let nogroup = try XCTUnwrap(getgrnam("nogroup")).pointee.gr_gid
-        let server = ControlServer(dispatcher: ControlMethods(metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), passwords: PasswordHasher(cost: 4), version: "t").makeDispatcher(),
-                                   access: try ControlAccess(adminGroup: "nogroup"), logger: Logger(label: "test"))
+        let server = ControlServer(
+            dispatcher: ControlMethods(
+                metadata: metadata, blobs: BlobStore(driver: MemoryDriver()), passwords: PasswordHasher(cost: 4), version: "t"
+            ).makeDispatcher(),
+            access: try ControlAccess(adminGroup: "nogroup"), logger: Logger(label: "test"))
         let path = directory + "/control.sock"
         let listener = try await server.bind(path: path, group: nogroup)
         let serving = Task { try await server.serve(listener) }

@@ -31,14 +31,16 @@ final class RepositoryMethodTests: XCTestCase {
     }
 
     func call(_ method: String, _ params: String) async throws -> JSONValue {
-        let answer = await dispatcher.handle(line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params),"id":1}"#, caller: "uid 0 (root)")
+        let answer = await dispatcher.handle(
+            line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params),"id":1}"#, caller: "uid 0 (root)")
         return try JSONDecoder().decode(JSONValue.self, from: Data(try XCTUnwrap(answer).utf8))
     }
 
     func pushManifest(_ content: String, tag: String) throws -> Digest {
-        let manifest = NewManifest(digest: Digest.of(Array(content.utf8)), mediaType: MediaType.ociManifest, content: Array(content.utf8),
-                                   artifactType: nil, annotationsJSON: nil, requiredBlobs: [], foreignBlobs: [], childManifests: [],
-                                   allowMissingChildren: false, subject: nil)
+        let manifest = NewManifest(
+            digest: Digest.of(Array(content.utf8)), mediaType: MediaType.ociManifest, content: Array(content.utf8),
+            artifactType: nil, annotationsJSON: nil, requiredBlobs: [], foreignBlobs: [], childManifests: [],
+            allowMissingChildren: false, subject: nil)
         try metadata.putManifest(manifest, in: repository, tags: [Tag(parsing: tag)], actor: "alice")
         return manifest.digest
     }
@@ -86,7 +88,8 @@ final class RepositoryMethodTests: XCTestCase {
     }
 
     func testUploadPurgeRemovesIdleSessionsAndOrphansOnlyWhenNotADryRun() async throws {
-        let stale = UploadSession(id: .generate(), repository: repository, principal: nil, algorithm: .sha256, createdAt: Int64(Date().timeIntervalSince1970))
+        let stale = UploadSession(
+            id: .generate(), repository: repository, principal: nil, algorithm: .sha256, createdAt: Int64(Date().timeIntervalSince1970))
         try metadata.createUpload(stale)
         let orphan = UploadID.generate()
         for id in [stale.id, orphan] {
@@ -132,7 +135,8 @@ final class CollectionMethodTests: XCTestCase {
         try metadata.unpinBlob(for: id)
 
         func call(_ method: String, _ params: String) async throws -> JSONValue {
-            let answer = await dispatcher.handle(line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params),"id":1}"#, caller: "uid 0 (root)")
+            let answer = await dispatcher.handle(
+                line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params),"id":1}"#, caller: "uid 0 (root)")
             return try JSONDecoder().decode(JSONValue.self, from: Data(try XCTUnwrap(answer).utf8))
         }
         let dry = try await call("gc.run", #"{"grace":0,"dry_run":true,"wait":true}"#)

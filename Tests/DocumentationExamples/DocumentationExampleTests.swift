@@ -5,9 +5,10 @@ import Maintenance
 import Metadata
 import NIOCore
 import OCI
-@testable import RegistryAPI
 import Storage
 import XCTest
+
+@testable import RegistryAPI
 
 /// The doc comments' examples are `Examples`' code: every ```swift block in `Sources/` is
 /// an example block line for line, and every example block is shown somewhere. Those
@@ -65,7 +66,10 @@ final class DocumentationExampleTests: XCTestCase {
         var shown: Set<String> = []
         for snippet in snippets {
             let match = blocks.first { $0.value == snippet.lines }
-            XCTAssertNotNil(match, "\(snippet.place): this example is not in Tests/DocumentationExamples/Examples.swift:\n\(snippet.lines.joined(separator: "\n"))")
+            XCTAssertNotNil(
+                match,
+                "\(snippet.place): this example is not in Tests/DocumentationExamples/Examples.swift:\n\(snippet.lines.joined(separator: "\n"))"
+            )
             if let match { shown.insert(match.key) }
         }
         XCTAssertEqual(Set(blocks.keys).subtracting(shown), [], "examples that no doc comment shows")
@@ -77,13 +81,16 @@ final class DocumentationExampleTests: XCTestCase {
         XCTAssertTrue(Examples.passwordHasher())
         XCTAssertTrue(try Examples.digest())
         XCTAssertTrue(try Examples.repositoryName())
-        XCTAssertEqual(Examples.contentHasher(chunk: ByteBuffer(string: "")).description,
-                       "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(
+            Examples.contentHasher(chunk: ByteBuffer(string: "")).description,
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         let scope = Scope(repository: try RepositoryName(parsing: "alice/app"), actions: [.pull])
         let principal = try Examples.tokenService(key: TokenSigningKey(bytes: Array(repeating: 7, count: 32)), scope: scope)
         XCTAssertEqual(principal.name, "alice")
-        XCTAssertEqual(try Examples.s3XML(body: Array("<ListBucketResult><Contents><Key>a</Key></Contents></ListBucketResult>".utf8)), ["a"])
-        XCTAssertTrue(Examples.signatureV4(credentials: S3Credentials(accessKeyID: "k", secretAccessKey: "s")).contains { $0.0 == "authorization" })
+        XCTAssertEqual(
+            try Examples.s3XML(body: Array("<ListBucketResult><Contents><Key>a</Key></Contents></ListBucketResult>".utf8)), ["a"])
+        XCTAssertTrue(
+            Examples.signatureV4(credentials: S3Credentials(accessKeyID: "k", secretAccessKey: "s")).contains { $0.0 == "authorization" })
         XCTAssertEqual(try Examples.s3Configuration().bucket, "registry")
         XCTAssertThrowsError(try Examples.registryError(digest: Fixture.digest))
     }
@@ -98,9 +105,11 @@ final class DocumentationExampleTests: XCTestCase {
         let bytes = ByteBuffer(string: "hello")
         // The storage examples write to directories of their own: their files are no
         // blobs the metadata knows (the verifier below would call them orphans).
-        let size = try await Examples.blobStore(dataDir: dataDir + "/blob-example", id: UploadID.generate(), body: [bytes], digest: Examples.contentHasher(chunk: bytes))
+        let size = try await Examples.blobStore(
+            dataDir: dataDir + "/blob-example", id: UploadID.generate(), body: [bytes], digest: Examples.contentHasher(chunk: bytes))
         XCTAssertEqual(size, 5)
-        try await Examples.storageDriver(root: dataDir + "/driver-example", path: StoragePath("a/part"), finalPath: StoragePath("a/whole"), buffer: bytes)
+        try await Examples.storageDriver(
+            root: dataDir + "/driver-example", path: StoragePath("a/part"), finalPath: StoragePath("a/whole"), buffer: bytes)
         let placed = try await FilesystemDriver(root: dataDir + "/driver-example").size(of: StoragePath("a/whole"))
         XCTAssertEqual(placed, 5)
 
@@ -122,7 +131,8 @@ final class DocumentationExampleTests: XCTestCase {
         logger.logLevel = .critical
         try FileManager.default.createDirectory(atPath: dataDir + "/second", withIntermediateDirectories: true)
         let (registry, immediate) = try Examples.registry(dataDir: dataDir + "/second", logger: logger)
-        XCTAssertNil(immediate.respondImmediately(to: .init(version: .http1_1, method: .GET, uri: "/v2/a/manifests/v1"), remoteAddress: "127.0.0.1"))
+        XCTAssertNil(
+            immediate.respondImmediately(to: .init(version: .http1_1, method: .GET, uri: "/v2/a/manifests/v1"), remoteAddress: "127.0.0.1"))
         _ = registry
         XCTAssertEqual(try Examples.manifest(body: Fixture.manifest), [Fixture.digest])
     }
@@ -130,7 +140,8 @@ final class DocumentationExampleTests: XCTestCase {
 
 private enum Fixture {
     static let digest = try! Digest(parsing: "sha256:" + String(repeating: "b", count: 64))
-    static let manifest = Array("""
+    static let manifest = Array(
+        """
         {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",\
         "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(digest)","size":2},"layers":[]}
         """.utf8)

@@ -9,8 +9,9 @@ import NIOCore
 import NIOPosix
 import OCI
 import RegistryAPI
-@testable import Storage
 import Systemd
+
+@testable import Storage
 
 /// The examples that doc comments in `Sources/` show, as code that compiles. Each block
 /// between `// example: NAME` and `// end` is the doc comment's example, line for line
@@ -20,7 +21,7 @@ enum Examples {
     static func passwordHasher() -> Bool {
         // example: PasswordHasher
         let hash = PasswordHasher(cost: 10).hash("s3cret")
-        let matches = PasswordHasher.verify("s3cret", against: hash)   // true
+        let matches = PasswordHasher.verify("s3cret", against: hash)  // true
         // end
         return matches
     }
@@ -178,7 +179,8 @@ enum Examples {
 
     static func s3Configuration() throws -> S3Configuration {
         // example: S3Configuration
-        let configuration = try S3Configuration(endpoint: "http://127.0.0.1:7480", bucket: "registry",
+        let configuration = try S3Configuration(
+            endpoint: "http://127.0.0.1:7480", bucket: "registry",
             credentials: S3Credentials(accessKeyID: "…", secretAccessKey: "…"))
         // end
         return configuration
@@ -186,9 +188,11 @@ enum Examples {
 
     static func s3Driver(credentials: S3Credentials) async throws {
         // example: S3Driver
-        let driver = S3Driver(configuration: try S3Configuration(endpoint: "http://127.0.0.1:7480",
-            bucket: "registry", credentials: credentials))
-        try await driver.prepare()   // creates the bucket when missing
+        let driver = S3Driver(
+            configuration: try S3Configuration(
+                endpoint: "http://127.0.0.1:7480",
+                bucket: "registry", credentials: credentials))
+        try await driver.prepare()  // creates the bucket when missing
         // end
     }
 
@@ -203,7 +207,8 @@ enum Examples {
     static func signatureV4(credentials: S3Credentials) -> [(String, String)] {
         // example: SignatureV4
         let signer = SignatureV4(credentials: credentials, region: "us-east-1")
-        let headers = signer.authorizationHeaders(method: "GET", path: "/bucket/key", query: [],
+        let headers = signer.authorizationHeaders(
+            method: "GET", path: "/bucket/key", query: [],
             headers: [("host", "127.0.0.1:7480")], payloadHash: SignatureV4.emptyPayloadHash, date: Date())
         // end
         return headers
@@ -236,7 +241,8 @@ enum Examples {
 
     static func httpServer(registry: Registry, immediateReads: ImmediateReads, logger: Logger) async throws {
         // example: HTTPServer
-        let server = HTTPServer(responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        let server = HTTPServer(
+            responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
         let listener = try await server.bind(host: "127.0.0.1", port: 5000)
         try await server.serve([listener])
         // end
@@ -246,8 +252,9 @@ enum Examples {
         // example: Registry
         let metadata = try SQLiteMetadataStore(path: dataDir + "/registry.db")
         let policy = RegistryAccessPolicy(scheme: .basic, accounts: metadata)
-        let registry = Registry(metadata: metadata, blobs: BlobStore(driver: try FilesystemDriver(root: dataDir + "/storage")),
-                                policy: policy, logger: logger)
+        let registry = Registry(
+            metadata: metadata, blobs: BlobStore(driver: try FilesystemDriver(root: dataDir + "/storage")),
+            policy: policy, logger: logger)
         let immediateReads = ImmediateReads(cache: metadata, access: policy, configuration: Registry.Configuration())
         // end
         return (registry, immediateReads)

@@ -77,7 +77,8 @@ class ClientTests: XCTestCase {
             URLComponents(string: uri)?.queryItems?.first { $0.name == name }?.value
         }
         let mounted = Set(requests.filter { $0.method == .POST && $0.status == .created }.compactMap { digestParameter("mount", $0.uri) })
-        let uploaded = Set(requests.filter { $0.method == .PUT && $0.uri.contains("/blobs/uploads/") }.compactMap { digestParameter("digest", $0.uri) })
+        let uploaded = Set(
+            requests.filter { $0.method == .PUT && $0.uri.contains("/blobs/uploads/") }.compactMap { digestParameter("digest", $0.uri) })
         XCTAssertEqual(mounted.intersection(layers), layers, "every layer is mounted: \(trace)")
         XCTAssertTrue(uploaded.isDisjoint(with: layers), "no layer bytes are sent again: \(trace)")
         let first = try await servedDigest("team/first", "v1")
@@ -90,27 +91,34 @@ class ClientTests: XCTestCase {
         let index = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: layout + "/index.json"))) as? [String: Any]
         let sourceDigest = try XCTUnwrap(((index?["manifests"] as? [[String: Any]])?.first)?["digest"] as? String)
 
-        try await tools.skopeo("copy", "--all", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.address)/test/multi:v1")
+        try await tools.skopeo(
+            "copy", "--all", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.address)/test/multi:v1")
         let served = try await servedDigest("test/multi", "v1")
         XCTAssertEqual(served, sourceDigest, "the index is stored byte-exact")
 
         let copyBack = tools.workDirectory + "/copy-back"
-        try await tools.skopeo("copy", "--all", "--src-tls-verify=false", "docker://\(registry.address)/test/multi:v1", "oci:\(copyBack):v1")
-        let roundTripped = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: copyBack + "/index.json"))) as? [String: Any]
+        try await tools.skopeo(
+            "copy", "--all", "--src-tls-verify=false", "docker://\(registry.address)/test/multi:v1", "oci:\(copyBack):v1")
+        let roundTripped =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: copyBack + "/index.json"))) as? [String: Any]
         XCTAssertEqual(((roundTripped?["manifests"] as? [[String: Any]])?.first)?["digest"] as? String, sourceDigest)
 
         for platform in ["amd64", "arm64"] {
-            let raw = try await tools.skopeo("inspect", "--tls-verify=false", "--override-arch", platform, "--format", "{{.Architecture}}", "docker://\(registry.address)/test/multi:v1")
+            let raw = try await tools.skopeo(
+                "inspect", "--tls-verify=false", "--override-arch", platform, "--format", "{{.Architecture}}",
+                "docker://\(registry.address)/test/multi:v1")
             XCTAssertEqual(raw.trimmingCharacters(in: .whitespacesAndNewlines), platform)
         }
     }
 
     func testSkopeoCopyAllOfADockerManifestListRoundTripsWithIdenticalDigests() async throws {
         let layout = try await tools.makeImage("multi", platforms: "linux/amd64,linux/arm64", seed: 3)
-        try await tools.skopeo("copy", "--all", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.address)/src/multi:v1")
+        try await tools.skopeo(
+            "copy", "--all", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.address)/src/multi:v1")
         // Convert to Docker schema 2 on the way: the registry now holds a manifest list.
-        try await tools.skopeo("copy", "--all", "--format", "v2s2", "--src-tls-verify=false", "--dest-tls-verify=false",
-                               "docker://\(registry.address)/src/multi:v1", "docker://\(registry.address)/docker/list:v1")
+        try await tools.skopeo(
+            "copy", "--all", "--format", "v2s2", "--src-tls-verify=false", "--dest-tls-verify=false",
+            "docker://\(registry.address)/src/multi:v1", "docker://\(registry.address)/docker/list:v1")
         let raw = try await tools.skopeo("inspect", "--raw", "--tls-verify=false", "docker://\(registry.address)/docker/list:v1")
         let list = try JSONSerialization.jsonObject(with: Data(raw.utf8)) as? [String: Any]
         XCTAssertEqual(list?["mediaType"] as? String, MediaType.dockerManifestList)
@@ -119,7 +127,8 @@ class ClientTests: XCTestCase {
         // Through a directory and back into another repository: same bytes, same digest.
         let directory = tools.workDirectory + "/list-dir"
         try await tools.skopeo("copy", "--all", "--src-tls-verify=false", "docker://\(registry.address)/docker/list:v1", "dir:\(directory)")
-        try await tools.skopeo("copy", "--all", "--dest-tls-verify=false", "dir:\(directory)", "docker://\(registry.address)/docker/again:v1")
+        try await tools.skopeo(
+            "copy", "--all", "--dest-tls-verify=false", "dir:\(directory)", "docker://\(registry.address)/docker/again:v1")
         let againDigest = try await servedDigest("docker/again", "v1")
         XCTAssertEqual(againDigest, listDigest)
         XCTAssertEqual(Digest.of(Array(raw.utf8)).description, listDigest)
@@ -165,7 +174,8 @@ class ClientTests: XCTestCase {
         let deleted = try await registry.client.send(.DELETE, "/v2/gc/drop/manifests/\(digest)")
         XCTAssertEqual(deleted.status, .accepted)
 
-        let report = try await GarbageCollector(metadata: registry.metadata, blobs: registry.blobs).run(GarbageCollector.Options(grace: .zero))
+        let report = try await GarbageCollector(metadata: registry.metadata, blobs: registry.blobs).run(
+            GarbageCollector.Options(grace: .zero))
         XCTAssertEqual(report.blobs.count, 3, "the dropped image's config and two layers")
         let after = try await storedBytes()
         XCTAssertEqual(before - after, Int(report.bytesFreed), "the space is freed in storage")

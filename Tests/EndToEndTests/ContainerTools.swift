@@ -40,8 +40,10 @@ struct ContainerTools {
     }
 
     var podmanFlags: [String] {
-        ["--root", "\(workDirectory)/root", "--runroot", "\(workDirectory)/runroot", "--storage-driver", "vfs",
-         "--events-backend", "file", "--cgroup-manager", "cgroupfs"]
+        [
+            "--root", "\(workDirectory)/root", "--runroot", "\(workDirectory)/runroot", "--storage-driver", "vfs",
+            "--events-backend", "file", "--cgroup-manager", "cgroupfs",
+        ]
     }
 
     /// What `podmanFlags` say, as the configuration files plain `podman` commands read
@@ -81,10 +83,15 @@ struct ContainerTools {
     }
 
     /// Writes an OCI layout with scripts/make-test-image.py. - Returns: its path.
-    func makeImage(_ name: String, platforms: String = "linux/amd64", layers: Int = 3, layerSize: Int = 65536, seed: Int = 1) async throws -> String {
+    func makeImage(_ name: String, platforms: String = "linux/amd64", layers: Int = 3, layerSize: Int = 65536, seed: Int = 1) async throws
+        -> String
+    {
         let path = "\(workDirectory)/\(name)"
-        try await run(["python3", Self.repositoryRoot + "/scripts/make-test-image.py", path, "--platforms", platforms,
-                       "--layers", String(layers), "--layer-size", String(layerSize), "--seed", String(seed)], isolated: false)
+        try await run(
+            [
+                "python3", Self.repositoryRoot + "/scripts/make-test-image.py", path, "--platforms", platforms,
+                "--layers", String(layers), "--layer-size", String(layerSize), "--seed", String(seed),
+            ], isolated: false)
         return path
     }
 
@@ -125,7 +132,9 @@ struct ContainerTools {
 
     /// Output goes to files and the exit is awaited without blocking a thread: a pipe
     /// could stay open in another child and hang the read.
-    private func execute(_ command: [String], isolated: Bool, input: String?, environment extra: [String: String] = [:]) async throws -> (Int32, String, String) {
+    private func execute(_ command: [String], isolated: Bool, input: String?, environment extra: [String: String] = [:]) async throws -> (
+        Int32, String, String
+    ) {
         let process = Process()
         // Credentials from `login` stay in this test's own file, not the machine's.
         var environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
@@ -164,4 +173,3 @@ struct ContainerTools {
         }
     }
 }
-

@@ -60,7 +60,8 @@ class CrashConsistencyTests: XCTestCase {
 
     /// What the clients were told, shared by the pushers.
     final class Ledger: Sendable {
-        private let state = Mutex<(acknowledged: [String: Acknowledged], deleted: Int, pushes: [Int: Int], unavailable: Int)>(([:], 0, [:], 0))
+        private let state = Mutex<(acknowledged: [String: Acknowledged], deleted: Int, pushes: [Int: Int], unavailable: Int)>(
+            ([:], 0, [:], 0))
 
         func acknowledge(_ image: Acknowledged, by pusher: Int) {
             state.withLock {
@@ -142,9 +143,10 @@ class CrashConsistencyTests: XCTestCase {
         try await startDaemon()
         let (added, _) = try await registryctl(["user", "add", "pusher", "--staff", "--password-stdin"], input: password + "\n")
         XCTAssertEqual(added, 0)
-        return Run(random: SeededGenerator(state: seed), rounds: rounds,
-                   authorization: [("Authorization", "Basic " + Data("pusher:\(password)".utf8).base64EncodedString())],
-                   shared: (0..<3).map { Fixtures.bytes(150_000, seed: seed &+ UInt64($0)) })
+        return Run(
+            random: SeededGenerator(state: seed), rounds: rounds,
+            authorization: [("Authorization", "Basic " + Data("pusher:\(password)".utf8).base64EncodedString())],
+            shared: (0..<3).map { Fixtures.bytes(150_000, seed: seed &+ UInt64($0)) })
     }
 
     func testKilledAtRandomMomentsLosesNothingAcknowledged() async throws {
@@ -153,7 +155,8 @@ class CrashConsistencyTests: XCTestCase {
         var collections = 0
 
         for round in 0..<rounds {
-            let (pushers, collector) = startWork(round: round, random: &run.random, shared: shared, authorization: authorization, ledger: ledger, ridingOutOutages: false)
+            let (pushers, collector) = startWork(
+                round: round, random: &run.random, shared: shared, authorization: authorization, ledger: ledger, ridingOutOutages: false)
             // Let the work get going, then kill at a moment nobody chose.
             try await Task.sleep(for: .milliseconds(Int.random(in: 400...2500, using: &run.random)))
             daemon?.signal(SIGKILL)
@@ -166,7 +169,9 @@ class CrashConsistencyTests: XCTestCase {
             try await startDaemon()
             try await checkEverythingAcknowledged(ledger, authorization: authorization, round: round)
         }
-        print("crash consistency: \(ledger.images.count) images acknowledged and kept, \(ledger.deletedCount) deleted, \(collections) collections, \(rounds) kills")
+        print(
+            "crash consistency: \(ledger.images.count) images acknowledged and kept, \(ledger.deletedCount) deleted, \(collections) collections, \(rounds) kills"
+        )
         XCTAssertGreaterThan(ledger.images.count, 0, "pushes got through between the kills")
         XCTAssertGreaterThan(collections, 0, "collections ran beside the pushes")
     }
@@ -184,14 +189,19 @@ class CrashConsistencyTests: XCTestCase {
             let config = Fixtures.json(["kept": index])
             let layer = Fixtures.bytes(50_000, seed: UInt64(100 + index))
             for blob in [config, layer] {
-                let pushed = try await client.send(.POST, "/v2/kept/image/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+                let pushed = try await client.send(
+                    .POST, "/v2/kept/image/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
                 XCTAssertEqual(pushed.status, .created)
             }
             let manifest = Fixtures.imageManifest(config: config, layers: [layer])
-            let put = try await client.send(.PUT, "/v2/kept/image/manifests/v\(index)", headers: authorization + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+            let put = try await client.send(
+                .PUT, "/v2/kept/image/manifests/v\(index)", headers: authorization + [("Content-Type", MediaType.ociManifest)],
+                body: .bytes(manifest))
             XCTAssertEqual(put.status, .created)
-            kept.append(Acknowledged(repository: "kept/image", tag: "v\(index)", digest: Fixtures.digest(manifest), manifest: manifest,
-                                     blobs: [config, layer].map { Fixtures.digest($0) }))
+            kept.append(
+                Acknowledged(
+                    repository: "kept/image", tag: "v\(index)", digest: Fixtures.digest(manifest), manifest: manifest,
+                    blobs: [config, layer].map { Fixtures.digest($0) }))
         }
         let ledger = Ledger()
         for image in kept { ledger.acknowledge(image, by: 0) }
@@ -202,7 +212,8 @@ class CrashConsistencyTests: XCTestCase {
             for slice in 0..<8 {
                 group.addTask {
                     for blob in garbage[(slice * garbage.count / 8)..<((slice + 1) * garbage.count / 8)] {
-                        let pushed = try await client.send(.POST, "/v2/garbage/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+                        let pushed = try await client.send(
+                            .POST, "/v2/garbage/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
                         XCTAssertEqual(pushed.status, .created)
                     }
                 }
@@ -214,7 +225,9 @@ class CrashConsistencyTests: XCTestCase {
         let collection = launch(["gc", "run", "--grace", "0", "--delete-untagged", "--wait"])
         var phase = "idle"
         for _ in 0..<400 where phase == "idle" {
-            phase = (try? JSONDecoder().decode(GCStatus.self, from: Data(try await registryctl(["gc", "status", "--json"]).1.utf8)).phase) ?? "idle"
+            phase =
+                (try? JSONDecoder().decode(GCStatus.self, from: Data(try await registryctl(["gc", "status", "--json"]).1.utf8)).phase)
+                ?? "idle"
         }
         XCTAssertNotEqual(phase, "idle", "the collection started")
         try await Task.sleep(for: .milliseconds(Int.random(in: 0...60)))
@@ -227,7 +240,8 @@ class CrashConsistencyTests: XCTestCase {
         // Whatever the killed run had marked for deletion can be pushed again now, not
         // only after the next collection.
         for blob in garbage.prefix(40) {
-            let again = try await client.send(.POST, "/v2/again/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+            let again = try await client.send(
+                .POST, "/v2/again/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
             XCTAssertEqual(again.status, .created, "\(Fixtures.digest(blob)) after the killed collection: \(again.text)")
         }
         let (finished, report) = try await registryctl(["gc", "run", "--grace", "0", "--wait"])
@@ -242,7 +256,8 @@ class CrashConsistencyTests: XCTestCase {
         let orphans = (0..<looseBlobs).map { Fixtures.bytes(300, seed: UInt64(50_000 + $0)) }
         let driver = try await storageDriver()
         for blob in orphans {
-            let appender = try await driver.appender(for: BlobStore.path(for: try Digest(parsing: Fixtures.digest(blob))), truncatingTo: nil)
+            let appender = try await driver.appender(
+                for: BlobStore.path(for: try Digest(parsing: Fixtures.digest(blob))), truncatingTo: nil)
             try await appender.append(ByteBuffer(bytes: blob))
             try await appender.sync()
             try await appender.close()
@@ -257,7 +272,8 @@ class CrashConsistencyTests: XCTestCase {
         // Not verified yet: the orphans the killed repair did not reach are still there.
         try await checkEverythingAcknowledged(ledger, authorization: authorization, round: 2, verifying: false)
         for blob in orphans.prefix(40) {
-            let again = try await client.send(.POST, "/v2/again/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+            let again = try await client.send(
+                .POST, "/v2/again/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
             XCTAssertEqual(again.status, .created, "after the killed repair: \(again.text)")
         }
         _ = try await registryctl(["storage", "verify", "--repair"])
@@ -285,14 +301,17 @@ class CrashConsistencyTests: XCTestCase {
     /// Starts four pushers and a collector running zero-grace collections back to back.
     /// Riding out outages, both keep going through 503s (the object store is away) until
     /// cancelled; otherwise they end at the first request without an answer.
-    func startWork(round: Int, random: inout SeededGenerator, shared: [[UInt8]], authorization: [(String, String)], ledger: Ledger,
-                   ridingOutOutages: Bool) -> (pushers: [Task<Void, Never>], collector: Task<Int, Never>) {
+    func startWork(
+        round: Int, random: inout SeededGenerator, shared: [[UInt8]], authorization: [(String, String)], ledger: Ledger,
+        ridingOutOutages: Bool
+    ) -> (pushers: [Task<Void, Never>], collector: Task<Int, Never>) {
         let client = TestHTTPClient(port: port)
         let pushers = (0..<4).map { pusher in
             let pusherSeed = random.next()
             return Task {
-                await Self.push(as: pusher, round: round, seed: pusherSeed, shared: shared, client: client, authorization: authorization,
-                                ledger: ledger, ridingOutOutages: ridingOutOutages)
+                await Self.push(
+                    as: pusher, round: round, seed: pusherSeed, shared: shared, client: client, authorization: authorization,
+                    ledger: ledger, ridingOutOutages: ridingOutOutages)
             }
         }
         let collect = [Self.registryctl, "gc", "run", "--grace", "0", "--wait", "--socket", directory + "/data/control.sock"]
@@ -316,7 +335,8 @@ class CrashConsistencyTests: XCTestCase {
     func checkEverythingAcknowledged(_ ledger: Ledger, authorization: [(String, String)], round: Int, verifying: Bool = true) async throws {
         let client = TestHTTPClient(port: port)
         for image in ledger.images {
-            let manifest = try await client.send(.GET, "/v2/\(image.repository)/manifests/\(image.tag)", headers: authorization + [("Accept", "*/*")])
+            let manifest = try await client.send(
+                .GET, "/v2/\(image.repository)/manifests/\(image.tag)", headers: authorization + [("Accept", "*/*")])
             XCTAssertEqual(manifest.status, .ok, "round \(round): \(image.repository):\(image.tag) was acknowledged")
             XCTAssertEqual(manifest.body, image.manifest, "round \(round): byte-exact")
             for digest in image.blobs {
@@ -345,8 +365,10 @@ class CrashConsistencyTests: XCTestCase {
 
     /// Pushes images until a request fails (the daemon was killed), deleting an older
     /// image of its own now and then; records what was acknowledged.
-    static func push(as pusher: Int, round: Int, seed: UInt64, shared: [[UInt8]], client: TestHTTPClient,
-                     authorization: [(String, String)], ledger: Ledger, ridingOutOutages: Bool) async {
+    static func push(
+        as pusher: Int, round: Int, seed: UInt64, shared: [[UInt8]], client: TestHTTPClient,
+        authorization: [(String, String)], ledger: Ledger, ridingOutOutages: Bool
+    ) async {
         var random = SeededGenerator(state: seed)
         let repository = "crash/pusher\(pusher)"
         var mine: [String] = []
@@ -367,20 +389,24 @@ class CrashConsistencyTests: XCTestCase {
                     do {
                         for blob in [config] + layers {
                             let pattern = UploadPattern.allCases.randomElement(using: &random)!
-                            try await pushBlob(blob, to: repository, pattern, client: client, authorization: authorization, random: &random,
-                                               ridingOutOutages: ridingOutOutages, ledger: ledger)
+                            try await pushBlob(
+                                blob, to: repository, pattern, client: client, authorization: authorization, random: &random,
+                                ridingOutOutages: ridingOutOutages, ledger: ledger)
                         }
                     } catch is Unavailable where ridingOutOutages {
                         try? await Task.sleep(for: .milliseconds(100))
                         continue
                     }
-                    let put = try await client.send(.PUT, "/v2/\(repository)/manifests/\(tag)",
-                                                    headers: authorization + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+                    let put = try await client.send(
+                        .PUT, "/v2/\(repository)/manifests/\(tag)",
+                        headers: authorization + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
                     if put.status == .created {
                         acknowledged = true
                         let digest = Fixtures.digest(manifest)
-                        ledger.acknowledge(Acknowledged(repository: repository, tag: tag, digest: digest, manifest: manifest,
-                                                        blobs: ([config] + layers).map { Fixtures.digest($0) }), by: pusher)
+                        ledger.acknowledge(
+                            Acknowledged(
+                                repository: repository, tag: tag, digest: digest, manifest: manifest,
+                                blobs: ([config] + layers).map { Fixtures.digest($0) }), by: pusher)
                         mine.append(digest)
                     } else if put.errorCodes == ["MANIFEST_BLOB_UNKNOWN"] {
                         unknownBlobs += 1
@@ -415,8 +441,10 @@ class CrashConsistencyTests: XCTestCase {
         var description: String { "\(step): 503" }
     }
 
-    static func pushBlob(_ blob: [UInt8], to repository: String, _ pattern: UploadPattern, client: TestHTTPClient,
-                         authorization: [(String, String)], random: inout SeededGenerator, ridingOutOutages: Bool, ledger: Ledger) async throws {
+    static func pushBlob(
+        _ blob: [UInt8], to repository: String, _ pattern: UploadPattern, client: TestHTTPClient,
+        authorization: [(String, String)], random: inout SeededGenerator, ridingOutOutages: Bool, ledger: Ledger
+    ) async throws {
         let digest = Fixtures.digest(blob)
         func expect(_ status: HTTPResponseStatus, _ response: TestResponse, _ step: String) throws {
             if response.status == .serviceUnavailable {
@@ -434,10 +462,14 @@ class CrashConsistencyTests: XCTestCase {
         }
         switch pattern {
         case .monolithic:
-            try expect(.created, try await client.send(.POST, "/v2/\(repository)/blobs/uploads/?digest=\(digest)", headers: authorization, body: .bytes(blob)), "POST ?digest")
+            try expect(
+                .created,
+                try await client.send(
+                    .POST, "/v2/\(repository)/blobs/uploads/?digest=\(digest)", headers: authorization, body: .bytes(blob)), "POST ?digest")
         case .postThenPut:
             let location = try await started()
-            try expect(.created, try await client.send(.PUT, "\(location)?digest=\(digest)", headers: authorization, body: .bytes(blob)), "PUT")
+            try expect(
+                .created, try await client.send(.PUT, "\(location)?digest=\(digest)", headers: authorization, body: .bytes(blob)), "PUT")
         case .onePatch:
             let location = try await started()
             try expect(.accepted, try await client.send(.PATCH, location, headers: authorization, body: .chunked([blob])), "PATCH")
@@ -453,7 +485,8 @@ class CrashConsistencyTests: XCTestCase {
                 let last = blob.count - offset <= size
                 let chunk = Array(blob[offset..<(last ? blob.count : offset + size)])
                 let range = chunk.isEmpty ? [] : [("Content-Range", "\(offset)-\(offset + chunk.count - 1)")]
-                let response = last
+                let response =
+                    last
                     ? try await client.send(.PUT, "\(location)?digest=\(digest)", headers: authorization + range, body: .bytes(chunk))
                     : try await client.send(.PATCH, location, headers: authorization + range, body: .bytes(chunk))
                 do {
@@ -474,7 +507,8 @@ class CrashConsistencyTests: XCTestCase {
             try await Task.sleep(for: .milliseconds(100))
             let status = try await client.send(.GET, location, headers: authorization)
             if status.status == .serviceUnavailable { continue }
-            guard status.status == .noContent, let range = status.header("Range"), let end = Int(range.split(separator: "-").last ?? "") else {
+            guard status.status == .noContent, let range = status.header("Range"), let end = Int(range.split(separator: "-").last ?? "")
+            else {
                 throw StepError.unexpected("upload status after a 503", status)
             }
             // "0-0" is also an empty session; a first chunk is never a single byte here.

@@ -33,8 +33,9 @@ final class DaemonSettingsTests: XCTestCase {
 
     /// Starts registryd with `arguments` and a staff user `admin` (created on first start).
     func start(_ arguments: [String]) async throws {
-        daemon = try SpawnedProcess([DaemonTests.buildDirectory + "/registryd", "--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data"] + arguments,
-                                    environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/registryd.log")
+        daemon = try SpawnedProcess(
+            [DaemonTests.buildDirectory + "/registryd", "--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data"] + arguments,
+            environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/registryd.log")
         for _ in 0..<200 {
             if let response = try? await TestHTTPClient(port: port).send(.GET, "/v2/"), response.status == .unauthorized {
                 _ = try await registryctl(["user", "add", "admin", "--staff", "--password-stdin"], input: "admin-password\n")
@@ -47,7 +48,8 @@ final class DaemonSettingsTests: XCTestCase {
     }
 
     func registryctl(_ arguments: [String], input: String? = nil) async throws -> (Int32, String) {
-        try await tools.runStatus([DaemonTests.buildDirectory + "/registryctl"] + arguments + ["--socket", directory + "/data/control.sock"], input: input)
+        try await tools.runStatus(
+            [DaemonTests.buildDirectory + "/registryctl"] + arguments + ["--socket", directory + "/data/control.sock"], input: input)
     }
 
     func stop() async {
@@ -64,8 +66,9 @@ final class DaemonSettingsTests: XCTestCase {
         let chunk = Fixtures.bytes(10_000)
         let blob = Array((0..<20).map { _ in chunk }.joined())
         let auth = authorization
-        async let upload = client.send(.POST, "/v2/slow/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: auth,
-                                       body: .paced(chunk: chunk, count: 20, pause: .milliseconds(100)))
+        async let upload = client.send(
+            .POST, "/v2/slow/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: auth,
+            body: .paced(chunk: chunk, count: 20, pause: .milliseconds(100)))
         try await Task.sleep(for: .milliseconds(700))
         let signalled = ContinuousClock.now
         daemon?.signal(SIGTERM)
@@ -84,8 +87,9 @@ final class DaemonSettingsTests: XCTestCase {
         let chunk = Fixtures.bytes(10_000)
         let blob = Array((0..<100).map { _ in chunk }.joined())
         let auth = authorization
-        async let upload = client.send(.POST, "/v2/slow/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: auth,
-                                       body: .paced(chunk: chunk, count: 100, pause: .milliseconds(100)))
+        async let upload = client.send(
+            .POST, "/v2/slow/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: auth,
+            body: .paced(chunk: chunk, count: 100, pause: .milliseconds(100)))
         try await Task.sleep(for: .milliseconds(500))
         let signalled = ContinuousClock.now
         daemon?.signal(SIGTERM)
@@ -129,7 +133,8 @@ final class DaemonSettingsTests: XCTestCase {
         try await start(["--gc-interval", "1", "--gc-grace", "0"])
         let client = TestHTTPClient(port: port)
         let blob = Fixtures.bytes(1000, seed: 3)
-        let pushed = try await client.send(.POST, "/v2/loose/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+        let pushed = try await client.send(
+            .POST, "/v2/loose/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
         XCTAssertEqual(pushed.status, .created)
         var status = 0
         for _ in 0..<100 {
@@ -146,7 +151,8 @@ final class DaemonSettingsTests: XCTestCase {
         try await start(["--gc-interval", "1", "--gc-grace", "3600"])
         let client = TestHTTPClient(port: port)
         let blob = Fixtures.bytes(1000, seed: 4)
-        let pushed = try await client.send(.POST, "/v2/loose/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+        let pushed = try await client.send(
+            .POST, "/v2/loose/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
         XCTAssertEqual(pushed.status, .created)
         // Wait for a scheduled run to have happened.
         var ran = false
@@ -168,7 +174,8 @@ final class DaemonSettingsTests: XCTestCase {
                 group.addTask { [authorization] in
                     for index in stride(from: slice, to: 1200, by: 8) {
                         let blob = Fixtures.bytes(100, seed: UInt64(20_000 + index))
-                        _ = try await client.send(.POST, "/v2/loose/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
+                        _ = try await client.send(
+                            .POST, "/v2/loose/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: authorization, body: .bytes(blob))
                     }
                 }
             }
@@ -176,7 +183,9 @@ final class DaemonSettingsTests: XCTestCase {
         }
         let (started, _) = try await registryctl(["gc", "run", "--grace", "0"])
         XCTAssertEqual(started, 0)
-        let busy = try await tools.runCapturing([DaemonTests.buildDirectory + "/registryctl", "call", "gc.run", #"{"grace":0}"#, "--socket", directory + "/data/control.sock"])
+        let busy = try await tools.runCapturing([
+            DaemonTests.buildDirectory + "/registryctl", "call", "gc.run", #"{"grace":0}"#, "--socket", directory + "/data/control.sock",
+        ])
         XCTAssertEqual(busy.status, 2, busy.errors)
         XCTAssertTrue(busy.errors.contains("-32003") && busy.errors.contains("already running"), busy.errors)
     }
@@ -192,8 +201,11 @@ final class DaemonSettingsTests: XCTestCase {
         XCTAssertEqual((attributes[.groupOwnerAccountID] as? NSNumber)?.uint32Value, nogroup)
         await stop()
         // A group that does not exist stops the start with a clear message.
-        let refused = try SpawnedProcess([DaemonTests.buildDirectory + "/registryd", "--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data",
-                                          "--admin-group", "no-such-group"], environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/refused.log")
+        let refused = try SpawnedProcess(
+            [
+                DaemonTests.buildDirectory + "/registryd", "--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data",
+                "--admin-group", "no-such-group",
+            ], environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/refused.log")
         let exited = await refused.waitForExit(seconds: 10)
         XCTAssertTrue(exited)
         let log = try String(contentsOfFile: directory + "/refused.log", encoding: .utf8)
@@ -207,7 +219,8 @@ final class DaemonSettingsTests: XCTestCase {
         let index = Fixtures.index(children: [(MediaType.ociManifest, child)])
         for (arguments, expected) in [([String](), HTTPResponseStatus.badRequest), (["--allow-sparse-indexes"], .created)] {
             try await start(arguments)
-            let put = try await TestHTTPClient(port: port).send(.PUT, "/v2/mirror/manifests/partial", headers: authorization + [("Content-Type", MediaType.ociIndex)], body: .bytes(index))
+            let put = try await TestHTTPClient(port: port).send(
+                .PUT, "/v2/mirror/manifests/partial", headers: authorization + [("Content-Type", MediaType.ociIndex)], body: .bytes(index))
             XCTAssertEqual(put.status, expected, "\(arguments): \(put.text)")
             if expected == .created {
                 XCTAssertTrue(put.header("Warning")?.hasPrefix("299") ?? false, "accepted with a warning")

@@ -111,7 +111,8 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(anonymous.header("WWW-Authenticate"), #"Basic realm="registryd""#)
 
         let socket = "\(directory)/data/control.sock"
-        let (added, _) = try await registryctl(["user", "add", "alice", "--staff", "--password-stdin", "--socket", socket], input: "correct horse\n")
+        let (added, _) = try await registryctl(
+            ["user", "add", "alice", "--staff", "--password-stdin", "--socket", socket], input: "correct horse\n")
         XCTAssertEqual(added, 0)
         let credentials = "Basic " + Data("alice:correct horse".utf8).base64EncodedString()
         let base = try await get(second, "/v2/", headers: [("Authorization", credentials)])
@@ -123,9 +124,11 @@ final class DaemonTests: XCTestCase {
         let started = try await client.send(.POST, "/v2/logged/blobs/uploads/", headers: [("Authorization", credentials)])
         let location = try XCTUnwrap(started.header("Location"))
         let layer = Fixtures.bytes(3000)
-        let firstPatch = try await client.send(.PATCH, location, headers: [("Authorization", credentials)], body: .bytes(Array(layer[..<1000])))
+        let firstPatch = try await client.send(
+            .PATCH, location, headers: [("Authorization", credentials)], body: .bytes(Array(layer[..<1000])))
         XCTAssertEqual(firstPatch.status, .accepted)
-        let streamed = try await client.send(.PATCH, location, headers: [("Authorization", credentials)], body: .chunked([Array(layer[1000...])]))
+        let streamed = try await client.send(
+            .PATCH, location, headers: [("Authorization", credentials)], body: .chunked([Array(layer[1000...])]))
         XCTAssertEqual(streamed.status, .accepted)
         let put = try await client.send(.PUT, location + "?digest=\(Fixtures.digest(layer))", headers: [("Authorization", credentials)])
         XCTAssertEqual(put.status, .created)
@@ -171,7 +174,8 @@ final class DaemonTests: XCTestCase {
         try ContainerTools.require(["podman", "skopeo", "curl"])
         // The release binaries, as the README builds them (in CI they must be there).
         let release = FileManager.default.isExecutableFile(atPath: Self.releaseDirectory + "/registryd")
-        try requireCapability(release || ProcessInfo.processInfo.environment["CI"] != "true", "the release build (scripts/build-release.sh)")
+        try requireCapability(
+            release || ProcessInfo.processInfo.environment["CI"] != "true", "the release build (scripts/build-release.sh)")
         let binaries = release ? Self.releaseDirectory : Self.buildDirectory
         let port = try Self.freePort()
         let (process, _) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/registry-data"], binaries: binaries)
@@ -183,7 +187,8 @@ final class DaemonTests: XCTestCase {
         // The shell blocks between the README's quick-start markers, with only the port
         // and the directories changed.
         let readme = try String(contentsOfFile: ContainerTools.repositoryRoot + "/README.md", encoding: .utf8)
-        let section = try XCTUnwrap(readme.components(separatedBy: "<!-- quick-start: begin -->").last?.components(separatedBy: "<!-- quick-start: end -->").first)
+        let section = try XCTUnwrap(
+            readme.components(separatedBy: "<!-- quick-start: begin -->").last?.components(separatedBy: "<!-- quick-start: end -->").first)
         let blocks = section.components(separatedBy: "```sh\n").dropFirst().compactMap { $0.components(separatedBy: "```").first }
         XCTAssertEqual(blocks.count, 3, "the quick start's three blocks")
         let script = blocks.joined(separator: "\n")
@@ -197,7 +202,8 @@ final class DaemonTests: XCTestCase {
         let path = tools.workDirectory + "/quick-start.sh"
         try ("cd \(ContainerTools.repositoryRoot)\n" + script).write(toFile: path, atomically: true, encoding: .utf8)
 
-        let output = try await tools.run(["bash", "-euo", "pipefail", path], input: "a-long-password\n", environment: try tools.podmanConfiguration())
+        let output = try await tools.run(
+            ["bash", "-euo", "pipefail", path], input: "a-long-password\n", environment: try tools.podmanConfiguration())
         let printed = output.split(separator: "\n").map(String.init)
         for line in Set(promised) {
             XCTAssertEqual(printed.filter { $0 == line }.count, promised.filter { $0 == line }.count, "\(line) in:\n\(output)")
@@ -209,12 +215,16 @@ final class DaemonTests: XCTestCase {
         try ContainerTools.require(["podman", "unshare"])
         let port = try Self.freePort()
         let registry = "localhost:\(port)"
-        let (process, log) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data", "--token-auth", "--public-url", "http://\(registry)"])
+        let (process, log) = try start([
+            "--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data", "--token-auth", "--public-url", "http://\(registry)",
+        ])
         daemon = process
         try await waitUntilServing(port)
         let challenge = try await get(port, "/v2/alice/app/tags/list")
-        XCTAssertEqual(challenge.header("WWW-Authenticate"), "Bearer realm=\"http://\(registry)/token\",service=\"registryd\",scope=\"repository:alice/app:pull\"",
-                       "the realm comes from --public-url")
+        XCTAssertEqual(
+            challenge.header("WWW-Authenticate"),
+            "Bearer realm=\"http://\(registry)/token\",service=\"registryd\",scope=\"repository:alice/app:pull\"",
+            "the realm comes from --public-url")
         let socket = directory + "/data/control.sock"
         let (added, _) = try await registryctl(["user", "add", "alice", "--password-stdin", "--socket", socket], input: "alice-password\n")
         XCTAssertEqual(added, 0)
@@ -256,7 +266,9 @@ final class DaemonTests: XCTestCase {
         defer { tools.cleanUp() }
         // The socket from REGISTRYCTL_SOCKET, as an operator's shell would set it.
         func ctl(_ arguments: String..., input: String? = nil) async throws -> (Int32, String) {
-            try await tools.runStatus([Self.buildDirectory + "/registryctl"] + arguments, input: input, environment: ["REGISTRYCTL_SOCKET": data + "/control.sock"])
+            try await tools.runStatus(
+                [Self.buildDirectory + "/registryctl"] + arguments, input: input,
+                environment: ["REGISTRYCTL_SOCKET": data + "/control.sock"])
         }
         func basic(_ user: String, _ password: String) -> [(String, String)] {
             [("Authorization", "Basic " + Data("\(user):\(password)".utf8).base64EncodedString())]
@@ -279,7 +291,8 @@ final class DaemonTests: XCTestCase {
         _ = try await ctl("user", "passwd", "bob", "--password-stdin", input: "bob-new-password\n")
         let oldPassword = try await client.send(.GET, "/v2/", headers: basic("bob", "bob-password"))
         let newPassword = try await client.send(.GET, "/v2/", headers: basic("bob", "bob-new-password"))
-        XCTAssertEqual([oldPassword.status, newPassword.status], [.unauthorized, .ok], "the new password works at once, the old one no more")
+        XCTAssertEqual(
+            [oldPassword.status, newPassword.status], [.unauthorized, .ok], "the new password works at once, the old one no more")
         _ = try await ctl("user", "disable", "bob")
         let disabled = try await client.send(.GET, "/v2/", headers: basic("bob", "bob-new-password"))
         XCTAssertEqual(disabled.status, .unauthorized)
@@ -304,11 +317,13 @@ final class DaemonTests: XCTestCase {
         let alice = basic("alice", "alice-password")
         let layer = Fixtures.bytes(2000)
         for blob in [[1], layer] as [[UInt8]] {
-            let pushed = try await client.send(.POST, "/v2/team/app/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: alice, body: .bytes(blob))
+            let pushed = try await client.send(
+                .POST, "/v2/team/app/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: alice, body: .bytes(blob))
             XCTAssertEqual(pushed.status, .created)
         }
         let manifest = Fixtures.imageManifest(config: [1], layers: [layer])
-        let put = try await client.send(.PUT, "/v2/team/app/manifests/v1", headers: alice + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+        let put = try await client.send(
+            .PUT, "/v2/team/app/manifests/v1", headers: alice + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
         XCTAssertEqual(put.status, .created)
         let (_, repositories) = try await ctl("repo", "list")
         XCTAssertEqual(repositories, "team/app\n")
@@ -357,8 +372,10 @@ final class DaemonTests: XCTestCase {
         let methods = entries.compactMap { $0["method"]?.stringValue }
         XCTAssertEqual(methods.first, "repo.delete", audit)
         XCTAssertEqual(entries.first?["params"]?["name"], "team/app", json)
-        for method in ["user.create", "user.set_password", "user.set_staff", "user.disable", "user.delete", "namespace.grant", "namespace.revoke",
-                       "repo.set_visibility", "upload.purge", "gc.run", "gc.result", "storage.verify"] {
+        for method in [
+            "user.create", "user.set_password", "user.set_staff", "user.disable", "user.delete", "namespace.grant", "namespace.revoke",
+            "repo.set_visibility", "upload.purge", "gc.run", "gc.result", "storage.verify",
+        ] {
             XCTAssertTrue(methods.contains(method), "\(method) in \(audit)")
         }
         XCTAssertTrue(audit.contains(#""password":"(redacted)""#), audit)
@@ -377,10 +394,12 @@ final class DaemonTests: XCTestCase {
         _ = try await registryctl(["user", "add", "alice", "--staff", "--password-stdin"] + socket, input: "alice-password\n")
         let alice = [("Authorization", "Basic " + Data("alice:alice-password".utf8).base64EncodedString())]
         let client = TestHTTPClient(port: port)
-        let pushed = try await client.send(.POST, "/v2/team/app/blobs/uploads/?digest=\(Fixtures.digest([1]))", headers: alice, body: .bytes([1]))
+        let pushed = try await client.send(
+            .POST, "/v2/team/app/blobs/uploads/?digest=\(Fixtures.digest([1]))", headers: alice, body: .bytes([1]))
         XCTAssertEqual(pushed.status, .created)
         let manifest = Fixtures.imageManifest(config: [1], layers: [])
-        let put = try await client.send(.PUT, "/v2/team/app/manifests/v1", headers: alice + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+        let put = try await client.send(
+            .PUT, "/v2/team/app/manifests/v1", headers: alice + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
         XCTAssertEqual(put.status, .created)
         let (_, history) = try await registryctl(["tag", "history", "team/app"] + socket)
         XCTAssertTrue(history.contains("alice"), history)
@@ -390,13 +409,16 @@ final class DaemonTests: XCTestCase {
         // Ninety minutes pass: the move is past its hour, the audit record within its two.
         let tools = try ContainerTools(registry: "127.0.0.1")
         defer { tools.cleanUp() }
-        let age = try await tools.runStatus(["/usr/bin/python3", "-c", """
+        let age = try await tools.runStatus([
+            "/usr/bin/python3", "-c",
+            """
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1])
             db.execute("UPDATE tag_history SET at = at - 5400")
             db.execute("UPDATE audit_log SET at = at - 5400")
             db.commit()
-            """, data + "/registry.db"])
+            """, data + "/registry.db",
+        ])
         XCTAssertEqual(age.0, 0, age.1)
         daemon = try start(arguments).0
         try await waitUntilServing(port)
@@ -481,7 +503,9 @@ final class DaemonTests: XCTestCase {
         let port = try Self.freePort()
         let config = directory + "/registryd.conf"
         try "listen = 127.0.0.1:1\ndata-dir = \(directory)/ignored\n".write(toFile: config, atomically: true, encoding: .utf8)
-        let (process, _) = try start(["--config", config, "--listen", "127.0.0.1:\(port)", "--data-dir", "\(directory)/used", "--storage", "memory"])
+        let (process, _) = try start([
+            "--config", config, "--listen", "127.0.0.1:\(port)", "--data-dir", "\(directory)/used", "--storage", "memory",
+        ])
         daemon = process
         try await waitUntilServing(port)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/used/registry.db"))
@@ -491,12 +515,16 @@ final class DaemonTests: XCTestCase {
     func testBadSettingsStopTheDaemonWithAClearMessage() throws {
         let config = directory + "/bad.conf"
         try "listen = 127.0.0.1:5000\nsorage = memory\n".write(toFile: config, atomically: true, encoding: .utf8)
-        for arguments in [["--config", config], ["--listen", "nowhere"], ["--storage", "floppy"], ["--audit-retention", "3fortnights"], ["--tag-history-retention", "59"]] {
+        for arguments in [
+            ["--config", config], ["--listen", "nowhere"], ["--storage", "floppy"], ["--audit-retention", "3fortnights"],
+            ["--tag-history-retention", "59"],
+        ] {
             let (process, log) = try start(arguments + ["--data-dir", directory + "/data"])
             process.waitUntilExit()
             XCTAssertNotEqual(process.terminationStatus, 0, "\(arguments)")
             let message = try String(contentsOfFile: log, encoding: .utf8)
-            XCTAssertTrue(["sorage", "nowhere", "floppy", "3fortnights", "tag-history-retention: 59"].contains { message.contains($0) }, message)
+            XCTAssertTrue(
+                ["sorage", "nowhere", "floppy", "3fortnights", "tag-history-retention: 59"].contains { message.contains($0) }, message)
         }
     }
 }

@@ -39,8 +39,9 @@ final class DockerClientTests: XCTestCase {
     /// The digest the registry serves for a tag (as docker asks for it).
     func servedDigest(_ repository: String, _ tag: String) async throws -> String {
         let basic = "Basic " + Data("admin:\(password)".utf8).base64EncodedString()
-        let response = try await registry.client.send(.HEAD, "/v2/\(repository)/manifests/\(tag)",
-                                                      headers: [("Accept", "application/vnd.docker.distribution.manifest.v2+json"), ("Authorization", basic)])
+        let response = try await registry.client.send(
+            .HEAD, "/v2/\(repository)/manifests/\(tag)",
+            headers: [("Accept", "application/vnd.docker.distribution.manifest.v2+json"), ("Authorization", basic)])
         XCTAssertEqual(response.status, .ok)
         return try XCTUnwrap(response.header("Docker-Content-Digest"))
     }
@@ -52,7 +53,9 @@ final class DockerClientTests: XCTestCase {
         }
         let requests = registry.recorder.requests
         let mounted = requests.filter { $0.method == .POST && $0.status == .created }.compactMap { parameter("mount", $0.uri) }
-        let uploaded = requests.filter { $0.method == .PUT && $0.uri.contains("/blobs/uploads/") && $0.status == .created }.compactMap { parameter("digest", $0.uri) }
+        let uploaded = requests.filter { $0.method == .PUT && $0.uri.contains("/blobs/uploads/") && $0.status == .created }.compactMap {
+            parameter("digest", $0.uri)
+        }
         return (Set(mounted), Set(uploaded))
     }
 
@@ -95,8 +98,9 @@ final class DockerClientTests: XCTestCase {
         registry.recorder.reset()
         try await dockerCLI("push", second)
         printTrace("docker push to a second repository")
-        let manifest = try await registry.client.send(.GET, "/v2/docker/second/manifests/v1",
-                                                      headers: [("Accept", "*/*"), ("Authorization", "Basic " + Data("admin:\(password)".utf8).base64EncodedString())])
+        let manifest = try await registry.client.send(
+            .GET, "/v2/docker/second/manifests/v1",
+            headers: [("Accept", "*/*"), ("Authorization", "Basic " + Data("admin:\(password)".utf8).base64EncodedString())])
         let layers = Set(try XCTUnwrap(try manifest.json()["layers"] as? [[String: Any]]).compactMap { $0["digest"] as? String })
         XCTAssertEqual(layers.count, 3)
         let transfers = blobTransfers()
@@ -127,8 +131,9 @@ final class DockerClientTests: XCTestCase {
         printTrace("ctr images push")
         let pushed = try await servedDigest("ctr/target", "v1")
         XCTAssertEqual(pushed, served, "containerd pushed the same manifest")
-        let manifest = try await registry.client.send(.GET, "/v2/ctr/target/manifests/v1",
-                                                      headers: [("Accept", "*/*"), ("Authorization", "Basic " + Data("admin:\(password)".utf8).base64EncodedString())])
+        let manifest = try await registry.client.send(
+            .GET, "/v2/ctr/target/manifests/v1",
+            headers: [("Accept", "*/*"), ("Authorization", "Basic " + Data("admin:\(password)".utf8).base64EncodedString())])
         let layers = Set(try XCTUnwrap(try manifest.json()["layers"] as? [[String: Any]]).compactMap { $0["digest"] as? String })
         let transfers = blobTransfers()
         XCTAssertEqual(transfers.mounted.intersection(layers), layers, "containerd mounts the layers it pulled from this registry")

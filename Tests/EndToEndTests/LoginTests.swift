@@ -42,14 +42,19 @@ class LoginTests: XCTestCase {
         try registry.createUser("dev", password: "dev-password")
         let layout = try await tools.makeImage("image", layers: 1)
 
-        let podmanLogin = try await tools.podman("login", "--tls-verify=false", "-u", "admin", "--password-stdin", registry.address, input: "admin-password\n")
+        let podmanLogin = try await tools.podman(
+            "login", "--tls-verify=false", "-u", "admin", "--password-stdin", registry.address, input: "admin-password\n")
         XCTAssertTrue(podmanLogin.contains("Login Succeeded!"), podmanLogin)
-        let refused = try await failingLogin(["podman"] + tools.podmanFlags + ["login", "--tls-verify=false", "-u", "admin", "--password-stdin", registry.address])
+        let refused = try await failingLogin(
+            ["podman"] + tools.podmanFlags + ["login", "--tls-verify=false", "-u", "admin", "--password-stdin", registry.address])
         XCTAssertTrue(refused.contains("invalid username/password"), refused)
-        let skopeoRefused = try await failingLogin(["skopeo", "login", "--tls-verify=false", "-u", "admin", "--password-stdin", registry.address])
+        let skopeoRefused = try await failingLogin([
+            "skopeo", "login", "--tls-verify=false", "-u", "admin", "--password-stdin", registry.address,
+        ])
         XCTAssertTrue(skopeoRefused.contains("invalid username/password"), skopeoRefused)
 
-        let skopeoLogin = try await tools.skopeo("login", "--tls-verify=false", "-u", "admin", "--password-stdin", registry.address, input: "admin-password\n")
+        let skopeoLogin = try await tools.skopeo(
+            "login", "--tls-verify=false", "-u", "admin", "--password-stdin", registry.address, input: "admin-password\n")
         XCTAssertTrue(skopeoLogin.contains("Login Succeeded!"), skopeoLogin)
         try await tools.skopeo("copy", "--dest-tls-verify=false", "oci:\(layout):latest", "docker://\(registry.address)/team/app:v1")
 
@@ -70,14 +75,16 @@ class LoginTests: XCTestCase {
         try await start(.basic)
         try registry.createUser("admin", password: "admin-password", staff: true)
         let layout = try await tools.makeImage("image", layers: 2)
-        try await tools.skopeo("copy", "--dest-tls-verify=false", "--dest-creds", "admin:admin-password", "oci:\(layout):latest",
-                               "docker://\(registry.address)/open/app:v1")
+        try await tools.skopeo(
+            "copy", "--dest-tls-verify=false", "--dest-creds", "admin:admin-password", "oci:\(layout):latest",
+            "docker://\(registry.address)/open/app:v1")
         do {
             try await tools.skopeo("inspect", "--tls-verify=false", "docker://\(registry.address)/open/app:v1")
             XCTFail("an anonymous client read a private repository")
         } catch ContainerTools.ToolError.failed {}
         XCTAssertTrue(try registry.metadata.setPublic(true, repository: RepositoryName(parsing: "open/app")))
-        try await tools.skopeo("copy", "--src-tls-verify=false", "docker://\(registry.address)/open/app:v1", "oci:\(tools.workDirectory)/pulled:v1")
+        try await tools.skopeo(
+            "copy", "--src-tls-verify=false", "docker://\(registry.address)/open/app:v1", "oci:\(tools.workDirectory)/pulled:v1")
         try await tools.podman("pull", "--tls-verify=false", "\(registry.address)/open/app:v1")
         // Empty credentials never push.
         do {
@@ -92,7 +99,8 @@ class LoginTests: XCTestCase {
         try registry.createUser("bob", password: "bob-password")
         let layout = try await tools.makeImage("image", layers: 2)
 
-        let login = try await tools.podman("login", "--tls-verify=false", "-u", "alice", "--password-stdin", registry.address, input: "alice-password\n")
+        let login = try await tools.podman(
+            "login", "--tls-verify=false", "-u", "alice", "--password-stdin", registry.address, input: "alice-password\n")
         XCTAssertTrue(login.contains("Login Succeeded!"), login)
         let refused = try await failingLogin(["skopeo", "login", "--tls-verify=false", "-u", "alice", "--password-stdin", registry.address])
         XCTAssertTrue(refused.contains("401") || refused.contains("invalid username/password") || refused.contains("unauthorized"), refused)

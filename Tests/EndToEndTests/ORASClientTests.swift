@@ -21,7 +21,8 @@ final class ORASClientTests: XCTestCase {
         try registry.createUser("alice", password: "alice-password", staff: staff)
         let tools = try ContainerTools(registry: registry.address)
         defer { tools.cleanUp() }
-        let output = try await tools.run([Self.python, Self.script, registry.address, backend, "alice", "alice-password", tools.workDirectory], isolated: false)
+        let output = try await tools.run(
+            [Self.python, Self.script, registry.address, backend, "alice", "alice-password", tools.workDirectory], isolated: false)
         print("oras (\(backend)):\n" + registry.recorder.requests.map { "  " + $0.summary }.joined(separator: "\n"))
         await registry.stop()
 

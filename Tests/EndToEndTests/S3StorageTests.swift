@@ -57,7 +57,8 @@ final class S3LoginTests: LoginTests {
         let blob = Fixtures.bytes(10_000, seed: 31)
         let digest = Fixtures.digest(blob)
         let basic = "Basic " + Data("staff:pw".utf8).base64EncodedString()
-        let location = try await registry.client.send(.POST, "/v2/p/q/blobs/uploads/?digest=\(digest)", headers: [("Authorization", basic)], body: .bytes(blob))
+        let location = try await registry.client.send(
+            .POST, "/v2/p/q/blobs/uploads/?digest=\(digest)", headers: [("Authorization", basic)], body: .bytes(blob))
         XCTAssertEqual(location.status, .created, location.text)
         let anonymous = try await registry.client.send(.GET, "/v2/p/q/blobs/\(digest)")
         XCTAssertEqual(anonymous.status, .unauthorized)
@@ -108,20 +109,23 @@ final class S3RegistryTests: XCTestCase {
         let split = 6 << 20
         let first = try await TestRegistry.start(driver: .s3(configuration))
         let location = try await first.client.startUpload("a/b")
-        let patch = try await first.client.send(.PATCH, location, headers: [("Content-Range", "0-\(split - 1)")], body: .bytes(Array(blob[..<split])))
+        let patch = try await first.client.send(
+            .PATCH, location, headers: [("Content-Range", "0-\(split - 1)")], body: .bytes(Array(blob[..<split])))
         XCTAssertEqual(patch.status, .accepted, patch.text)
         await first.stop(keepingData: true)
 
         let second = try await TestRegistry.start(driver: .s3(configuration), dataDirectory: first.dataDirectory)
         let status = try await second.client.send(.GET, location)
         XCTAssertEqual(status.header("Range"), "0-\(split - 1)")
-        let rest = try await second.client.send(.PATCH, location, headers: [("Content-Range", "\(split)-\(blob.count - 1)")], body: .bytes(Array(blob[split...])))
+        let rest = try await second.client.send(
+            .PATCH, location, headers: [("Content-Range", "\(split)-\(blob.count - 1)")], body: .bytes(Array(blob[split...])))
         XCTAssertEqual(rest.status, .accepted, rest.text)
         let put = try await second.client.send(.PUT, "\(location)?digest=\(Fixtures.digest(blob))")
         XCTAssertEqual(put.status, .created, put.text)
         let get = try await second.client.send(.GET, "/v2/a/b/blobs/\(Fixtures.digest(blob))")
         XCTAssertEqual(get.body, blob)
-        let range = try await second.client.send(.GET, "/v2/a/b/blobs/\(Fixtures.digest(blob))", headers: [("Range", "bytes=6291000-6292000")])
+        let range = try await second.client.send(
+            .GET, "/v2/a/b/blobs/\(Fixtures.digest(blob))", headers: [("Range", "bytes=6291000-6292000")])
         XCTAssertEqual(range.status, .partialContent)
         XCTAssertEqual(range.body, Array(blob[6_291_000...6_292_000]))
         await second.stop()
@@ -171,14 +175,20 @@ final class S3RegistryTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let port = try DaemonTests.freePort()
         let endpoint = "\(configuration.scheme)://\(configuration.host):\(configuration.port)"
-        let arguments = ["--listen", "127.0.0.1:\(port)", "--data-dir", directory, "--storage", "s3",
-                         "--s3-endpoint", endpoint, "--s3-bucket", configuration.bucket, "--s3-prefix", "registry"]
+        let arguments = [
+            "--listen", "127.0.0.1:\(port)", "--data-dir", directory, "--storage", "s3",
+            "--s3-endpoint", endpoint, "--s3-bucket", configuration.bucket, "--s3-prefix", "registry",
+        ]
 
-        let good = try Self.startDaemon(arguments, secret: configuration.credentials.secretAccessKey, accessKey: configuration.credentials.accessKeyID, log: directory + "/good.log")
+        let good = try Self.startDaemon(
+            arguments, secret: configuration.credentials.secretAccessKey, accessKey: configuration.credentials.accessKeyID,
+            log: directory + "/good.log")
         defer { if good.isRunning { good.terminate(); good.waitUntilExit() } }
         var serving = false
         for _ in 0..<100 where !serving {
-            if let response = try? await TestHTTPClient(port: port).send(.GET, "/v2/"), response.status == .unauthorized { serving = true } else {
+            if let response = try? await TestHTTPClient(port: port).send(.GET, "/v2/"), response.status == .unauthorized {
+                serving = true
+            } else {
                 try await Task.sleep(for: .milliseconds(50))
             }
         }
@@ -189,7 +199,8 @@ final class S3RegistryTests: XCTestCase {
         good.terminate()
         good.waitUntilExit()
 
-        let bad = try Self.startDaemon(arguments, secret: "not-the-secret", accessKey: configuration.credentials.accessKeyID, log: directory + "/bad.log")
+        let bad = try Self.startDaemon(
+            arguments, secret: "not-the-secret", accessKey: configuration.credentials.accessKeyID, log: directory + "/bad.log")
         bad.waitUntilExit()
         XCTAssertNotEqual(bad.terminationStatus, 0)
         let message = try String(contentsOfFile: directory + "/bad.log", encoding: .utf8)

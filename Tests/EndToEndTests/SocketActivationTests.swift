@@ -44,11 +44,15 @@ final class SocketActivationTests: XCTestCase {
     /// Starts `systemd-socket-activate` with the registry and control sockets; registryd
     /// itself starts on the first connection (systemd-socket-activate execs it, so the
     /// pid stays the same).
-    func startActivated(names: String = "registry:control", logLevel: String? = "notice", _ extra: [String] = [], environment: [String: String] = [:]) throws {
+    func startActivated(
+        names: String = "registry:control", logLevel: String? = "notice", _ extra: [String] = [], environment: [String: String] = [:]
+    ) throws {
         let passed = environment.sorted { $0.key < $1.key }.flatMap { ["-E", "\($0.key)=\($0.value)"] }
         activated = try SpawnedProcess(
-            ["/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:\(port)", "-l", controlPath, "--fdname=\(names)",
-             "-E", "NOTIFY_SOCKET=\(notify.path)"] + passed + [Self.registryd, "--data-dir", directory + "/data"]
+            [
+                "/usr/bin/systemd-socket-activate", "-l", "127.0.0.1:\(port)", "-l", controlPath, "--fdname=\(names)",
+                "-E", "NOTIFY_SOCKET=\(notify.path)",
+            ] + passed + [Self.registryd, "--data-dir", directory + "/data"]
                 + (logLevel.map { ["--log-level", $0] } ?? []) + extra,
             environment: ["PATH": "/usr/bin:/bin"], stderrPath: directory + "/registryd.log")
     }
@@ -60,7 +64,8 @@ final class SocketActivationTests: XCTestCase {
             try await Task.sleep(for: .milliseconds(25))
         }
         // A daemon that crashed under activation is a failure, not a skip.
-        XCTFail("systemd-socket-activate did not listen: \((try? String(contentsOfFile: directory + "/registryd.log", encoding: .utf8)) ?? "")")
+        XCTFail(
+            "systemd-socket-activate did not listen: \((try? String(contentsOfFile: directory + "/registryd.log", encoding: .utf8)) ?? "")")
         throw TestHTTPClientError.noResponse
     }
 
@@ -88,10 +93,12 @@ final class SocketActivationTests: XCTestCase {
         let reference = "localhost:\(port)/activated/app:v1"
         let imageID = try await tools.podman("pull", "-q", "oci:\(layout):latest").trimmingCharacters(in: .whitespacesAndNewlines)
         try await tools.podman("tag", imageID, reference)
-        try await tools.podman("login", "--tls-verify=false", "-u", "admin", "--password-stdin", "localhost:\(port)", input: "admin-password\n")
+        try await tools.podman(
+            "login", "--tls-verify=false", "-u", "admin", "--password-stdin", "localhost:\(port)", input: "admin-password\n")
         try await tools.podman("push", "--tls-verify=false", reference)
-        let tags = try await TestHTTPClient(port: port).send(.GET, "/v2/activated/app/tags/list",
-                                                             headers: [("Authorization", "Basic " + Data("admin:admin-password".utf8).base64EncodedString())])
+        let tags = try await TestHTTPClient(port: port).send(
+            .GET, "/v2/activated/app/tags/list",
+            headers: [("Authorization", "Basic " + Data("admin:admin-password".utf8).base64EncodedString())])
         XCTAssertEqual(tags.text, #"{"name":"activated/app","tags":["v1"]}"#)
 
         // registryctl against what the push left, for people and for scripts.
@@ -161,7 +168,8 @@ final class SocketActivationTests: XCTestCase {
         XCTAssertEqual(write(trigger, request, request.count), request.count)
         var reply = [UInt8](repeating: 0, count: 512)
         let read = recv(trigger, &reply, reply.count, 0)
-        XCTAssertTrue(String(decoding: reply.prefix(max(read, 0)), as: UTF8.self).hasPrefix("HTTP/1.1 401"), "the first connection is answered")
+        XCTAssertTrue(
+            String(decoding: reply.prefix(max(read, 0)), as: UTF8.self).hasPrefix("HTTP/1.1 401"), "the first connection is answered")
 
         try XCTUnwrap(activated).signal(SIGHUP)
         let reloading = await notify.waitFor("RELOADING=1")
@@ -199,7 +207,9 @@ final class SocketActivationTests: XCTestCase {
             let before = notify.received.filter { $0 == "READY=1" }.count
             try XCTUnwrap(activated).signal(SIGHUP)
             let deadline = Date().addingTimeInterval(5)
-            while notify.received.filter({ $0 == "READY=1" }).count <= before && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            while notify.received.filter({ $0 == "READY=1" }).count <= before && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
         }
         let infoLogs = try await logged("/v2/before-reload/tags/list")
         XCTAssertTrue(infoLogs, "log-level = info from the file: access lines")
@@ -231,11 +241,13 @@ final class SocketActivationTests: XCTestCase {
         let start = try await client.send(.POST, "/v2/cut/blobs/uploads/", headers: auth)
         let location = try XCTUnwrap(start.header("Location"))
         let chunk = Fixtures.bytes(1 << 20)
-        let firstPatch = try await client.send(.PATCH, location, headers: auth + [("Content-Range", "0-\(chunk.count - 1)")], body: .bytes(chunk))
+        let firstPatch = try await client.send(
+            .PATCH, location, headers: auth + [("Content-Range", "0-\(chunk.count - 1)")], body: .bytes(chunk))
         XCTAssertEqual(firstPatch.status, .accepted)
         // ...and a large monolithic one and a second chunk cut off mid-body.
         let huge = Fixtures.digest(Fixtures.bytes(16))
-        async let monolithic = client.send(.POST, "/v2/cut/blobs/uploads/?digest=\(huge)", headers: auth, body: .repeated(chunk: chunk, count: 4096))
+        async let monolithic = client.send(
+            .POST, "/v2/cut/blobs/uploads/?digest=\(huge)", headers: auth, body: .repeated(chunk: chunk, count: 4096))
         async let secondPatch = client.send(.PATCH, location, headers: auth, body: .repeated(chunk: chunk, count: 4096))
         // SIGTERM once both bodies are streaming into storage: the chunked upload's object
         // has grown past its first chunk, and a second upload object has bytes.
@@ -262,7 +274,9 @@ final class SocketActivationTests: XCTestCase {
         // chunked upload resumes from what had been acknowledged.
         let restarted = Process()
         restarted.executableURL = URL(fileURLWithPath: Self.registryd)
-        restarted.arguments = ["--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data", "--control-socket", directory + "/control2.sock"]
+        restarted.arguments = [
+            "--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data", "--control-socket", directory + "/control2.sock",
+        ]
         restarted.standardError = FileHandle.nullDevice
         try restarted.run()
         self.restarted = restarted
@@ -272,10 +286,14 @@ final class SocketActivationTests: XCTestCase {
         XCTAssertEqual(status.header("Range"), "0-\(chunk.count - 1)", "the acknowledged chunk survives; the cut one does not count")
         let head = try await client.send(.HEAD, "/v2/cut/blobs/\(huge)", headers: auth)
         XCTAssertEqual(head.status, .notFound)
-        let blobs = (FileManager.default.enumerator(atPath: directory + "/data/storage/blobs")?.allObjects as? [String] ?? []).filter { $0.hasSuffix("/data") }
+        let blobs = (FileManager.default.enumerator(atPath: directory + "/data/storage/blobs")?.allObjects as? [String] ?? []).filter {
+            $0.hasSuffix("/data")
+        }
         XCTAssertEqual(blobs, [], "no blob file was committed")
         let rest = Fixtures.bytes(1000, seed: 9)
-        let resumed = try await client.send(.PUT, "\(location)?digest=\(Fixtures.digest(chunk + rest))", headers: auth + [("Content-Range", "\(chunk.count)-\(chunk.count + 999)")], body: .bytes(rest))
+        let resumed = try await client.send(
+            .PUT, "\(location)?digest=\(Fixtures.digest(chunk + rest))",
+            headers: auth + [("Content-Range", "\(chunk.count)-\(chunk.count + 999)")], body: .bytes(rest))
         XCTAssertEqual(resumed.status, .created, resumed.text)
     }
 

@@ -15,10 +15,14 @@ final class UnitFileTests: XCTestCase {
                 .replacingOccurrences(of: "/usr/local/bin/registryd", with: SocketActivationTests.registryd)
             try text.write(toFile: "\(tools.workDirectory)/\(unit)", atomically: true, encoding: .utf8)
         }
-        let (status, _) = try await tools.runStatus(["/usr/bin/env", "systemd-analyze", "verify"] + units.map { "\(tools.workDirectory)/\($0)" })
+        let (status, _) = try await tools.runStatus(
+            ["/usr/bin/env", "systemd-analyze", "verify"] + units.map { "\(tools.workDirectory)/\($0)" })
         XCTAssertEqual(status, 0, "systemd-analyze verify rejected the units")
         let service = try String(contentsOfFile: "\(source)/registryd.service", encoding: .utf8)
-        for setting in ["Type=notify", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "RestrictAddressFamilies=", "StateDirectory=", "RuntimeDirectory="] {
+        for setting in [
+            "Type=notify", "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "RestrictAddressFamilies=",
+            "StateDirectory=", "RuntimeDirectory=",
+        ] {
             XCTAssertTrue(service.contains(setting), setting)
         }
         let control = try String(contentsOfFile: "\(source)/registryd-control.socket", encoding: .utf8)

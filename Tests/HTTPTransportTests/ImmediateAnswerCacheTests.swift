@@ -1,14 +1,16 @@
-@testable import HTTPTransport
 import NIOCore
 import NIOHTTP1
 import XCTest
+
+@testable import HTTPTransport
 
 /// The encoded-answer cache: reused only for the same generation and within its
 /// lifetime, and bounded in bytes whatever keys callers make up.
 final class ImmediateAnswerCacheTests: XCTestCase {
     private func answer(size: Int, generation: UInt64 = 1, expires: NIODeadline = .now() + .seconds(1)) -> ImmediateAnswerCache.Answer {
-        ImmediateAnswerCache.Answer(bytes: ByteBuffer(repeating: 0x61, count: size), status: .ok, bodyLength: Int64(size),
-                                    generation: generation, expires: expires)
+        ImmediateAnswerCache.Answer(
+            bytes: ByteBuffer(repeating: 0x61, count: size), status: .ok, bodyLength: Int64(size),
+            generation: generation, expires: expires)
     }
 
     func testAnAnswerIsReusedOnlyForItsGenerationAndWithinItsLifetime() {
@@ -45,9 +47,15 @@ final class ImmediateAnswerCacheTests: XCTestCase {
         headers.add(name: "Docker-Distribution-API-Version", value: "registry/2.0")
         let response = HTTPResponse(status: .ok, headers: headers, body: .bytes(ByteBuffer(string: "{}")))
         let get = try XCTUnwrap(ImmediateAnswerCache.encode(response, method: .GET, version: .http1_1, keepAlive: true))
-        XCTAssertEqual(String(buffer: get), "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDocker-Distribution-API-Version: registry/2.0\r\n\r\n{}")
+        XCTAssertEqual(
+            String(buffer: get),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDocker-Distribution-API-Version: registry/2.0\r\n\r\n{}"
+        )
         let head = try XCTUnwrap(ImmediateAnswerCache.encode(response, method: .HEAD, version: .http1_0, keepAlive: true))
-        XCTAssertEqual(String(buffer: head), "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDocker-Distribution-API-Version: registry/2.0\r\nConnection: keep-alive\r\n\r\n")
+        XCTAssertEqual(
+            String(buffer: head),
+            "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nDocker-Distribution-API-Version: registry/2.0\r\nConnection: keep-alive\r\n\r\n"
+        )
         // A value that would split the answer is never written from here.
         var hostile = response
         hostile.headers.replaceOrAdd(name: "Content-Type", value: "a\r\nSet-Cookie: x")

@@ -1,14 +1,17 @@
-@testable import HTTPTransport
 import NIOCore
 import XCTest
+
+@testable import HTTPTransport
 
 /// The immediate path's framing as a state machine: bytes in, actions out, no channel.
 final class ImmediateFramingTests: XCTestCase {
     private let plainGet = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
 
     /// Runs `nextAction` until it waits, answering every offer with `decide`.
-    private func actions(_ framing: inout ImmediateFraming, mayOffer: Bool = true,
-                         decide: (ScannedRequestHead.Candidate) -> Bool = { _ in true }) -> [String] {
+    private func actions(
+        _ framing: inout ImmediateFraming, mayOffer: Bool = true,
+        decide: (ScannedRequestHead.Candidate) -> Bool = { _ in true }
+    ) -> [String] {
         var seen: [String] = []
         while true {
             switch framing.nextAction(mayOffer: mayOffer) {
@@ -61,7 +64,9 @@ final class ImmediateFramingTests: XCTestCase {
         var framing = ImmediateFraming()
         XCTAssertNil(receive(&framing, plainGet + plainGet))
         var first = true
-        let seen = actions(&framing) { _ in defer { first = false }; return !first }
+        let seen = actions(&framing) { _ in
+            defer { first = false }; return !first
+        }
         XCTAssertEqual(seen, ["declined /hello: forward \(plainGet)", "forward \(plainGet)"])
     }
 

@@ -1,9 +1,10 @@
-@testable import HTTPTransport
 import Logging
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
 import XCTest
+
+@testable import HTTPTransport
 
 /// The immediate path in the server's own pipeline, on an `EmbeddedChannel`: what it
 /// answers from memory, what reaches NIO's parser, and the order of answers.
@@ -21,8 +22,9 @@ final class ImmediateResponseHandlerTests: XCTestCase {
         let channel = EmbeddedChannel()
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let handler = ImmediateResponseHandler(answers: ImmediateAnswers(responder: Hello(), cache: ImmediateAnswerCache()),
-                                               connections: ConnectionTracker(), accessLog: AccessLog(logger: logger))
+        let handler = ImmediateResponseHandler(
+            answers: ImmediateAnswers(responder: Hello(), cache: ImmediateAnswerCache()),
+            connections: ConnectionTracker(), accessLog: AccessLog(logger: logger))
         try HTTPServer.addHTTPHandlers(to: channel.pipeline.syncOperations, immediate: handler)
         return channel
     }
@@ -83,7 +85,8 @@ final class ImmediateResponseHandlerTests: XCTestCase {
     func testUnframedRequestsReachNIOsParserAndItsErrorAnswer() throws {
         let channel = try channel()
         // Two Content-Length headers: NIO's parser refuses it with its own 400.
-        XCTAssertThrowsError(try channel.writeInbound(ByteBuffer(string: "GET /hello HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")))
+        XCTAssertThrowsError(
+            try channel.writeInbound(ByteBuffer(string: "GET /hello HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")))
         XCTAssertTrue(try written(channel).hasPrefix("HTTP/1.1 400 Bad Request"))
         XCTAssertEqual(try parsedHeads(channel), [])
     }

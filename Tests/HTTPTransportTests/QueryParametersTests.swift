@@ -1,5 +1,6 @@
-@testable import HTTPTransport
 import XCTest
+
+@testable import HTTPTransport
 
 /// Query strings as clients send them: `%XX` escapes of UTF-8 bytes, `+` as itself (ORAS
 /// sends media types unescaped); a broken escape leaves the text as it came rather than
@@ -18,8 +19,10 @@ final class QueryParametersTests: XCTestCase {
     }
 
     func testAMediaTypeKeepsItsPlusEscapedOrNot() {
-        XCTAssertEqual(QueryParameters("artifactType=application/vnd.example.sig.v1+json")["artifactType"], "application/vnd.example.sig.v1+json")
-        XCTAssertEqual(QueryParameters("artifactType=application%2Fvnd.example.sig.v1%2Bjson")["artifactType"], "application/vnd.example.sig.v1+json")
+        XCTAssertEqual(
+            QueryParameters("artifactType=application/vnd.example.sig.v1+json")["artifactType"], "application/vnd.example.sig.v1+json")
+        XCTAssertEqual(
+            QueryParameters("artifactType=application%2Fvnd.example.sig.v1%2Bjson")["artifactType"], "application/vnd.example.sig.v1+json")
     }
 
     func testBrokenEscapesAreKeptAsText() {

@@ -1,6 +1,7 @@
-@testable import HTTPTransport
 import NIOHTTP1
 import XCTest
+
+@testable import HTTPTransport
 
 /// The immediate path's head scanner: which requests it may answer, and where every
 /// other request ends; anything unusual is left to NIO's parser.
@@ -27,21 +28,27 @@ final class RequestHeadScannerTests: XCTestCase {
         XCTAssertEqual(candidate.requestHead.headers["Accept"], ["one", "two"])
 
         // The key separates what changes the answer, and ignores what does not.
-        let other = try XCTUnwrap(scan("GET /v2/a/b/manifests/v1 HTTP/1.1\r\nUser-Agent: y\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abc\r\n\r\n")?.candidate)
+        let other = try XCTUnwrap(
+            scan("GET /v2/a/b/manifests/v1 HTTP/1.1\r\nUser-Agent: y\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abc\r\n\r\n")?
+                .candidate)
         XCTAssertEqual(candidate.answerKey, other.answerKey)
-        for changed in ["HEAD /v2/a/b/manifests/v1 HTTP/1.1\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abc\r\n\r\n",
-                        "GET /v2/a/b/manifests/v2 HTTP/1.1\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abc\r\n\r\n",
-                        "GET /v2/a/b/manifests/v1 HTTP/1.1\r\naccept: one\r\nAuthorization: Basic abc\r\n\r\n",
-                        "GET /v2/a/b/manifests/v1 HTTP/1.1\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abd\r\n\r\n",
-                        "GET /v2/a/b/manifests/v1 HTTP/1.1\r\naccept: one\r\nACCEPT: two\r\n\r\n",
-                        "GET /v2/a/b/manifests/v1 HTTP/1.1\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abc\r\nConnection: close\r\n\r\n",
-                        "GET /v2/a/b/manifests/v1 HTTP/1.0\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abc\r\n\r\n"] {
+        for changed in [
+            "HEAD /v2/a/b/manifests/v1 HTTP/1.1\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abc\r\n\r\n",
+            "GET /v2/a/b/manifests/v2 HTTP/1.1\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abc\r\n\r\n",
+            "GET /v2/a/b/manifests/v1 HTTP/1.1\r\naccept: one\r\nAuthorization: Basic abc\r\n\r\n",
+            "GET /v2/a/b/manifests/v1 HTTP/1.1\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abd\r\n\r\n",
+            "GET /v2/a/b/manifests/v1 HTTP/1.1\r\naccept: one\r\nACCEPT: two\r\n\r\n",
+            "GET /v2/a/b/manifests/v1 HTTP/1.1\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abc\r\nConnection: close\r\n\r\n",
+            "GET /v2/a/b/manifests/v1 HTTP/1.0\r\naccept: one\r\nACCEPT: two\r\nAuthorization: Basic abc\r\n\r\n",
+        ] {
             XCTAssertNotEqual(try XCTUnwrap(scan(changed)?.candidate).answerKey, candidate.answerKey, changed)
         }
     }
 
     func testAnIncompleteHeadWaitsForMoreBytes() {
-        for text in ["", "GET /v2/ HTTP/1.1", "GET /v2/ HTTP/1.1\r", "GET /v2/ HTTP/1.1\r\nHost: x\r\n", "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r"] {
+        for text in [
+            "", "GET /v2/ HTTP/1.1", "GET /v2/ HTTP/1.1\r", "GET /v2/ HTTP/1.1\r\nHost: x\r\n", "GET /v2/ HTTP/1.1\r\nHost: x\r\n\r",
+        ] {
             XCTAssertNil(scan(text), text.debugDescription)
         }
     }
@@ -50,7 +57,8 @@ final class RequestHeadScannerTests: XCTestCase {
         XCTAssertEqual(scan("GET / HTTP/1.1\r\nConnection: Keep-Alive, Close\r\n\r\n")?.candidate?.keepAlive, false)
         XCTAssertEqual(scan("GET / HTTP/1.0\r\n\r\n")?.candidate?.keepAlive, false)
         XCTAssertEqual(scan("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")?.candidate?.keepAlive, true)
-        XCTAssertEqual(scan("GET / HTTP/1.0\r\nConnection:  Keep-Alive\t, x\r\n\r\n")?.candidate?.keepAlive, true, "blanks around an option")
+        XCTAssertEqual(
+            scan("GET / HTTP/1.0\r\nConnection:  Keep-Alive\t, x\r\n\r\n")?.candidate?.keepAlive, true, "blanks around an option")
         // Found by the head-differential fuzzer: blanks inside an option were dropped.
         XCTAssertEqual(scan("GET / HTTP/1.0\r\nConnection: ke ep-alive\r\n\r\n")?.candidate?.keepAlive, false)
         XCTAssertEqual(scan("GET / HTTP/1.1\r\nConnection: clo se\r\n\r\n")?.candidate?.keepAlive, true)
@@ -60,9 +68,11 @@ final class RequestHeadScannerTests: XCTestCase {
         let post = try XCTUnwrap(scan("POST /v2/a/blobs/uploads/ HTTP/1.1\r\nContent-Length: 42\r\n\r\n"))
         XCTAssertEqual(post.framing, .length(42))
         XCTAssertNil(post.candidate)
-        for text in ["GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", "GET / HTTP/1.1\r\nRange: bytes=0-1\r\n\r\n",
-                     "HEAD / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", "GET / HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n",
-                     "DELETE /v2/a/manifests/v1 HTTP/1.1\r\n\r\n", "GET relative HTTP/1.1\r\n\r\n", "GET /caf\u{e9} HTTP/1.1\r\n\r\n"] {
+        for text in [
+            "GET / HTTP/1.1\r\nContent-Length: 3\r\n\r\n", "GET / HTTP/1.1\r\nRange: bytes=0-1\r\n\r\n",
+            "HEAD / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", "GET / HTTP/1.1\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n",
+            "DELETE /v2/a/manifests/v1 HTTP/1.1\r\n\r\n", "GET relative HTTP/1.1\r\n\r\n", "GET /caf\u{e9} HTTP/1.1\r\n\r\n",
+        ] {
             let head = try XCTUnwrap(scan(text), text)
             XCTAssertNil(head.candidate, text)
             XCTAssertNotEqual(head.framing, .unframed, text)

@@ -58,7 +58,8 @@ final class GarbageCollectionStressTests: XCTestCase {
 
         // Every manifest that was acknowledged and not deleted pulls completely.
         for pushed in survivors {
-            let manifest = try await registry.client.send(.GET, "/v2/\(pushed.repository)/manifests/\(pushed.digest)", headers: [("Accept", "*/*")])
+            let manifest = try await registry.client.send(
+                .GET, "/v2/\(pushed.repository)/manifests/\(pushed.digest)", headers: [("Accept", "*/*")])
             XCTAssertEqual(manifest.status, .ok, "\(pushed)")
             guard manifest.status == .ok else { continue }
             let document = try manifest.json()
@@ -137,4 +138,3 @@ final class ManagedAtomicFlag: Sendable {
     var isSet: Bool { flag.load(ordering: .acquiring) }
     func set() { flag.store(true, ordering: .releasing) }
 }
-

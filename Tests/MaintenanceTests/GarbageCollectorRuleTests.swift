@@ -97,8 +97,9 @@ final class GarbageCollectorRuleTests: RegistryTestCase {
         let (subject, _) = try await pushImage("a", tag: "v1", layers: [Fixtures.bytes(300, seed: 6)], seed: 50)
         let empty = Array("{}".utf8)
         try await client.pushBlob("a", empty)
-        let signature = Fixtures.imageManifest(config: empty, layers: [], subject: Fixtures.descriptor(MediaType.ociManifest, subject),
-                                               artifactType: "application/vnd.example.signature", configMediaType: MediaType.ociEmpty)
+        let signature = Fixtures.imageManifest(
+            config: empty, layers: [], subject: Fixtures.descriptor(MediaType.ociManifest, subject),
+            artifactType: "application/vnd.example.signature", configMediaType: MediaType.ociEmpty)
         _ = try await client.putManifest("a", Fixtures.digest(signature), signature)
         let whileSubjectLives = try await collect(deleteUntagged: true)
         XCTAssertTrue(whileSubjectLives.manifests.isEmpty, "a referrer of a live subject is kept, untagged or not")

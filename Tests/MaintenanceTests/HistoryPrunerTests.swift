@@ -1,9 +1,10 @@
 import Foundation
 import Maintenance
-@testable import Metadata
 import OCI
 import RegistryTesting
 import XCTest
+
+@testable import Metadata
 
 /// Tag history and the audit log keep their retention and no more, so a busy registry's
 /// database stops growing once the oldest rows age out (the soak run showed it growing
@@ -29,14 +30,17 @@ final class HistoryPrunerTests: XCTestCase {
         let tag = try Tag(parsing: "latest")
         for index in 0..<7 {
             let content = Array("manifest \(index)".utf8)
-            let manifest = NewManifest(digest: Digest.of(content), mediaType: MediaType.ociManifest, content: content, artifactType: nil, annotationsJSON: nil,
-                                       requiredBlobs: [], foreignBlobs: [], childManifests: [], allowMissingChildren: false, subject: nil)
+            let manifest = NewManifest(
+                digest: Digest.of(content), mediaType: MediaType.ociManifest, content: content, artifactType: nil, annotationsJSON: nil,
+                requiredBlobs: [], foreignBlobs: [], childManifests: [], allowMissingChildren: false, subject: nil)
             try store.putManifest(manifest, in: repository, tags: [tag], actor: "pusher\(index)")
             try store.recordAudit(actor: "uid 0 (root)", method: "user.create", params: #"{"name":"user\#(index)"}"#)
         }
         try store.database.write { connection in
-            try connection.query("UPDATE tag_history SET at = at - ? WHERE id IN (SELECT id FROM tag_history ORDER BY id LIMIT 4)", [.integer(age)])
-            try connection.query("UPDATE audit_log SET at = at - ? WHERE id IN (SELECT id FROM audit_log ORDER BY id LIMIT 4)", [.integer(age)])
+            try connection.query(
+                "UPDATE tag_history SET at = at - ? WHERE id IN (SELECT id FROM tag_history ORDER BY id LIMIT 4)", [.integer(age)])
+            try connection.query(
+                "UPDATE audit_log SET at = at - ? WHERE id IN (SELECT id FROM audit_log ORDER BY id LIMIT 4)", [.integer(age)])
         }
     }
 

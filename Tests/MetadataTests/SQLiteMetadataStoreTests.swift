@@ -1,8 +1,9 @@
 import Foundation
-@testable import Metadata
 import OCI
 import Synchronization
 import XCTest
+
+@testable import Metadata
 
 /// The metadata rules the API relies on, straight against SQLite.
 final class SQLiteMetadataStoreTests: XCTestCase {
@@ -22,9 +23,10 @@ final class SQLiteMetadataStoreTests: XCTestCase {
     }
 
     func manifest(_ content: String, blobs: [Digest] = [], children: [Digest] = [], subject: Digest? = nil) -> NewManifest {
-        NewManifest(digest: Digest.of(Array(content.utf8)), mediaType: MediaType.ociManifest, content: Array(content.utf8),
-                    artifactType: nil, annotationsJSON: nil, requiredBlobs: blobs, foreignBlobs: [], childManifests: children,
-                    allowMissingChildren: false, subject: subject)
+        NewManifest(
+            digest: Digest.of(Array(content.utf8)), mediaType: MediaType.ociManifest, content: Array(content.utf8),
+            artifactType: nil, annotationsJSON: nil, requiredBlobs: blobs, foreignBlobs: [], childManifests: children,
+            allowMissingChildren: false, subject: subject)
     }
 
     func testConcurrentWritesCommitTogetherAndAFailedOneChangesNothing() throws {
@@ -72,7 +74,9 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         let reopened = try SQLiteMetadataStore(path: directory + "/registry.db")
         XCTAssertEqual(try reopened.blobSize(blob, in: repository), 1)
         XCTAssertEqual(try reopened.schemaVersion(), SQLiteMetadataStore.latestSchemaVersion)
-        XCTAssertEqual(SQLiteMetadataStore.latestSchemaVersion, 6, "a new migration needs its predecessor's fixture (Fixtures/make-schema-fixtures.py)")
+        XCTAssertEqual(
+            SQLiteMetadataStore.latestSchemaVersion, 6, "a new migration needs its predecessor's fixture (Fixtures/make-schema-fixtures.py)"
+        )
     }
 
     /// Databases as every earlier schema version left them (`Fixtures/schema-N.db`, made by
@@ -94,8 +98,10 @@ final class SQLiteMetadataStoreTests: XCTestCase {
             XCTAssertEqual(try migrated.tags(in: repository, after: nil, limit: 10), ["v1"])
             XCTAssertEqual(try migrated.upload(try UploadID(parsing: "0b5f1a7e-1111-4222-8333-944455556666"))?.size, 7, "from \(version)")
             let ages = try migrated.database.read { connection in
-                try connection.first("SELECT b.created_at_ms, rb.created_at_ms FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest WHERE b.digest = ?",
-                                     [.text(config.description)]) { [$0.integer(0), $0.integer(1)] }
+                try connection.first(
+                    "SELECT b.created_at_ms, rb.created_at_ms FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest WHERE b.digest = ?",
+                    [.text(config.description)]
+                ) { [$0.integer(0), $0.integer(1)] }
             }
             XCTAssertEqual(ages, [1_700_000_000_000, 1_700_000_001_000], "collection ages in milliseconds, from \(version)")
             XCTAssertEqual(try migrated.tagHistory(in: repository, tag: nil, limit: 10).map(\.actor), ["admin"], "from \(version)")
@@ -209,12 +215,15 @@ final class SQLiteMetadataStoreTests: XCTestCase {
     func testReferrersAreFoundBySubjectAndFilteredByType() throws {
         let subject = Digest.of([9])
         var signed = manifest("sig", subject: subject)
-        signed = NewManifest(digest: signed.digest, mediaType: signed.mediaType, content: signed.content, artifactType: "application/vnd.sig",
-                             annotationsJSON: #"{"a":"b"}"#, requiredBlobs: [], foreignBlobs: [], childManifests: [], allowMissingChildren: false, subject: subject)
+        signed = NewManifest(
+            digest: signed.digest, mediaType: signed.mediaType, content: signed.content, artifactType: "application/vnd.sig",
+            annotationsJSON: #"{"a":"b"}"#, requiredBlobs: [], foreignBlobs: [], childManifests: [], allowMissingChildren: false,
+            subject: subject)
         try store.putManifest(signed, in: repository, tags: [], actor: nil)
         try store.putManifest(manifest("unrelated"), in: repository, tags: [], actor: nil)
         XCTAssertEqual(try store.referrers(of: subject, in: repository, artifactType: nil).map(\.digest), [signed.digest])
         XCTAssertEqual(try store.referrers(of: subject, in: repository, artifactType: "application/vnd.other"), [])
-        XCTAssertEqual(try store.referrers(of: subject, in: repository, artifactType: "application/vnd.sig").first?.annotationsJSON, #"{"a":"b"}"#)
+        XCTAssertEqual(
+            try store.referrers(of: subject, in: repository, artifactType: "application/vnd.sig").first?.annotationsJSON, #"{"a":"b"}"#)
     }
 }

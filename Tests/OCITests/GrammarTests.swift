@@ -11,7 +11,10 @@ final class GrammarTests: XCTestCase {
     }
 
     func testInvalidRepositoryNames() {
-        for name in ["", "A", "a/", "/a", "a//b", "a/../b", "..", "a___b", "a.", "-a", "a_", "a b", "a%2fb", "a/.b", String(repeating: "a", count: 256), "é"] {
+        for name in [
+            "", "A", "a/", "/a", "a//b", "a/../b", "..", "a___b", "a.", "-a", "a_", "a b", "a%2fb", "a/.b",
+            String(repeating: "a", count: 256), "é",
+        ] {
             XCTAssertThrowsError(try RepositoryName(parsing: name), name)
         }
     }
@@ -31,8 +34,10 @@ final class GrammarTests: XCTestCase {
         XCTAssertEqual(try Digest(parsing: sha256).algorithm, .sha256)
         XCTAssertEqual(try Digest(parsing: sha512).algorithm, .sha512)
         XCTAssertEqual(try Digest(parsing: sha256).description, sha256)
-        for bad in ["", "sha256", "sha256:", ":abc", "sha256:" + String(repeating: "A", count: 64), "sha256:" + String(repeating: "a", count: 65),
-                    "sha256:../../../../etc/passwd", "sha512:" + String(repeating: "a", count: 64)] {
+        for bad in [
+            "", "sha256", "sha256:", ":abc", "sha256:" + String(repeating: "A", count: 64), "sha256:" + String(repeating: "a", count: 65),
+            "sha256:../../../../etc/passwd", "sha512:" + String(repeating: "a", count: 64),
+        ] {
             XCTAssertThrowsError(try Digest(parsing: bad), bad) { XCTAssertEqual($0 as? DigestError, .malformed, bad) }
         }
         XCTAssertThrowsError(try Digest(parsing: "blake3:abc")) { XCTAssertEqual($0 as? DigestError, .unsupportedAlgorithm("blake3")) }

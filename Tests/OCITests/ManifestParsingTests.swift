@@ -15,11 +15,12 @@ final class ManifestParsingTests: XCTestCase {
     }
 
     func testImageManifestRequiresConfigAndNonForeignLayers() throws {
-        let manifest = try Manifest(parsing: json([
-            "schemaVersion": 2, "mediaType": MediaType.dockerManifest,
-            "config": descriptor("application/vnd.docker.container.image.v1+json"),
-            "layers": [descriptor("a"), descriptor("foreign", urls: ["https://example.invalid/x"])],
-        ]), contentType: MediaType.dockerManifest)
+        let manifest = try Manifest(
+            parsing: json([
+                "schemaVersion": 2, "mediaType": MediaType.dockerManifest,
+                "config": descriptor("application/vnd.docker.container.image.v1+json"),
+                "layers": [descriptor("a"), descriptor("foreign", urls: ["https://example.invalid/x"])],
+            ]), contentType: MediaType.dockerManifest)
         XCTAssertEqual(manifest.kind, .image)
         XCTAssertEqual(manifest.requiredBlobs.count, 2, "config and the one distributable layer")
         XCTAssertEqual(manifest.effectiveArtifactType, "application/vnd.docker.container.image.v1+json")
@@ -28,7 +29,9 @@ final class ManifestParsingTests: XCTestCase {
     func testMediaTypeIsInferredOrTakenFromContentType() throws {
         let index = try Manifest(parsing: json(["schemaVersion": 2, "manifests": [descriptor(MediaType.ociManifest)]]), contentType: nil)
         XCTAssertEqual(index.mediaType, MediaType.ociIndex)
-        let image = try Manifest(parsing: json(["schemaVersion": 2, "config": descriptor("c"), "layers": []]), contentType: MediaType.ociManifest + "; charset=utf-8")
+        let image = try Manifest(
+            parsing: json(["schemaVersion": 2, "config": descriptor("c"), "layers": []]),
+            contentType: MediaType.ociManifest + "; charset=utf-8")
         XCTAssertEqual(image.mediaType, MediaType.ociManifest)
     }
 
@@ -42,10 +45,11 @@ final class ManifestParsingTests: XCTestCase {
     }
 
     func testArtifactTypeWins() throws {
-        let manifest = try Manifest(parsing: json([
-            "schemaVersion": 2, "mediaType": MediaType.ociManifest, "artifactType": "application/vnd.example",
-            "config": descriptor(MediaType.ociEmpty), "layers": [], "subject": descriptor(MediaType.ociManifest),
-        ]), contentType: nil)
+        let manifest = try Manifest(
+            parsing: json([
+                "schemaVersion": 2, "mediaType": MediaType.ociManifest, "artifactType": "application/vnd.example",
+                "config": descriptor(MediaType.ociEmpty), "layers": [], "subject": descriptor(MediaType.ociManifest),
+            ]), contentType: nil)
         XCTAssertEqual(manifest.effectiveArtifactType, "application/vnd.example")
         XCTAssertEqual(manifest.subject?.digest, digest)
     }

@@ -20,7 +20,9 @@ class BaseAndThreatTests: RegistryTestCase {
     }
 
     func testEveryErrorCarriesTheOCIBodyAndAPIVersion() async throws {
-        for (method, path) in [(HTTPMethod.GET, "/v2/nope/x/y/z"), (.GET, "/v3/"), (.POST, "/v2/a/manifests/v1"), (.GET, "/v2/UPPER/tags/list")] {
+        for (method, path) in [
+            (HTTPMethod.GET, "/v2/nope/x/y/z"), (.GET, "/v3/"), (.POST, "/v2/a/manifests/v1"), (.GET, "/v2/UPPER/tags/list"),
+        ] {
             let response = try await client.send(method, path)
             XCTAssertGreaterThanOrEqual(response.status.code, 400, path)
             XCTAssertEqual(response.header("Docker-Distribution-API-Version"), "registry/2.0")
@@ -38,7 +40,8 @@ class BaseAndThreatTests: RegistryTestCase {
         // CVE-2014-9358-style traversal: names are checked by grammar, never used raw.
         let paths = [
             "/v2/../../etc/blobs/uploads/", "/v2/a/../b/tags/list", "/v2/a//b/tags/list", "/v2/%2e%2e/tags/list",
-            "/v2/A/tags/list", "/v2/-a/tags/list", "/v2/a-/tags/list", "/v2/a__/tags/list", "/v2/" + String(repeating: "a", count: 256) + "/tags/list",
+            "/v2/A/tags/list", "/v2/-a/tags/list", "/v2/a-/tags/list", "/v2/a__/tags/list",
+            "/v2/" + String(repeating: "a", count: 256) + "/tags/list",
         ]
         for path in paths {
             let raw = try await client.sendRaw("GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -52,8 +55,12 @@ class BaseAndThreatTests: RegistryTestCase {
 
     func testHostileDigestsAreRejected() async throws {
         // CVE-2024-3727: unvalidated digests reached file paths in containers/image.
-        for digest in ["sha256:../../../etc/passwd", "sha256:ABCDEF", "sha256:" + String(repeating: "a", count: 63), "sha256", ":", "sha256:" + String(repeating: "g", count: 64)] {
-            let encoded = digest.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? digest
+        for digest in [
+            "sha256:../../../etc/passwd", "sha256:ABCDEF", "sha256:" + String(repeating: "a", count: 63), "sha256", ":",
+            "sha256:" + String(repeating: "g", count: 64),
+        ] {
+            let encoded =
+                digest.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? digest
             let response = try await client.send(.GET, "/v2/a/blobs/\(encoded)")
             XCTAssertEqual(response.status, .badRequest, digest)
             XCTAssertEqual(response.errorCodes, ["DIGEST_INVALID"], digest)
@@ -74,7 +81,8 @@ class BaseAndThreatTests: RegistryTestCase {
 
     func testHostileTagsAreRejected() async throws {
         for tag in ["-x", ".x", String(repeating: "t", count: 129), "a%2Fb"] {
-            let response = try await client.send(.PUT, "/v2/a/manifests/\(tag)", headers: [("Content-Type", MediaType.ociManifest)], body: .bytes(Array("{}".utf8)))
+            let response = try await client.send(
+                .PUT, "/v2/a/manifests/\(tag)", headers: [("Content-Type", MediaType.ociManifest)], body: .bytes(Array("{}".utf8)))
             XCTAssertEqual(response.status, .badRequest, tag)
             XCTAssertEqual(response.errorCodes, ["TAG_INVALID"], tag)
         }
@@ -108,14 +116,15 @@ final class ExpectContinueTests: XCTestCase {
         let registry = try await TestRegistry.start(auth: .basic)
         try registry.createUser("user", password: "password")
         let refusals = [
-            ("PATCH /v2/a/blobs/uploads/0b5f1a7e-1111-4222-8333-944455556666", "401"),   // no credentials
+            ("PATCH /v2/a/blobs/uploads/0b5f1a7e-1111-4222-8333-944455556666", "401"),  // no credentials
             ("PUT /v2/a/manifests/v1", "401"),
             ("PATCH /v2/a/tags/list", "405"),
             ("PATCH /nothing/here", "404"),
         ]
         for (requestLine, status) in refusals {
             let started = ContinuousClock.now
-            let answer = try await registry.client.sendRaw("\(requestLine) HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+            let answer = try await registry.client.sendRaw(
+                "\(requestLine) HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
             let waited = ContinuousClock.now - started
             XCTAssertTrue(answer.hasPrefix("HTTP/1.1 \(status) "), "\(requestLine): \(answer)")
             XCTAssertFalse(answer.contains("100 Continue"), requestLine)
@@ -128,7 +137,8 @@ final class ExpectContinueTests: XCTestCase {
     func testAnAcceptedUploadGets100ContinueBeforeItsBody() async throws {
         let registry = try await TestRegistry.start()
         let location = try await registry.client.startUpload("a")
-        let answer = try await registry.client.sendRaw("PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+        let answer = try await registry.client.sendRaw(
+            "PATCH \(location) HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
         XCTAssertTrue(answer.hasPrefix("HTTP/1.1 100 Continue\r\n"), answer)
         await registry.stop()
     }

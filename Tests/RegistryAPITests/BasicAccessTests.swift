@@ -78,7 +78,8 @@ final class BasicAccessTests: XCTestCase {
         let digest = Fixtures.digest(blob)
         _ = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(digest)", headers: staff, body: .bytes(blob))
         let manifest = Fixtures.imageManifest(config: blob, layers: [])
-        _ = try await client.send(.PUT, "/v2/a/manifests/v1", headers: staff + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+        _ = try await client.send(
+            .PUT, "/v2/a/manifests/v1", headers: staff + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
         for _ in 0..<20 {
             let refused = try await client.send(.GET, "/v2/a/manifests/v1", headers: empty)
             XCTAssertEqual(refused.status, .unauthorized)
@@ -100,7 +101,8 @@ final class BasicAccessTests: XCTestCase {
         let start = try await client.send(.POST, "/v2/a/blobs/uploads/", headers: staff)
         let location = try XCTUnwrap(start.header("Location"))
         for method in [HTTPMethod.GET, .PATCH, .PUT, .DELETE] {
-            let response = try await client.send(method, location + "?digest=\(Fixtures.digest([1]))", headers: bob, body: method == .PATCH ? .bytes([1]) : .none)
+            let response = try await client.send(
+                method, location + "?digest=\(Fixtures.digest([1]))", headers: bob, body: method == .PATCH ? .bytes([1]) : .none)
             XCTAssertEqual(response.status, .notFound, "\(method)")
             XCTAssertEqual(response.errorCodes, ["BLOB_UPLOAD_UNKNOWN"])
         }
@@ -133,4 +135,3 @@ final class BasicAccessTests: XCTestCase {
         XCTAssertEqual(disabled.status, .unauthorized)
     }
 }
-

@@ -23,8 +23,10 @@ class BlobReadTests: RegistryTestCase {
         // large sendfile body must be on the wire before it does (it used to be cut).
         let blob = Fixtures.bytes(16 << 20, seed: 9)
         let digest = try await client.pushBlob("big/one", blob)
-        for request in ["GET /v2/big/one/blobs/\(digest) HTTP/1.0\r\n\r\n",
-                        "GET /v2/big/one/blobs/\(digest) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"] {
+        for request in [
+            "GET /v2/big/one/blobs/\(digest) HTTP/1.0\r\n\r\n",
+            "GET /v2/big/one/blobs/\(digest) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ] {
             let (head, bodyBytes) = try await client.sendRawUntilClosed(request)
             XCTAssertTrue(head.hasPrefix("HTTP/1."), head)
             XCTAssertEqual(bodyBytes, blob.count, head)
@@ -34,7 +36,9 @@ class BlobReadTests: RegistryTestCase {
     func testRangeRequestsAnswer206() async throws {
         let blob = Fixtures.bytes(1000)
         let digest = try await client.pushBlob("a", blob)
-        let cases: [(String, Range<Int>)] = [("bytes=0-99", 0..<100), ("bytes=900-", 900..<1000), ("bytes=-10", 990..<1000), ("bytes=990-5000", 990..<1000)]
+        let cases: [(String, Range<Int>)] = [
+            ("bytes=0-99", 0..<100), ("bytes=900-", 900..<1000), ("bytes=-10", 990..<1000), ("bytes=990-5000", 990..<1000),
+        ]
         for (header, expected) in cases {
             let response = try await client.send(.GET, "/v2/a/blobs/\(digest)", headers: [("Range", header)])
             XCTAssertEqual(response.status, .partialContent, header)

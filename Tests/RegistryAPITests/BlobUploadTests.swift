@@ -54,7 +54,10 @@ final class BlobUploadTests: RegistryTestCase {
         var offset = 0
         for size in [100_000, 150_000, 50_000] {
             let chunk = Array(blob[offset..<offset + size])
-            let patch = try await client.send(.PATCH, location, headers: [("Content-Range", "\(offset)-\(offset + size - 1)"), ("Content-Type", "application/octet-stream")], body: .bytes(chunk))
+            let patch = try await client.send(
+                .PATCH, location,
+                headers: [("Content-Range", "\(offset)-\(offset + size - 1)"), ("Content-Type", "application/octet-stream")],
+                body: .bytes(chunk))
             XCTAssertEqual(patch.status, .accepted, patch.text)
             offset += size
             XCTAssertEqual(patch.header("Range"), "0-\(offset - 1)")
@@ -84,7 +87,9 @@ final class BlobUploadTests: RegistryTestCase {
         let blob = Fixtures.bytes(2000)
         let location = try await client.startUpload("a")
         _ = try await client.send(.PATCH, location, headers: [("Content-Range", "0-999")], body: .bytes(Array(blob[0..<1000])))
-        let put = try await client.send(.PUT, "\(location)?digest=\(Fixtures.digest(blob))", headers: [("Content-Range", "1000-1999")], body: .bytes(Array(blob[1000...])))
+        let put = try await client.send(
+            .PUT, "\(location)?digest=\(Fixtures.digest(blob))", headers: [("Content-Range", "1000-1999")],
+            body: .bytes(Array(blob[1000...])))
         XCTAssertEqual(put.status, .created, put.text)
     }
 
@@ -181,7 +186,8 @@ final class BlobUploadTests: RegistryTestCase {
         let location = try await client.startUpload("a")
         let id = String(location.split(separator: "/").last!)
         for method in [HTTPMethod.GET, .PATCH, .PUT, .DELETE] {
-            let response = try await client.send(method, "/v2/other/blobs/uploads/\(id)?digest=\(Fixtures.digest([1]))", body: method == .PATCH ? .bytes([1]) : .none)
+            let response = try await client.send(
+                method, "/v2/other/blobs/uploads/\(id)?digest=\(Fixtures.digest([1]))", body: method == .PATCH ? .bytes([1]) : .none)
             XCTAssertEqual(response.status, .notFound, "\(method)")
             XCTAssertEqual(response.errorCodes, ["BLOB_UPLOAD_UNKNOWN"])
         }
@@ -235,10 +241,12 @@ final class BlobUploadTests: RegistryTestCase {
         // The client holds the body back until it hears 100 Continue (the raw exchange
         // below sends nothing more before reading it).
         let blob = Fixtures.bytes(100)
-        let head = "POST /v2/a/blobs/uploads/?digest=\(Fixtures.digest(blob)) HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n"
+        let head =
+            "POST /v2/a/blobs/uploads/?digest=\(Fixtures.digest(blob)) HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n"
         let interim = try await client.sendRaw(head)
         XCTAssertTrue(interim.hasPrefix("HTTP/1.1 100 Continue\r\n"), interim)
-        let response = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: [("Expect", "100-continue")], body: .bytes(blob))
+        let response = try await client.send(
+            .POST, "/v2/a/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: [("Expect", "100-continue")], body: .bytes(blob))
         XCTAssertEqual(response.status, .created)
     }
 

@@ -38,9 +38,11 @@ class ImmediatePathWireTests: RegistryTestCase {
         // One write: an immediate answer, an upload (full path, with a body), a HEAD of the
         // blob just uploaded (must see it: answered after the upload), the manifest again,
         // and the tag list that closes the connection.
-        let pipelined = getManifest
+        let pipelined =
+            getManifest
             + "POST /v2/a/b/blobs/uploads/?digest=\(digest) HTTP/1.1\r\nHost: x\r\nContent-Length: \(blob.count)\r\n\r\n"
-        let after = "HEAD /v2/a/b/blobs/\(digest) HTTP/1.1\r\nHost: x\r\n\r\n"
+        let after =
+            "HEAD /v2/a/b/blobs/\(digest) HTTP/1.1\r\nHost: x\r\n\r\n"
             + getManifest
             + "GET /v2/a/b/tags/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         let received = try await client.exchangeRaw([bytes(pipelined) + blob + bytes(after)])
@@ -58,12 +60,15 @@ class ImmediatePathWireTests: RegistryTestCase {
         try await pushAndWarm()
         let head = "GET /v2/a/b/manifests/v1 HTTP/1.1\r\nHost: x\r\nAccept: \(MediaType.ociManifest)\r\n\r\n"
         let blob = Fixtures.bytes(3000, seed: 7)
-        let upload = bytes("POST /v2/a/b/blobs/uploads/?digest=\(Fixtures.digest(blob)) HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n") + blob
+        let upload =
+            bytes("POST /v2/a/b/blobs/uploads/?digest=\(Fixtures.digest(blob)) HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n") + blob
         let last = bytes("GET /v2/a/b/tags/list HTTP/1.1\r\nConnection: close\r\n\r\n")
         // Cut in the request line, in a header, between CR and LF, in the body, and
         // across the end of one request and the start of the next.
         let all = bytes(head) + upload + last
-        let cuts = [7, 30, head.utf8.count - 1, head.utf8.count + 40, head.utf8.count + upload.count - 1000, head.utf8.count + upload.count + 5]
+        let cuts = [
+            7, 30, head.utf8.count - 1, head.utf8.count + 40, head.utf8.count + upload.count - 1000, head.utf8.count + upload.count + 5,
+        ]
         var pieces: [[UInt8]] = []
         var start = 0
         for cut in cuts {
@@ -81,7 +86,8 @@ class ImmediatePathWireTests: RegistryTestCase {
         // A chunked upload hands the connection to NIO's parser; what follows still works.
         let part = Fixtures.bytes(2000, seed: 5)
         let digest = Fixtures.digest(part)
-        let chunked = bytes("POST /v2/a/b/blobs/uploads/?digest=\(digest) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        let chunked =
+            bytes("POST /v2/a/b/blobs/uploads/?digest=\(digest) HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
             + bytes(String(part.count, radix: 16) + "\r\n") + part + bytes("\r\n0\r\n\r\n")
             + bytes("GET /v2/a/b/manifests/v1 HTTP/1.1\r\nAccept: \(MediaType.ociManifest)\r\nConnection: close\r\n\r\n")
         let answers = TestHTTPClient.splitAnswers(try await client.exchangeRaw([chunked]))
@@ -90,7 +96,9 @@ class ImmediatePathWireTests: RegistryTestCase {
 
         // A head larger than the scanner reads (but within NIO's limit) is still answered.
         let padding = String(repeating: "p", count: 20_000)
-        let large = try await client.exchangeRaw([bytes("GET /v2/a/b/tags/list HTTP/1.1\r\nX-Padding: \(padding)\r\nConnection: close\r\n\r\n")])
+        let large = try await client.exchangeRaw([
+            bytes("GET /v2/a/b/tags/list HTTP/1.1\r\nX-Padding: \(padding)\r\nConnection: close\r\n\r\n")
+        ])
         XCTAssertEqual(TestHTTPClient.splitAnswers(large).map(\.status), [200])
 
         // A bare LF is NIO's to judge: an answer, never a hang.
@@ -100,7 +108,8 @@ class ImmediatePathWireTests: RegistryTestCase {
 
     func testImmediateAnswersHonourConnectionClose() async throws {
         try await pushAndWarm()
-        let closed = try await client.sendRawUntilClosed("GET /v2/a/b/manifests/v1 HTTP/1.1\r\nAccept: \(MediaType.ociManifest)\r\nConnection: close\r\n\r\n")
+        let closed = try await client.sendRawUntilClosed(
+            "GET /v2/a/b/manifests/v1 HTTP/1.1\r\nAccept: \(MediaType.ociManifest)\r\nConnection: close\r\n\r\n")
         XCTAssertTrue(closed.head.hasPrefix("HTTP/1.1 200"), closed.head)
         XCTAssertTrue(closed.head.contains("Connection: close"), closed.head)
         XCTAssertEqual(closed.bodyBytes, manifest.count)
@@ -120,7 +129,8 @@ class ImmediatePathWireTests: RegistryTestCase {
         let config = Fixtures.bytes(100, seed: 21), layer = Fixtures.bytes(300, seed: 22)
         _ = try await client.pushBlob("big/m", config)
         _ = try await client.pushBlob("big/m", layer)
-        let large = Fixtures.imageManifest(config: config, layers: [layer], annotations: ["padding": String(repeating: "p", count: 3 << 20)])
+        let large = Fixtures.imageManifest(
+            config: config, layers: [layer], annotations: ["padding": String(repeating: "p", count: 3 << 20)])
         let put = try await client.putManifest("big/m", "v1", large)
         XCTAssertEqual(put.status, .created, put.text)
         _ = try await client.send(.GET, "/v2/big/m/manifests/v1")  // fills the metadata cache

@@ -1,7 +1,7 @@
 import Foundation
+import HTTPTransport
 import NIOHTTP1
 import OCI
-import HTTPTransport
 import RegistryAPI
 import RegistryTesting
 import XCTest

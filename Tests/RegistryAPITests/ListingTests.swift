@@ -72,8 +72,9 @@ class ListingTests: RegistryTestCase {
         let config = Array("{}".utf8)
         var referrers: [String: [UInt8]] = [:]
         for type in ["application/vnd.example.sbom", "application/vnd.example.signature"] {
-            let manifest = Fixtures.imageManifest(config: config, layers: [], subject: subjectDescriptor, artifactType: type,
-                                                  configMediaType: MediaType.ociEmpty, annotations: ["org.example.kind": type])
+            let manifest = Fixtures.imageManifest(
+                config: config, layers: [], subject: subjectDescriptor, artifactType: type,
+                configMediaType: MediaType.ociEmpty, annotations: ["org.example.kind": type])
             let put = try await client.putManifest("a", Fixtures.digest(manifest), manifest)
             XCTAssertEqual(put.status, .created)
             referrers[type] = manifest
@@ -88,7 +89,8 @@ class ListingTests: RegistryTestCase {
         XCTAssertEqual(sbom["size"] as? Int, referrers["application/vnd.example.sbom"]!.count)
         XCTAssertEqual((sbom["annotations"] as? [String: String])?["org.example.kind"], "application/vnd.example.sbom")
 
-        let filtered = try await client.send(.GET, "/v2/a/referrers/\(Fixtures.digest(subject))?artifactType=application/vnd.example.signature")
+        let filtered = try await client.send(
+            .GET, "/v2/a/referrers/\(Fixtures.digest(subject))?artifactType=application/vnd.example.signature")
         XCTAssertEqual(filtered.header("OCI-Filters-Applied"), "artifactType")
         XCTAssertEqual((try filtered.json()["manifests"] as? [Any])?.count, 1)
     }

@@ -80,7 +80,8 @@ class ManifestTests: RegistryTestCase {
         let subject: [String: Any] = ["mediaType": MediaType.ociManifest, "digest": Fixtures.digest([9, 9]), "size": 2]
         let config = Array("{}".utf8)
         try await client.pushBlob("a", config)
-        let manifest = Fixtures.imageManifest(config: config, layers: [], subject: subject, artifactType: "application/vnd.example.sbom", configMediaType: MediaType.ociEmpty)
+        let manifest = Fixtures.imageManifest(
+            config: config, layers: [], subject: subject, artifactType: "application/vnd.example.sbom", configMediaType: MediaType.ociEmpty)
         let put = try await client.putManifest("a", Fixtures.digest(manifest), manifest)
         XCTAssertEqual(put.status, .created, put.text)
         XCTAssertEqual(put.header("OCI-Subject"), Fixtures.digest([9, 9]))
@@ -116,7 +117,8 @@ class ManifestTests: RegistryTestCase {
         huge += Array("\"}}".utf8)
         let put = try await client.putManifest("a", "v1", huge)
         XCTAssertEqual(put.status, .payloadTooLarge)
-        let chunked = try await client.send(.PUT, "/v2/a/manifests/v1", headers: [("Content-Type", MediaType.ociManifest)], body: .chunked([huge]))
+        let chunked = try await client.send(
+            .PUT, "/v2/a/manifests/v1", headers: [("Content-Type", MediaType.ociManifest)], body: .chunked([huge]))
         XCTAssertEqual(chunked.status, .payloadTooLarge, "a body without Content-Length is cut off too")
     }
 
@@ -124,9 +126,17 @@ class ManifestTests: RegistryTestCase {
         let bodies: [[UInt8]] = [
             Array("not json".utf8),
             Array("{}".utf8),
-            Fixtures.json(["schemaVersion": 1, "mediaType": MediaType.ociManifest, "config": Fixtures.descriptor("x", [1]), "layers": [] as [Any]]),
-            Fixtures.json(["schemaVersion": 2, "mediaType": MediaType.ociManifest, "config": ["mediaType": "x", "digest": "sha256:../../etc/passwd", "size": 1], "layers": [] as [Any]]),
-            Fixtures.json(["schemaVersion": 2, "mediaType": MediaType.ociManifest, "config": ["mediaType": "x", "digest": Fixtures.digest([1]), "size": -1], "layers": [] as [Any]]),
+            Fixtures.json([
+                "schemaVersion": 1, "mediaType": MediaType.ociManifest, "config": Fixtures.descriptor("x", [1]), "layers": [] as [Any],
+            ]),
+            Fixtures.json([
+                "schemaVersion": 2, "mediaType": MediaType.ociManifest,
+                "config": ["mediaType": "x", "digest": "sha256:../../etc/passwd", "size": 1], "layers": [] as [Any],
+            ]),
+            Fixtures.json([
+                "schemaVersion": 2, "mediaType": MediaType.ociManifest,
+                "config": ["mediaType": "x", "digest": Fixtures.digest([1]), "size": -1], "layers": [] as [Any],
+            ]),
             Fixtures.json(["schemaVersion": 2, "mediaType": "application/vnd.example.unknown"]),
         ]
         for body in bodies {
@@ -134,7 +144,8 @@ class ManifestTests: RegistryTestCase {
             XCTAssertEqual(put.status, .badRequest, String(decoding: body, as: UTF8.self))
             XCTAssertEqual(put.errorCodes, ["MANIFEST_INVALID"])
         }
-        let schema1 = try await client.putManifest("a", "v1", Fixtures.json(["schemaVersion": 1, "fsLayers": [] as [Any]]), mediaType: MediaType.dockerSchema1Signed)
+        let schema1 = try await client.putManifest(
+            "a", "v1", Fixtures.json(["schemaVersion": 1, "fsLayers": [] as [Any]]), mediaType: MediaType.dockerSchema1Signed)
         XCTAssertEqual(schema1.errorCodes, ["MANIFEST_INVALID"])
     }
 
@@ -187,7 +198,9 @@ class ManifestTests: RegistryTestCase {
         _ = try await client.putManifest("a", "v1", manifest)
         // The OCI conformance suite's ".INVALID_MANIFEST_NAME", a malformed digest, an
         // unsupported algorithm and an over-long tag: nothing can be stored under them.
-        let references = [".INVALID_MANIFEST_NAME", "sha256:xyz", "md5:d41d8cd98f00b204e9800998ecf8427e", String(repeating: "t", count: 129)]
+        let references = [
+            ".INVALID_MANIFEST_NAME", "sha256:xyz", "md5:d41d8cd98f00b204e9800998ecf8427e", String(repeating: "t", count: 129),
+        ]
         for reference in references {
             for method in [HTTPMethod.GET, .HEAD, .DELETE] {
                 let response = try await client.send(method, "/v2/a/manifests/\(reference)")
@@ -207,7 +220,9 @@ class ManifestTests: RegistryTestCase {
     func testAcceptIsNegotiatedAcrossSeveralHeaderLines() async throws {
         let manifest = try await pushImage("a")
         _ = try await client.putManifest("a", "v1", manifest)
-        let split = try await client.send(.GET, "/v2/a/manifests/v1", headers: [("Accept", MediaType.dockerManifest), ("Accept", "\(MediaType.ociIndex), \(MediaType.ociManifest);q=0.9")])
+        let split = try await client.send(
+            .GET, "/v2/a/manifests/v1",
+            headers: [("Accept", MediaType.dockerManifest), ("Accept", "\(MediaType.ociIndex), \(MediaType.ociManifest);q=0.9")])
         XCTAssertEqual(split.status, .ok)
         let refused = try await client.send(.GET, "/v2/a/manifests/v1", headers: [("Accept", MediaType.dockerManifest)])
         XCTAssertEqual(refused.status, .notFound)

@@ -57,7 +57,8 @@ final class ResourceExhaustionTests: XCTestCase {
         let location = try await registry.client.startUpload("a")
         let first = try await registry.client.send(.PATCH, location, body: .bytes(Array(blob[0..<100_000])))
         XCTAssertEqual(first.status, .accepted)
-        let tooMuch = try await registry.client.send(.PATCH, location, headers: [("Content-Range", "100000-\(blob.count - 1)")], body: .bytes(Array(blob[100_000...])))
+        let tooMuch = try await registry.client.send(
+            .PATCH, location, headers: [("Content-Range", "100000-\(blob.count - 1)")], body: .bytes(Array(blob[100_000...])))
         XCTAssertEqual(tooMuch.status, .insufficientStorage)
         let status = try await registry.client.send(.GET, location)
         XCTAssertEqual(status.header("Range"), "0-99999")
@@ -78,7 +79,8 @@ final class ResourceExhaustionTests: XCTestCase {
         try await registry.client.pushBlob("a", config)
         try await registry.client.pushBlob("a", layer)
         // Large enough that its commit must grow the WAL.
-        let manifest = Fixtures.imageManifest(config: config, layers: [layer], annotations: ["filler": String(repeating: "x", count: 600_000)])
+        let manifest = Fixtures.imageManifest(
+            config: config, layers: [layer], annotations: ["filler": String(repeating: "x", count: 600_000)])
 
         try disk.fill()
         let refused = try await registry.client.putManifest("a", "v1", manifest)
@@ -127,7 +129,8 @@ final class ResourceExhaustionTests: XCTestCase {
         let blob = Fixtures.bytes(300_000, seed: 4)
         let blobPush = try await client.send(.POST, "/v2/a/blobs/uploads/?digest=\(Fixtures.digest(blob))", body: .bytes(blob))
         XCTAssertEqual(blobPush.status, .insufficientStorage, blobPush.text)
-        let bigManifest = Fixtures.imageManifest(config: config, layers: [kept], annotations: ["filler": String(repeating: "x", count: 300_000)])
+        let bigManifest = Fixtures.imageManifest(
+            config: config, layers: [kept], annotations: ["filler": String(repeating: "x", count: 300_000)])
         let manifestPush = try await client.putManifest("a", "new", bigManifest)
         XCTAssertEqual(manifestPush.status, .insufficientStorage, manifestPush.text)
 

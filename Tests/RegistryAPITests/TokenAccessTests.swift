@@ -47,20 +47,26 @@ final class TokenAccessTests: XCTestCase {
 
     func push(_ repository: String, _ bearer: [(String, String)], seed: UInt64 = 1) async throws -> HTTPResponseStatus {
         let blob = Fixtures.bytes(64, seed: seed)
-        return try await client.send(.POST, "/v2/\(repository)/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: bearer, body: .bytes(blob)).status
+        return try await client.send(
+            .POST, "/v2/\(repository)/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: bearer, body: .bytes(blob)
+        ).status
     }
 
     func testAnonymousBaseGetsABearerChallenge() async throws {
         let response = try await client.send(.GET, "/v2/")
         XCTAssertEqual(response.status, .unauthorized)
-        XCTAssertEqual(response.header("WWW-Authenticate"), "Bearer realm=\"http://127.0.0.1:\(registry.port)/token\",service=\"registryd\"")
+        XCTAssertEqual(
+            response.header("WWW-Authenticate"), "Bearer realm=\"http://127.0.0.1:\(registry.port)/token\",service=\"registryd\"")
         let pull = try await client.send(.GET, "/v2/alice/app/tags/list")
-        XCTAssertEqual(pull.header("WWW-Authenticate"), "Bearer realm=\"http://127.0.0.1:\(registry.port)/token\",service=\"registryd\",scope=\"repository:alice/app:pull\"")
+        XCTAssertEqual(
+            pull.header("WWW-Authenticate"),
+            "Bearer realm=\"http://127.0.0.1:\(registry.port)/token\",service=\"registryd\",scope=\"repository:alice/app:pull\"")
     }
 
     func testWrongPasswordGetsNoToken() async throws {
-        let response = try await client.send(.GET, "/token?service=registryd&scope=repository:alice/app:pull",
-                                             headers: [("Authorization", "Basic " + Data("alice:nope".utf8).base64EncodedString())])
+        let response = try await client.send(
+            .GET, "/token?service=registryd&scope=repository:alice/app:pull",
+            headers: [("Authorization", "Basic " + Data("alice:nope".utf8).base64EncodedString())])
         XCTAssertEqual(response.status, .unauthorized)
     }
 
@@ -152,8 +158,9 @@ final class TokenAccessTests: XCTestCase {
 
     func testNoRequestCreatesAccountsOrForeignNamespaces() async throws {
         // Harbor CVE-2019-16097: accounts come only from the control socket.
-        let stranger = try await client.send(.GET, "/token?service=registryd&scope=repository:mallory/x:pull,push",
-                                             headers: [("Authorization", "Basic " + Data("mallory:any-password".utf8).base64EncodedString())])
+        let stranger = try await client.send(
+            .GET, "/token?service=registryd&scope=repository:mallory/x:pull,push",
+            headers: [("Authorization", "Basic " + Data("mallory:any-password".utf8).base64EncodedString())])
         XCTAssertEqual(stranger.status, .unauthorized)
         XCTAssertNil(try registry.metadata.user(named: "mallory"))
         let alice = try await token("alice", ["repository:mallory/x:pull,push"])
@@ -166,13 +173,15 @@ final class TokenAccessTests: XCTestCase {
     func testATokenValidAtTheStartOfAnUploadCarriesItToTheEnd() async throws {
         let shortLived = try await TestRegistry.start(auth: .token(tokenLifetime: 2))
         try shortLived.createUser("alice", password: "alice-password")
-        let issued = try await shortLived.client.send(.GET, "/token?service=registryd&scope=repository:alice/app:pull,push",
-                                                      headers: [("Authorization", "Basic " + Data("alice:alice-password".utf8).base64EncodedString())])
+        let issued = try await shortLived.client.send(
+            .GET, "/token?service=registryd&scope=repository:alice/app:pull,push",
+            headers: [("Authorization", "Basic " + Data("alice:alice-password".utf8).base64EncodedString())])
         let bearer = [("Authorization", "Bearer \(try XCTUnwrap(try issued.json()["token"] as? String))")]
         let start = try await shortLived.client.send(.POST, "/v2/alice/app/blobs/uploads/", headers: bearer)
         let location = try XCTUnwrap(start.header("Location"))
         // This PATCH outlives the token: it was valid when the request began.
-        let slow = try await shortLived.client.send(.PATCH, location, headers: bearer, body: .paced(chunk: Fixtures.bytes(1024), count: 30, pause: .milliseconds(100)))
+        let slow = try await shortLived.client.send(
+            .PATCH, location, headers: bearer, body: .paced(chunk: Fixtures.bytes(1024), count: 30, pause: .milliseconds(100)))
         XCTAssertEqual(slow.status, .accepted)
         XCTAssertEqual(slow.header("Range"), "0-\(30 * 1024 - 1)")
         let late = try await shortLived.client.send(.GET, location, headers: bearer)

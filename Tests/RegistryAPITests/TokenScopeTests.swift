@@ -27,7 +27,8 @@ final class TokenScopeTests: XCTestCase {
 
     func token(_ user: String, _ actions: String, repository: String = "alice/app") async throws -> [(String, String)] {
         let basic = "Basic " + Data("\(user):\(user)-password".utf8).base64EncodedString()
-        let response = try await client.send(.GET, "/token?service=registryd&scope=repository:\(repository):\(actions)", headers: [("Authorization", basic)])
+        let response = try await client.send(
+            .GET, "/token?service=registryd&scope=repository:\(repository):\(actions)", headers: [("Authorization", basic)])
         XCTAssertEqual(response.status, .ok, response.text)
         return [("Authorization", "Bearer \(try XCTUnwrap(try response.json()["token"] as? String))")]
     }
@@ -46,11 +47,13 @@ final class TokenScopeTests: XCTestCase {
         let config = Fixtures.json(["seed": seed])
         let layer = Fixtures.bytes(100, seed: seed)
         for blob in [config, layer] {
-            let pushed = try await client.send(.POST, "/v2/\(repository)/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: owner, body: .bytes(blob))
+            let pushed = try await client.send(
+                .POST, "/v2/\(repository)/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: owner, body: .bytes(blob))
             XCTAssertEqual(pushed.status, .created)
         }
         let manifest = Fixtures.imageManifest(config: config, layers: [layer])
-        let put = try await client.send(.PUT, "/v2/\(repository)/manifests/\(tag)", headers: owner + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
+        let put = try await client.send(
+            .PUT, "/v2/\(repository)/manifests/\(tag)", headers: owner + [("Content-Type", MediaType.ociManifest)], body: .bytes(manifest))
         XCTAssertEqual(put.status, .created)
         return (Fixtures.digest(manifest), Fixtures.digest(layer))
     }
@@ -114,7 +117,10 @@ final class TokenScopeTests: XCTestCase {
             Row(endpoint: "PUT manifests/<tag>", needs: ["pull", "push"], succeeds: .created) { test in
                 let config = Fixtures.json(["seed": 1])
                 _ = try await test.pushImage(tag: "v1", seed: 1)
-                return (.PUT, "/v2/\(name)/manifests/v\(test.nextSeed())", .bytes(Fixtures.imageManifest(config: config, layers: [Fixtures.bytes(100, seed: 1)])))
+                return (
+                    .PUT, "/v2/\(name)/manifests/v\(test.nextSeed())",
+                    .bytes(Fixtures.imageManifest(config: config, layers: [Fixtures.bytes(100, seed: 1)]))
+                )
             },
             Row(endpoint: "DELETE blobs/uploads/<id>", needs: ["push"], succeeds: .noContent) { test in
                 (.DELETE, try await test.startUpload(), .none)
@@ -135,7 +141,9 @@ final class TokenScopeTests: XCTestCase {
     }
 
     func testEveryEndpointNeedsExactlyItsActions() async throws {
-        let combinations: [Set<String>] = [["pull"], ["push"], ["delete"], ["pull", "push"], ["pull", "delete"], ["push", "delete"], ["pull", "push", "delete"]]
+        let combinations: [Set<String>] = [
+            ["pull"], ["push"], ["delete"], ["pull", "push"], ["pull", "delete"], ["push", "delete"], ["pull", "push", "delete"],
+        ]
         var bearers: [Set<String>: [(String, String)]] = [:]
         for actions in combinations {
             bearers[actions] = try await token("alice", actions.sorted().joined(separator: ","))
@@ -143,7 +151,9 @@ final class TokenScopeTests: XCTestCase {
         for row in rows {
             for actions in combinations {
                 let (method, uri, body) = try await row.prepare(self)
-                let headers = try XCTUnwrap(bearers[actions]) + (method == .PUT && uri.contains("/manifests/") ? [("Content-Type", MediaType.ociManifest)] : [])
+                let headers =
+                    try XCTUnwrap(bearers[actions])
+                    + (method == .PUT && uri.contains("/manifests/") ? [("Content-Type", MediaType.ociManifest)] : [])
                 let response = try await client.send(method, uri, headers: headers, body: body)
                 let label = "\(row.endpoint) with a token for \(actions.sorted())"
                 if row.needs.isSubset(of: actions) {
@@ -180,7 +190,9 @@ final class TokenScopeTests: XCTestCase {
         try registry.metadata.grant(.collaborator, on: "alice", to: "bob")
         let bob = try await token("bob", "pull,push")
         let location = try await startUpload()
-        for (method, body) in [(HTTPMethod.GET, TestHTTPClient.Body.none), (.PATCH, .bytes([1, 2, 3])), (.PUT, .bytes([1])), (.DELETE, .none)] {
+        for (method, body) in [
+            (HTTPMethod.GET, TestHTTPClient.Body.none), (.PATCH, .bytes([1, 2, 3])), (.PUT, .bytes([1])), (.DELETE, .none),
+        ] {
             let uri = method == .PUT ? location + "?digest=\(Fixtures.digest([1]))" : location
             let response = try await client.send(method, uri, headers: bob, body: body)
             XCTAssertEqual(response.status, .notFound, "\(method)")
@@ -194,7 +206,8 @@ final class TokenScopeTests: XCTestCase {
     func testAnAnonymousPushIsChallengedForTheWholeScope() async throws {
         let response = try await client.send(.POST, "/v2/\(repository)/blobs/uploads/")
         XCTAssertEqual(response.status, .unauthorized)
-        XCTAssertEqual(response.header("WWW-Authenticate"),
-                       "Bearer realm=\"http://127.0.0.1:\(registry.port)/token\",service=\"registryd\",scope=\"repository:\(repository):pull,push\"")
+        XCTAssertEqual(
+            response.header("WWW-Authenticate"),
+            "Bearer realm=\"http://127.0.0.1:\(registry.port)/token\",service=\"registryd\",scope=\"repository:\(repository):pull,push\"")
     }
 }

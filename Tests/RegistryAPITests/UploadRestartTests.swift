@@ -13,14 +13,16 @@ final class UploadRestartTests: XCTestCase {
         let blob = Fixtures.bytes(500_000)
         let first = try await TestRegistry.start()
         let location = try await first.client.startUpload("a")
-        let patch = try await first.client.send(.PATCH, location, headers: [("Content-Range", "0-199999")], body: .bytes(Array(blob[0..<200_000])))
+        let patch = try await first.client.send(
+            .PATCH, location, headers: [("Content-Range", "0-199999")], body: .bytes(Array(blob[0..<200_000])))
         XCTAssertEqual(patch.status, .accepted)
         await first.stop(keepingData: true)
 
         let second = try await TestRegistry.start(dataDirectory: first.dataDirectory)
         let status = try await second.client.send(.GET, location)
         XCTAssertEqual(status.header("Range"), "0-199999")
-        let rest = try await second.client.send(.PATCH, location, headers: [("Content-Range", "200000-499999")], body: .bytes(Array(blob[200_000...])))
+        let rest = try await second.client.send(
+            .PATCH, location, headers: [("Content-Range", "200000-499999")], body: .bytes(Array(blob[200_000...])))
         XCTAssertEqual(rest.status, .accepted, rest.text)
         let put = try await second.client.send(.PUT, "\(location)?digest=\(Fixtures.digest(blob))")
         XCTAssertEqual(put.status, .created, put.text)
@@ -43,7 +45,8 @@ final class UploadRestartTests: XCTestCase {
         await registry.stop(keepingData: true)
 
         let restarted = try await TestRegistry.start(dataDirectory: registry.dataDirectory)
-        let rest = try await restarted.client.send(.PATCH, location, headers: [("Content-Range", "500-999")], body: .bytes(Array(blob[500...])))
+        let rest = try await restarted.client.send(
+            .PATCH, location, headers: [("Content-Range", "500-999")], body: .bytes(Array(blob[500...])))
         XCTAssertEqual(rest.status, .accepted, rest.text)
         let put = try await restarted.client.send(.PUT, "\(location)?digest=\(Fixtures.digest(blob))")
         XCTAssertEqual(put.status, .created, put.text)
@@ -61,7 +64,9 @@ final class UploadRestartTests: XCTestCase {
         func appender(for path: StoragePath, truncatingTo length: Int64?) async throws -> any StorageAppender {
             try await inner.appender(for: path, truncatingTo: length)
         }
-        func move(from source: StoragePath, to destination: StoragePath) async throws { try await inner.move(from: source, to: destination) }
+        func move(from source: StoragePath, to destination: StoragePath) async throws {
+            try await inner.move(from: source, to: destination)
+        }
         func delete(_ path: StoragePath) async throws {
             if failingDeletes.withLock({ $0 }) { throw StorageError.unavailable("scripted outage") }
             try await inner.delete(path)
@@ -102,7 +107,8 @@ final class UploadRestartTests: XCTestCase {
         await first.stop(keepingData: true)
 
         let second = try await TestRegistry.start(dataDirectory: first.dataDirectory)
-        let put = try await second.client.send(.PUT, "\(location)?digest=\(Fixtures.digest(blob))", headers: [("Content-Range", "500-999")], body: .bytes(Array(blob[500...])))
+        let put = try await second.client.send(
+            .PUT, "\(location)?digest=\(Fixtures.digest(blob))", headers: [("Content-Range", "500-999")], body: .bytes(Array(blob[500...])))
         XCTAssertEqual(put.status, .notFound, put.text)
         XCTAssertEqual(put.errorCodes, ["BLOB_UPLOAD_UNKNOWN"])
         let status = try await second.client.send(.GET, location)

@@ -35,8 +35,12 @@ public enum Fixtures {
         var document: [String: Any] = [
             "schemaVersion": 2,
             "mediaType": mediaType,
-            "config": descriptor(configMediaType ?? (docker ? "application/vnd.docker.container.image.v1+json" : "application/vnd.oci.image.config.v1+json"), config),
-            "layers": layers.map { descriptor(docker ? "application/vnd.docker.image.rootfs.diff.tar.gzip" : "application/vnd.oci.image.layer.v1.tar+gzip", $0) } + extraLayers,
+            "config": descriptor(
+                configMediaType ?? (docker ? "application/vnd.docker.container.image.v1+json" : "application/vnd.oci.image.config.v1+json"),
+                config),
+            "layers": layers.map {
+                descriptor(docker ? "application/vnd.docker.image.rootfs.diff.tar.gzip" : "application/vnd.oci.image.layer.v1.tar+gzip", $0)
+            } + extraLayers,
         ]
         if let subject { document["subject"] = subject }
         if let artifactType { document["artifactType"] = artifactType }
@@ -49,7 +53,9 @@ public enum Fixtures {
         json([
             "schemaVersion": 2,
             "mediaType": mediaType,
-            "manifests": children.map { descriptor($0.mediaType, $0.bytes, extra: ["platform": ["os": "linux", "architecture": "amd64"]]) },
+            "manifests": children.map {
+                descriptor($0.mediaType, $0.bytes, extra: ["platform": ["os": "linux", "architecture": "amd64"]])
+            },
         ])
     }
 

@@ -14,7 +14,9 @@ public struct OpenAccessPolicy: AccessPolicy, ImmediateAccess {
 
     public func mayRead(_ principal: Principal?, _ repository: RepositoryName) async -> Bool { true }
 
-    public func refusal(for principal: Principal?, action: RepositoryAction, needed: [RepositoryAction], on repository: RepositoryName) async -> RegistryError {
+    public func refusal(for principal: Principal?, action: RepositoryAction, needed: [RepositoryAction], on repository: RepositoryName)
+        async -> RegistryError
+    {
         RegistryError(.denied, status: .forbidden, "requested access to the resource is denied")
     }
 

@@ -15,12 +15,16 @@ extension TestHTTPClient {
     /// Starts an upload session and returns its Location.
     public func startUpload(_ repository: String, query: String = "") async throws -> String {
         let response = try await send(.POST, "/v2/\(repository)/blobs/uploads/\(query)")
-        guard response.status == .accepted, let location = response.header("Location") else { throw StepError.unexpected("start upload", response) }
+        guard response.status == .accepted, let location = response.header("Location") else {
+            throw StepError.unexpected("start upload", response)
+        }
         return location
     }
 
     /// PUTs a manifest and returns the response.
-    public func putManifest(_ repository: String, _ reference: String, _ bytes: [UInt8], mediaType: String = MediaType.ociManifest) async throws -> TestResponse {
+    public func putManifest(_ repository: String, _ reference: String, _ bytes: [UInt8], mediaType: String = MediaType.ociManifest)
+        async throws -> TestResponse
+    {
         try await send(.PUT, "/v2/\(repository)/manifests/\(reference)", headers: [("Content-Type", mediaType)], body: .bytes(bytes))
     }
 }

@@ -50,11 +50,13 @@ extension RegistryTestCase {
         let staff = ("Authorization", "Basic " + Data("staff:staff-password".utf8).base64EncodedString())
         let config = Fixtures.bytes(100, seed: 3), layer = Fixtures.bytes(300, seed: 4)
         for blob in [config, layer] {
-            let pushed = try await client.send(.POST, "/v2/p/q/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: [staff], body: .bytes(blob))
+            let pushed = try await client.send(
+                .POST, "/v2/p/q/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: [staff], body: .bytes(blob))
             XCTAssertEqual(pushed.status, .created)
         }
-        let put = try await client.send(.PUT, "/v2/p/q/manifests/v1", headers: [staff, ("Content-Type", MediaType.ociManifest)],
-                                        body: .bytes(Fixtures.imageManifest(config: config, layers: [layer])))
+        let put = try await client.send(
+            .PUT, "/v2/p/q/manifests/v1", headers: [staff, ("Content-Type", MediaType.ociManifest)],
+            body: .bytes(Fixtures.imageManifest(config: config, layers: [layer])))
         XCTAssertEqual(put.status, .created, put.text)
         return staff
     }

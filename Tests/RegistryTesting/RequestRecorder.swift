@@ -16,8 +16,14 @@ public final class RequestRecorder: RequestResponder, ImmediateResponder {
         /// `PATCH /v2/a/blobs/uploads/… [Transfer-Encoding: chunked] 202`: one line of a client's trace.
         public var summary: String {
             let path = uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? uri
-            let shortened = path.split(separator: "/").map { $0.count > 24 ? String($0.prefix(12)) + "…" : String($0) }.joined(separator: "/")
-            let query = uri.contains("?") ? "?" + (uri.split(separator: "?", maxSplits: 1).last ?? "").split(separator: "&").map { $0.split(separator: "=").first ?? "" }.joined(separator: "&") : ""
+            let shortened = path.split(separator: "/").map { $0.count > 24 ? String($0.prefix(12)) + "…" : String($0) }.joined(
+                separator: "/")
+            let query =
+                uri.contains("?")
+                ? "?"
+                    + (uri.split(separator: "?", maxSplits: 1).last ?? "").split(separator: "&").map {
+                        $0.split(separator: "=").first ?? ""
+                    }.joined(separator: "&") : ""
             let headers = framing.isEmpty ? "" : " [" + framing.map { "\($0.0): \($0.1)" }.joined(separator: ", ") + "]"
             return "\(method) /\(shortened)\(query)\(headers) \(status.code)"
         }
@@ -53,7 +59,7 @@ public final class RequestRecorder: RequestResponder, ImmediateResponder {
 
     public func respondImmediately(to head: HTTPRequestHead, remoteAddress: String) -> HTTPResponse? {
         guard let responder = wrappedImmediate.withLock({ $0 }),
-              let response = responder.respondImmediately(to: head, remoteAddress: remoteAddress)
+            let response = responder.respondImmediately(to: head, remoteAddress: remoteAddress)
         else { return nil }
         entries.withLock { $0.append(Entry(method: head.method, uri: head.uri, status: response.status)) }
         immediateCount.withLock { $0 += 1 }

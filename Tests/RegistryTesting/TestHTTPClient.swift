@@ -31,7 +31,8 @@ public struct TestHTTPClient: Sendable {
         self.port = port
     }
 
-    public func send(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: Body = .none) async throws -> TestResponse {
+    public func send(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: Body = .none) async throws -> TestResponse
+    {
         do {
             return try await exchange(method, uri, headers: headers, body: body)
         } catch {
@@ -109,7 +110,9 @@ public struct TestHTTPClient: Sendable {
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
         let started = ContinuousClock.now
-        let closer = channel.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000)) { channel.channel.close(promise: nil) }
+        let closer = channel.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000)) {
+            channel.channel.close(promise: nil)
+        }
         let closedByServer: Bool = try await channel.executeThenClose { inbound, outbound in
             if !text.isEmpty { try await outbound.write(ByteBuffer(string: text)) }
             do {
@@ -154,7 +157,9 @@ extension TestHTTPClient {
             for try await buffer in inbound { received += buffer.readableBytesView }
             // The head ends at the first CRLF CRLF.
             var end = 0
-            while end + 3 < received.count, !(received[end] == 13 && received[end + 1] == 10 && received[end + 2] == 13 && received[end + 3] == 10) {
+            while end + 3 < received.count,
+                !(received[end] == 13 && received[end + 1] == 10 && received[end + 2] == 13 && received[end + 3] == 10)
+            {
                 end += 1
             }
             guard end + 3 < received.count else { return (String(decoding: received, as: UTF8.self), 0) }
@@ -167,12 +172,16 @@ extension TestHTTPClient {
     /// Sends `pieces` on one connection, pausing between them so each arrives as a read
     /// of its own, then reads until the server closes the connection (or `limit` passes).
     /// - Returns: everything received.
-    public func exchangeRaw(_ pieces: [[UInt8]], pause: Duration = .milliseconds(30), limit: Duration = .seconds(10)) async throws -> [UInt8] {
+    public func exchangeRaw(_ pieces: [[UInt8]], pause: Duration = .milliseconds(30), limit: Duration = .seconds(10)) async throws
+        -> [UInt8]
+    {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
             }
-        let closer = channel.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000)) { channel.channel.close(promise: nil) }
+        let closer = channel.channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(limit.components.seconds) * 1_000_000_000)) {
+            channel.channel.close(promise: nil)
+        }
         defer { closer.cancel() }
         return try await channel.executeThenClose { inbound, outbound in
             for (index, piece) in pieces.enumerated() {
@@ -197,11 +206,12 @@ extension TestHTTPClient {
             let head = String(decoding: rest[..<end], as: UTF8.self)
             rest = rest[(end + 4)...]
             let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-            let length = head.split(separator: "\r\n").compactMap { line -> Int? in
-                let parts = line.split(separator: ":", maxSplits: 1)
-                guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
-                return Int(parts[1].trimmingCharacters(in: .whitespaces))
-            }.first ?? 0
+            let length =
+                head.split(separator: "\r\n").compactMap { line -> Int? in
+                    let parts = line.split(separator: ":", maxSplits: 1)
+                    guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+                    return Int(parts[1].trimmingCharacters(in: .whitespaces))
+                }.first ?? 0
             let bodyLength = heads.contains(answers.count) ? 0 : min(length, rest.count)
             answers.append((status, head, Array(rest.prefix(bodyLength))))
             rest = rest.dropFirst(bodyLength)
@@ -221,7 +231,9 @@ public struct TestResponse: Sendable {
 
     /// The body parsed as a JSON object.
     public func json() throws -> [String: Any] {
-        guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { throw TestHTTPClientError.notJSONObject(text) }
+        guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+            throw TestHTTPClientError.notJSONObject(text)
+        }
         return object
     }
 

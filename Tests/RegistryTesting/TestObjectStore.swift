@@ -16,13 +16,17 @@ public enum TestObjectStore {
     }
 
     /// A configuration for a bucket no other test uses; the driver creates it on `prepare()`.
-    public static func configuration(partSize: Int = S3Configuration.minimumPartSize, redirect: Bool = false, prefix: String = "") throws -> S3Configuration {
+    public static func configuration(partSize: Int = S3Configuration.minimumPartSize, redirect: Bool = false, prefix: String = "") throws
+        -> S3Configuration
+    {
         let values = try settings()
-        guard let endpoint = values["S3_ENDPOINT"], let access = values["AWS_ACCESS_KEY_ID"], let secret = values["AWS_SECRET_ACCESS_KEY"] else {
+        guard let endpoint = values["S3_ENDPOINT"], let access = values["AWS_ACCESS_KEY_ID"], let secret = values["AWS_SECRET_ACCESS_KEY"]
+        else {
             throw TestObjectStoreError.notConfigured
         }
         return try S3Configuration(
-            endpoint: endpoint, bucket: "registryd-test-\(UUID().uuidString.prefix(8).lowercased())", region: values["S3_REGION"] ?? "us-east-1",
+            endpoint: endpoint, bucket: "registryd-test-\(UUID().uuidString.prefix(8).lowercased())",
+            region: values["S3_REGION"] ?? "us-east-1",
             prefix: prefix, credentials: S3Credentials(accessKeyID: access, secretAccessKey: secret), partSize: partSize, redirect: redirect
         )
     }

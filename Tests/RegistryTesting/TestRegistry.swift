@@ -46,7 +46,10 @@ public final class TestRegistry: Sendable {
     /// Every request served, in order: lets a test see what a real client did.
     public let recorder: RequestRecorder
 
-    private init(port: Int, dataDirectory: String, metadata: SQLiteMetadataStore, blobs: BlobStore, recorder: RequestRecorder, listener: HTTPServer.Listener, serving: Task<Void, any Error>) {
+    private init(
+        port: Int, dataDirectory: String, metadata: SQLiteMetadataStore, blobs: BlobStore, recorder: RequestRecorder,
+        listener: HTTPServer.Listener, serving: Task<Void, any Error>
+    ) {
         self.recorder = recorder
         self.port = port
         self.dataDirectory = dataDirectory
@@ -60,22 +63,28 @@ public final class TestRegistry: Sendable {
     /// Starts a registry; with `dataDirectory` it reopens one a stopped registry left
     /// (a restart), otherwise it makes a fresh one.
     /// `storageRoot` puts the filesystem driver's root elsewhere (e.g. on a tiny tmpfs).
-    public static func start(driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), auth: AuthMode = .open, dataDirectory: String? = nil, storageRoot: String? = nil, idleTimeout: Duration = .seconds(60), immediateAnswers: Bool = true) async throws -> TestRegistry {
+    public static func start(
+        driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), auth: AuthMode = .open,
+        dataDirectory: String? = nil, storageRoot: String? = nil, idleTimeout: Duration = .seconds(60), immediateAnswers: Bool = true
+    ) async throws -> TestRegistry {
         let directory = try dataDirectory ?? makeTemporaryDirectory(prefix: "registryd-test")
         let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
-        let storageDriver: any StorageDriver = switch driver {
-        case .filesystem: try FilesystemDriver(root: storageRoot ?? directory + "/storage")
-        case .memory: MemoryDriver()
-        case .s3(let configuration): try await S3Driver.prepared(configuration)
-        case .custom(let driver): driver
-        }
+        let storageDriver: any StorageDriver =
+            switch driver {
+            case .filesystem: try FilesystemDriver(root: storageRoot ?? directory + "/storage")
+            case .memory: MemoryDriver()
+            case .s3(let configuration): try await S3Driver.prepared(configuration)
+            case .custom(let driver): driver
+            }
         let blobs = BlobStore(driver: storageDriver)
         var logger = Logger(label: "registryd-test")
         logger.logLevel = ProcessInfo.processInfo.environment["REGISTRYD_TEST_LOG"] == nil ? .critical : .debug
         // The token realm names the port, known only once bound: the registry is
         // built after binding and handed to the recorder then.
         let recorder = RequestRecorder()
-        let server = HTTPServer(responder: recorder, immediateResponder: immediateAnswers ? recorder : nil, group: MultiThreadedEventLoopGroup.singleton, logger: logger, idleTimeout: idleTimeout)
+        let server = HTTPServer(
+            responder: recorder, immediateResponder: immediateAnswers ? recorder : nil, group: MultiThreadedEventLoopGroup.singleton,
+            logger: logger, idleTimeout: idleTimeout)
         let listener = try await server.bind(host: "127.0.0.1", port: 0)
         guard let port = listener.channel.localAddress?.port else { throw TestRegistryError.noPort }
         let policy: any AccessPolicy & ImmediateAccess
@@ -92,10 +101,15 @@ public final class TestRegistry: Sendable {
             tokenEndpoint = TokenEndpoint(policy: tokenPolicy, tokens: tokens)
             policy = tokenPolicy
         }
-        recorder.wrap(Registry(metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint, configuration: configuration, logger: logger),
-                      immediate: ImmediateReads(cache: metadata, access: policy, configuration: configuration))
+        recorder.wrap(
+            Registry(
+                metadata: metadata, blobs: blobs, policy: policy, tokenEndpoint: tokenEndpoint, configuration: configuration, logger: logger
+            ),
+            immediate: ImmediateReads(cache: metadata, access: policy, configuration: configuration))
         let serving = Task { try await server.serve([listener]) }
-        return TestRegistry(port: port, dataDirectory: directory, metadata: metadata, blobs: blobs, recorder: recorder, listener: listener, serving: serving)
+        return TestRegistry(
+            port: port, dataDirectory: directory, metadata: metadata, blobs: blobs, recorder: recorder, listener: listener, serving: serving
+        )
     }
 
     /// Creates a user straight in the metadata layer (cost-4 bcrypt, to keep tests fast).

@@ -14,8 +14,9 @@ final class SettingTableTests: XCTestCase {
         XCTAssertEqual(parts.count, 3, "docs/CONFIGURATION.md holds the table between two marker lines")
         guard parts.count == 3 else { return }
         let documented = parts[1].trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertEqual(documented, Setting.documentationTable,
-                       "docs/CONFIGURATION.md is out of date; put this between the markers:\n\(Setting.documentationTable)")
+        XCTAssertEqual(
+            documented, Setting.documentationTable,
+            "docs/CONFIGURATION.md is out of date; put this between the markers:\n\(Setting.documentationTable)")
     }
 
     func testEveryDefaultReadsBackAsItself() throws {
@@ -34,7 +35,9 @@ final class SettingTableTests: XCTestCase {
         var settings = Settings()
         try settings.load(text: "listen = 127.0.0.1:1\nlisten = 127.0.0.1:2\ngc-grace = 10\ntoken-auth = false", source: "a.conf")
         XCTAssertEqual(settings.listen.map(\.port), [1, 2])
-        try settings.apply(flags: ["--listen", "127.0.0.1:3", "--listen=[::1]:4", "--gc-grace=20", "--token-auth", "--immediate-answers=false"])
+        try settings.apply(flags: [
+            "--listen", "127.0.0.1:3", "--listen=[::1]:4", "--gc-grace=20", "--token-auth", "--immediate-answers=false",
+        ])
         XCTAssertEqual(settings.listen.map(\.text), ["127.0.0.1:3", "[::1]:4"])
         XCTAssertEqual(settings.gcGrace, 20)
         XCTAssertTrue(settings.tokenAuth)

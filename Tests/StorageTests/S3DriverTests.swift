@@ -1,8 +1,9 @@
 import Foundation
 import NIOCore
 import RegistryTesting
-@testable import Storage
 import XCTest
+
+@testable import Storage
 
 /// The S3 driver against a real S3 server: the radosgw `scripts/test.sh` starts. The
 /// contract suite runs with 5 MiB parts, so its 3 MB object is still a single PUT while
@@ -35,7 +36,8 @@ final class S3DriverTests: StorageDriverContract {
         (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
     }
 
-    private func append(_ driver: S3Driver, _ path: StoragePath, _ bytes: [UInt8], truncatingTo: Int64?, chunk: Int = 1 << 20) async throws {
+    private func append(_ driver: S3Driver, _ path: StoragePath, _ bytes: [UInt8], truncatingTo: Int64?, chunk: Int = 1 << 20) async throws
+    {
         let appender = try await driver.appender(for: path, truncatingTo: truncatingTo)
         var offset = 0
         while offset < bytes.count {
@@ -166,8 +168,9 @@ final class S3DriverTests: StorageDriverContract {
 
     func testWrongCredentialsFailClearly() async throws {
         let good: S3Configuration = configuration
-        let bad = try S3Configuration(endpoint: "\(good.scheme)://\(good.host):\(good.port)", bucket: good.bucket,
-                                      credentials: S3Credentials(accessKeyID: good.credentials.accessKeyID, secretAccessKey: "wrong"))
+        let bad = try S3Configuration(
+            endpoint: "\(good.scheme)://\(good.host):\(good.port)", bucket: good.bucket,
+            credentials: S3Credentials(accessKeyID: good.credentials.accessKeyID, secretAccessKey: "wrong"))
         do {
             try await S3Driver(configuration: bad).prepare()
             XCTFail("a wrong secret must be refused")
@@ -185,8 +188,10 @@ final class S3DriverTests: StorageDriverContract {
         XCTAssertThrowsError(try S3Configuration(endpoint: "http://x", bucket: "Bad_Bucket", credentials: credentials))
         XCTAssertThrowsError(try S3Configuration(endpoint: "http://x", bucket: "bucket", prefix: "../up", credentials: credentials))
         XCTAssertThrowsError(try S3Configuration(endpoint: "http://x", bucket: "bucket", credentials: credentials, partSize: 1 << 20))
-        XCTAssertThrowsError(try S3Configuration(endpoint: "http://x", bucket: "bucket", credentials: S3Credentials(accessKeyID: "", secretAccessKey: "")))
-        let virtual = try? S3Configuration(endpoint: "https://s3.example.com/", bucket: "bucket", prefix: "/a/b/", addressing: .virtualHost, credentials: credentials)
+        XCTAssertThrowsError(
+            try S3Configuration(endpoint: "http://x", bucket: "bucket", credentials: S3Credentials(accessKeyID: "", secretAccessKey: "")))
+        let virtual = try? S3Configuration(
+            endpoint: "https://s3.example.com/", bucket: "bucket", prefix: "/a/b/", addressing: .virtualHost, credentials: credentials)
         XCTAssertEqual(virtual?.authority, "bucket.s3.example.com")
         XCTAssertEqual(virtual?.requestPath(key: "k"), "/k")
         XCTAssertEqual(virtual?.prefix, "a/b")

@@ -1,9 +1,9 @@
 import Foundation
+import HTTPTransport
 import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import HTTPTransport
 import RegistryAPI
 import RegistryTesting
 import Storage
@@ -53,8 +53,9 @@ final class S3FailureTests: XCTestCase {
         let listener = try await server.bind(host: "127.0.0.1", port: 0)
         listeners.append(listener)
         Task { try await server.serve([listener]) }
-        return try S3Configuration(endpoint: "http://127.0.0.1:\(listener.channel.localAddress!.port!)", bucket: "scripted",
-                                   credentials: S3Credentials(accessKeyID: "AKID", secretAccessKey: "secret"))
+        return try S3Configuration(
+            endpoint: "http://127.0.0.1:\(listener.channel.localAddress!.port!)", bucket: "scripted",
+            credentials: S3Credentials(accessKeyID: "AKID", secretAccessKey: "secret"))
     }
 
     func testThrottlingIsRetriedWithBackoffUntilItSucceeds() async throws {
@@ -92,8 +93,10 @@ final class S3FailureTests: XCTestCase {
     func testAnUnreachableStoreIsReportedUnavailable() async throws {
         let port = try await serve(ScriptedStore([(.ok, "")])).port
         try await listeners.removeLast().channel.close()
-        let driver = S3Driver(configuration: try S3Configuration(endpoint: "http://127.0.0.1:\(port)", bucket: "gone",
-                                                                 credentials: S3Credentials(accessKeyID: "AKID", secretAccessKey: "secret")))
+        let driver = S3Driver(
+            configuration: try S3Configuration(
+                endpoint: "http://127.0.0.1:\(port)", bucket: "gone",
+                credentials: S3Credentials(accessKeyID: "AKID", secretAccessKey: "secret")))
         do {
             _ = try await driver.size(of: StoragePath("blobs/x/data"))
             XCTFail("a closed port must fail")
@@ -128,7 +131,9 @@ final class S3FailureTests: XCTestCase {
 
         func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse {
             let range = request.headers.first(name: "range")
-            let first = ranges.withLock { $0.append(range); return $0.count == 1 }
+            let first = ranges.withLock {
+                $0.append(range); return $0.count == 1
+            }
             let start = range.flatMap { Int($0.dropFirst("bytes=".count).split(separator: "-").first ?? "") } ?? 0
             let rest = Array(object[start...])
             var headers = HTTPHeaders()
@@ -136,7 +141,11 @@ final class S3FailureTests: XCTestCase {
             let half = rest.count / 2
             let delivered = Mutex(false)
             let body = ByteChunks {
-                guard !delivered.withLock({ let was = $0; $0 = true; return was }) else {
+                guard
+                    !delivered.withLock({
+                        let was = $0; $0 = true; return was
+                    })
+                else {
                     if first {
                         // The connection breaks mid-body, once the half is on the wire
                         // (closing at once could drop bytes still queued for the socket).
@@ -165,17 +174,23 @@ final class S3FailureTests: XCTestCase {
     func testTemporaryCredentialsSendTheirSessionTokenSigned() {
         let credentials = S3Credentials(accessKeyID: "ASIAEXAMPLE", secretAccessKey: "secret", sessionToken: "token/with+chars=")
         let signer = SignatureV4(credentials: credentials, region: "us-east-1")
-        let headers = signer.authorizationHeaders(method: "GET", path: "/bucket/key", query: [], headers: [("host", "s3.example.com")],
-                                                  payloadHash: SignatureV4.unsignedPayload, date: Date(timeIntervalSince1970: 1_700_000_000))
+        let headers = signer.authorizationHeaders(
+            method: "GET", path: "/bucket/key", query: [], headers: [("host", "s3.example.com")],
+            payloadHash: SignatureV4.unsignedPayload, date: Date(timeIntervalSince1970: 1_700_000_000))
         XCTAssertEqual(headers.first { $0.0 == "x-amz-security-token" }?.1, "token/with+chars=")
         let authorization = headers.first { $0.0 == "authorization" }?.1 ?? ""
         XCTAssertTrue(authorization.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token"), authorization)
         // The token is part of what is signed: another token gives another signature.
-        let other = SignatureV4(credentials: S3Credentials(accessKeyID: "ASIAEXAMPLE", secretAccessKey: "secret", sessionToken: "another"), region: "us-east-1")
-            .authorizationHeaders(method: "GET", path: "/bucket/key", query: [], headers: [("host", "s3.example.com")],
-                                  payloadHash: SignatureV4.unsignedPayload, date: Date(timeIntervalSince1970: 1_700_000_000))
+        let other = SignatureV4(
+            credentials: S3Credentials(accessKeyID: "ASIAEXAMPLE", secretAccessKey: "secret", sessionToken: "another"), region: "us-east-1"
+        )
+        .authorizationHeaders(
+            method: "GET", path: "/bucket/key", query: [], headers: [("host", "s3.example.com")],
+            payloadHash: SignatureV4.unsignedPayload, date: Date(timeIntervalSince1970: 1_700_000_000))
         XCTAssertNotEqual(other.first { $0.0 == "authorization" }?.1, authorization)
-        let presigned = signer.presignedQuery(method: "GET", path: "/bucket/key", query: [], host: "s3.example.com", date: Date(timeIntervalSince1970: 1_700_000_000), expires: 60)
+        let presigned = signer.presignedQuery(
+            method: "GET", path: "/bucket/key", query: [], host: "s3.example.com", date: Date(timeIntervalSince1970: 1_700_000_000),
+            expires: 60)
         XCTAssertEqual(presigned.first { $0.0 == "X-Amz-Security-Token" }?.1, "token/with+chars=")
     }
 

@@ -1,5 +1,6 @@
-@testable import Storage
 import XCTest
+
+@testable import Storage
 
 final class S3XMLTests: XCTestCase {
     func testListingWithDeclarationNamespaceAndEntities() throws {

@@ -1,6 +1,7 @@
 import Foundation
-@testable import Storage
 import XCTest
+
+@testable import Storage
 
 /// Signature Version 4 against the examples AWS publishes: the signature test suite
 /// (service `service`, 2015-08-30) and the worked examples of the S3 API reference
@@ -22,9 +23,12 @@ final class SignatureV4Tests: XCTestCase {
     }
 
     func testSuiteGetVanilla() {
-        let signed = suite.signature(method: "GET", path: "/", query: [], headers: [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")],
-                                     payloadHash: SignatureV4.emptyPayloadHash, timestamp: "20150830T123600Z")
-        XCTAssertEqual(signed.canonicalRequest, """
+        let signed = suite.signature(
+            method: "GET", path: "/", query: [], headers: [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")],
+            payloadHash: SignatureV4.emptyPayloadHash, timestamp: "20150830T123600Z")
+        XCTAssertEqual(
+            signed.canonicalRequest,
+            """
             GET
             /
 
@@ -38,18 +42,23 @@ final class SignatureV4Tests: XCTestCase {
     }
 
     func testSuiteQueryIsSortedByKey() {
-        let signed = suite.signature(method: "GET", path: "/", query: [("Param2", "value2"), ("Param1", "value1")],
-                                     headers: [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")],
-                                     payloadHash: SignatureV4.emptyPayloadHash, timestamp: "20150830T123600Z")
+        let signed = suite.signature(
+            method: "GET", path: "/", query: [("Param2", "value2"), ("Param1", "value1")],
+            headers: [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")],
+            payloadHash: SignatureV4.emptyPayloadHash, timestamp: "20150830T123600Z")
         XCTAssertEqual(signed.canonicalRequest.split(separator: "\n", omittingEmptySubsequences: false)[2], "Param1=value1&Param2=value2")
         XCTAssertEqual(signed.signature, "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500")
     }
 
     func testS3GetObjectWithRange() {
-        let headers = s3.authorizationHeaders(method: "GET", path: "/test.txt", query: [], headers: [s3Host, ("Range", "bytes=0-9")],
-                                              payloadHash: SignatureV4.emptyPayloadHash, date: s3Date)
-        XCTAssertEqual(authorization(headers), "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
-            + "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+        let headers = s3.authorizationHeaders(
+            method: "GET", path: "/test.txt", query: [], headers: [s3Host, ("Range", "bytes=0-9")],
+            payloadHash: SignatureV4.emptyPayloadHash, date: s3Date)
+        XCTAssertEqual(
+            authorization(headers),
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+                + "SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        )
         XCTAssertTrue(headers.contains { $0 == ("x-amz-date", "20130524T000000Z") })
     }
 
@@ -62,24 +71,32 @@ final class SignatureV4Tests: XCTestCase {
             headers: [s3Host, ("Date", "Fri, 24 May 2013 00:00:00 GMT"), ("x-amz-storage-class", "REDUCED_REDUNDANCY")],
             payloadHash: payloadHash, date: s3Date
         )
-        XCTAssertEqual(authorization(headers), "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
-            + "SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class, Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd")
+        XCTAssertEqual(
+            authorization(headers),
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+                + "SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class, Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
+        )
     }
 
     func testS3GetBucketLifecycleSignsAnEmptyQueryValue() {
-        let headers = s3.authorizationHeaders(method: "GET", path: "/", query: [("lifecycle", "")], headers: [s3Host],
-                                              payloadHash: SignatureV4.emptyPayloadHash, date: s3Date)
-        XCTAssertTrue(authorization(headers)?.hasSuffix("Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543") == true)
+        let headers = s3.authorizationHeaders(
+            method: "GET", path: "/", query: [("lifecycle", "")], headers: [s3Host],
+            payloadHash: SignatureV4.emptyPayloadHash, date: s3Date)
+        XCTAssertTrue(
+            authorization(headers)?.hasSuffix("Signature=fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543") == true)
     }
 
     func testS3ListObjectsSortsTheQuery() {
-        let headers = s3.authorizationHeaders(method: "GET", path: "/", query: [("prefix", "J"), ("max-keys", "2")], headers: [s3Host],
-                                              payloadHash: SignatureV4.emptyPayloadHash, date: s3Date)
-        XCTAssertTrue(authorization(headers)?.hasSuffix("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7") == true)
+        let headers = s3.authorizationHeaders(
+            method: "GET", path: "/", query: [("prefix", "J"), ("max-keys", "2")], headers: [s3Host],
+            payloadHash: SignatureV4.emptyPayloadHash, date: s3Date)
+        XCTAssertTrue(
+            authorization(headers)?.hasSuffix("Signature=34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7") == true)
     }
 
     func testS3PresignedGet() {
-        let query = s3.presignedQuery(method: "GET", path: "/test.txt", query: [], host: "examplebucket.s3.amazonaws.com", date: s3Date, expires: 86400)
+        let query = s3.presignedQuery(
+            method: "GET", path: "/test.txt", query: [], host: "examplebucket.s3.amazonaws.com", date: s3Date, expires: 86400)
         XCTAssertEqual(query.first { $0.0 == "X-Amz-Signature" }?.1, "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404")
         XCTAssertEqual(query.first { $0.0 == "X-Amz-Credential" }?.1, "AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request")
     }

@@ -41,7 +41,9 @@ public struct TokenService: Sendable {
         let claims = Claims(
             iss: issuer, sub: subject ?? "", aud: service, exp: issuedAt + Int64(lifetime), nbf: issuedAt - 1, iat: issuedAt,
             jti: UUID().uuidString.lowercased(),
-            access: grants.filter { !$0.actions.isEmpty }.map { Access(type: "repository", name: $0.repository.value, actions: $0.actions.sorted().map(\.rawValue)) })
+            access: grants.filter { !$0.actions.isEmpty }.map {
+                Access(type: "repository", name: $0.repository.value, actions: $0.actions.sorted().map(\.rawValue))
+            })
         let header = Header(typ: "JWT", alg: Self.allowedAlgorithm, kid: key.id)
         let signingInput = Base64URL.encode(Self.json(header)) + "." + Base64URL.encode(Self.json(claims))
         let signature = Base64URL.encode(key.sign(Array(signingInput.utf8)))
@@ -52,7 +54,8 @@ public struct TokenService: Sendable {
     public func verify(_ token: String, now: Date = Date()) throws(TokenError) -> Principal {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, token.utf8.count <= 16 * 1024,
-              let headerBytes = Base64URL.decode(parts[0]), let claimBytes = Base64URL.decode(parts[1]), let signature = Base64URL.decode(parts[2])
+            let headerBytes = Base64URL.decode(parts[0]), let claimBytes = Base64URL.decode(parts[1]),
+            let signature = Base64URL.decode(parts[2])
         else { throw .malformed }
         guard let header = try? JSONDecoder().decode(ReceivedHeader.self, from: Data(headerBytes)) else { throw .malformed }
         guard header.alg == Self.allowedAlgorithm else { throw .algorithmNotAllowed }

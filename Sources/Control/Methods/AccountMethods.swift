@@ -102,9 +102,12 @@ extension ControlMethods {
     func listNamespaces(_ params: JSONValue?) throws(RPCError) -> JSONValue {
         try ParamsReader(params, allowed: []).finish()
         let namespaces = try stored { try accounts.namespaces() }
-        return ["namespaces": .array(namespaces.map { entry in
-            ["name": .string(entry.namespace), "members": .object(entry.members.mapValues { .string($0.rawValue) })]
-        })]
+        return [
+            "namespaces": .array(
+                namespaces.map { entry in
+                    ["name": .string(entry.namespace), "members": .object(entry.members.mapValues { .string($0.rawValue) })]
+                })
+        ]
     }
 
     func grant(_ params: JSONValue?) throws(RPCError) -> JSONValue {
@@ -173,7 +176,10 @@ extension ControlMethods {
 
     /// A user as the control socket shows it: never the password hash.
     private static func describe(_ user: StoredUser) -> JSONValue {
-        ["name": .string(user.name), "staff": .bool(user.isStaff), "disabled": .bool(user.isDisabled), "created_at": .number(Double(user.createdAt))]
+        [
+            "name": .string(user.name), "staff": .bool(user.isStaff), "disabled": .bool(user.isDisabled),
+            "created_at": .number(Double(user.createdAt)),
+        ]
     }
 }
 

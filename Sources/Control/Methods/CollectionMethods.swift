@@ -22,7 +22,8 @@ extension ControlMethods {
         let run: @Sendable () async throws -> GarbageCollector.Report = {
             let report = try await collector.run(chosen)
             // The audit keeps counts; the digests removed are in `gc.status` and the log.
-            if !chosen.dryRun, let text = try? String(decoding: JSONEncoder().encode(Self.describe(report, listing: false)), as: UTF8.self) {
+            if !chosen.dryRun, let text = try? String(decoding: JSONEncoder().encode(Self.describe(report, listing: false)), as: UTF8.self)
+            {
                 try? audit.recordAudit(actor: "registryd", method: "gc.result", params: text)
             }
             return report
@@ -86,7 +87,10 @@ extension ControlMethods {
         [
             "dry_run": .bool(report.dryRun),
             "manifests": listing
-                ? .array(report.manifests.map { ["repository": .string($0.repository), "digest": .string($0.digest), "size": .number(Double($0.size))] })
+                ? .array(
+                    report.manifests.map {
+                        ["repository": .string($0.repository), "digest": .string($0.digest), "size": .number(Double($0.size))]
+                    })
                 : .number(Double(report.manifests.count)),
             "links": .number(Double(report.links.count)),
             "blobs": listing

@@ -18,9 +18,13 @@ extension ControlMethods {
             "public": .bool(summary.isPublic),
             "created_at": .number(Double(summary.createdAt)),
             "tags": .array(summary.tags.map { ["tag": .string($0.tag), "digest": .string($0.digest)] }),
-            "manifests": .array(summary.manifests.map {
-                ["digest": .string($0.digest), "media_type": .string($0.mediaType), "size": .number(Double($0.size)), "created_at": .number(Double($0.createdAt))]
-            }),
+            "manifests": .array(
+                summary.manifests.map {
+                    [
+                        "digest": .string($0.digest), "media_type": .string($0.mediaType), "size": .number(Double($0.size)),
+                        "created_at": .number(Double($0.createdAt)),
+                    ]
+                }),
             "blobs": .number(Double(summary.blobCount)),
             "blob_bytes": .number(Double(summary.blobBytes)),
         ]
@@ -50,10 +54,16 @@ extension ControlMethods {
             tag = parsed
         }
         let moves = try stored { try repositories.tagHistory(in: repository, tag: tag, limit: limit) }
-        return ["moves": .array(moves.map { move in
-            ["tag": .string(move.tag), "from": move.oldDigest.map(JSONValue.string) ?? .null, "to": move.newDigest.map(JSONValue.string) ?? .null,
-             "actor": move.actor.map(JSONValue.string) ?? .null, "at": .number(Double(move.at))]
-        })]
+        return [
+            "moves": .array(
+                moves.map { move in
+                    [
+                        "tag": .string(move.tag), "from": move.oldDigest.map(JSONValue.string) ?? .null,
+                        "to": move.newDigest.map(JSONValue.string) ?? .null,
+                        "actor": move.actor.map(JSONValue.string) ?? .null, "at": .number(Double(move.at)),
+                    ]
+                })
+        ]
     }
 
     /// `audit.list {"limit"?}`: the newest changes made through the control socket.
@@ -62,11 +72,19 @@ extension ControlMethods {
         let limit = try reader.integer("limit", in: 1...10_000) ?? 100
         try reader.finish()
         let entries = try stored { try audit.auditEntries(limit: limit) }
-        return ["entries": .array(entries.map { entry in
-            // Params are stored as JSON text; an entry that no longer parses is shown as text.
-            let params = entry.params.map { text in (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .string(text) }
-            return ["at": .number(Double(entry.at)), "actor": .string(entry.actor), "method": .string(entry.method), "params": params ?? .null]
-        })]
+        return [
+            "entries": .array(
+                entries.map { entry in
+                    // Params are stored as JSON text; an entry that no longer parses is shown as text.
+                    let params = entry.params.map { text in
+                        (try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))) ?? .string(text)
+                    }
+                    return [
+                        "at": .number(Double(entry.at)), "actor": .string(entry.actor), "method": .string(entry.method),
+                        "params": params ?? .null,
+                    ]
+                })
+        ]
     }
 
     /// `upload.list {"limit"?}`: sessions in progress, least recently active first.
@@ -106,12 +124,10 @@ extension ControlMethods {
     }
 
     private static func describe(_ info: UploadSessionInfo) -> JSONValue {
-        ["id": .string(info.session.id.value), "repository": .string(info.session.repository.value),
-         "principal": info.session.principal.map(JSONValue.string) ?? .null, "size": .number(Double(info.session.size)),
-         "created_at": .number(Double(info.session.createdAt)), "updated_at": .number(Double(info.updatedAt))]
+        [
+            "id": .string(info.session.id.value), "repository": .string(info.session.repository.value),
+            "principal": info.session.principal.map(JSONValue.string) ?? .null, "size": .number(Double(info.session.size)),
+            "created_at": .number(Double(info.session.createdAt)), "updated_at": .number(Double(info.updatedAt)),
+        ]
     }
 }
-
-
-
-

@@ -21,12 +21,14 @@ final class ImmediateAnswers {
         let generation = responder.immediateAnswerGeneration
         if let generation, let kept = cache.answer(for: key, generation: generation, now: now) { return kept }
         guard let response = responder.respondImmediately(to: request.requestHead, remoteAddress: remoteAddress),
-              Self.isInMemory(response.body),
-              let bytes = ImmediateAnswerCache.encode(response, method: request.method, version: request.version, keepAlive: request.keepAlive)
+            Self.isInMemory(response.body),
+            let bytes = ImmediateAnswerCache.encode(
+                response, method: request.method, version: request.version, keepAlive: request.keepAlive)
         else { return nil }
         let bodyLength: Int64 = if request.method != .HEAD, case .bytes(let body) = response.body { Int64(body.readableBytes) } else { 0 }
-        let answer = ImmediateAnswerCache.Answer(bytes: bytes, status: response.status, bodyLength: bodyLength,
-                                                 generation: generation ?? 0, expires: now + ImmediateAnswerCache.lifetime)
+        let answer = ImmediateAnswerCache.Answer(
+            bytes: bytes, status: response.status, bodyLength: bodyLength,
+            generation: generation ?? 0, expires: now + ImmediateAnswerCache.lifetime)
         if generation != nil { cache.store(answer, for: key) }
         return answer
     }

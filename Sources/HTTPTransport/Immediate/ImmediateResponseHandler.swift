@@ -70,8 +70,9 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
         guard let answer = answers.answer(request, remoteAddress: remoteAddress(context), now: .now()) else { return nil }
         let written = context.write(wrapOutboundOut(answer.bytes))
         connections.requestsServed.add(1, ordering: .relaxed)
-        accessLog.record(method: request.method, uri: request.target, status: answer.status, sent: answer.bodyLength, received: 0,
-                         started: started, remote: remoteAddress(context))
+        accessLog.record(
+            method: request.method, uri: request.target, status: answer.status, sent: answer.bodyLength, received: 0,
+            started: started, remote: remoteAddress(context))
         return written
     }
 

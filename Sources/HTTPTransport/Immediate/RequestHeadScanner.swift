@@ -86,9 +86,11 @@ struct ScannedRequestHead {
                 let length = contentLength ?? 0
                 var head = ScannedRequestHead(headLength: lines.offset, framing: .length(length), candidate: nil)
                 if let method = requestLine.method, let version = requestLine.version, let target = requestLine.target,
-                   length == 0, !excluded, authorizationLines <= 1 {
-                    head.candidate = Candidate(method: method, target: target, version: version, keepAlive: keepAlive,
-                                               accept: accept, authorization: authorization)
+                    length == 0, !excluded, authorizationLines <= 1
+                {
+                    head.candidate = Candidate(
+                        method: method, target: target, version: version, keepAlive: keepAlive,
+                        accept: accept, authorization: authorization)
                 }
                 return .head(head)
             }
@@ -170,7 +172,7 @@ private struct RequestLine {
 
     init(_ line: UnsafeRawBufferPointer) {
         guard let firstSpace = line.firstIndex(of: UInt8(ascii: " ")),
-              let lastSpace = line.lastIndex(of: UInt8(ascii: " ")), lastSpace > firstSpace
+            let lastSpace = line.lastIndex(of: UInt8(ascii: " ")), lastSpace > firstSpace
         else { return }
         let method = UnsafeRawBufferPointer(rebasing: line[..<firstSpace])
         let target = UnsafeRawBufferPointer(rebasing: line[(firstSpace + 1)..<lastSpace])

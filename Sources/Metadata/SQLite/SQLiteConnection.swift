@@ -140,7 +140,8 @@ extension MetadataError {
     init(_ error: any Error) {
         switch error {
         case let error as MetadataError: self = error
-        case let error as SQLiteError: self = error.isDiskFull ? .storageFull : .backend(MetadataBackendError(code: error.code, underlying: error))
+        case let error as SQLiteError:
+            self = error.isDiskFull ? .storageFull : .backend(MetadataBackendError(code: error.code, underlying: error))
         default: self = .backend(MetadataBackendError(code: nil, underlying: error))
         }
     }

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Disk space set aside beside the database for the writes that free space.
 ///
@@ -37,7 +38,7 @@ final class SpaceReserve: Sendable {
         var stats = statvfs()
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         guard statvfs(directory.isEmpty ? "." : directory, &stats) == 0,
-              UInt64(stats.f_bavail) * UInt64(stats.f_frsize) >= UInt64(size) * 2
+            UInt64(stats.f_bavail) * UInt64(stats.f_frsize) >= UInt64(size) * 2
         else { return }
         let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { return }

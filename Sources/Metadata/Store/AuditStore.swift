@@ -19,14 +19,16 @@ public struct AuditEntry: Sendable, Equatable {
 extension SQLiteMetadataStore: AuditStore {
     public func recordAudit(actor: String, method: String, params: String?) throws {
         try database.write { connection in
-            try connection.query("INSERT INTO audit_log (at, actor, method, params) VALUES (?, ?, ?, ?)",
-                                 [.integer(UnixTime.seconds()), .text(actor), .text(method), .optional(params)])
+            try connection.query(
+                "INSERT INTO audit_log (at, actor, method, params) VALUES (?, ?, ?, ?)",
+                [.integer(UnixTime.seconds()), .text(actor), .text(method), .optional(params)])
         }
     }
 
     public func auditEntries(limit: Int) throws -> [AuditEntry] {
         try database.read { connection in
-            try connection.rows("SELECT at, actor, method, params FROM audit_log ORDER BY id DESC LIMIT ?", [.integer(Int64(limit))]) { row in
+            try connection.rows("SELECT at, actor, method, params FROM audit_log ORDER BY id DESC LIMIT ?", [.integer(Int64(limit))]) {
+                row in
                 AuditEntry(at: row.integer(0), actor: row.text(1), method: row.text(2), params: row.optionalText(3))
             }
         }
@@ -34,8 +36,9 @@ extension SQLiteMetadataStore: AuditStore {
 
     public func pruneAudit(before time: Int64, limit: Int) throws -> Int {
         try database.write(freesSpace: true) { connection in
-            try connection.query("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)",
-                                 [.integer(time), .integer(Int64(limit))])
+            try connection.query(
+                "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ? ORDER BY at LIMIT ?)",
+                [.integer(time), .integer(Int64(limit))])
             return connection.changes
         }
     }

@@ -83,7 +83,10 @@ public struct NewManifest: Sendable {
     public let allowMissingChildren: Bool
     public let subject: Digest?
 
-    public init(digest: Digest, mediaType: String, content: [UInt8], artifactType: String?, annotationsJSON: String?, requiredBlobs: [Digest], foreignBlobs: [Digest], childManifests: [Digest], allowMissingChildren: Bool, subject: Digest?) {
+    public init(
+        digest: Digest, mediaType: String, content: [UInt8], artifactType: String?, annotationsJSON: String?, requiredBlobs: [Digest],
+        foreignBlobs: [Digest], childManifests: [Digest], allowMissingChildren: Bool, subject: Digest?
+    ) {
         self.digest = digest
         self.mediaType = mediaType
         self.content = content
@@ -173,7 +176,8 @@ public struct UploadSession: Sendable, Equatable {
     public var size: Int64
     public let createdAt: Int64
 
-    public init(id: UploadID, repository: RepositoryName, principal: String?, algorithm: DigestAlgorithm, size: Int64 = 0, createdAt: Int64) {
+    public init(id: UploadID, repository: RepositoryName, principal: String?, algorithm: DigestAlgorithm, size: Int64 = 0, createdAt: Int64)
+    {
         self.id = id
         self.repository = repository
         self.principal = principal

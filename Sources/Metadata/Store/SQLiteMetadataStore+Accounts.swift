@@ -26,13 +26,15 @@ extension SQLiteMetadataStore: AccountStore {
 
     public func user(named name: String) throws -> StoredUser? {
         try database.read { connection in
-            try connection.first("SELECT name, password_hash, is_staff, is_disabled, created_at FROM users WHERE name = ?", [.text(name)], Self.storedUser)
+            try connection.first(
+                "SELECT name, password_hash, is_staff, is_disabled, created_at FROM users WHERE name = ?", [.text(name)], Self.storedUser)
         }
     }
 
     public func users() throws -> [StoredUser] {
         try database.read { connection in
-            try connection.rows("SELECT name, password_hash, is_staff, is_disabled, created_at FROM users ORDER BY name", [], Self.storedUser)
+            try connection.rows(
+                "SELECT name, password_hash, is_staff, is_disabled, created_at FROM users ORDER BY name", [], Self.storedUser)
         }
     }
 
@@ -59,10 +61,10 @@ extension SQLiteMetadataStore: AccountStore {
 
     public func role(of user: String, in namespace: String) throws -> NamespaceRole? {
         let sql = """
-        SELECT m.role FROM namespace_members m
-        JOIN namespaces n ON n.id = m.namespace_id JOIN users u ON u.id = m.user_id
-        WHERE u.name = ? AND n.name = ?
-        """
+            SELECT m.role FROM namespace_members m
+            JOIN namespaces n ON n.id = m.namespace_id JOIN users u ON u.id = m.user_id
+            WHERE u.name = ? AND n.name = ?
+            """
         return try database.read { connection in
             try connection.first(sql, [.text(user), .text(namespace)]) { NamespaceRole(rawValue: $0.text(0)) } ?? nil
         }
@@ -74,11 +76,14 @@ extension SQLiteMetadataStore: AccountStore {
                 guard let userID = try connection.first("SELECT id FROM users WHERE name = ?", [.text(user)], { $0.integer(0) }) else {
                     throw AccountStoreError.userUnknown(user)
                 }
-                let namespaceID = try connection.first("""
+                let namespaceID = try connection.first(
+                    """
                     INSERT INTO namespaces (name, created_at) VALUES (?, ?)
                     ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id
-                    """, [.text(namespace), .integer(UnixTime.seconds())]) { $0.integer(0) }
-                try connection.query("""
+                    """, [.text(namespace), .integer(UnixTime.seconds())]
+                ) { $0.integer(0) }
+                try connection.query(
+                    """
                     INSERT INTO namespace_members (namespace_id, user_id, role) VALUES (?, ?, ?)
                     ON CONFLICT (namespace_id, user_id) DO UPDATE SET role = excluded.role
                     """, [.integer(namespaceID ?? 0), .integer(userID), .text(role.rawValue)])
@@ -93,9 +98,9 @@ extension SQLiteMetadataStore: AccountStore {
 
     public func revoke(namespace: String, from user: String) throws -> Bool {
         let sql = """
-        DELETE FROM namespace_members
-        WHERE namespace_id = (SELECT id FROM namespaces WHERE name = ?) AND user_id = (SELECT id FROM users WHERE name = ?)
-        """
+            DELETE FROM namespace_members
+            WHERE namespace_id = (SELECT id FROM namespaces WHERE name = ?) AND user_id = (SELECT id FROM users WHERE name = ?)
+            """
         let revoked = try database.write { connection in
             try connection.query(sql, [.text(namespace), .text(user)])
             return connection.changes > 0
@@ -110,10 +115,10 @@ extension SQLiteMetadataStore: AccountStore {
 
     public func namespaces() throws -> [NamespaceMembers] {
         let sql = """
-        SELECT n.name, u.name, m.role FROM namespaces n
-        LEFT JOIN namespace_members m ON m.namespace_id = n.id LEFT JOIN users u ON u.id = m.user_id
-        ORDER BY n.name, u.name
-        """
+            SELECT n.name, u.name, m.role FROM namespaces n
+            LEFT JOIN namespace_members m ON m.namespace_id = n.id LEFT JOIN users u ON u.id = m.user_id
+            ORDER BY n.name, u.name
+            """
         let rows = try database.read { connection in
             try connection.rows(sql) { ($0.text(0), $0.optionalText(1), $0.optionalText(2)) }
         }
@@ -131,13 +136,15 @@ extension SQLiteMetadataStore: AccountStore {
 
     public func isPublic(_ repository: RepositoryName) throws -> Bool {
         try database.cachedRead(HotReadKey.visibility(repository)) { connection in
-            try connection.first("SELECT is_public FROM repositories WHERE name = ?", [.text(repository.value)]) { $0.integer(0) != 0 } ?? false
+            try connection.first("SELECT is_public FROM repositories WHERE name = ?", [.text(repository.value)]) { $0.integer(0) != 0 }
+                ?? false
         }
     }
 
     public func setPublic(_ isPublic: Bool, repository: RepositoryName) throws -> Bool {
         let changed = try database.write { connection in
-            try connection.query("UPDATE repositories SET is_public = ? WHERE name = ?", [.integer(isPublic ? 1 : 0), .text(repository.value)])
+            try connection.query(
+                "UPDATE repositories SET is_public = ? WHERE name = ?", [.integer(isPublic ? 1 : 0), .text(repository.value)])
             return connection.changes > 0
         }
         accountChanged()
@@ -154,6 +161,8 @@ extension SQLiteMetadataStore: AccountStore {
     }
 
     private static func storedUser(_ row: SQLiteRow) -> StoredUser {
-        StoredUser(name: row.text(0), passwordHash: row.text(1), isStaff: row.integer(2) != 0, isDisabled: row.integer(3) != 0, createdAt: row.integer(4))
+        StoredUser(
+            name: row.text(0), passwordHash: row.text(1), isStaff: row.integer(2) != 0, isDisabled: row.integer(3) != 0,
+            createdAt: row.integer(4))
     }
 }

@@ -22,7 +22,9 @@ extension SQLiteMetadataStore {
             try connection.query(
                 "INSERT INTO blobs (digest, size, created_at_ms) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING",
                 [.text(digest.description), .integer(size), .integer(now)])
-            if try connection.first("SELECT deleting FROM blobs WHERE digest = ?", [.text(digest.description)], { $0.integer(0) != 0 }) == true {
+            if try connection.first("SELECT deleting FROM blobs WHERE digest = ?", [.text(digest.description)], { $0.integer(0) != 0 })
+                == true
+            {
                 // Only reachable without a pin: a pinned blob is never marked for deletion.
                 throw MetadataError.blobBeingDeleted(digest)
             }
@@ -38,7 +40,9 @@ extension SQLiteMetadataStore {
 
     public func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) throws -> Int64? {
         try database.write { connection in
-            guard let size = try connection.first(Self.visibleBlobSize, [.text(source.value), .text(digest.description)], { $0.integer(0) }) else {
+            guard
+                let size = try connection.first(Self.visibleBlobSize, [.text(source.value), .text(digest.description)], { $0.integer(0) })
+            else {
                 return nil
             }
             let targetID = try connection.ensureRepository(target)
@@ -51,9 +55,9 @@ extension SQLiteMetadataStore {
 
     public func repositoriesLinking(_ digest: Digest, limit: Int) throws -> [RepositoryName] {
         let sql = """
-        SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-        WHERE rb.digest = ? ORDER BY r.name LIMIT ?
-        """
+            SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+            WHERE rb.digest = ? ORDER BY r.name LIMIT ?
+            """
         return try database.read { connection in
             try connection.rows(sql, [.text(digest.description), .integer(Int64(limit))]) { try RepositoryName(parsing: $0.text(0)) }
         }
@@ -61,9 +65,9 @@ extension SQLiteMetadataStore {
 
     public func unlinkBlob(_ digest: Digest, from repository: RepositoryName) throws -> Bool {
         let sql = """
-        DELETE FROM repository_blobs
-        WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)
-        """
+            DELETE FROM repository_blobs
+            WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)
+            """
         return try database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(digest.description), .text(repository.value)])
             return connection.changes > 0

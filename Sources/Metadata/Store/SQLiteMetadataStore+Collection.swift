@@ -24,11 +24,11 @@ extension SQLiteMetadataStore: CollectionStore {
 
     public func deleteManifestIfCollectable(_ manifest: CollectableManifest, olderThan cutoff: Int64) throws -> Bool {
         let sql = """
-        DELETE FROM manifests WHERE id IN (
-            SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id
-            WHERE r.name = ? AND m.digest = ? AND m.created_at_ms <= ?
-              AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject))
-        """
+            DELETE FROM manifests WHERE id IN (
+                SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                WHERE r.name = ? AND m.digest = ? AND m.created_at_ms <= ?
+                  AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject))
+            """
         return try database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(manifest.repository), .text(manifest.digest), .integer(cutoff)])
             return connection.changes > 0
@@ -43,9 +43,9 @@ extension SQLiteMetadataStore: CollectionStore {
 
     public func staleLinks(olderThan cutoff: Int64, limit: Int) throws -> [StaleLink] {
         let sql = """
-        SELECT r.name, rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-        WHERE rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced) LIMIT ?
-        """
+            SELECT r.name, rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+            WHERE rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced) LIMIT ?
+            """
         return try database.read { connection in
             try connection.rows(sql, [.integer(cutoff), .integer(Int64(limit))]) { StaleLink(repository: $0.text(0), digest: $0.text(1)) }
         }
@@ -53,9 +53,9 @@ extension SQLiteMetadataStore: CollectionStore {
 
     public func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) throws -> Bool {
         let sql = """
-        DELETE FROM repository_blobs AS rb
-        WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ? AND rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced)
-        """
+            DELETE FROM repository_blobs AS rb
+            WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ? AND rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced)
+            """
         return try database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(link.repository), .text(link.digest), .integer(cutoff)])
             return connection.changes > 0
@@ -96,7 +96,9 @@ extension SQLiteMetadataStore: CollectionStore {
 
     public func blobsMarkedForDeletion(limit: Int) throws -> [Digest] {
         try database.read { connection in
-            try connection.rows("SELECT digest FROM blobs WHERE deleting = 1 ORDER BY digest LIMIT ?", [.integer(Int64(limit))]) { try Digest(parsing: $0.text(0)) }
+            try connection.rows("SELECT digest FROM blobs WHERE deleting = 1 ORDER BY digest LIMIT ?", [.integer(Int64(limit))]) {
+                try Digest(parsing: $0.text(0))
+            }
         }
     }
 
@@ -108,8 +110,10 @@ extension SQLiteMetadataStore: CollectionStore {
 
     public func storedBlobs(after last: String?, limit: Int) throws -> [CollectableBlob] {
         try database.read { connection in
-            try connection.rows("SELECT digest, size FROM blobs WHERE deleting = 0 AND digest > ? ORDER BY digest LIMIT ?",
-                                [.text(last ?? ""), .integer(Int64(limit))]) {
+            try connection.rows(
+                "SELECT digest, size FROM blobs WHERE deleting = 0 AND digest > ? ORDER BY digest LIMIT ?",
+                [.text(last ?? ""), .integer(Int64(limit))]
+            ) {
                 CollectableBlob(digest: try Digest(parsing: $0.text(0)), size: $0.integer(1), marked: false)
             }
         }
@@ -121,18 +125,19 @@ extension SQLiteMetadataStore: CollectionStore {
 
     public func markOrphanForDeletion(_ digest: Digest) throws -> Bool {
         try database.write(freesSpace: true) { connection in
-            try connection.query("INSERT INTO blobs (digest, size, created_at_ms, deleting) VALUES (?, 0, ?, 1) ON CONFLICT (digest) DO NOTHING",
-                                 [.text(digest.description), .integer(UnixTime.milliseconds())])
+            try connection.query(
+                "INSERT INTO blobs (digest, size, created_at_ms, deleting) VALUES (?, 0, ?, 1) ON CONFLICT (digest) DO NOTHING",
+                [.text(digest.description), .integer(UnixTime.milliseconds())])
             return connection.changes > 0
         }
     }
 
     public func referencesWithoutBlobs(limit: Int) throws -> [(repository: String, manifest: String, blob: String)] {
         let sql = """
-        SELECT r.name, m.digest, mr.digest FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
-        JOIN repositories r ON r.id = m.repository_id
-        WHERE mr.kind = 'blob' AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = mr.digest) LIMIT ?
-        """
+            SELECT r.name, m.digest, mr.digest FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
+            JOIN repositories r ON r.id = m.repository_id
+            WHERE mr.kind = 'blob' AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = mr.digest) LIMIT ?
+            """
         return try database.read { connection in
             try connection.rows(sql, [.integer(Int64(limit))]) { (repository: $0.text(0), manifest: $0.text(1), blob: $0.text(2)) }
         }
@@ -140,9 +145,9 @@ extension SQLiteMetadataStore: CollectionStore {
 
     private func manifests(where condition: String, _ cutoff: Int64, _ limit: Int) throws -> [CollectableManifest] {
         let sql = """
-        SELECT r.name, m.digest, length(m.content) FROM manifests m JOIN repositories r ON r.id = m.repository_id
-        WHERE m.created_at_ms <= ? AND \(condition) LIMIT ?
-        """
+            SELECT r.name, m.digest, length(m.content) FROM manifests m JOIN repositories r ON r.id = m.repository_id
+            WHERE m.created_at_ms <= ? AND \(condition) LIMIT ?
+            """
         return try database.read { connection in
             try connection.rows(sql, [.integer(cutoff), .integer(Int64(limit))]) {
                 CollectableManifest(repository: $0.text(0), digest: $0.text(1), size: $0.integer(2))

@@ -19,7 +19,8 @@ extension SQLiteMetadataStore {
     static func startInstance(_ instance: String, leaseDuration: Duration, in database: SQLiteDatabase) throws -> [Digest] {
         try database.write { connection in
             let now = UnixTime.milliseconds()
-            try connection.query("""
+            try connection.query(
+                """
                 INSERT INTO instances (id, started_at_ms, lease_expires_at_ms) VALUES (?1, ?2, ?3)
                 ON CONFLICT (id) DO UPDATE SET started_at_ms = excluded.started_at_ms, lease_expires_at_ms = excluded.lease_expires_at_ms
                 """, [.text(instance), .integer(now), .integer(now + leaseDuration.milliseconds)])
@@ -32,8 +33,9 @@ extension SQLiteMetadataStore {
     public func renewInstanceLease() throws {
         // Not durable: after a power cut every instance starts again anyway.
         try database.write(durable: false) { connection in
-            try connection.query("UPDATE instances SET lease_expires_at_ms = ? WHERE id = ?",
-                                 [.integer(UnixTime.milliseconds() + leaseDuration.milliseconds), .text(instance)])
+            try connection.query(
+                "UPDATE instances SET lease_expires_at_ms = ? WHERE id = ?",
+                [.integer(UnixTime.milliseconds() + leaseDuration.milliseconds), .text(instance)])
         }
     }
 
@@ -43,13 +45,17 @@ extension SQLiteMetadataStore {
         // may lie in place without a row; `registryctl storage verify` finds them.
         try database.write(durable: false) { connection in
             let now = UnixTime.milliseconds()
-            if let deleting = try connection.first("SELECT deleting FROM blobs WHERE digest = ?", [.text(digest.description)], { $0.integer(0) != 0 }) {
+            if let deleting = try connection.first(
+                "SELECT deleting FROM blobs WHERE digest = ?", [.text(digest.description)], { $0.integer(0) != 0 })
+            {
                 if deleting { return false }
             } else {
-                try connection.query("INSERT INTO blobs (digest, size, created_at_ms) VALUES (?, ?, ?)",
-                                     [.text(digest.description), .integer(size), .integer(now)])
+                try connection.query(
+                    "INSERT INTO blobs (digest, size, created_at_ms) VALUES (?, ?, ?)",
+                    [.text(digest.description), .integer(size), .integer(now)])
             }
-            try connection.query("""
+            try connection.query(
+                """
                 INSERT INTO blob_pins (upload_id, digest, instance, pinned_at_ms) VALUES (?1, ?2, ?3, ?4)
                 ON CONFLICT (upload_id) DO UPDATE SET digest = excluded.digest, pinned_at_ms = excluded.pinned_at_ms
                 """, [.text(upload.value), .text(digest.description), .text(instance), .integer(now)])
@@ -65,8 +71,10 @@ extension SQLiteMetadataStore {
 
     public func isPinned(_ digest: Digest) throws -> Bool {
         try database.read { connection in
-            try connection.first("SELECT 1 FROM blob_pins p WHERE p.digest = ?2 AND \(Self.pinIsLive)",
-                                 [.integer(UnixTime.milliseconds()), .text(digest.description)]) { _ in true } ?? false
+            try connection.first(
+                "SELECT 1 FROM blob_pins p WHERE p.digest = ?2 AND \(Self.pinIsLive)",
+                [.integer(UnixTime.milliseconds()), .text(digest.description)]
+            ) { _ in true } ?? false
         }
     }
 
@@ -79,11 +87,11 @@ extension SQLiteMetadataStore {
 
     public func deleteRowIfUnheld(_ digest: Digest) throws -> Bool {
         let sql = """
-        DELETE FROM blobs AS b WHERE b.digest = ?2 AND b.deleting = 0
-          AND NOT EXISTS (SELECT 1 FROM blob_pins p WHERE p.digest = b.digest AND \(Self.pinIsLive))
-          AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
-          AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.digest = b.digest)
-        """
+            DELETE FROM blobs AS b WHERE b.digest = ?2 AND b.deleting = 0
+              AND NOT EXISTS (SELECT 1 FROM blob_pins p WHERE p.digest = b.digest AND \(Self.pinIsLive))
+              AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+              AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.digest = b.digest)
+            """
         return try database.write(freesSpace: true) { connection in
             try connection.query(sql, [.integer(UnixTime.milliseconds()), .text(digest.description)])
             return connection.changes > 0

@@ -56,9 +56,9 @@ extension SQLiteConnection {
     /// The id of a repository, creating its row on first use.
     func ensureRepository(_ name: RepositoryName) throws -> Int64 {
         let sql = """
-        INSERT INTO repositories (name, created_at) VALUES (?, ?)
-        ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id
-        """
+            INSERT INTO repositories (name, created_at) VALUES (?, ?)
+            ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id
+            """
         guard let id = try first(sql, [.text(name.value), .integer(UnixTime.seconds())], { $0.integer(0) }) else {
             throw SQLiteError(code: 0, message: "repository insert returned no id")
         }

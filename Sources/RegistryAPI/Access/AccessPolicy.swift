@@ -25,7 +25,8 @@ public protocol AccessPolicy: Sendable {
     /// the request: 401 with a challenge naming `needed` for an anonymous caller (and,
     /// with token auth, for a token that lacks what its user may do: a new token helps),
     /// otherwise 403 `DENIED` (or 404 where even existence is private).
-    func refusal(for principal: Principal?, action: RepositoryAction, needed: [RepositoryAction], on repository: RepositoryName) async -> RegistryError
+    func refusal(for principal: Principal?, action: RepositoryAction, needed: [RepositoryAction], on repository: RepositoryName) async
+        -> RegistryError
 
     /// `nil` when the caller may use `GET /v2/`; otherwise the 401 that starts a login.
     func baseRefusal(for principal: Principal?) -> RegistryError?

@@ -66,7 +66,9 @@ public struct RegistryAccessPolicy: AccessPolicy, ImmediateAccess {
             return .some(principal)
         case .token(let tokens, _):
             // Verifying a token is an HMAC: cheap, and in memory.
-            guard let token = Self.credentials(authorization, scheme: "bearer"), let principal = try? tokens.verify(token) else { return nil }
+            guard let token = Self.credentials(authorization, scheme: "bearer"), let principal = try? tokens.verify(token) else {
+                return nil
+            }
             return .some(principal)
         }
     }
@@ -127,19 +129,26 @@ public struct RegistryAccessPolicy: AccessPolicy, ImmediateAccess {
         return Principal(name: user.name, isStaff: user.isStaff)
     }
 
-    public func refusal(for principal: Principal?, action: RepositoryAction, needed: [RepositoryAction], on repository: RepositoryName) async -> RegistryError {
+    public func refusal(for principal: Principal?, action: RepositoryAction, needed: [RepositoryAction], on repository: RepositoryName)
+        async -> RegistryError
+    {
         let scope = "repository:\(repository.value):" + Set(needed).sorted().map(\.rawValue).joined(separator: ",")
         guard let principal else {
             return challenge(.unauthorized, "authentication required", scope: scope)
         }
         if principal.tokenGrants != nil, case .token(let tokens, let realm) = scheme,
-           (try? rules.actions(for: accountOf(principal), on: repository).isSuperset(of: needed)) == true {
+            (try? rules.actions(for: accountOf(principal), on: repository).isSuperset(of: needed)) == true
+        {
             // The user may do it, only this token does not say so: 403 with the challenge
             // for the scope needed, error "insufficient_scope" (RFC 6750 §3.1). Clients
             // that understand it fetch a wider token and retry (ORAS does).
-            return RegistryError(.denied, status: .forbidden, "requested access to the resource is denied",
-                                 detail: "the token does not grant \(action.rawValue) on \(repository.value)")
-                .with(header: "WWW-Authenticate", Self.bearerChallenge(realm: realm, service: tokens.service, scope: scope, error: "insufficient_scope"))
+            return RegistryError(
+                .denied, status: .forbidden, "requested access to the resource is denied",
+                detail: "the token does not grant \(action.rawValue) on \(repository.value)"
+            )
+            .with(
+                header: "WWW-Authenticate",
+                Self.bearerChallenge(realm: realm, service: tokens.service, scope: scope, error: "insufficient_scope"))
         }
         if case .token = scheme, action == .pull {
             // Private means invisible: the same answer as for a repository that does not exist.
@@ -184,8 +193,8 @@ public struct RegistryAccessPolicy: AccessPolicy, ImmediateAccess {
     /// The user name and password of `Authorization: Basic …`, or `nil` when malformed.
     static func basicCredentials(_ authorization: String) -> (name: String, password: String)? {
         guard let encoded = credentials(authorization, scheme: "basic"),
-              let decoded = Data(base64Encoded: encoded).flatMap({ String(data: $0, encoding: .utf8) }),
-              let colon = decoded.firstIndex(of: ":")
+            let decoded = Data(base64Encoded: encoded).flatMap({ String(data: $0, encoding: .utf8) }),
+            let colon = decoded.firstIndex(of: ":")
         else { return nil }
         return (String(decoded[..<colon]), String(decoded[decoded.index(after: colon)...]))
     }

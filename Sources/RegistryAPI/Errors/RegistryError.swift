@@ -57,7 +57,9 @@ extension RegistryError {
         RegistryError(.nameInvalid, status: .badRequest, "invalid repository name", detail: String(text.prefix(300)))
     }
     static func digestInvalid(_ detail: String) -> RegistryError {
-        RegistryError(.digestInvalid, status: .badRequest, "provided digest did not match uploaded content or is malformed", detail: String(detail.prefix(300)))
+        RegistryError(
+            .digestInvalid, status: .badRequest, "provided digest did not match uploaded content or is malformed",
+            detail: String(detail.prefix(300)))
     }
     static func blobUnknown(_ digest: String) -> RegistryError {
         RegistryError(.blobUnknown, status: .notFound, "blob unknown to registry", detail: digest)

@@ -111,7 +111,9 @@ extension Registry {
     /// Appends the request's body (if any), verifies the digest, moves the blob into
     /// place and only then records it: a crash at any step leaves no visible blob.
     /// The session must be checked out by the caller.
-    private func completeUpload(_ session: UploadSession, hasher: ContentHasher, expected: Digest, _ context: RequestContext) async throws -> HTTPResponse {
+    private func completeUpload(_ session: UploadSession, hasher: ContentHasher, expected: Digest, _ context: RequestContext) async throws
+        -> HTTPResponse
+    {
         var session = session
         let size: Int64
         do {
@@ -156,7 +158,9 @@ extension Registry {
 
     /// Streams the body into the session's temporary object.
     /// - Returns: the bytes appended.
-    private func append(_ request: HTTPRequest, to session: UploadSession, hasher: ContentHasher, expectedLength: Int64?) async throws -> Int64 {
+    private func append(_ request: HTTPRequest, to session: UploadSession, hasher: ContentHasher, expectedLength: Int64?) async throws
+        -> Int64
+    {
         let appended: Int64
         do {
             appended = try await storage {
@@ -166,7 +170,9 @@ extension Registry {
             throw RegistryError(.blobUploadInvalid, status: .badRequest, "the request body ended early")
         }
         if let expectedLength, appended != expectedLength {
-            throw RegistryError(.blobUploadInvalid, status: .badRequest, "body length \(appended) does not match the declared range of \(expectedLength) bytes")
+            throw RegistryError(
+                .blobUploadInvalid, status: .badRequest,
+                "body length \(appended) does not match the declared range of \(expectedLength) bytes")
         }
         return appended
     }
@@ -215,14 +221,17 @@ extension Registry {
         }
         guard range.lowerBound == session.size else {
             // Out of order or overlapping: the client must resume from what we have.
-            throw RegistryError(.rangeInvalid, status: .rangeNotSatisfiable, "chunk does not start at the end of the upload (\(session.size))")
-                .with(header: "Range", rangeValue(session.size))
-                .with(header: "Location", uploadLocation(session))
-                .with(header: "Docker-Upload-UUID", session.id.value)
+            throw RegistryError(
+                .rangeInvalid, status: .rangeNotSatisfiable, "chunk does not start at the end of the upload (\(session.size))"
+            )
+            .with(header: "Range", rangeValue(session.size))
+            .with(header: "Location", uploadLocation(session))
+            .with(header: "Docker-Upload-UUID", session.id.value)
         }
         let length = Int64(range.count)
         if let declared = request.contentLength, declared != length {
-            throw RegistryError(.sizeInvalid, status: .badRequest, "Content-Length \(declared) does not match Content-Range \(header.prefix(100))")
+            throw RegistryError(
+                .sizeInvalid, status: .badRequest, "Content-Length \(declared) does not match Content-Range \(header.prefix(100))")
         }
         return length
     }
@@ -231,9 +240,9 @@ extension Registry {
     /// otherwise `BLOB_UPLOAD_UNKNOWN`, the same answer as for an id that never existed.
     private func loadSession(_ name: RepositoryName, _ idText: String, _ context: RequestContext) throws -> UploadSession {
         guard let id = try? UploadID(parsing: idText),
-              let session = try meta({ try metadata.upload(id) }),
-              session.repository == name,
-              session.principal == context.principal?.name
+            let session = try meta({ try metadata.upload(id) }),
+            session.repository == name,
+            session.principal == context.principal?.name
         else { throw RegistryError.uploadUnknown() }
         return session
     }
@@ -248,7 +257,8 @@ extension Registry {
     /// read. Needs pull access to the source (zot CVE-2024-39897).
     /// - Returns: whether the blob is now visible in `target`; `false` means "start a
     ///   normal upload".
-    private func mount(_ digest: Digest, from fromText: String?, to target: RepositoryName, _ context: RequestContext) async throws -> Bool {
+    private func mount(_ digest: Digest, from fromText: String?, to target: RepositoryName, _ context: RequestContext) async throws -> Bool
+    {
         let candidates: [RepositoryName]
         if let fromText {
             guard let source = try? RepositoryName(parsing: fromText) else { return false }
@@ -259,7 +269,9 @@ extension Registry {
         for source in candidates where source != target {
             // With `from` the request (its token) must grant pull on the source; without
             // it, only repositories the caller could read at all are looked at.
-            let readable = fromText != nil ? await policy.allows(context.principal, to: .pull, on: source) : await policy.mayRead(context.principal, source)
+            let readable =
+                fromText != nil
+                ? await policy.allows(context.principal, to: .pull, on: source) : await policy.mayRead(context.principal, source)
             guard readable else { continue }
             if try await metaWrite({ [metadata] in try metadata.mountBlob(digest, from: source, to: target) }) != nil { return true }
         }
@@ -330,7 +342,7 @@ enum ContentRange {
         if let slash = text.firstIndex(of: "/") { text = text[..<slash] }
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.count <= 18 && $0.allSatisfy(\.isASCIIDigit) }),
-              let start = Int64(parts[0]), let end = Int64(parts[1]), end >= start
+            let start = Int64(parts[0]), let end = Int64(parts[1]), end >= start
         else { return nil }
         return start...end
     }

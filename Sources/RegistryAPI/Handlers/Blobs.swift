@@ -19,8 +19,11 @@ extension Registry {
         var range: Range<Int64> = 0..<size
         if let rangeHeader = context.request.headers.first(name: "Range") {
             guard let requested = ByteRange.parse(rangeHeader, size: size) else {
-                throw RegistryError(.rangeInvalid, status: .rangeNotSatisfiable, "the requested range cannot be served", detail: String(rangeHeader.prefix(200)))
-                    .with(header: "Content-Range", "bytes */\(size)")
+                throw RegistryError(
+                    .rangeInvalid, status: .rangeNotSatisfiable, "the requested range cannot be served",
+                    detail: String(rangeHeader.prefix(200))
+                )
+                .with(header: "Content-Range", "bytes */\(size)")
             }
             range = requested
             status = .partialContent
@@ -43,9 +46,11 @@ extension Registry {
         case .chunks(let chunks): return HTTPResponse(status: status, headers: headers, body: .chunks(chunks))
         case .redirect(let url):
             // The client sends its Range header again to the object store.
-            return HTTPResponse(status: .temporaryRedirect, headers: [
-                "Location": url, "Docker-Content-Digest": digest.description, "Content-Length": "0",
-            ])
+            return HTTPResponse(
+                status: .temporaryRedirect,
+                headers: [
+                    "Location": url, "Docker-Content-Digest": digest.description, "Content-Length": "0",
+                ])
         }
     }
 

@@ -31,7 +31,9 @@ public struct ImmediateReads: ImmediateResponder {
         let uri = head.uri
         let mark = uri.firstIndex(of: "?")
         let path = mark.map { String(uri[..<$0]) } ?? uri
-        guard let route = try? Route(path: path), case .some(let principal) = access.immediatePrincipal(head.headers, remoteAddress: remoteAddress) else {
+        guard let route = try? Route(path: path),
+            case .some(let principal) = access.immediatePrincipal(head.headers, remoteAddress: remoteAddress)
+        else {
             return nil
         }
         func mayPull(_ name: RepositoryName) -> Bool {
@@ -40,20 +42,20 @@ public struct ImmediateReads: ImmediateResponder {
         switch route {
         case .manifest(let name, let referenceText):
             guard mark == nil, let reference = try? Registry.parseReference(referenceText), mayPull(name),
-                  case .some(.some(let manifest)) = cache.cachedManifest(reference, in: name),
-                  AcceptHeader(head.headers).allows(manifest.mediaType)
+                case .some(.some(let manifest)) = cache.cachedManifest(reference, in: name),
+                AcceptHeader(head.headers).allows(manifest.mediaType)
             else { return nil }
             return Registry.manifestResponse(manifest).withRegistryHeaders()
         case .tags(let name):
             let query = QueryParameters(mark.map { String(uri[uri.index(after: $0)...]) } ?? "")
             guard let page = try? Page(query, configuration), mayPull(name),
-                  case .some(.some(let tags)) = cache.cachedTags(in: name, after: page.last, limit: page.size + 1)
+                case .some(.some(let tags)) = cache.cachedTags(in: name, after: page.last, limit: page.size + 1)
             else { return nil }
             return Registry.tagsResponse(name, tags, page).withRegistryHeaders()
         case .blob(let name, let digestText):
             guard head.method == .HEAD, mark == nil, head.headers.first(name: "Range") == nil,
-                  let digest = try? Digest.fromRequest(digestText), mayPull(name),
-                  case .some(.some(let size)) = cache.cachedBlobSize(digest, in: name)
+                let digest = try? Digest.fromRequest(digestText), mayPull(name),
+                case .some(.some(let size)) = cache.cachedBlobSize(digest, in: name)
             else { return nil }
             var headers = Registry.blobHeaders(digest)
             headers.add(name: "Content-Length", value: String(size))

@@ -50,7 +50,8 @@ struct Page {
     init(_ query: QueryParameters, _ configuration: Registry.Configuration) throws(RegistryError) {
         if let text = query["n"] {
             guard let requested = Int(text), requested >= 0 else {
-                throw RegistryError(.paginationNumberInvalid, status: .badRequest, "invalid number of results requested", detail: String(text.prefix(40)))
+                throw RegistryError(
+                    .paginationNumberInvalid, status: .badRequest, "invalid number of results requested", detail: String(text.prefix(40)))
             }
             size = min(requested, configuration.maximumPageSize)
             clamped = requested > configuration.maximumPageSize

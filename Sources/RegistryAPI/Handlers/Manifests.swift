@@ -11,15 +11,16 @@ extension Registry {
     func getManifest(_ name: RepositoryName, _ referenceText: String, _ context: RequestContext) async throws -> HTTPResponse {
         try await authorize(.pull, on: name, context)
         guard let reference = try? Self.parseReference(referenceText),
-              let manifest = try meta({ try metadata.manifest(reference, in: name) })
+            let manifest = try meta({ try metadata.manifest(reference, in: name) })
         else {
             throw RegistryError.manifestUnknown(referenceText)
         }
         let accepted = AcceptHeader(context.request.headers)
         guard accepted.allows(manifest.mediaType) else {
             // Never converted: a client that cannot read the stored type gets told so.
-            throw RegistryError(.manifestUnknown, status: .notFound,
-                                "manifest exists as \(manifest.mediaType), which the Accept header does not allow", detail: referenceText)
+            throw RegistryError(
+                .manifestUnknown, status: .notFound,
+                "manifest exists as \(manifest.mediaType), which the Accept header does not allow", detail: referenceText)
         }
         return Self.manifestResponse(manifest)
     }
@@ -102,7 +103,9 @@ extension Registry {
             throw RegistryError(.manifestBlobUnknown, status: .badRequest, "blob unknown to registry", detail: blob.description)
         } catch .manifestUnknown(let child) {
             // The spec answers a missing child of an index like a missing blob.
-            throw RegistryError(.manifestBlobUnknown, status: .badRequest, "manifest references a manifest that is not in the repository", detail: child.description)
+            throw RegistryError(
+                .manifestBlobUnknown, status: .badRequest, "manifest references a manifest that is not in the repository",
+                detail: child.description)
         } catch .storageFull {
             logger.error("metadata: the database's disk is full")
             throw RegistryError.storageFull
@@ -128,10 +131,11 @@ extension Registry {
         try await authorize(.delete, on: name, context)
         guard let reference = try? Self.parseReference(referenceText) else { throw RegistryError.manifestUnknown(referenceText) }
         let actor = context.principal?.name
-        let existed = switch reference {
-        case .digest(let digest): try await metaWrite { try self.metadata.deleteManifest(digest, in: name, actor: actor) }
-        case .tag(let tag): try await metaWrite { try self.metadata.deleteTag(tag, in: name, actor: actor) }
-        }
+        let existed =
+            switch reference {
+            case .digest(let digest): try await metaWrite { try self.metadata.deleteManifest(digest, in: name, actor: actor) }
+            case .tag(let tag): try await metaWrite { try self.metadata.deleteTag(tag, in: name, actor: actor) }
+            }
         guard existed else { throw RegistryError.manifestUnknown(referenceText) }
         return HTTPResponse(status: .accepted)
     }

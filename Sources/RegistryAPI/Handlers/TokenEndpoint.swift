@@ -35,8 +35,9 @@ public struct TokenEndpoint: Sendable {
             grants.append(Scope(repository: scope.repository, actions: scope.actions.intersection(allowed)))
         }
         let issued = tokens.issue(subject: principal?.name, grants: grants)
-        let body = TokenDocument(token: issued.token, access_token: issued.token, expires_in: issued.expiresIn,
-                                 issued_at: issued.issuedAt.formatted(.iso8601))
+        let body = TokenDocument(
+            token: issued.token, access_token: issued.token, expires_in: issued.expiresIn,
+            issued_at: issued.issuedAt.formatted(.iso8601))
         return .json(.ok, JSONText.encode(body), headers: ["Cache-Control": "no-store"])
     }
 }

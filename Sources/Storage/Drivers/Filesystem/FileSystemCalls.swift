@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Blocking POSIX helpers for `FilesystemDriver`; callers run them off the event loops.

@@ -32,7 +32,8 @@ struct S3ServiceError: Error, CustomStringConvertible {
 
     /// Throttling and server-side trouble: the same call may succeed a little later.
     var isRetryable: Bool {
-        status >= 500 || status == 429 || ["SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"].contains(code)
+        status >= 500 || status == 429
+            || ["SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"].contains(code)
     }
 }
 
@@ -65,7 +66,9 @@ final class S3Client: Sendable {
             let body = try await response.body.collect(upTo: self.maximumCollectedBody)
             let answer = S3Response(status: response.status, headers: response.headers, body: body)
             // CompleteMultipartUpload and CopyObject may answer 200 and still have failed.
-            if request.method != .GET, answer.status == .ok, body.readableBytes < 65_536, let error = Self.embeddedError(body) { throw error }
+            if request.method != .GET, answer.status == .ok, body.readableBytes < 65_536, let error = Self.embeddedError(body) {
+                throw error
+            }
             return answer
         }
     }
@@ -104,7 +107,9 @@ final class S3Client: Sendable {
                 // A failure that took the whole connect timeout means the pool already
                 // kept trying to connect all that time: do not make the caller wait more.
                 let exhausted = ContinuousClock.now - began >= Self.connectTimeout
-                guard attempt < maximumAttempts, !exhausted else { throw S3TransportError(attempts: attempt, underlying: String(describing: error)) }
+                guard attempt < maximumAttempts, !exhausted else {
+                    throw S3TransportError(attempts: attempt, underlying: String(describing: error))
+                }
             }
             try await Task.sleep(for: Self.backoff(attempt: attempt))
         }
@@ -123,7 +128,9 @@ final class S3Client: Sendable {
         var client = HTTPClientRequest(url: url)
         client.method = request.method
         // Over TLS the transport protects the body; over plain HTTP its hash is signed.
-        let payloadHash = configuration.scheme == "https" ? SignatureV4.unsignedPayload
+        let payloadHash =
+            configuration.scheme == "https"
+            ? SignatureV4.unsignedPayload
             : request.body.map { buffer in buffer.withUnsafeReadableBytes { SignatureV4.sha256Hex($0) } } ?? SignatureV4.emptyPayloadHash
         let headers = [("host", configuration.authority)] + request.headers
         let authorization = signer.authorizationHeaders(

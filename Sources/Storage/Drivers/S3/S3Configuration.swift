@@ -2,7 +2,8 @@
 /// typo in the config file stops the daemon at start with a clear message.
 ///
 /// ```swift
-/// let configuration = try S3Configuration(endpoint: "http://127.0.0.1:7480", bucket: "registry",
+/// let configuration = try S3Configuration(
+///     endpoint: "http://127.0.0.1:7480", bucket: "registry",
 ///     credentials: S3Credentials(accessKeyID: "…", secretAccessKey: "…"))
 /// ```
 public struct S3Configuration: Sendable {
@@ -57,7 +58,9 @@ public struct S3Configuration: Sendable {
         guard Self.isBucketName(bucket) else {
             throw .invalid("bucket \(bucket): 3–63 characters of a–z, 0–9, '.', '-', starting and ending with a letter or digit")
         }
-        guard !region.isEmpty, region.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) }) else {
+        guard !region.isEmpty,
+            region.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) })
+        else {
             throw .invalid("region \(region) is not a region name")
         }
         let trimmedPrefix = prefix.split(separator: "/").joined(separator: "/")

@@ -6,9 +6,11 @@ import NIOHTTP1
 /// Keeps objects in an S3 bucket (AWS, Ceph radosgw, MinIO, …).
 ///
 /// ```swift
-/// let driver = S3Driver(configuration: try S3Configuration(endpoint: "http://127.0.0.1:7480",
-///     bucket: "registry", credentials: credentials))
-/// try await driver.prepare()   // creates the bucket when missing
+/// let driver = S3Driver(
+///     configuration: try S3Configuration(
+///         endpoint: "http://127.0.0.1:7480",
+///         bucket: "registry", credentials: credentials))
+/// try await driver.prepare()  // creates the bucket when missing
 /// ```
 ///
 /// Objects are the keys `<prefix>/<path>`. Between requests every object, an upload in
@@ -50,7 +52,10 @@ public final class S3Driver: StorageDriver {
             guard head.status == .notFound else { return }
             var body: ByteBuffer?
             if configuration.region != "us-east-1" {
-                body = ByteBuffer(string: "<CreateBucketConfiguration><LocationConstraint>\(configuration.region)</LocationConstraint></CreateBucketConfiguration>")
+                body = ByteBuffer(
+                    string:
+                        "<CreateBucketConfiguration><LocationConstraint>\(configuration.region)</LocationConstraint></CreateBucketConfiguration>"
+                )
             }
             _ = try await client.send(S3Request(method: .PUT, key: nil, body: body))
         } catch {
@@ -209,10 +214,11 @@ public final class S3Driver: StorageDriver {
         while offset < length {
             let end = min(offset + piece, length)
             let number = firstPartNumber + parts.count
-            let response = try await client.send(S3Request(
-                method: .PUT, key: key, query: [("partNumber", String(number)), ("uploadId", upload)],
-                headers: [("x-amz-copy-source", copySource(source)), ("x-amz-copy-source-range", "bytes=\(offset)-\(end - 1)")]
-            ))
+            let response = try await client.send(
+                S3Request(
+                    method: .PUT, key: key, query: [("partNumber", String(number)), ("uploadId", upload)],
+                    headers: [("x-amz-copy-source", copySource(source)), ("x-amz-copy-source-range", "bytes=\(offset)-\(end - 1)")]
+                ))
             guard let etag = try response.xml()["ETag"] else { throw StorageError.io("S3 UploadPartCopy answered without an ETag") }
             parts.append(S3Part(number: number, etag: etag, size: end - offset))
             offset = end
@@ -226,14 +232,17 @@ public final class S3Driver: StorageDriver {
 
     func createMultipartUpload(key: String) async throws -> String {
         let response = try await client.send(S3Request(method: .POST, key: key, query: [("uploads", "")]))
-        guard let id = try response.xml()["UploadId"], !id.isEmpty else { throw StorageError.io("S3 CreateMultipartUpload answered without an UploadId") }
+        guard let id = try response.xml()["UploadId"], !id.isEmpty else {
+            throw StorageError.io("S3 CreateMultipartUpload answered without an UploadId")
+        }
         return id
     }
 
     func uploadPart(key: String, upload: String, number: Int, body: ByteBuffer) async throws -> S3Part {
-        let response = try await client.send(S3Request(
-            method: .PUT, key: key, query: [("partNumber", String(number)), ("uploadId", upload)], body: body
-        ))
+        let response = try await client.send(
+            S3Request(
+                method: .PUT, key: key, query: [("partNumber", String(number)), ("uploadId", upload)], body: body
+            ))
         guard let etag = response.headers.first(name: "etag") else { throw StorageError.io("S3 UploadPart answered without an ETag") }
         return S3Part(number: number, etag: etag, size: Int64(body.readableBytes))
     }
@@ -274,7 +283,9 @@ public final class S3Driver: StorageDriver {
                 guard let key = upload["Key"], let id = upload["UploadId"] else { continue }
                 uploads.append(MultipartUpload(key: key, id: id, initiated: upload["Initiated"].flatMap(Self.parseTimestamp)))
             }
-            guard result["IsTruncated"] == "true", let key = result["NextKeyMarker"], let id = result["NextUploadIdMarker"] else { return uploads }
+            guard result["IsTruncated"] == "true", let key = result["NextKeyMarker"], let id = result["NextUploadIdMarker"] else {
+                return uploads
+            }
             markers = [("key-marker", key), ("upload-id-marker", id)]
         }
     }
@@ -283,7 +294,8 @@ public final class S3Driver: StorageDriver {
         var objects: [(key: String, size: Int64)] = []
         var continuation: [(String, String)] = []
         while true {
-            let response = try await client.send(S3Request(method: .GET, key: nil, query: [("list-type", "2"), ("prefix", prefix)] + continuation))
+            let response = try await client.send(
+                S3Request(method: .GET, key: nil, query: [("list-type", "2"), ("prefix", prefix)] + continuation))
             let result = try response.xml()
             for content in result.children("Contents") {
                 guard let key = content["Key"] else { continue }

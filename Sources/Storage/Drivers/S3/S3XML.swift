@@ -77,7 +77,9 @@ struct S3XMLElement: Sendable, Equatable {
 
         mutating func name() throws(S3XMLError) -> String {
             let start = index
-            while index < bytes.count, !([0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ">"), UInt8(ascii: "/"), UInt8(ascii: "=")].contains(bytes[index])) {
+            while index < bytes.count,
+                !([0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ">"), UInt8(ascii: "/"), UInt8(ascii: "=")].contains(bytes[index]))
+            {
                 index += 1
             }
             guard index > start else { throw .malformed("an element without a name") }
@@ -99,7 +101,9 @@ struct S3XMLElement: Sendable, Equatable {
                 guard !atEnd, bytes[index] == UInt8(ascii: "=") else { throw .malformed("an attribute without a value") }
                 index += 1
                 skipWhitespace()
-                guard !atEnd, bytes[index] == UInt8(ascii: "\"") || bytes[index] == UInt8(ascii: "'") else { throw .malformed("an unquoted attribute") }
+                guard !atEnd, bytes[index] == UInt8(ascii: "\"") || bytes[index] == UInt8(ascii: "'") else {
+                    throw .malformed("an unquoted attribute")
+                }
                 let quote = bytes[index]
                 index += 1
                 while !atEnd, bytes[index] != quote { index += 1 }
@@ -153,7 +157,9 @@ struct S3XMLElement: Sendable, Equatable {
                 case "quot": result.append("\"")
                 case "apos": result.append("'")
                 default:
-                    let number: UInt32? = entity.hasPrefix("#x") ? UInt32(entity.dropFirst(2), radix: 16)
+                    let number: UInt32? =
+                        entity.hasPrefix("#x")
+                        ? UInt32(entity.dropFirst(2), radix: 16)
                         : entity.hasPrefix("#") ? UInt32(entity.dropFirst()) : nil
                     guard let number, let scalar = Unicode.Scalar(number) else { throw .malformed("unknown entity &\(entity);") }
                     result.append(scalar)

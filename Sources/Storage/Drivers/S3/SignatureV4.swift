@@ -25,7 +25,8 @@ public struct S3Credentials: Sendable, CustomStringConvertible {
 ///
 /// ```swift
 /// let signer = SignatureV4(credentials: credentials, region: "us-east-1")
-/// let headers = signer.authorizationHeaders(method: "GET", path: "/bucket/key", query: [],
+/// let headers = signer.authorizationHeaders(
+///     method: "GET", path: "/bucket/key", query: [],
 ///     headers: [("host", "127.0.0.1:7480")], payloadHash: SignatureV4.emptyPayloadHash, date: Date())
 /// ```
 ///
@@ -56,11 +57,13 @@ public struct SignatureV4: Sendable {
         let stamp = Self.timestamp(date)
         var added = [("x-amz-date", stamp), ("x-amz-content-sha256", payloadHash)]
         if let token = credentials.sessionToken { added.append(("x-amz-security-token", token)) }
-        let signed = signature(method: method, path: path, query: query, headers: headers + added, payloadHash: payloadHash, timestamp: stamp)
-        added.append((
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope(stamp)), SignedHeaders=\(signed.signedHeaders), Signature=\(signed.signature)"
-        ))
+        let signed = signature(
+            method: method, path: path, query: query, headers: headers + added, payloadHash: payloadHash, timestamp: stamp)
+        added.append(
+            (
+                "authorization",
+                "AWS4-HMAC-SHA256 Credential=\(credentials.accessKeyID)/\(scope(stamp)), SignedHeaders=\(signed.signedHeaders), Signature=\(signed.signature)"
+            ))
         return added
     }
 
@@ -77,15 +80,18 @@ public struct SignatureV4: Sendable {
 
     /// The query of a presigned URL valid for `expires` seconds: the signature travels in
     /// the URL, the payload is unsigned and only `host` is signed.
-    public func presignedQuery(method: String, path: String, query: [(String, String)], host: String, date: Date, expires: Int) -> [(String, String)] {
+    public func presignedQuery(method: String, path: String, query: [(String, String)], host: String, date: Date, expires: Int) -> [(
+        String, String
+    )] {
         let stamp = Self.timestamp(date)
-        var parameters = query + [
-            ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
-            ("X-Amz-Credential", "\(credentials.accessKeyID)/\(scope(stamp))"),
-            ("X-Amz-Date", stamp),
-            ("X-Amz-Expires", String(expires)),
-            ("X-Amz-SignedHeaders", "host"),
-        ]
+        var parameters =
+            query + [
+                ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
+                ("X-Amz-Credential", "\(credentials.accessKeyID)/\(scope(stamp))"),
+                ("X-Amz-Date", stamp),
+                ("X-Amz-Expires", String(expires)),
+                ("X-Amz-SignedHeaders", "host"),
+            ]
         if let token = credentials.sessionToken { parameters.append(("X-Amz-Security-Token", token)) }
         let request = [method, Self.encodePath(path), Self.canonicalQuery(parameters), "host:\(host)\n", "host", Self.unsignedPayload]
             .joined(separator: "\n")
@@ -115,7 +121,8 @@ public struct SignatureV4: Sendable {
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : String(value) }
-        return "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))T\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))Z"
+        return
+            "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))T\(two(parts.tm_hour))\(two(parts.tm_min))\(two(parts.tm_sec))Z"
     }
 
     /// RFC 3986 percent-encoding of everything but the unreserved characters
@@ -126,7 +133,7 @@ public struct SignatureV4: Sendable {
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 result.unicodeScalars.append(Unicode.Scalar(byte))
             case UInt8(ascii: "/") where keepingSlashes:
                 result.append("/")
