@@ -3,7 +3,7 @@ import OCI
 import RegistryTesting
 import XCTest
 
-/// `GET /v2/`, error bodies, and the attacks of docs THREATS.md that reach the API.
+/// `GET /v2/`, error bodies, and the attacks of docs/THREATS.md that reach the API.
 class BaseAndThreatTests: RegistryTestCase {
     func testBaseEndpointAnswers200WithAPIVersion() async throws {
         let response = try await client.send(.GET, "/v2/")

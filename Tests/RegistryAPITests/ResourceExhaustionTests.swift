@@ -5,7 +5,7 @@ import RegistryAPI
 import RegistryTesting
 import XCTest
 
-/// THREATS.md: unbounded bodies and disk exhaustion.
+/// docs/THREATS.md: unbounded bodies and disk exhaustion.
 final class ResourceExhaustionTests: XCTestCase {
     /// Peak resident memory of this process (VmHWM), in bytes.
     func peakResidentBytes() throws -> Int {

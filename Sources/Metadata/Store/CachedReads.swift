@@ -1,7 +1,7 @@
 import OCI
 
 /// The hot reads' cached answers, without ever touching the database: for answering
-/// requests on the event loop that read them (see `Registry.respondImmediately`).
+/// requests on the event loop that read them (see `ImmediateReads`).
 ///
 /// Each returns `nil` when the answer is not in memory; a cached "there is none" is
 /// `.some(nil)`. A miss sends the request down the full path, which reads the
