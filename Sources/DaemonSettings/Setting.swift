@@ -98,6 +98,69 @@ public struct Setting: Sendable {
     }
 }
 
+/// The kinds of setting `Settings.all` declares, each a property of `Settings` at a key
+/// path with its way of reading and showing a value.
+extension Setting {
+    typealias Path<Value> = WritableKeyPath<Settings, Value> & Sendable
+
+    /// A value at `path`, read by `parse` (which names `key` in its error) and shown by
+    /// `format` (`nil`: unset).
+    static func stored<Value>(
+        _ key: String, _ form: Form, at path: Path<Value>, unset: String = "none", _ meaning: String,
+        parse: @escaping @Sendable (_ text: String, _ key: String) throws(SettingsError) -> Value,
+        format: @escaping @Sendable (Value) -> String?
+    ) -> Setting {
+        Setting(
+            key, form, unset: unset, meaning,
+            read: { settings, text, key throws(SettingsError) in settings[keyPath: path] = try parse(text, key) },
+            show: { format($0[keyPath: path]) })
+    }
+
+    static func text(_ key: String, _ name: String, at path: Path<String>, _ meaning: String) -> Setting {
+        stored(key, .value(name), at: path, meaning, parse: { text, _ in text }, format: { $0 })
+    }
+
+    static func optionalText(_ key: String, _ name: String, at path: Path<String?>, unset: String = "none", _ meaning: String) -> Setting {
+        stored(key, .value(name), at: path, unset: unset, meaning, parse: { text, _ in text }, format: { $0 })
+    }
+
+    /// Read from the config file only, and never shown.
+    static func secret(_ key: String, _ name: String, at path: Path<String?>, unset: String, _ meaning: String) -> Setting {
+        stored(key, .fileOnly(name), at: path, unset: unset, meaning, parse: { text, _ in text }, format: { $0.map { _ in "…" } })
+    }
+
+    static func onOff(_ key: String, at path: Path<Bool>, _ meaning: String) -> Setting {
+        stored(
+            key, .onOff, at: path, meaning, parse: { text, key throws(SettingsError) in try Settings.boolean(key, text) },
+            format: { String($0) })
+    }
+
+    static func choice<Choice: RawRepresentable>(_ key: String, _ name: String, at path: Path<Choice>, _ meaning: String) -> Setting
+    where Choice.RawValue == String {
+        stored(
+            key, .value(name), at: path, meaning,
+            parse: { text, key throws(SettingsError) in try Settings.choice(Choice.self, key, text) }, format: { $0.rawValue })
+    }
+
+    static func seconds(_ key: String, at path: Path<Int>, _ meaning: String) -> Setting {
+        stored(
+            key, .value("SECONDS"), at: path, meaning,
+            parse: { text, key throws(SettingsError) in try Settings.seconds(key, text) }, format: { String($0) })
+    }
+
+    static func optionalSeconds(_ key: String, at path: Path<Int?>, unset: String, _ meaning: String) -> Setting {
+        stored(
+            key, .value("SECONDS"), at: path, unset: unset, meaning,
+            parse: { text, key throws(SettingsError) in try Settings.seconds(key, text) }, format: { $0.map(String.init) })
+    }
+
+    static func retention(_ key: String, at path: Path<Int64?>, _ meaning: String) -> Setting {
+        stored(
+            key, .value("PERIOD"), at: path, meaning,
+            parse: { text, key throws(SettingsError) in try Settings.retention(key, text) }, format: { Settings.period($0) })
+    }
+}
+
 private extension String {
     var replacingBackticks: String { String(filter { $0 != "`" }) }
 }

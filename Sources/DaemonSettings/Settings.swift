@@ -186,9 +186,7 @@ public struct Settings: Sendable {
     /// The token realm's base: the configured public URL, else the first listener.
     public var realmBase: String {
         if let publicURL { return publicURL }
-        let address = listen[0]
-        let host = address.host.contains(":") ? "[\(address.host)]" : address.host
-        return "http://\(host):\(address.port)"
+        return "http://\(listen[0].text)"
     }
 
     static func seconds(_ key: String, _ value: String) throws(SettingsError) -> Int {

@@ -59,6 +59,10 @@ public final class Registry: RequestResponder {
     }
 
     public func respond(to request: HTTPRequest, remoteAddress: String) async -> HTTPResponse {
+        await answer(request, remoteAddress: remoteAddress).withRegistryHeaders()
+    }
+
+    private func answer(_ request: HTTPRequest, remoteAddress: String) async -> HTTPResponse {
         do {
             let route: Route
             do {
@@ -76,12 +80,12 @@ public final class Registry: RequestResponder {
             // The token endpoint checks its own credentials (a login, not a registry request).
             let principal = route == .token ? nil : try await policy.authenticate(request.headers, remoteAddress: remoteAddress)
             let context = RequestContext(request: request, principal: principal, remoteAddress: remoteAddress)
-            return try await dispatch(route, context).withRegistryHeaders()
+            return try await dispatch(route, context)
         } catch let error as RegistryError {
-            return HTTPResponse.error(error).withRegistryHeaders()
+            return .error(error)
         } catch {
             logger.error("\(request.method.rawValue) \(request.path): \(error)")
-            return HTTPResponse.error(.internalError("the request could not be completed")).withRegistryHeaders()
+            return .error(.internalError("the request could not be completed"))
         }
     }
 

@@ -1,6 +1,10 @@
 import FoundationEssentials
 import NIOCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Where bytes live. One small protocol with a driver per backend (filesystem, memory,
 /// and later S3); every driver passes the same contract suite in `StorageTests`.
 ///
@@ -73,6 +77,39 @@ public enum StorageError: Error, Equatable, Sendable {
     case noSpace
     /// The backend did not answer or kept failing after retries (an object store that is
     /// down or throttling): the same request may succeed later.
-    case unavailable(String)
-    case io(String)
+    case unavailable(StorageFailure)
+    /// Any other failure: what was being done and, when something below failed, its
+    /// error or `errno`.
+    case io(StorageFailure)
+}
+
+/// What a storage operation was doing when it failed, with the cause kept as it came
+/// from below: the underlying error (an S3 answer, a transport failure) or the `errno`
+/// of a system call. Written as text (`.io("short read")`) when registryd itself found
+/// the fault and nothing below failed.
+public struct StorageFailure: Error, Equatable, CustomStringConvertible, ExpressibleByStringInterpolation, @unchecked Sendable {
+    public let operation: String
+    /// The `errno` of the failed system call.
+    public let code: Int32?
+    public let underlying: (any Error)?
+
+    public init(_ operation: String, code: Int32? = nil, underlying: (any Error)? = nil) {
+        self.operation = operation
+        self.code = code
+        self.underlying = underlying
+    }
+
+    public init(stringLiteral value: String) {
+        self.init(value)
+    }
+
+    public var description: String {
+        if let underlying { return "\(operation): \(underlying)" }
+        if let code { return "\(operation): \(String(cString: strerror(code)))" }
+        return operation
+    }
+
+    public static func == (left: StorageFailure, right: StorageFailure) -> Bool {
+        left.code == right.code && left.description == right.description
+    }
 }

@@ -5,10 +5,9 @@ import Maintenance
 import Metadata
 import NIOCore
 import OCI
+import RegistryAPI
 import Storage
 import XCTest
-
-@testable import RegistryAPI
 
 /// The doc comments' examples are `Examples`' code: every ```swift block in `Sources/` is
 /// an example block line for line, and every example block is shown somewhere. Those

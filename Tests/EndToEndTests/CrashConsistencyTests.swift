@@ -18,36 +18,12 @@ import XCTest
 /// Seeded: the seed is printed, and `REGISTRYD_CRASH_SEED=N` replays a run.
 /// `REGISTRYD_CRASH_ROUNDS=N` runs longer (default 4 rounds, well under a minute).
 /// `S3CrashConsistencyTests` runs the same over radosgw, and kills radosgw itself.
-class CrashConsistencyTests: XCTestCase {
+class CrashConsistencyTests: SpawnedDaemonTestCase {
     static let registryd = DaemonTests.buildDirectory + "/registryd"
     static let registryctl = DaemonTests.buildDirectory + "/registryctl"
     let password = "crash-password"
-    var directory = ""
-    var port = 0
-    var daemon: SpawnedProcess?
-    var tools: ContainerTools!
 
-    override func setUp() async throws {
-        try DaemonTests.requireBuiltBinaries()
-        directory = "/tmp/registryd-crash-\(UUID().uuidString.prefix(8).lowercased())"
-        try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
-        port = try DaemonTests.freePort()
-        tools = try ContainerTools(registry: "127.0.0.1:\(port)")
-    }
-
-    override func tearDown() async throws {
-        if let daemon, daemon.isRunning {
-            daemon.signal(SIGKILL)
-            _ = await daemon.waitForExit(seconds: 10)
-        }
-        // The daemon's own account of a failed run, before its directory goes.
-        if (testRun?.failureCount ?? 0) > 0, let log = try? String(contentsOfFile: directory + "/registryd.log", encoding: .utf8) {
-            print("registryd's log (last 60 lines):\n" + log.split(separator: "\n").suffix(60).joined(separator: "\n"))
-        }
-        tools?.cleanUp()
-        try? FileManager.default.removeItem(atPath: directory)
-        (daemon, tools) = (nil, nil)
-    }
+    override class var directoryPrefix: String { "crash" }
 
     /// A manifest the registry answered 201 for.
     struct Acknowledged: Sendable {

@@ -7,29 +7,10 @@ import XCTest
 /// The daemon's documented settings, each through the real binary: the graceful stop
 /// and its timeout, the upload purge's time-to-live, scheduled collections, sparse
 /// indexes, and a collection refused while another runs.
-final class DaemonSettingsTests: XCTestCase {
-    var directory = ""
-    var port = 0
-    var daemon: SpawnedProcess?
-    var tools: ContainerTools!
+final class DaemonSettingsTests: SpawnedDaemonTestCase {
     let authorization = [("Authorization", "Basic " + Data("admin:admin-password".utf8).base64EncodedString())]
 
-    override func setUp() async throws {
-        try DaemonTests.requireBuiltBinaries()
-        directory = "/tmp/registryd-settings-\(UUID().uuidString.prefix(8).lowercased())"
-        try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
-        port = try DaemonTests.freePort()
-        tools = try ContainerTools(registry: "127.0.0.1:\(port)")
-    }
-
-    override func tearDown() async throws {
-        if let daemon, daemon.isRunning {
-            daemon.signal(SIGKILL)
-            _ = await daemon.waitForExit(seconds: 10)
-        }
-        tools?.cleanUp()
-        try? FileManager.default.removeItem(atPath: directory)
-    }
+    override class var directoryPrefix: String { "settings" }
 
     /// Starts registryd with `arguments` and a staff user `admin` (created on first start).
     func start(_ arguments: [String]) async throws {
@@ -59,20 +40,29 @@ final class DaemonSettingsTests: XCTestCase {
 
     // MARK: - Stopping
 
+    /// A monolithic upload whose body arrives in `chunks` pieces of 10,000 bytes, 100 ms
+    /// apart. - Returns: the request, and the digest of its body.
+    private func slowUpload(chunks: Int) -> (Task<TestResponse, any Error>, String) {
+        let chunk = Fixtures.bytes(10_000)
+        let digest = Fixtures.digest(Array((0..<chunks).map { _ in chunk }.joined()))
+        let (client, authorization) = (TestHTTPClient(port: port), authorization)
+        let upload = Task {
+            try await client.send(
+                .POST, "/v2/slow/blobs/uploads/?digest=\(digest)", headers: authorization,
+                body: .paced(chunk: chunk, count: chunks, pause: .milliseconds(100)))
+        }
+        return (upload, digest)
+    }
+
     func testSIGTERMLetsARequestInFlightFinishWithinTheShutdownTimeout() async throws {
         try await start(["--shutdown-timeout", "10"])
         let client = TestHTTPClient(port: port)
         // A body that takes about two seconds to arrive, signalled half-way through.
-        let chunk = Fixtures.bytes(10_000)
-        let blob = Array((0..<20).map { _ in chunk }.joined())
-        let auth = authorization
-        async let upload = client.send(
-            .POST, "/v2/slow/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: auth,
-            body: .paced(chunk: chunk, count: 20, pause: .milliseconds(100)))
+        let (upload, _) = slowUpload(chunks: 20)
         try await Task.sleep(for: .milliseconds(700))
         let signalled = ContinuousClock.now
         daemon?.signal(SIGTERM)
-        let finished = try await upload
+        let finished = try await upload.value
         XCTAssertEqual(finished.status, .created, "the request in flight finishes: \(finished.text)")
         let exited = await daemon?.waitForExit(seconds: 10) ?? false
         XCTAssertTrue(exited)
@@ -84,12 +74,7 @@ final class DaemonSettingsTests: XCTestCase {
     func testARequestLongerThanTheShutdownTimeoutIsCutAndTheDaemonExits() async throws {
         try await start(["--shutdown-timeout", "1"])
         let client = TestHTTPClient(port: port)
-        let chunk = Fixtures.bytes(10_000)
-        let blob = Array((0..<100).map { _ in chunk }.joined())
-        let auth = authorization
-        async let upload = client.send(
-            .POST, "/v2/slow/blobs/uploads/?digest=\(Fixtures.digest(blob))", headers: auth,
-            body: .paced(chunk: chunk, count: 100, pause: .milliseconds(100)))
+        let (upload, digest) = slowUpload(chunks: 100)
         try await Task.sleep(for: .milliseconds(500))
         let signalled = ContinuousClock.now
         daemon?.signal(SIGTERM)
@@ -98,11 +83,11 @@ final class DaemonSettingsTests: XCTestCase {
         let took = ContinuousClock.now - signalled
         XCTAssertGreaterThanOrEqual(took, .milliseconds(900), "the request had its second")
         XCTAssertLessThan(took, .seconds(4), "and no more")
-        if let answer = try? await upload {
+        if let answer = try? await upload.value {
             XCTAssertNotEqual(answer.status, .created, "a cut upload is not stored")
         }
         try await start([])
-        let head = try await client.send(.HEAD, "/v2/slow/blobs/\(Fixtures.digest(blob))", headers: authorization)
+        let head = try await client.send(.HEAD, "/v2/slow/blobs/\(digest)", headers: authorization)
         XCTAssertEqual(head.status, .notFound)
     }
 

@@ -174,7 +174,8 @@ final class S3DriverTests: StorageDriverContract {
         do {
             try await S3Driver(configuration: bad).prepare()
             XCTFail("a wrong secret must be refused")
-        } catch StorageError.io(let message) {
+        } catch StorageError.io(let failure) {
+            let message = failure.description
             XCTAssertTrue(message.contains("SignatureDoesNotMatch") || message.contains("403"), message)
             XCTAssertFalse(message.contains("wrong"), "the secret is not echoed")
         }

@@ -72,7 +72,8 @@ final class S3FailureTests: XCTestCase {
         do {
             _ = try await driver.list(under: StoragePath("blobs"))
             XCTFail("a store that always throttles must fail")
-        } catch StorageError.unavailable(let message) {
+        } catch StorageError.unavailable(let failure) {
+            let message = failure.description
             XCTAssertTrue(message.contains("SlowDown"), message)
         }
         XCTAssertEqual(store.count, 5, "five attempts, then give up")
@@ -84,7 +85,8 @@ final class S3FailureTests: XCTestCase {
         do {
             _ = try await driver.list(under: StoragePath("blobs"))
             XCTFail("a refusal must fail")
-        } catch StorageError.io(let message) {
+        } catch StorageError.io(let failure) {
+            let message = failure.description
             XCTAssertTrue(message.contains("AccessDenied"), message)
         }
         XCTAssertEqual(store.count, 1)
@@ -100,7 +102,8 @@ final class S3FailureTests: XCTestCase {
         do {
             _ = try await driver.size(of: StoragePath("blobs/x/data"))
             XCTFail("a closed port must fail")
-        } catch StorageError.unavailable(let message) {
+        } catch StorageError.unavailable(let failure) {
+            let message = failure.description
             XCTAssertTrue(message.contains("unreachable"), message)
         }
     }
@@ -117,7 +120,8 @@ final class S3FailureTests: XCTestCase {
         do {
             try await appender.sync()
             XCTFail("a store that is away must fail")
-        } catch StorageError.unavailable(let message) {
+        } catch StorageError.unavailable(let failure) {
+            let message = failure.description
             XCTAssertTrue(message.contains("ServiceUnavailable"), message)
         }
     }

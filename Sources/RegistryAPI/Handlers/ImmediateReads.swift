@@ -27,6 +27,10 @@ public struct ImmediateReads: ImmediateResponder {
     public var immediateAnswerGeneration: UInt64? { cache.cacheGeneration }
 
     public func respondImmediately(to head: HTTPRequestHead, remoteAddress: String) -> HTTPResponse? {
+        answer(head, remoteAddress: remoteAddress)?.withRegistryHeaders()
+    }
+
+    private func answer(_ head: HTTPRequestHead, remoteAddress: String) -> HTTPResponse? {
         guard head.method == .GET || head.method == .HEAD else { return nil }
         let uri = head.uri
         let mark = uri.firstIndex(of: "?")
@@ -45,13 +49,13 @@ public struct ImmediateReads: ImmediateResponder {
                 case .some(.some(let manifest)) = cache.cachedManifest(reference, in: name),
                 AcceptHeader(head.headers).allows(manifest.mediaType)
             else { return nil }
-            return Registry.manifestResponse(manifest).withRegistryHeaders()
+            return Registry.manifestResponse(manifest)
         case .tags(let name):
             let query = QueryParameters(mark.map { String(uri[uri.index(after: $0)...]) } ?? "")
             guard let page = try? Page(query, configuration), mayPull(name),
                 case .some(.some(let tags)) = cache.cachedTags(in: name, after: page.last, limit: page.size + 1)
             else { return nil }
-            return Registry.tagsResponse(name, tags, page).withRegistryHeaders()
+            return Registry.tagsResponse(name, tags, page)
         case .blob(let name, let digestText):
             guard head.method == .HEAD, mark == nil, head.headers.first(name: "Range") == nil,
                 let digest = try? Digest.fromRequest(digestText), mayPull(name),
@@ -59,7 +63,7 @@ public struct ImmediateReads: ImmediateResponder {
             else { return nil }
             var headers = Registry.blobHeaders(digest)
             headers.add(name: "Content-Length", value: String(size))
-            return HTTPResponse(status: .ok, headers: headers).withRegistryHeaders()
+            return HTTPResponse(status: .ok, headers: headers)
         default:
             return nil
         }

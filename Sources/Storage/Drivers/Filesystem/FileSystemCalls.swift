@@ -7,7 +7,7 @@ enum FileSystemCalls {
     static func error(_ call: String, _ path: String) -> StorageError {
         let code = errno
         if code == ENOSPC || code == EDQUOT { return .noSpace }
-        return .io("\(call) \(path): \(String(cString: strerror(code)))")
+        return .io(StorageFailure("\(call) \(path)", code: code))
     }
 
     /// `mkdir -p`.

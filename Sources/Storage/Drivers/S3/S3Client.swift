@@ -40,7 +40,8 @@ struct S3ServiceError: Error, CustomStringConvertible {
 /// The store could not be reached or the connection broke, every attempt.
 struct S3TransportError: Error, CustomStringConvertible {
     let attempts: Int
-    let underlying: String
+    /// The last attempt's failure (the HTTP client's own error).
+    let underlying: any Error
     var description: String { "S3 unreachable after \(attempts) attempts: \(underlying)" }
 }
 
@@ -108,7 +109,7 @@ final class S3Client: Sendable {
                 // kept trying to connect all that time: do not make the caller wait more.
                 let exhausted = ContinuousClock.now - began >= Self.connectTimeout
                 guard attempt < maximumAttempts, !exhausted else {
-                    throw S3TransportError(attempts: attempt, underlying: String(describing: error))
+                    throw S3TransportError(attempts: attempt, underlying: error)
                 }
             }
             try await Task.sleep(for: Self.backoff(attempt: attempt))

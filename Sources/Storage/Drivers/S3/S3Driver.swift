@@ -312,15 +312,16 @@ public final class S3Driver: StorageDriver {
         return try? Date.ISO8601FormatStyle().parse(text)
     }
 
-    /// What a caller of the driver sees: `StorageError`, with the store's own words.
+    /// What a caller of the driver sees: `StorageError`, with the store's own error kept.
     static func storageError(_ error: any Error, doing operation: String) -> any Error {
         switch error {
         case let error as StorageError: error
         case is CancellationError: error
         case let error as S3ServiceError where error.code == "InvalidRange": StorageError.invalidRange
-        case let error as S3ServiceError where error.isRetryable: StorageError.unavailable("S3 \(operation): \(error)")
-        case let error as S3TransportError: StorageError.unavailable("S3 \(operation): \(error)")
-        default: StorageError.io("S3 \(operation): \(error)")
+        case let error as S3ServiceError where error.isRetryable:
+            StorageError.unavailable(StorageFailure("S3 \(operation)", underlying: error))
+        case is S3TransportError: StorageError.unavailable(StorageFailure("S3 \(operation)", underlying: error))
+        default: StorageError.io(StorageFailure("S3 \(operation)", underlying: error))
         }
     }
 }
