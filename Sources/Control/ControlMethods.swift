@@ -1,6 +1,7 @@
 import Auth
 import ControlProtocol
 import FoundationEssentials
+import Logging
 import Maintenance
 import Metadata
 import OCI
@@ -64,11 +65,17 @@ public struct ControlMethods: Sendable {
     ]
 
     /// The dispatcher for these methods, auditing every change into the metadata store.
-    public func makeDispatcher() -> ControlDispatcher {
+    /// An audit record that cannot be written is logged: the change itself has happened,
+    /// so its caller is told of the change, and the operator of the missing record.
+    public func makeDispatcher(logger: Logger = Logger(label: "registryd.control")) -> ControlDispatcher {
         let audit = self.audit
         return ControlDispatcher(methods: table, changing: Self.changingMethods) { caller, method, params in
             let text = params.flatMap { try? String(decoding: JSONEncoder().encode($0), as: UTF8.self) }
-            try? audit.recordAudit(actor: caller, method: method, params: text)
+            do {
+                try audit.recordAudit(actor: caller, method: method, params: text)
+            } catch {
+                logger.error("the audit record of \(method) by \(caller) could not be written: \(error)")
+            }
         }
     }
 

@@ -113,7 +113,7 @@ struct RegistryCommand: AsyncParsableCommand {
             activation: activation.isActive ? "socket" : "none",
             version: RegistrydVersion.current)
         let access = try ControlAccess(adminGroup: settings.adminGroup)
-        let control = ControlServer(dispatcher: methods.makeDispatcher(), access: access, logger: logger)
+        let control = ControlServer(dispatcher: methods.makeDispatcher(logger: logger), access: access, logger: logger)
         let controlListener: ControlServer.Listener
         if let descriptor = activation.descriptors(named: "control").first {
             controlListener = try await control.adopt(socket: descriptor)

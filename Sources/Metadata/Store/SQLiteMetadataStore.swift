@@ -23,7 +23,13 @@ public final class SQLiteMetadataStore: MetadataStore {
     let leaseDuration: Duration
 
     public init(path: String, instance: String = "local", leaseDuration: Duration = InstanceLease.duration) throws {
-        let database = try SQLiteDatabase(path: path)
+        let database: SQLiteDatabase
+        do {
+            database = try SQLiteDatabase(path: path)
+        } catch let error as SQLiteError {
+            // Opening and migrating fail as every other call does: SQLite's error as the cause.
+            throw MetadataError(error)
+        }
         self.database = database
         self.instance = instance
         self.leaseDuration = leaseDuration
