@@ -34,6 +34,13 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# The format check (scripts/test.sh) uses swift-format, which comes with the Swift
+# toolchain (6.0 and later) rather than from Debian: say so plainly when it is missing.
+if [[ ${1:-} == --test ]] && ! swift format --version >/dev/null 2>&1; then
+    echo "swift-format is missing: it ships with the Swift toolchain (6.0 or later); install a full toolchain" >&2
+    exit 1
+fi
+
 # ORAS, the OCI Registry As Storage SDK, is not packaged by Debian: it comes from PyPI into
 # a virtual environment of the project's own (Debian's python3 refuses system-wide pip).
 if [[ ${1:-} == --test ]]; then
