@@ -44,7 +44,7 @@ let package = Package(
             ]
         ),
         // Facts: the SQLite schema, migrations and named queries.
-        .target(name: "Metadata", dependencies: ["OCI", "CSQLite"]),
+        .target(name: "Metadata", dependencies: ["OCI", "CSQLite", .product(name: "NIOPosix", package: "swift-nio")]),
         // Who may do what: users, passwords, tokens, the push rules. No HTTP framing.
         .target(
             name: "Auth",
@@ -154,7 +154,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "AuthTests", dependencies: ["Auth", "Metadata", "OCI"]),
+        .testTarget(name: "AuthTests", dependencies: ["Auth", "Metadata", "OCI", "RegistryTesting"]),
         .testTarget(
             name: "StorageTests",
             dependencies: [
@@ -168,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "MaintenanceTests",
             dependencies: ["Maintenance", "RegistryTesting", "Metadata", "Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI"], exclude: ["Fixtures"]),
+        .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI", "RegistryTesting"], exclude: ["Fixtures"]),
         .testTarget(
             name: "HTTPTransportTests",
             dependencies: [

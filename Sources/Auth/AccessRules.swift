@@ -22,9 +22,9 @@ public struct AccessRules: Sendable {
     }
 
     /// Every action `principal` may take on `repository`.
-    public func actions(for principal: Principal?, on repository: RepositoryName) throws -> Set<RepositoryAction> {
+    public func actions(for principal: Principal?, on repository: RepositoryName) async throws -> Set<RepositoryAction> {
         if let principal, principal.isStaff { return Set(RepositoryAction.allCases) }
-        var actions: Set<RepositoryAction> = try accounts.isPublic(repository) ? [.pull] : []
+        var actions: Set<RepositoryAction> = try await accounts.isPublic(repository) ? [.pull] : []
         guard let principal else { return actions }
         switch mode {
         case .staffPush:
@@ -32,7 +32,7 @@ public struct AccessRules: Sendable {
         case .namespaces:
             let namespace = String(repository.namespace)
             let role: NamespaceRole?
-            if let held = try accounts.role(of: principal.name, in: namespace) {
+            if let held = try await accounts.role(of: principal.name, in: namespace) {
                 role = held
             } else if namespace == principal.name {
                 role = .owner
@@ -51,16 +51,16 @@ public struct AccessRules: Sendable {
 
     /// Whether a push by `principal` to `repository` is their first into the namespace
     /// named after them, which then has to be created (`createOwnNamespace`).
-    public func mustCreateOwnNamespace(of principal: Principal, pushingTo repository: RepositoryName) throws -> Bool {
+    public func mustCreateOwnNamespace(of principal: Principal, pushingTo repository: RepositoryName) async throws -> Bool {
         guard mode == .namespaces, repository.namespace == principal.name else { return false }
-        return try !accounts.namespaceExists(principal.name)
+        return try await !accounts.namespaceExists(principal.name)
     }
 
     /// Records the namespace named after `principal` with them as owner. A write; a
     /// namespace that exists by now (a concurrent first push) is left as it is.
-    public func createOwnNamespace(of principal: Principal, pushingTo repository: RepositoryName) throws {
-        guard try mustCreateOwnNamespace(of: principal, pushingTo: repository) else { return }
-        try accounts.grant(.owner, on: principal.name, to: principal.name)
+    public func createOwnNamespace(of principal: Principal, pushingTo repository: RepositoryName) async throws {
+        guard try await mustCreateOwnNamespace(of: principal, pushingTo: repository) else { return }
+        try await accounts.grant(.owner, on: principal.name, to: principal.name)
     }
 
     /// Why `principal` may not do `action`: the message for a 403.

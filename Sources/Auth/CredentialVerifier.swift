@@ -54,14 +54,14 @@ public final class CredentialVerifier: Sendable {
         return cachedPrincipal(key, generation: accounts.accountGeneration, now: now())
     }
 
-    public func verify(name: String, password: String, from address: String) -> Outcome {
+    public func verify(name: String, password: String, from address: String) async -> Outcome {
         if let wait = throttle.retryAfter(for: address) { return .throttled(retryAfter: wait) }
         let key = CacheKey(name: name, passwordDigest: Digest.of(Array(password.utf8)))
         let now = self.now()
         let generation = accounts.accountGeneration
         if let principal = cachedPrincipal(key, generation: generation, now: now) { return .authenticated(principal) }
 
-        guard let user = try? accounts.user(named: name), !user.isDisabled,
+        guard let user = try? await accounts.user(named: name), !user.isDisabled,
             PasswordHasher.verify(password, against: user.passwordHash)
         else {
             throttle.recordFailure(for: address)

@@ -13,7 +13,7 @@ public struct ControlDispatcher: Sendable {
     public typealias Method = @Sendable (_ params: JSONValue?) async throws(RPCError) -> JSONValue
 
     /// Records a successful change: who (the peer), which method, with which params.
-    public typealias AuditRecorder = @Sendable (_ caller: String, _ method: String, _ params: JSONValue?) -> Void
+    public typealias AuditRecorder = @Sendable (_ caller: String, _ method: String, _ params: JSONValue?) async -> Void
 
     private let methods: [String: Method]
     /// Methods that change something; each successful call is audited.
@@ -80,7 +80,7 @@ public struct ControlDispatcher: Sendable {
         guard let implementation = methods[method] else { return .failure(.methodNotFound(method)) }
         do {
             let result = try await implementation(params)
-            if changing.contains(method) { audit(caller, method, Self.redacted(params)) }
+            if changing.contains(method) { await audit(caller, method, Self.redacted(params)) }
             return .success(result)
         } catch {
             return .failure(error)

@@ -54,8 +54,8 @@ public struct ControlMethods: Sendable {
     static let metadataFailure = RPCError.internalError("metadata store failure")
 
     /// Runs a metadata store call; its failure is `metadataFailure`.
-    func stored<T>(_ call: () throws -> T) throws(RPCError) -> T {
-        do { return try call() } catch { throw Self.metadataFailure }
+    func stored<T>(_ call: () async throws -> T) async throws(RPCError) -> T {
+        do { return try await call() } catch { throw Self.metadataFailure }
     }
 
     /// Methods that change state: each successful call is written to the audit table.
@@ -72,7 +72,7 @@ public struct ControlMethods: Sendable {
         return ControlDispatcher(methods: table, changing: Self.changingMethods) { caller, method, params in
             let text = params.flatMap { try? String(decoding: JSONEncoder().encode($0), as: UTF8.self) }
             do {
-                try audit.recordAudit(actor: caller, method: method, params: text)
+                try await audit.recordAudit(actor: caller, method: method, params: text)
             } catch {
                 logger.error("the audit record of \(method) by \(caller) could not be written: \(error)")
             }
@@ -81,29 +81,29 @@ public struct ControlMethods: Sendable {
 
     public var table: [String: ControlDispatcher.Method] {
         [
-            "system.status": { params throws(RPCError) in try status(params) },
-            "repo.list": { params throws(RPCError) in try listRepositories(params) },
-            "repo.set_visibility": { params throws(RPCError) in try setVisibility(params) },
-            "repo.get": { params throws(RPCError) in try getRepository(params) },
+            "system.status": { params throws(RPCError) in try await status(params) },
+            "repo.list": { params throws(RPCError) in try await listRepositories(params) },
+            "repo.set_visibility": { params throws(RPCError) in try await setVisibility(params) },
+            "repo.get": { params throws(RPCError) in try await getRepository(params) },
             "repo.delete": { params throws(RPCError) in try await deleteRepository(params) },
-            "tag.history": { params throws(RPCError) in try tagHistory(params) },
-            "audit.list": { params throws(RPCError) in try listAudit(params) },
-            "upload.list": { params throws(RPCError) in try listUploads(params) },
+            "tag.history": { params throws(RPCError) in try await tagHistory(params) },
+            "audit.list": { params throws(RPCError) in try await listAudit(params) },
+            "upload.list": { params throws(RPCError) in try await listUploads(params) },
             "upload.purge": { params throws(RPCError) in try await purgeUploads(params) },
             "gc.run": { params throws(RPCError) in try await runCollection(params) },
             "gc.status": { params throws(RPCError) in try await collectionStatus(params) },
             "storage.verify": { params throws(RPCError) in try await verifyStorage(params) },
-            "user.create": { params throws(RPCError) in try createUser(params) },
-            "user.list": { params throws(RPCError) in try listUsers(params) },
-            "user.get": { params throws(RPCError) in try getUser(params) },
-            "user.delete": { params throws(RPCError) in try deleteUser(params) },
-            "user.set_password": { params throws(RPCError) in try setPassword(params) },
-            "user.set_staff": { params throws(RPCError) in try setStaff(params) },
-            "user.disable": { params throws(RPCError) in try disableUser(params) },
-            "user.import_htpasswd": { params throws(RPCError) in try importHtpasswd(params) },
-            "namespace.list": { params throws(RPCError) in try listNamespaces(params) },
-            "namespace.grant": { params throws(RPCError) in try grant(params) },
-            "namespace.revoke": { params throws(RPCError) in try revoke(params) },
+            "user.create": { params throws(RPCError) in try await createUser(params) },
+            "user.list": { params throws(RPCError) in try await listUsers(params) },
+            "user.get": { params throws(RPCError) in try await getUser(params) },
+            "user.delete": { params throws(RPCError) in try await deleteUser(params) },
+            "user.set_password": { params throws(RPCError) in try await setPassword(params) },
+            "user.set_staff": { params throws(RPCError) in try await setStaff(params) },
+            "user.disable": { params throws(RPCError) in try await disableUser(params) },
+            "user.import_htpasswd": { params throws(RPCError) in try await importHtpasswd(params) },
+            "namespace.list": { params throws(RPCError) in try await listNamespaces(params) },
+            "namespace.grant": { params throws(RPCError) in try await grant(params) },
+            "namespace.revoke": { params throws(RPCError) in try await revoke(params) },
         ]
     }
 }

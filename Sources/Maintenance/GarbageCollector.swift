@@ -88,25 +88,25 @@ public actor GarbageCollector {
         let cutoff = startedAt - options.grace.milliseconds
 
         phase = .manifests
-        var candidates = try store.orphanedReferrers(olderThan: cutoff, limit: batch)
-        if options.deleteUntagged { candidates += try store.untaggedManifests(olderThan: cutoff, limit: batch) }
+        var candidates = try await store.orphanedReferrers(olderThan: cutoff, limit: batch)
+        if options.deleteUntagged { candidates += try await store.untaggedManifests(olderThan: cutoff, limit: batch) }
         running?.examined += candidates.count
         for manifest in candidates {
-            let removed = try options.dryRun || store.deleteManifestIfCollectable(manifest, olderThan: cutoff)
+            let removed = try await (options.dryRun ? true : store.deleteManifestIfCollectable(manifest, olderThan: cutoff))
             if removed { running?.manifests.append(manifest) }
         }
 
         phase = .links
-        let links = try store.staleLinks(olderThan: cutoff, limit: batch * 10)
+        let links = try await store.staleLinks(olderThan: cutoff, limit: batch * 10)
         running?.examined += links.count
         for link in links {
-            let removed = try options.dryRun || store.deleteLinkIfStale(link, olderThan: cutoff)
+            let removed = try await (options.dryRun ? true : store.deleteLinkIfStale(link, olderThan: cutoff))
             if removed { running?.links.append(link) }
         }
 
         phase = .blobs
-        if !options.dryRun { _ = try store.releaseDeadPins() }
-        var collectable = try store.collectableBlobs(olderThan: cutoff, limit: batch * 10)
+        if !options.dryRun { _ = try await store.releaseDeadPins() }
+        var collectable = try await store.collectableBlobs(olderThan: cutoff, limit: batch * 10)
         running?.examined += collectable.count
         running?.bytesExamined += collectable.reduce(0) { $0 + $1.size }
         if options.dryRun {
@@ -116,14 +116,14 @@ public actor GarbageCollector {
             running?.bytesFreed = collectable.reduce(0) { $0 + $1.size }
         } else {
             for blob in collectable {
-                guard try store.markForDeletion(blob.digest, olderThan: cutoff) else { continue }
+                guard try await store.markForDeletion(blob.digest, olderThan: cutoff) else { continue }
                 do {
                     try await blobs.deleteBlob(blob.digest)
                 } catch {
-                    try? store.unmarkDeletion(blob.digest)
+                    try? await store.unmarkDeletion(blob.digest)
                     continue
                 }
-                try store.finishDeletion(blob.digest)
+                try await store.finishDeletion(blob.digest)
                 running?.blobs.append(blob)
                 running?.bytesFreed += blob.size
             }

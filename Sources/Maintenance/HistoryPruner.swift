@@ -5,7 +5,7 @@ import Metadata
 ///
 /// ```swift
 /// let pruner = HistoryPruner(metadata: store, retention: .init(tagHistory: 90 * 86_400, audit: 365 * 86_400))
-/// let report = try pruner.prune(now: UnixTime.seconds())
+/// let report = try await pruner.prune(now: UnixTime.seconds())
 /// ```
 ///
 /// Rows go in batches, each its own short write, so pushes waiting for the writer wait
@@ -53,21 +53,21 @@ public struct HistoryPruner: Sendable {
     }
 
     /// Removes every row older than its retention at `now` (Unix seconds).
-    public func prune(now: Int64) throws -> Report {
+    public func prune(now: Int64) async throws -> Report {
         var report = Report()
         if let keep = retention.tagHistory {
-            report.tagMoves = try drain { try metadata.pruneTagHistory(before: now - keep, limit: batch) }
+            report.tagMoves = try await drain { try await metadata.pruneTagHistory(before: now - keep, limit: batch) }
         }
         if let keep = retention.audit {
-            report.auditEntries = try drain { try metadata.pruneAudit(before: now - keep, limit: batch) }
+            report.auditEntries = try await drain { try await metadata.pruneAudit(before: now - keep, limit: batch) }
         }
         return report
     }
 
-    private func drain(_ step: () throws -> Int) throws -> Int {
+    private func drain(_ step: () async throws -> Int) async throws -> Int {
         var total = 0
         while true {
-            let removed = try step()
+            let removed = try await step()
             total += removed
             if removed < batch { return total }
         }

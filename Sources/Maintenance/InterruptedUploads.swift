@@ -20,7 +20,7 @@ public enum InterruptedUploads {
         for digest in Set(released).sorted(by: { $0.description < $1.description }) {
             guard try await blobs.size(of: digest) == nil else { continue }
             // Re-checked in the delete's transaction: an upload that pins it meanwhile wins.
-            if try metadata.deleteRowIfUnheld(digest) { removed.append(digest) }
+            if try await metadata.deleteRowIfUnheld(digest) { removed.append(digest) }
         }
         return removed
     }
@@ -43,14 +43,14 @@ public enum InterruptedDeletions {
     public static func finish(metadata: any CollectionStore, blobs: BlobStore) async throws -> [Digest] {
         var finished: [Digest] = []
         while true {
-            let marked = try metadata.blobsMarkedForDeletion(limit: 1000)
+            let marked = try await metadata.blobsMarkedForDeletion(limit: 1000)
             for digest in marked {
                 do {
                     try await blobs.deleteBlob(digest)
                 } catch StorageError.notFound {
                     // Gone already: the killed run got that far.
                 }
-                try metadata.finishDeletion(digest)
+                try await metadata.finishDeletion(digest)
                 finished.append(digest)
             }
             if marked.count < 1000 { return finished }

@@ -48,12 +48,12 @@ public struct StorageVerifier: Sendable {
         var last: String?
         var index = 0
         while true {
-            let page = try store.storedBlobs(after: last, limit: batch)
+            let page = try await store.storedBlobs(after: last, limit: batch)
             for blob in page {
                 report.checked += 1
                 defer { index += 1 }
                 guard let size = try await blobs.size(of: blob.digest) else {
-                    if try store.isPinned(blob.digest) {
+                    if try await store.isPinned(blob.digest) {
                         report.uploadsInProgress.append(blob.digest.description)
                     } else {
                         report.missingBytes.append(blob.digest.description)
@@ -78,17 +78,19 @@ public struct StorageVerifier: Sendable {
         for path in try await blobs.driver.list(under: StoragePath(["blobs"])) {
             // blobs/<algorithm>/<xx>/<hex>/data
             guard path.segments.count == 5, let digest = try? Digest(parsing: "\(path.segments[1]):\(path.segments[3])") else { continue }
-            guard try !store.hasBlobRow(digest) else { continue }
+            guard try await !store.hasBlobRow(digest) else { continue }
             if repair {
                 // The same protocol as a collection: a marked row first, so an upload of
                 // this very blob waits instead of placing bytes that are about to go.
-                guard try store.markOrphanForDeletion(digest) else { continue }
+                guard try await store.markOrphanForDeletion(digest) else { continue }
                 try await blobs.deleteBlob(digest)
-                try store.finishDeletion(digest)
+                try await store.finishDeletion(digest)
             }
             report.orphanedBytes.append(digest.description)
         }
-        report.brokenReferences = try store.referencesWithoutBlobs(limit: batch).map { "\($0.repository)@\($0.manifest) → \($0.blob)" }
+        report.brokenReferences = try await store.referencesWithoutBlobs(limit: batch).map {
+            "\($0.repository)@\($0.manifest) → \($0.blob)"
+        }
         return report
     }
 

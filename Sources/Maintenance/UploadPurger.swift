@@ -38,14 +38,14 @@ public struct UploadPurger: Sendable {
         // so an object listed here whose session is missing below is a real orphan, never
         // an upload that started in between.
         let objects = try await blobs.driver.list(under: BlobStore.uploadsPrefix).filter { $0.segments.count >= 2 }.map { $0.segments[1] }
-        let sessions = try metadata.uploads(limit: batch)
+        let sessions = try await metadata.uploads(limit: batch)
         let stale = sessions.filter { now - $0.updatedAt >= seconds }
         let known = Set(sessions.map(\.session.id.value))
         var orphans: [String] = []
         for id in objects where !known.contains(id) && !orphans.contains(id) {
             // Listed before the sessions were read, yet without a session: check once more
             // against the store itself, the list above being capped.
-            if let parsed = try? UploadID(parsing: id), try metadata.upload(parsed) != nil { continue }
+            if let parsed = try? UploadID(parsing: id), try await metadata.upload(parsed) != nil { continue }
             orphans.append(id)
         }
         var bytes: Int64 = stale.reduce(0) { $0 + $1.session.size }
@@ -55,7 +55,7 @@ public struct UploadPurger: Sendable {
         guard !dryRun else { return Report(sessions: stale, orphans: orphans, bytes: bytes) }
         for info in stale {
             try await blobs.discardUpload(info.session.id)
-            try metadata.deleteUpload(info.session.id)
+            try await metadata.deleteUpload(info.session.id)
         }
         for id in orphans {
             if let parsed = try? UploadID(parsing: id) { try await blobs.discardUpload(parsed) }

@@ -141,34 +141,17 @@ public final class Registry: RequestResponder {
             }
         }
         let principal = context.principal
-        if actions.contains(.push), try meta({ try policy.pushCreatesNamespace(principal, on: repository) }) {
-            try await metaWrite { try self.policy.createNamespace(for: principal, on: repository) }
+        if actions.contains(.push), try await meta({ try await policy.pushCreatesNamespace(principal, on: repository) }) {
+            try await meta { try await self.policy.createNamespace(for: principal, on: repository) }
         }
     }
 
-    /// Threads for metadata writes. A write waits for its commit's fsync; on threads of
-    /// their own those waits neither stall the request tasks' threads nor the file I/O
-    /// pool, and writes from concurrent requests meet in one group commit
-    /// (`SQLiteDatabase`) instead of queueing for one fsync each.
-    static let metadataWriters: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 16)
-        pool.start()
-        return pool
-    }()
-
-    /// Runs a metadata write on `metadataWriters`; failures are answered as `meta` does.
-    func metaWrite<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        let outcome: Result<T, any Error> = await {
-            do { return .success(try await Self.metadataWriters.runIfActive(body)) } catch { return .failure(error) }
-        }()
-        return try meta { try outcome.get() }
-    }
-
-    /// Runs a metadata read, turning database failures into a logged 500. Writes go
-    /// through `metaWrite`, never here.
-    func meta<T>(_ body: () throws -> T) throws -> T {
+    /// Runs a metadata call, turning database failures into a logged 500. The store
+    /// itself keeps network round trips and fsync waits off Swift's cooperative threads
+    /// (see `MetadataStore`).
+    func meta<T>(_ body: () async throws -> T) async throws -> T {
         do {
-            return try body()
+            return try await body()
         } catch let error as RegistryError {
             throw error
         } catch MetadataError.storageFull {

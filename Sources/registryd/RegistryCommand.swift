@@ -267,7 +267,7 @@ struct RegistryCommand: AsyncParsableCommand {
     private static func pruneHistory(_ pruner: HistoryPruner, every seconds: Int64, until stop: StopSignal, logger: Logger) async {
         while !stop.isSignalled {
             do {
-                let report = try pruner.prune(now: UnixTime.seconds())
+                let report = try await pruner.prune(now: UnixTime.seconds())
                 if report.tagMoves > 0 || report.auditEntries > 0 {
                     logger.info(
                         "history pruned: \(report.tagMoves) tag move(s), \(report.auditEntries) audit record(s) past their retention")
@@ -286,7 +286,7 @@ struct RegistryCommand: AsyncParsableCommand {
             await stop.sleep(for: InstanceLease.renewalInterval)
             guard !stop.isSignalled else { return }
             do {
-                try metadata.renewInstanceLease()
+                try await metadata.renewInstanceLease()
             } catch {
                 logger.error("renewing the instance lease failed: \(error)")
             }

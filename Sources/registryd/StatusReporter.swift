@@ -13,7 +13,7 @@ struct StatusReporter: Sendable {
     let notifier: ServiceNotifier
 
     func report() async {
-        let uploads = (try? metadata.statistics().uploads).map(String.init) ?? "?"
+        let uploads = await (try? metadata.statistics().uploads).map(String.init) ?? "?"
         let collection = await collector.status
         let gc: String
         if collection.running != nil {

@@ -1,6 +1,7 @@
 import Foundation
 import Metadata
 import OCI
+import RegistryTesting
 import XCTest
 
 @testable import Auth
@@ -72,70 +73,76 @@ final class CredentialTests: XCTestCase {
         XCTAssertEqual(throttle.retryAfter(for: "b"), 300, "never longer than five minutes")
     }
 
-    func testVerifiedCredentialsExpireFromTheCacheAfterAMinute() throws {
-        try store.createUser(name: "alice", passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
+    func testVerifiedCredentialsExpireFromTheCacheAfterAMinute() async throws {
+        try await store.createUser(name: "alice", passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
         let counting = CountingAccounts(store)
         let clock = TestClock()
         let verifier = CredentialVerifier(accounts: counting, now: { clock.time })
-        XCTAssertEqual(
-            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        await assertEqual(
+            await verifier.verify(name: "alice", password: "password-1", from: "a"),
+            .authenticated(Principal(name: "alice", isStaff: false)))
         clock.time += 59
         XCTAssertNotNil(verifier.recentlyVerified(name: "alice", password: "password-1", from: "a"))
-        XCTAssertEqual(
-            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        await assertEqual(
+            await verifier.verify(name: "alice", password: "password-1", from: "a"),
+            .authenticated(Principal(name: "alice", isStaff: false)))
         XCTAssertEqual(counting.lookups, 1, "within the minute: from the cache")
         clock.time += 2
         XCTAssertNil(
             verifier.recentlyVerified(name: "alice", password: "password-1", from: "a"), "past the minute the immediate path must ask again"
         )
-        XCTAssertEqual(
-            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        await assertEqual(
+            await verifier.verify(name: "alice", password: "password-1", from: "a"),
+            .authenticated(Principal(name: "alice", isStaff: false)))
         XCTAssertEqual(counting.lookups, 2, "past the minute: checked again")
     }
 
-    func testVerifiedCredentialsAreCachedUntilAnyAccountChanges() throws {
-        try store.createUser(name: "alice", passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
+    func testVerifiedCredentialsAreCachedUntilAnyAccountChanges() async throws {
+        try await store.createUser(name: "alice", passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
         let counting = CountingAccounts(store)
         let verifier = CredentialVerifier(accounts: counting)
-        XCTAssertEqual(
-            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
-        XCTAssertEqual(
-            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: false)))
+        await assertEqual(
+            await verifier.verify(name: "alice", password: "password-1", from: "a"),
+            .authenticated(Principal(name: "alice", isStaff: false)))
+        await assertEqual(
+            await verifier.verify(name: "alice", password: "password-1", from: "a"),
+            .authenticated(Principal(name: "alice", isStaff: false)))
         XCTAssertEqual(counting.lookups, 1, "the second check is answered from the cache")
-        XCTAssertTrue(try store.setStaff(true, forUser: "alice"))
-        XCTAssertEqual(
-            verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: true)))
+        await assertTrue(try await store.setStaff(true, forUser: "alice"))
+        await assertEqual(
+            await verifier.verify(name: "alice", password: "password-1", from: "a"), .authenticated(Principal(name: "alice", isStaff: true))
+        )
         XCTAssertEqual(counting.lookups, 2)
-        XCTAssertTrue(try store.deleteUser(named: "alice"))
-        XCTAssertEqual(verifier.verify(name: "alice", password: "password-1", from: "a"), .rejected)
+        await assertTrue(try await store.deleteUser(named: "alice"))
+        await assertEqual(await verifier.verify(name: "alice", password: "password-1", from: "a"), .rejected)
     }
 
-    func testStaffPushRules() throws {
+    func testStaffPushRules() async throws {
         let repository = try RepositoryName(parsing: "team/app")
         let rules = AccessRules(mode: .staffPush, accounts: store)
-        XCTAssertEqual(try rules.actions(for: nil, on: repository), [])
-        XCTAssertEqual(try rules.actions(for: Principal(name: "u", isStaff: false), on: repository), [.pull])
-        XCTAssertEqual(try rules.actions(for: Principal(name: "s", isStaff: true), on: repository), [.pull, .push, .delete])
+        await assertEqual(try await rules.actions(for: nil, on: repository), [])
+        await assertEqual(try await rules.actions(for: Principal(name: "u", isStaff: false), on: repository), [.pull])
+        await assertEqual(try await rules.actions(for: Principal(name: "s", isStaff: true), on: repository), [.pull, .push, .delete])
     }
 
-    func testNamespaceRoles() throws {
+    func testNamespaceRoles() async throws {
         for name in ["owner", "helper", "reader", "stranger"] {
-            try store.createUser(name: name, passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
+            try await store.createUser(name: name, passwordHash: PasswordHasher(cost: 4).hash("password-1"), isStaff: false)
         }
-        try store.grant(.owner, on: "team", to: "owner")
-        try store.grant(.collaborator, on: "team", to: "helper")
-        try store.grant(.consumer, on: "team", to: "reader")
+        try await store.grant(.owner, on: "team", to: "owner")
+        try await store.grant(.collaborator, on: "team", to: "helper")
+        try await store.grant(.consumer, on: "team", to: "reader")
         let rules = AccessRules(mode: .namespaces, accounts: store)
         let repository = try RepositoryName(parsing: "team/app")
-        func actions(_ user: String) throws -> Set<RepositoryAction> {
-            try rules.actions(for: Principal(name: user, isStaff: false), on: repository)
+        func actions(_ user: String) async throws -> Set<RepositoryAction> {
+            try await rules.actions(for: Principal(name: user, isStaff: false), on: repository)
         }
-        XCTAssertEqual(try actions("owner"), [.pull, .push, .delete])
-        XCTAssertEqual(try actions("helper"), [.pull, .push])
-        XCTAssertEqual(try actions("reader"), [.pull])
-        XCTAssertEqual(try actions("stranger"), [])
-        XCTAssertEqual(
-            try rules.actions(for: Principal(name: "stranger", isStaff: false), on: RepositoryName(parsing: "stranger/own")),
+        await assertEqual(try await actions("owner"), [.pull, .push, .delete])
+        await assertEqual(try await actions("helper"), [.pull, .push])
+        await assertEqual(try await actions("reader"), [.pull])
+        await assertEqual(try await actions("stranger"), [])
+        await assertEqual(
+            try await rules.actions(for: Principal(name: "stranger", isStaff: false), on: RepositoryName(parsing: "stranger/own")),
             [.pull, .push, .delete])
     }
 }
@@ -155,22 +162,26 @@ final class CountingAccounts: AccountStore, @unchecked Sendable {
     init(_ store: SQLiteMetadataStore) { self.store = store }
 
     var accountGeneration: Int { store.accountGeneration }
-    func user(named name: String) throws -> StoredUser? { lookups += 1; return try store.user(named: name) }
-    func createUser(name: String, passwordHash: String, isStaff: Bool) throws(AccountStoreError) {
-        try store.createUser(name: name, passwordHash: passwordHash, isStaff: isStaff)
+    func user(named name: String) async throws -> StoredUser? { lookups += 1; return try await store.user(named: name) }
+    func createUser(name: String, passwordHash: String, isStaff: Bool) async throws(AccountStoreError) {
+        try await store.createUser(name: name, passwordHash: passwordHash, isStaff: isStaff)
     }
-    func users() throws -> [StoredUser] { try store.users() }
-    func setPasswordHash(_ hash: String, forUser name: String) throws -> Bool { try store.setPasswordHash(hash, forUser: name) }
-    func setStaff(_ isStaff: Bool, forUser name: String) throws -> Bool { try store.setStaff(isStaff, forUser: name) }
-    func setDisabled(_ isDisabled: Bool, forUser name: String) throws -> Bool { try store.setDisabled(isDisabled, forUser: name) }
-    func deleteUser(named name: String) throws -> Bool { try store.deleteUser(named: name) }
-    func role(of user: String, in namespace: String) throws -> NamespaceRole? { try store.role(of: user, in: namespace) }
-    func grant(_ role: NamespaceRole, on namespace: String, to user: String) throws(AccountStoreError) {
-        try store.grant(role, on: namespace, to: user)
+    func users() async throws -> [StoredUser] { try await store.users() }
+    func setPasswordHash(_ hash: String, forUser name: String) async throws -> Bool { try await store.setPasswordHash(hash, forUser: name) }
+    func setStaff(_ isStaff: Bool, forUser name: String) async throws -> Bool { try await store.setStaff(isStaff, forUser: name) }
+    func setDisabled(_ isDisabled: Bool, forUser name: String) async throws -> Bool {
+        try await store.setDisabled(isDisabled, forUser: name)
     }
-    func revoke(namespace: String, from user: String) throws -> Bool { try store.revoke(namespace: namespace, from: user) }
-    func namespaceExists(_ namespace: String) throws -> Bool { try store.namespaceExists(namespace) }
-    func namespaces() throws -> [NamespaceMembers] { try store.namespaces() }
-    func isPublic(_ repository: RepositoryName) throws -> Bool { try store.isPublic(repository) }
-    func setPublic(_ isPublic: Bool, repository: RepositoryName) throws -> Bool { try store.setPublic(isPublic, repository: repository) }
+    func deleteUser(named name: String) async throws -> Bool { try await store.deleteUser(named: name) }
+    func role(of user: String, in namespace: String) async throws -> NamespaceRole? { try await store.role(of: user, in: namespace) }
+    func grant(_ role: NamespaceRole, on namespace: String, to user: String) async throws(AccountStoreError) {
+        try await store.grant(role, on: namespace, to: user)
+    }
+    func revoke(namespace: String, from user: String) async throws -> Bool { try await store.revoke(namespace: namespace, from: user) }
+    func namespaceExists(_ namespace: String) async throws -> Bool { try await store.namespaceExists(namespace) }
+    func namespaces() async throws -> [NamespaceMembers] { try await store.namespaces() }
+    func isPublic(_ repository: RepositoryName) async throws -> Bool { try await store.isPublic(repository) }
+    func setPublic(_ isPublic: Bool, repository: RepositoryName) async throws -> Bool {
+        try await store.setPublic(isPublic, repository: repository)
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import OCI
+import RegistryTesting
 import XCTest
 
 @testable import Auth

@@ -4,6 +4,7 @@ import ControlProtocol
 import Foundation
 import Metadata
 import OCI
+import RegistryTesting
 import Storage
 import XCTest
 
@@ -64,7 +65,7 @@ final class ControlDispatcherTests: XCTestCase {
     }
 
     func testStatusReportsCounts() async throws {
-        try metadata.linkBlob(Digest.of([1, 2, 3]), size: 3, to: RepositoryName(parsing: "a/b"))
+        try await metadata.linkBlob(Digest.of([1, 2, 3]), size: 3, to: RepositoryName(parsing: "a/b"))
         let response = try await reply(#"{"jsonrpc":"2.0","method":"system.status","id":"s"}"#)
         let result = try XCTUnwrap(response["result"])
         XCTAssertEqual(result["repositories"], 1)
@@ -127,12 +128,13 @@ final class AccountMethodTests: XCTestCase {
         XCTAssertNil(created["result"]?["password_hash"])
         let duplicate = try await call("user.create", #"{"name":"alice","password":"long-enough"}"#)
         XCTAssertEqual(duplicate["error"]?["code"], -32002)
-        let stored = try XCTUnwrap(try metadata.user(named: "alice"))
+        let stored = try await unwrap(try await metadata.user(named: "alice"))
         XCTAssertTrue(PasswordHasher.verify("long-enough", against: stored.passwordHash))
         _ = try await call("user.set_password", #"{"name":"alice","password":"another-one"}"#)
-        XCTAssertTrue(PasswordHasher.verify("another-one", against: try XCTUnwrap(try metadata.user(named: "alice")).passwordHash))
+        await assertTrue(
+            PasswordHasher.verify("another-one", against: try await unwrap(try await metadata.user(named: "alice")).passwordHash))
         _ = try await call("user.disable", #"{"name":"alice"}"#)
-        XCTAssertEqual(try metadata.user(named: "alice")?.isDisabled, true)
+        await assertEqual(try await metadata.user(named: "alice")?.isDisabled, true)
         let deleted = try await call("user.delete", #"{"name":"alice"}"#)
         XCTAssertEqual(deleted["result"]?["deleted"], "alice")
         let missing = try await call("user.get", #"{"name":"alice"}"#)
@@ -147,12 +149,12 @@ final class AccountMethodTests: XCTestCase {
             let response = try await call("user.create", params)
             XCTAssertEqual(response["error"]?["code"], -32602, params)
         }
-        XCTAssertEqual(try metadata.users(), [])
+        await assertEqual(try await metadata.users(), [])
         let role = try await call("namespace.grant", #"{"namespace":"team","user":"nobody","role":"owner"}"#)
         XCTAssertEqual(role["error"]?["code"], -32001)
         let badRole = try await call("namespace.grant", #"{"namespace":"team","user":"nobody","role":"king"}"#)
         XCTAssertEqual(badRole["error"]?["code"], -32602)
-        XCTAssertEqual(try metadata.namespaces(), [])
+        await assertEqual(try await metadata.namespaces(), [])
     }
 
     func testHtpasswdImportTakesBcryptLinesOnly() async throws {
@@ -162,18 +164,19 @@ final class AccountMethodTests: XCTestCase {
         let response = try await call("user.import_htpasswd", #"{"htpasswd":\#(encoded)}"#)
         XCTAssertEqual(response["result"]?["imported"], ["carol"])
         XCTAssertEqual(response["result"]?["skipped"], ["dave"])
-        XCTAssertTrue(PasswordHasher.verify("from-distribution", against: try XCTUnwrap(try metadata.user(named: "carol")).passwordHash))
+        await assertTrue(
+            PasswordHasher.verify("from-distribution", against: try await unwrap(try await metadata.user(named: "carol")).passwordHash))
     }
 
     func testGrantAndVisibility() async throws {
         _ = try await call("user.create", #"{"name":"bob","password":"long-enough"}"#)
         let granted = try await call("namespace.grant", #"{"namespace":"team","user":"bob","role":"collaborator"}"#)
         XCTAssertEqual(granted["result"]?["role"], "collaborator")
-        XCTAssertEqual(try metadata.role(of: "bob", in: "team"), .collaborator)
+        await assertEqual(try await metadata.role(of: "bob", in: "team"), .collaborator)
         let unknownRepository = try await call("repo.set_visibility", #"{"name":"team/app","public":true}"#)
         XCTAssertEqual(unknownRepository["error"]?["code"], -32001)
-        try metadata.linkBlob(Digest.of([1]), size: 1, to: RepositoryName(parsing: "team/app"))
+        try await metadata.linkBlob(Digest.of([1]), size: 1, to: RepositoryName(parsing: "team/app"))
         _ = try await call("repo.set_visibility", #"{"name":"team/app","public":true}"#)
-        XCTAssertTrue(try metadata.isPublic(RepositoryName(parsing: "team/app")))
+        await assertTrue(try await metadata.isPublic(RepositoryName(parsing: "team/app")))
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Metadata
 import NIOCore
 import OCI
+import RegistryTesting
 import Storage
 import XCTest
 
@@ -36,18 +37,18 @@ final class RepositoryMethodTests: XCTestCase {
         return try JSONDecoder().decode(JSONValue.self, from: Data(try XCTUnwrap(answer).utf8))
     }
 
-    func pushManifest(_ content: String, tag: String) throws -> Digest {
+    func pushManifest(_ content: String, tag: String) async throws -> Digest {
         let manifest = NewManifest(
             digest: Digest.of(Array(content.utf8)), mediaType: MediaType.ociManifest, content: Array(content.utf8),
             artifactType: nil, annotationsJSON: nil, requiredBlobs: [], foreignBlobs: [], childManifests: [],
             allowMissingChildren: false, subject: nil)
-        try metadata.putManifest(manifest, in: repository, tags: [Tag(parsing: tag)], actor: "alice")
+        try await metadata.putManifest(manifest, in: repository, tags: [Tag(parsing: tag)], actor: "alice")
         return manifest.digest
     }
 
     func testRepoGetShowsTagsManifestsAndSize() async throws {
-        try metadata.linkBlob(Digest.of([1, 2, 3]), size: 3, to: repository)
-        let digest = try pushManifest("one", tag: "v1")
+        try await metadata.linkBlob(Digest.of([1, 2, 3]), size: 3, to: repository)
+        let digest = try await pushManifest("one", tag: "v1")
         let response = try await call("repo.get", #"{"name":"team/app"}"#)
         let result = try XCTUnwrap(response["result"])
         XCTAssertEqual(result["tags"], [["tag": "v1", "digest": .string(digest.description)]])
@@ -60,8 +61,8 @@ final class RepositoryMethodTests: XCTestCase {
     }
 
     func testTagHistorySaysWhoMovedWhatWhen() async throws {
-        let first = try pushManifest("one", tag: "latest")
-        let second = try pushManifest("two", tag: "latest")
+        let first = try await pushManifest("one", tag: "latest")
+        let second = try await pushManifest("two", tag: "latest")
         let response = try await call("tag.history", #"{"repository":"team/app","tag":"latest"}"#)
         let moves = try XCTUnwrap(response["result"]?["moves"]?.arrayValue)
         XCTAssertEqual(moves.count, 2)
@@ -72,25 +73,25 @@ final class RepositoryMethodTests: XCTestCase {
     }
 
     func testRepoDeleteRemovesEverythingButBlobBytesAndIsAudited() async throws {
-        _ = try pushManifest("one", tag: "v1")
+        _ = try await pushManifest("one", tag: "v1")
         let session = UploadSession(id: .generate(), repository: repository, principal: "alice", algorithm: .sha256, createdAt: 1)
-        try metadata.createUpload(session)
+        try await metadata.createUpload(session)
         let appender = try await blobs.driver.appender(for: BlobStore.path(forUpload: session.id), truncatingTo: 0)
         try await appender.append(ByteBuffer(bytes: [1, 2, 3]))
         let deleted = try await call("repo.delete", #"{"name":"team/app"}"#)
         XCTAssertEqual(deleted["result"]?["uploads_removed"], 1)
-        XCTAssertNil(try metadata.repositorySummary(repository))
-        XCTAssertNil(try metadata.upload(session.id))
+        await assertNil(try await metadata.repositorySummary(repository))
+        await assertNil(try await metadata.upload(session.id))
         let leftover = try await blobs.uploadSize(session.id)
         XCTAssertNil(leftover)
-        XCTAssertEqual(try metadata.auditEntries(limit: 5).map(\.method), ["repo.delete"])
-        XCTAssertEqual(try metadata.auditEntries(limit: 5).first?.actor, "uid 0 (root)")
+        await assertEqual(try await metadata.auditEntries(limit: 5).map(\.method), ["repo.delete"])
+        await assertEqual(try await metadata.auditEntries(limit: 5).first?.actor, "uid 0 (root)")
     }
 
     func testUploadPurgeRemovesIdleSessionsAndOrphansOnlyWhenNotADryRun() async throws {
         let stale = UploadSession(
             id: .generate(), repository: repository, principal: nil, algorithm: .sha256, createdAt: Int64(Date().timeIntervalSince1970))
-        try metadata.createUpload(stale)
+        try await metadata.createUpload(stale)
         let orphan = UploadID.generate()
         for id in [stale.id, orphan] {
             let appender = try await blobs.driver.appender(for: BlobStore.path(forUpload: id), truncatingTo: 0)
@@ -101,16 +102,16 @@ final class RepositoryMethodTests: XCTestCase {
 
         let dryRun = try await call("upload.purge", #"{"older_than":0,"dry_run":true}"#)
         XCTAssertEqual(dryRun["result"]?["orphaned_objects"], [.string(orphan.value)])
-        XCTAssertNotNil(try metadata.upload(stale.id), "a dry run changes nothing")
+        await assertNotNil(try await metadata.upload(stale.id), "a dry run changes nothing")
 
         // Fresh sessions survive the default time-to-live.
         let fresh = try await call("upload.purge", "{}")
         XCTAssertEqual(fresh["result"]?["sessions"]?.arrayValue?.count, 0)
-        XCTAssertNotNil(try metadata.upload(stale.id))
+        await assertNotNil(try await metadata.upload(stale.id))
 
         let purged = try await call("upload.purge", #"{"older_than":0}"#)
         XCTAssertEqual(purged["result"]?["sessions"]?.arrayValue?.count, 1)
-        XCTAssertNil(try metadata.upload(stale.id))
+        await assertNil(try await metadata.upload(stale.id))
         let remaining = try await blobs.driver.list(under: BlobStore.uploadsPrefix)
         XCTAssertEqual(remaining, [])
     }
@@ -130,9 +131,9 @@ final class CollectionMethodTests: XCTestCase {
         let id = UploadID.generate()
         let appender = try await blobs.driver.appender(for: BlobStore.path(forUpload: id), truncatingTo: 0)
         try await appender.append(ByteBuffer(bytes: [1, 2, 3]))
-        XCTAssertTrue(try metadata.pinBlob(digest, size: 3, for: id))
+        await assertTrue(try await metadata.pinBlob(digest, size: 3, for: id))
         try await blobs.placeUpload(id, as: digest, size: 3)
-        try metadata.unpinBlob(for: id)
+        try await metadata.unpinBlob(for: id)
 
         func call(_ method: String, _ params: String) async throws -> JSONValue {
             let answer = await dispatcher.handle(
@@ -150,7 +151,7 @@ final class CollectionMethodTests: XCTestCase {
         let status = try await call("gc.status", "{}")
         XCTAssertEqual(status["result"]?["phase"], "idle")
         XCTAssertEqual(status["result"]?["last"]?["bytes_freed"], 3)
-        let audit = try metadata.auditEntries(limit: 5)
+        let audit = try await metadata.auditEntries(limit: 5)
         XCTAssertTrue(audit.contains { $0.method == "gc.run" }, "\(audit)")
         // The result is recorded as counts, never as the list of what went.
         let result = try XCTUnwrap(audit.first { $0.method == "gc.result" }?.params)

@@ -60,10 +60,10 @@ enum Examples {
         return report
     }
 
-    static func historyPruner(store: SQLiteMetadataStore) throws -> HistoryPruner.Report {
+    static func historyPruner(store: SQLiteMetadataStore) async throws -> HistoryPruner.Report {
         // example: HistoryPruner
         let pruner = HistoryPruner(metadata: store, retention: .init(tagHistory: 90 * 86_400, audit: 365 * 86_400))
-        let report = try pruner.prune(now: UnixTime.seconds())
+        let report = try await pruner.prune(now: UnixTime.seconds())
         // end
         return report
     }

@@ -441,7 +441,7 @@ final class DaemonTests: XCTestCase {
         try "instance-a\n".write(toFile: data + "/instance-id", atomically: true, encoding: .utf8)
         do {
             let killed = try SQLiteMetadataStore(path: data + "/registry.db", instance: "instance-a")
-            XCTAssertTrue(try killed.pinBlob(Digest.of([1, 2, 3]), size: 3, for: .generate()))
+            await assertTrue(try await killed.pinBlob(Digest.of([1, 2, 3]), size: 3, for: .generate()))
         }
         let port = try Self.freePort()
         let (process, log) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", data])

@@ -14,7 +14,7 @@ final class DockerClientTests: XCTestCase {
     override func setUp() async throws {
         try ContainerTools.require(["skopeo", "unshare"] + DockerDaemon.binaries)
         registry = try await TestRegistry.start(auth: .basic)
-        try registry.createUser("admin", password: password, staff: true)
+        try await registry.createUser("admin", password: password, staff: true)
         tools = try ContainerTools(registry: registry.address)
         docker = try await DockerDaemon.start(insecureRegistry: registry.address)
     }

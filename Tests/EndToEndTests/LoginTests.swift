@@ -38,8 +38,8 @@ class LoginTests: XCTestCase {
 
     func testBasicModeLoginThenStaffPushAndNonStaffDenied() async throws {
         try await start(.basic)
-        try registry.createUser("admin", password: "admin-password", staff: true)
-        try registry.createUser("dev", password: "dev-password")
+        try await registry.createUser("admin", password: "admin-password", staff: true)
+        try await registry.createUser("dev", password: "dev-password")
         let layout = try await tools.makeImage("image", layers: 1)
 
         let podmanLogin = try await tools.podman(
@@ -73,7 +73,7 @@ class LoginTests: XCTestCase {
         // Without stored credentials, containers/image answers the Basic challenge with an
         // empty user and password; for a public repository that must count as anonymous.
         try await start(.basic)
-        try registry.createUser("admin", password: "admin-password", staff: true)
+        try await registry.createUser("admin", password: "admin-password", staff: true)
         let layout = try await tools.makeImage("image", layers: 2)
         try await tools.skopeo(
             "copy", "--dest-tls-verify=false", "--dest-creds", "admin:admin-password", "oci:\(layout):latest",
@@ -82,7 +82,7 @@ class LoginTests: XCTestCase {
             try await tools.skopeo("inspect", "--tls-verify=false", "docker://\(registry.address)/open/app:v1")
             XCTFail("an anonymous client read a private repository")
         } catch ContainerTools.ToolError.failed {}
-        XCTAssertTrue(try registry.metadata.setPublic(true, repository: RepositoryName(parsing: "open/app")))
+        await assertTrue(try await registry.metadata.setPublic(true, repository: RepositoryName(parsing: "open/app")))
         try await tools.skopeo(
             "copy", "--src-tls-verify=false", "docker://\(registry.address)/open/app:v1", "oci:\(tools.workDirectory)/pulled:v1")
         try await tools.podman("pull", "--tls-verify=false", "\(registry.address)/open/app:v1")
@@ -95,8 +95,8 @@ class LoginTests: XCTestCase {
 
     func testTokenModeLoginAndPushToOwnNamespace() async throws {
         try await start(.token)
-        try registry.createUser("alice", password: "alice-password")
-        try registry.createUser("bob", password: "bob-password")
+        try await registry.createUser("alice", password: "alice-password")
+        try await registry.createUser("bob", password: "bob-password")
         let layout = try await tools.makeImage("image", layers: 2)
 
         let login = try await tools.podman(
@@ -108,7 +108,7 @@ class LoginTests: XCTestCase {
         let imageID = try await tools.podman("pull", "-q", "oci:\(layout):latest").trimmingCharacters(in: .whitespacesAndNewlines)
         try await tools.podman("tag", imageID, "\(registry.address)/alice/app:v1", "\(registry.address)/bob/app:v1")
         try await tools.podman("push", "--tls-verify=false", "\(registry.address)/alice/app:v1")
-        XCTAssertEqual(try registry.metadata.role(of: "alice", in: "alice"), .owner)
+        await assertEqual(try await registry.metadata.role(of: "alice", in: "alice"), .owner)
         do {
             try await tools.podman("push", "--tls-verify=false", "\(registry.address)/bob/app:v1")
             XCTFail("alice pushed into bob's namespace")

@@ -18,7 +18,7 @@ final class ORASClientTests: XCTestCase {
 
     func roundTrip(_ auth: TestRegistry.AuthMode, backend: String, staff: Bool) async throws {
         let registry = try await TestRegistry.start(auth: auth)
-        try registry.createUser("alice", password: "alice-password", staff: staff)
+        try await registry.createUser("alice", password: "alice-password", staff: staff)
         let tools = try ContainerTools(registry: registry.address)
         defer { tools.cleanUp() }
         let output = try await tools.run(

@@ -53,7 +53,7 @@ final class S3LoginTests: LoginTests {
         // Without redirects the bucket's objects are never handed out: a blob's bytes
         // come through registryd, behind its auth.
         try await start(.basic)
-        try registry.createUser("staff", password: "pw", staff: true)
+        try await registry.createUser("staff", password: "pw", staff: true)
         let blob = Fixtures.bytes(10_000, seed: 31)
         let digest = Fixtures.digest(blob)
         let basic = "Basic " + Data("staff:pw".utf8).base64EncodedString()

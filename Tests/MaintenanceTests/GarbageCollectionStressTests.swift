@@ -77,8 +77,8 @@ final class GarbageCollectionStressTests: XCTestCase {
         // afterwards the only bytes left are those of tagged images.
         _ = try await collector.run(GarbageCollector.Options(deleteUntagged: true, grace: .zero))
         var referenced = Set<String>()
-        for name in try registry.metadata.repositoryNames(after: nil, limit: 1000) {
-            for tag in try registry.metadata.tags(in: name, after: nil, limit: 1000) ?? [] {
+        for name in try await registry.metadata.repositoryNames(after: nil, limit: 1000) {
+            for tag in try await registry.metadata.tags(in: name, after: nil, limit: 1000) ?? [] {
                 let manifest = try await registry.client.send(.GET, "/v2/\(name.value)/manifests/\(tag)", headers: [("Accept", "*/*")])
                 let document = try manifest.json()
                 referenced.insert((document["config"] as? [String: Any])?["digest"] as? String ?? "")

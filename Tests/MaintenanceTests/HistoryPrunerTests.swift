@@ -26,17 +26,17 @@ final class HistoryPrunerTests: XCTestCase {
 
     /// Seven moves of one tag and seven audit records; the first four of each made
     /// `age` seconds ago, the rest now.
-    func recordHistory(agingTheFirstFourBy age: Int64) throws {
+    func recordHistory(agingTheFirstFourBy age: Int64) async throws {
         let tag = try Tag(parsing: "latest")
         for index in 0..<7 {
             let content = Array("manifest \(index)".utf8)
             let manifest = NewManifest(
                 digest: Digest.of(content), mediaType: MediaType.ociManifest, content: content, artifactType: nil, annotationsJSON: nil,
                 requiredBlobs: [], foreignBlobs: [], childManifests: [], allowMissingChildren: false, subject: nil)
-            try store.putManifest(manifest, in: repository, tags: [tag], actor: "pusher\(index)")
-            try store.recordAudit(actor: "uid 0 (root)", method: "user.create", params: #"{"name":"user\#(index)"}"#)
+            try await store.putManifest(manifest, in: repository, tags: [tag], actor: "pusher\(index)")
+            try await store.recordAudit(actor: "uid 0 (root)", method: "user.create", params: #"{"name":"user\#(index)"}"#)
         }
-        try store.database.write { connection in
+        try await store.database.write { connection in
             try connection.query(
                 "UPDATE tag_history SET at = at - ? WHERE id IN (SELECT id FROM tag_history ORDER BY id LIMIT 4)", [.integer(age)])
             try connection.query(
@@ -44,29 +44,30 @@ final class HistoryPrunerTests: XCTestCase {
         }
     }
 
-    func testRowsPastTheirRetentionGoInBatchesAndNewerOnesStay() throws {
-        try recordHistory(agingTheFirstFourBy: 10_000)
+    func testRowsPastTheirRetentionGoInBatchesAndNewerOnesStay() async throws {
+        try await recordHistory(agingTheFirstFourBy: 10_000)
         let pruner = HistoryPruner(metadata: store, retention: .init(tagHistory: 5_000, audit: 5_000), batch: 3)
-        let report = try pruner.prune(now: UnixTime.seconds())
+        let report = try await pruner.prune(now: UnixTime.seconds())
         XCTAssertEqual(report, HistoryPruner.Report(tagMoves: 4, auditEntries: 4), "two batches of three drain four old rows")
-        let moves = try store.tagHistory(in: repository, tag: nil, limit: 100)
+        let moves = try await store.tagHistory(in: repository, tag: nil, limit: 100)
         XCTAssertEqual(moves.map(\.actor), ["pusher6", "pusher5", "pusher4"])
-        XCTAssertEqual(try store.auditEntries(limit: 100).compactMap(\.params), [6, 5, 4].map { #"{"name":"user\#($0)"}"# })
-        XCTAssertEqual(try pruner.prune(now: UnixTime.seconds()), HistoryPruner.Report(), "nothing more is old enough")
+        await assertEqual(try await store.auditEntries(limit: 100).compactMap(\.params), [6, 5, 4].map { #"{"name":"user\#($0)"}"# })
+        await assertEqual(try await pruner.prune(now: UnixTime.seconds()), HistoryPruner.Report(), "nothing more is old enough")
         // The tag itself is not history: it still points at the last push.
-        XCTAssertEqual(try store.tags(in: repository, after: nil, limit: 10), ["latest"])
+        await assertEqual(try await store.tags(in: repository, after: nil, limit: 10), ["latest"])
     }
 
-    func testEachKindKeepsItsOwnRetentionAndForeverKeepsEverything() throws {
-        try recordHistory(agingTheFirstFourBy: 10_000)
+    func testEachKindKeepsItsOwnRetentionAndForeverKeepsEverything() async throws {
+        try await recordHistory(agingTheFirstFourBy: 10_000)
         let onlyTags = HistoryPruner(metadata: store, retention: .init(tagHistory: 5_000, audit: nil))
-        XCTAssertEqual(try onlyTags.prune(now: UnixTime.seconds()), HistoryPruner.Report(tagMoves: 4, auditEntries: 0))
-        XCTAssertEqual(try store.auditEntries(limit: 100).count, 7)
+        await assertEqual(try await onlyTags.prune(now: UnixTime.seconds()), HistoryPruner.Report(tagMoves: 4, auditEntries: 0))
+        await assertEqual(try await store.auditEntries(limit: 100).count, 7)
         let longAudit = HistoryPruner(metadata: store, retention: .init(tagHistory: 5_000, audit: 20_000))
-        XCTAssertEqual(try longAudit.prune(now: UnixTime.seconds()).auditEntries, 0, "ten thousand seconds is within twenty thousand")
+        await assertEqual(
+            try await longAudit.prune(now: UnixTime.seconds()).auditEntries, 0, "ten thousand seconds is within twenty thousand")
     }
 
-    func testPruningRunsHourlyOrAtHalfTheShortestRetention() {
+    func testPruningRunsHourlyOrAtHalfTheShortestRetention() async {
         XCTAssertEqual(HistoryPruner.Retention(tagHistory: 90 * 86_400, audit: 365 * 86_400).interval, 3600)
         XCTAssertEqual(HistoryPruner.Retention(tagHistory: 600, audit: 365 * 86_400).interval, 300)
         XCTAssertEqual(HistoryPruner.Retention(tagHistory: nil, audit: 120).interval, 60)

@@ -45,22 +45,22 @@ final class InterruptedUploadTests: XCTestCase {
         try await appender.sync()
         try await appender.close()
         try await blobs.placeUpload(id, as: digest, size: 100)
-        XCTAssertTrue(try store.markOrphanForDeletion(digest))
-        XCTAssertFalse(try store.pinBlob(digest, size: 100, for: .generate()), "marked: an upload must wait")
+        await assertTrue(try await store.markOrphanForDeletion(digest))
+        await assertFalse(try await store.pinBlob(digest, size: 100, for: .generate()), "marked: an upload must wait")
 
         let finished = try await InterruptedDeletions.finish(metadata: store, blobs: blobs)
         XCTAssertEqual(finished, [digest])
         let size = try await blobs.size(of: digest)
         XCTAssertNil(size, "the bytes went")
-        XCTAssertFalse(try store.hasBlobRow(digest))
-        XCTAssertTrue(try store.pinBlob(digest, size: 100, for: .generate()), "and the blob can be pushed again")
+        await assertFalse(try await store.hasBlobRow(digest))
+        await assertTrue(try await store.pinBlob(digest, size: 100, for: .generate()), "and the blob can be pushed again")
         let again = try await InterruptedDeletions.finish(metadata: store, blobs: blobs)
         XCTAssertEqual(again, [], "nothing left to finish")
     }
 
     func testAPinnedRowWithoutBytesIsAnUploadInProgressNotAProblem() async throws {
         let store = try open("a")
-        XCTAssertTrue(try store.pinBlob(digest, size: 100, for: .generate()))
+        await assertTrue(try await store.pinBlob(digest, size: 100, for: .generate()))
         let report = try await verify(store)
         XCTAssertTrue(report.isClean)
         XCTAssertEqual(report.uploadsInProgress, [digest.description])
@@ -71,12 +71,12 @@ final class InterruptedUploadTests: XCTestCase {
 
     func testARestartedInstanceReleasesThePinsOfItsKilledPredecessor() async throws {
         var killed: SQLiteMetadataStore? = try open("a")
-        XCTAssertTrue(try killed?.pinBlob(digest, size: 100, for: .generate()) == true)
+        await assertTrue(try await killed?.pinBlob(digest, size: 100, for: .generate()) == true)
         killed = nil  // kill -9: the pin was never dropped and the bytes never placed
 
         let restarted = try open("a")
         XCTAssertEqual(restarted.releasedPinsAtStart, [digest])
-        XCTAssertFalse(try restarted.isPinned(digest))
+        await assertFalse(try await restarted.isPinned(digest))
         let removed = try await InterruptedUploads.settle(restarted.releasedPinsAtStart, metadata: restarted, blobs: blobs)
         XCTAssertEqual(removed, [digest], "the row promised nothing and its bytes never came")
         let report = try await verify(restarted)
@@ -87,7 +87,7 @@ final class InterruptedUploadTests: XCTestCase {
     func testARowWhoseBytesArrivedStaysForCollection() async throws {
         var killed: SQLiteMetadataStore? = try open("a")
         let upload = UploadID.generate()
-        XCTAssertTrue(try killed?.pinBlob(digest, size: 100, for: upload) == true)
+        await assertTrue(try await killed?.pinBlob(digest, size: 100, for: upload) == true)
         let appender = try await blobs.driver.appender(for: BlobStore.path(forUpload: upload), truncatingTo: 0)
         try await appender.append(ByteBuffer(bytes: Fixtures.bytes(100, seed: 7)))
         try await appender.close()
@@ -107,21 +107,21 @@ final class InterruptedUploadTests: XCTestCase {
 
     func testAnInstanceReleasesOnlyItsOwnPins() async throws {
         let first = try open("a", lease: .milliseconds(600))
-        XCTAssertTrue(try first.pinBlob(digest, size: 100, for: .generate()))
+        await assertTrue(try await first.pinBlob(digest, size: 100, for: .generate()))
         let second = try open("b")
         XCTAssertEqual(second.releasedPinsAtStart, [], "b's start leaves a's pins alone")
-        XCTAssertTrue(try second.isPinned(digest))
+        await assertTrue(try await second.isPinned(digest))
         let whileAlive = try await collect(second)
         XCTAssertEqual(whileAlive.blobs, [], "a's lease runs: its pin protects the blob")
 
         // a renews its lease while it lives…
         try await Task.sleep(for: .milliseconds(400))
-        try first.renewInstanceLease()
+        try await first.renewInstanceLease()
         try await Task.sleep(for: .milliseconds(400))
-        XCTAssertTrue(try second.isPinned(digest), "a renewed lease keeps the pin")
+        await assertTrue(try await second.isPinned(digest), "a renewed lease keeps the pin")
         // …and once it stops renewing, its pins stop counting for everybody.
         try await Task.sleep(for: .milliseconds(400))
-        XCTAssertFalse(try second.isPinned(digest))
+        await assertFalse(try await second.isPinned(digest))
         let afterLapse = try await collect(second)
         XCTAssertEqual(afterLapse.blobs.map(\.digest), [digest])
     }

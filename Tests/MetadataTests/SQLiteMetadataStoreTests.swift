@@ -1,5 +1,6 @@
 import Foundation
 import OCI
+import RegistryTesting
 import Synchronization
 import XCTest
 
@@ -29,51 +30,55 @@ final class SQLiteMetadataStoreTests: XCTestCase {
             allowMissingChildren: false, subject: subject)
     }
 
-    func testConcurrentWritesCommitTogetherAndAFailedOneChangesNothing() throws {
+    func testConcurrentWritesCommitTogetherAndAFailedOneChangesNothing() async throws {
         // Writes from many threads at once share commits; each succeeds or fails alone.
         let store = self.store!
-        let outcomes = Mutex<[Int: Bool]>([:])
         let manifests = (0..<48).map { index in
             manifest("m\(index)", blobs: [Digest.of([UInt8(index), index % 3 == 0 ? 9 : 7])])
         }
-        DispatchQueue.concurrentPerform(iterations: 48) { index in
-            let repository = try! RepositoryName(parsing: "group/r\(index)")
-            let blob = Digest.of([UInt8(index), 7])
-            do {
-                if index % 3 == 0 {
-                    // Refers to a blob never linked: refused, and its tag must not appear.
-                    try store.putManifest(manifests[index], in: repository, tags: [try Tag(parsing: "v1")], actor: nil)
-                } else {
-                    try store.linkBlob(blob, size: 2, to: repository)
-                    try store.putManifest(manifests[index], in: repository, tags: [try Tag(parsing: "v1")], actor: nil)
+        let outcomes = await withTaskGroup(of: (Int, Bool).self) { group in
+            for index in 0..<48 {
+                group.addTask {
+                    let repository = try! RepositoryName(parsing: "group/r\(index)")
+                    let blob = Digest.of([UInt8(index), 7])
+                    do {
+                        if index % 3 == 0 {
+                            // Refers to a blob never linked: refused, and its tag must not appear.
+                            try await store.putManifest(manifests[index], in: repository, tags: [try Tag(parsing: "v1")], actor: nil)
+                        } else {
+                            try await store.linkBlob(blob, size: 2, to: repository)
+                            try await store.putManifest(manifests[index], in: repository, tags: [try Tag(parsing: "v1")], actor: nil)
+                        }
+                        return (index, true)
+                    } catch {
+                        return (index, false)
+                    }
                 }
-                outcomes.withLock { $0[index] = true }
-            } catch {
-                outcomes.withLock { $0[index] = false }
             }
+            return await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
         }
         let reopened = try SQLiteMetadataStore(path: directory + "/registry.db")
         for index in 0..<48 {
             let repository = try RepositoryName(parsing: "group/r\(index)")
-            let succeeded = outcomes.withLock { $0[index] }
+            let succeeded = outcomes[index]
             XCTAssertEqual(succeeded, index % 3 != 0, "write \(index)")
-            let tags = try reopened.tags(in: repository, after: nil, limit: 10)
+            let tags = try await reopened.tags(in: repository, after: nil, limit: 10)
             if index % 3 == 0 {
                 XCTAssertNil(tags, "the refused manifest left nothing behind in \(repository)")
             } else {
                 XCTAssertEqual(tags, ["v1"], "\(repository)")
-                XCTAssertEqual(try reopened.blobSize(Digest.of([UInt8(index), 7]), in: repository), 2)
+                await assertEqual(try await reopened.blobSize(Digest.of([UInt8(index), 7]), in: repository), 2)
             }
         }
     }
 
-    func testReopeningAppliesNoMigrationTwiceAndKeepsData() throws {
+    func testReopeningAppliesNoMigrationTwiceAndKeepsData() async throws {
         let blob = Digest.of([1])
-        try store.linkBlob(blob, size: 1, to: repository)
+        try await store.linkBlob(blob, size: 1, to: repository)
         store = nil
         let reopened = try SQLiteMetadataStore(path: directory + "/registry.db")
-        XCTAssertEqual(try reopened.blobSize(blob, in: repository), 1)
-        XCTAssertEqual(try reopened.schemaVersion(), SQLiteMetadataStore.latestSchemaVersion)
+        await assertEqual(try await reopened.blobSize(blob, in: repository), 1)
+        await assertEqual(try await reopened.schemaVersion(), SQLiteMetadataStore.latestSchemaVersion)
         XCTAssertEqual(
             SQLiteMetadataStore.latestSchemaVersion, 6, "a new migration needs its predecessor's fixture (Fixtures/make-schema-fixtures.py)"
         )
@@ -81,7 +86,7 @@ final class SQLiteMetadataStoreTests: XCTestCase {
 
     /// Databases as every earlier schema version left them (`Fixtures/schema-N.db`, made by
     /// `Fixtures/make-schema-fixtures.py`), migrated to the newest: every fact stays.
-    func testEveryEarlierSchemaMigratesToTheNewestKeepingItsData() throws {
+    func testEveryEarlierSchemaMigratesToTheNewestKeepingItsData() async throws {
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
         let config = try Digest(parsing: "sha256:" + String(repeating: "1", count: 64))
         let layer = try Digest(parsing: "sha256:" + String(repeating: "2", count: 64))
@@ -90,13 +95,14 @@ final class SQLiteMetadataStoreTests: XCTestCase {
             let path = directory + "/schema-\(version).db"
             try FileManager.default.copyItem(atPath: fixtures + "/schema-\(version).db", toPath: path)
             let migrated = try SQLiteMetadataStore(path: path)
-            XCTAssertEqual(try migrated.schemaVersion(), SQLiteMetadataStore.latestSchemaVersion, "from \(version)")
-            XCTAssertEqual(try migrated.blobSize(config, in: repository), 2, "from \(version)")
-            XCTAssertEqual(try migrated.blobSize(layer, in: repository), 3, "from \(version)")
-            let manifest = try XCTUnwrap(try migrated.manifest(.tag(try Tag(parsing: "v1")), in: repository), "from \(version)")
+            await assertEqual(try await migrated.schemaVersion(), SQLiteMetadataStore.latestSchemaVersion, "from \(version)")
+            await assertEqual(try await migrated.blobSize(config, in: repository), 2, "from \(version)")
+            await assertEqual(try await migrated.blobSize(layer, in: repository), 3, "from \(version)")
+            let manifest = try await unwrap(try await migrated.manifest(.tag(try Tag(parsing: "v1")), in: repository), "from \(version)")
             XCTAssertEqual(manifest.digest.description, "sha256:" + String(repeating: "3", count: 64))
-            XCTAssertEqual(try migrated.tags(in: repository, after: nil, limit: 10), ["v1"])
-            XCTAssertEqual(try migrated.upload(try UploadID(parsing: "0b5f1a7e-1111-4222-8333-944455556666"))?.size, 7, "from \(version)")
+            await assertEqual(try await migrated.tags(in: repository, after: nil, limit: 10), ["v1"])
+            await assertEqual(
+                try await migrated.upload(try UploadID(parsing: "0b5f1a7e-1111-4222-8333-944455556666"))?.size, 7, "from \(version)")
             let ages = try migrated.database.read { connection in
                 try connection.first(
                     "SELECT b.created_at_ms, rb.created_at_ms FROM blobs b JOIN repository_blobs rb ON rb.digest = b.digest WHERE b.digest = ?",
@@ -104,48 +110,48 @@ final class SQLiteMetadataStoreTests: XCTestCase {
                 ) { [$0.integer(0), $0.integer(1)] }
             }
             XCTAssertEqual(ages, [1_700_000_000_000, 1_700_000_001_000], "collection ages in milliseconds, from \(version)")
-            XCTAssertEqual(try migrated.tagHistory(in: repository, tag: nil, limit: 10).map(\.actor), ["admin"], "from \(version)")
+            await assertEqual(try await migrated.tagHistory(in: repository, tag: nil, limit: 10).map(\.actor), ["admin"], "from \(version)")
             if version >= 2 {
-                XCTAssertEqual(try migrated.user(named: "admin")?.isStaff, true, "from \(version)")
-                XCTAssertEqual(try migrated.role(of: "admin", in: "team"), .owner, "from \(version)")
+                await assertEqual(try await migrated.user(named: "admin")?.isStaff, true, "from \(version)")
+                await assertEqual(try await migrated.role(of: "admin", in: "team"), .owner, "from \(version)")
             }
             if version >= 3 {
-                XCTAssertEqual(try migrated.auditEntries(limit: 10).map(\.method), ["user.create"], "from \(version)")
+                await assertEqual(try await migrated.auditEntries(limit: 10).map(\.method), ["user.create"], "from \(version)")
             }
             if version >= 4 {
-                XCTAssertFalse(try migrated.isPinned(pinned), "a counted pin belonged to a process that is gone")
+                await assertFalse(try await migrated.isPinned(pinned), "a counted pin belonged to a process that is gone")
             }
         }
     }
 
-    func testManifestNeedsItsBlobsLinkedInTheSameRepository() throws {
+    func testManifestNeedsItsBlobsLinkedInTheSameRepository() async throws {
         let blob = Digest.of([1])
-        XCTAssertThrowsError(try store.putManifest(manifest("m", blobs: [blob]), in: repository, tags: [], actor: nil)) {
+        await assertThrows(try await store.putManifest(manifest("m", blobs: [blob]), in: repository, tags: [], actor: nil)) {
             XCTAssertEqual($0 as? PutManifestError, .blobUnknown(blob))
         }
-        try store.linkBlob(blob, size: 1, to: RepositoryName(parsing: "other"))
-        XCTAssertThrowsError(try store.putManifest(manifest("m", blobs: [blob]), in: repository, tags: [], actor: nil))
-        try store.linkBlob(blob, size: 1, to: repository)
-        XCTAssertNoThrow(try store.putManifest(manifest("m", blobs: [blob]), in: repository, tags: [], actor: nil))
+        try await store.linkBlob(blob, size: 1, to: RepositoryName(parsing: "other"))
+        await assertThrows(try await store.putManifest(manifest("m", blobs: [blob]), in: repository, tags: [], actor: nil))
+        try await store.linkBlob(blob, size: 1, to: repository)
+        await assertNoThrow(try await store.putManifest(manifest("m", blobs: [blob]), in: repository, tags: [], actor: nil))
     }
 
-    func testIndexNeedsItsChildren() throws {
+    func testIndexNeedsItsChildren() async throws {
         let child = manifest("child")
-        XCTAssertThrowsError(try store.putManifest(manifest("index", children: [child.digest]), in: repository, tags: [], actor: nil)) {
+        await assertThrows(try await store.putManifest(manifest("index", children: [child.digest]), in: repository, tags: [], actor: nil)) {
             XCTAssertEqual($0 as? PutManifestError, .manifestUnknown(child.digest))
         }
-        try store.putManifest(child, in: repository, tags: [], actor: nil)
-        XCTAssertNoThrow(try store.putManifest(manifest("index", children: [child.digest]), in: repository, tags: [], actor: nil))
+        try await store.putManifest(child, in: repository, tags: [], actor: nil)
+        await assertNoThrow(try await store.putManifest(manifest("index", children: [child.digest]), in: repository, tags: [], actor: nil))
     }
 
-    func testTagMovesAreRecordedWithActor() throws {
+    func testTagMovesAreRecordedWithActor() async throws {
         let first = manifest("one"), second = manifest("two")
         let tag = try Tag(parsing: "latest")
-        try store.putManifest(first, in: repository, tags: [tag], actor: "alice")
-        try store.putManifest(first, in: repository, tags: [tag], actor: "alice")
-        try store.putManifest(second, in: repository, tags: [tag], actor: "bob")
-        XCTAssertTrue(try store.deleteTag(tag, in: repository, actor: "carol"))
-        let history = try store.tagHistory(tag, in: repository)
+        try await store.putManifest(first, in: repository, tags: [tag], actor: "alice")
+        try await store.putManifest(first, in: repository, tags: [tag], actor: "alice")
+        try await store.putManifest(second, in: repository, tags: [tag], actor: "bob")
+        await assertTrue(try await store.deleteTag(tag, in: repository, actor: "carol"))
+        let history = try await store.tagHistory(tag, in: repository)
         XCTAssertEqual(history.map(\.actor), ["carol", "bob", "alice"], "re-pushing the same digest is not a move")
         XCTAssertEqual(history[1].oldDigest, first.digest.description)
         XCTAssertEqual(history[1].newDigest, second.digest.description)
@@ -153,77 +159,79 @@ final class SQLiteMetadataStoreTests: XCTestCase {
         XCTAssertNil(history[2].oldDigest)
     }
 
-    func testCachedAnswersNeverOutliveAWrite() throws {
+    func testCachedAnswersNeverOutliveAWrite() async throws {
         // The hot reads are cached in memory; every write must make them current again,
         // including answers that were "nothing there".
         let tag = try Tag(parsing: "v1")
-        XCTAssertNil(try store.tags(in: repository, after: nil, limit: 10))
-        XCTAssertNil(try store.manifest(.tag(tag), in: repository))
-        XCTAssertFalse(try store.isPublic(repository))
+        await assertNil(try await store.tags(in: repository, after: nil, limit: 10))
+        await assertNil(try await store.manifest(.tag(tag), in: repository))
+        await assertFalse(try await store.isPublic(repository))
         let blob = Digest.of([9])
-        XCTAssertNil(try store.blobSize(blob, in: repository))
+        await assertNil(try await store.blobSize(blob, in: repository))
 
         let first = manifest("first"), second = manifest("second")
-        try store.putManifest(first, in: repository, tags: [tag], actor: nil)
-        XCTAssertEqual(try store.tags(in: repository, after: nil, limit: 10), ["v1"])
-        XCTAssertEqual(try store.manifest(.tag(tag), in: repository)?.digest, first.digest)
-        XCTAssertEqual(try store.manifest(.tag(tag), in: repository)?.digest, first.digest, "a second read (from the cache) agrees")
-        try store.putManifest(second, in: repository, tags: [tag], actor: nil)
-        XCTAssertEqual(try store.manifest(.tag(tag), in: repository)?.digest, second.digest, "the tag moved")
-        XCTAssertTrue(try store.setPublic(true, repository: repository))
-        XCTAssertTrue(try store.isPublic(repository))
-        try store.linkBlob(blob, size: 1, to: repository)
-        XCTAssertEqual(try store.blobSize(blob, in: repository), 1)
-        XCTAssertTrue(try store.deleteTag(tag, in: repository, actor: nil))
-        XCTAssertNil(try store.manifest(.tag(tag), in: repository))
-        XCTAssertEqual(try store.tags(in: repository, after: nil, limit: 10), [])
+        try await store.putManifest(first, in: repository, tags: [tag], actor: nil)
+        await assertEqual(try await store.tags(in: repository, after: nil, limit: 10), ["v1"])
+        await assertEqual(try await store.manifest(.tag(tag), in: repository)?.digest, first.digest)
+        await assertEqual(
+            try await store.manifest(.tag(tag), in: repository)?.digest, first.digest, "a second read (from the cache) agrees")
+        try await store.putManifest(second, in: repository, tags: [tag], actor: nil)
+        await assertEqual(try await store.manifest(.tag(tag), in: repository)?.digest, second.digest, "the tag moved")
+        await assertTrue(try await store.setPublic(true, repository: repository))
+        await assertTrue(try await store.isPublic(repository))
+        try await store.linkBlob(blob, size: 1, to: repository)
+        await assertEqual(try await store.blobSize(blob, in: repository), 1)
+        await assertTrue(try await store.deleteTag(tag, in: repository, actor: nil))
+        await assertNil(try await store.manifest(.tag(tag), in: repository))
+        await assertEqual(try await store.tags(in: repository, after: nil, limit: 10), [])
     }
 
-    func testMountRequiresTheSourceToHoldTheBlob() throws {
+    func testMountRequiresTheSourceToHoldTheBlob() async throws {
         let blob = Digest.of([5])
         let source = try RepositoryName(parsing: "source")
-        XCTAssertNil(try store.mountBlob(blob, from: source, to: repository))
-        try store.linkBlob(blob, size: 1, to: source)
-        XCTAssertEqual(try store.mountBlob(blob, from: source, to: repository), 1)
-        XCTAssertEqual(try store.blobSize(blob, in: repository), 1)
-        XCTAssertEqual(try store.repositoriesLinking(blob, limit: 10).map(\.value), ["source", "team/app"])
+        await assertNil(try await store.mountBlob(blob, from: source, to: repository))
+        try await store.linkBlob(blob, size: 1, to: source)
+        await assertEqual(try await store.mountBlob(blob, from: source, to: repository), 1)
+        await assertEqual(try await store.blobSize(blob, in: repository), 1)
+        await assertEqual(try await store.repositoriesLinking(blob, limit: 10).map(\.value), ["source", "team/app"])
     }
 
-    func testAnUploadRowWithAnUnknownAlgorithmIsDamagedNotSha256() throws {
+    func testAnUploadRowWithAnUnknownAlgorithmIsDamagedNotSha256() async throws {
         let session = UploadSession(id: .generate(), repository: repository, principal: nil, algorithm: .sha512, createdAt: 1)
-        try store.createUpload(session)
-        try store.database.write { try $0.query("UPDATE upload_sessions SET digest_algorithm = 'md5'") }
-        XCTAssertThrowsError(try store.upload(session.id)) {
+        try await store.createUpload(session)
+        try await store.database.write { try $0.query("UPDATE upload_sessions SET digest_algorithm = 'md5'") }
+        await assertThrows(try await store.upload(session.id)) {
             guard case MetadataError.damagedRow(let message) = $0 else { return XCTFail("\($0)") }
             XCTAssertTrue(message.contains("md5"), message)
         }
-        XCTAssertThrowsError(try store.uploads(limit: 10), "the listing reads rows the same way")
+        await assertThrows(try await store.uploads(limit: 10), "the listing reads rows the same way")
     }
 
-    func testUploadSessionsPersistTheirSize() throws {
+    func testUploadSessionsPersistTheirSize() async throws {
         let session = UploadSession(id: .generate(), repository: repository, principal: "alice", algorithm: .sha512, createdAt: 1)
-        try store.createUpload(session)
-        try store.setUploadSize(session.id, size: 42)
-        let loaded = try XCTUnwrap(try store.upload(session.id))
+        try await store.createUpload(session)
+        try await store.setUploadSize(session.id, size: 42)
+        let loaded = try await unwrap(try await store.upload(session.id))
         XCTAssertEqual(loaded.size, 42)
         XCTAssertEqual(loaded.principal, "alice")
         XCTAssertEqual(loaded.algorithm, .sha512)
-        try store.deleteUpload(session.id)
-        XCTAssertNil(try store.upload(session.id))
+        try await store.deleteUpload(session.id)
+        await assertNil(try await store.upload(session.id))
     }
 
-    func testReferrersAreFoundBySubjectAndFilteredByType() throws {
+    func testReferrersAreFoundBySubjectAndFilteredByType() async throws {
         let subject = Digest.of([9])
         var signed = manifest("sig", subject: subject)
         signed = NewManifest(
             digest: signed.digest, mediaType: signed.mediaType, content: signed.content, artifactType: "application/vnd.sig",
             annotationsJSON: #"{"a":"b"}"#, requiredBlobs: [], foreignBlobs: [], childManifests: [], allowMissingChildren: false,
             subject: subject)
-        try store.putManifest(signed, in: repository, tags: [], actor: nil)
-        try store.putManifest(manifest("unrelated"), in: repository, tags: [], actor: nil)
-        XCTAssertEqual(try store.referrers(of: subject, in: repository, artifactType: nil).map(\.digest), [signed.digest])
-        XCTAssertEqual(try store.referrers(of: subject, in: repository, artifactType: "application/vnd.other"), [])
-        XCTAssertEqual(
-            try store.referrers(of: subject, in: repository, artifactType: "application/vnd.sig").first?.annotationsJSON, #"{"a":"b"}"#)
+        try await store.putManifest(signed, in: repository, tags: [], actor: nil)
+        try await store.putManifest(manifest("unrelated"), in: repository, tags: [], actor: nil)
+        await assertEqual(try await store.referrers(of: subject, in: repository, artifactType: nil).map(\.digest), [signed.digest])
+        await assertEqual(try await store.referrers(of: subject, in: repository, artifactType: "application/vnd.other"), [])
+        await assertEqual(
+            try await store.referrers(of: subject, in: repository, artifactType: "application/vnd.sig").first?.annotationsJSON,
+            #"{"a":"b"}"#)
     }
 }

@@ -114,7 +114,7 @@ class BaseAndThreatTests: RegistryTestCase {
 final class ExpectContinueTests: XCTestCase {
     func testARefusalIsAnsweredAtOnceWithout100Continue() async throws {
         let registry = try await TestRegistry.start(auth: .basic)
-        try registry.createUser("user", password: "password")
+        try await registry.createUser("user", password: "password")
         let refusals = [
             ("PATCH /v2/a/blobs/uploads/0b5f1a7e-1111-4222-8333-944455556666", "401"),  // no credentials
             ("PUT /v2/a/manifests/v1", "401"),

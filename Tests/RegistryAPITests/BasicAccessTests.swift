@@ -15,8 +15,8 @@ final class BasicAccessTests: XCTestCase {
 
     override func setUp() async throws {
         registry = try await TestRegistry.start(auth: .basic)
-        try registry.createUser("admin", password: "admin-password", staff: true)
-        try registry.createUser("alice", password: "alice-password")
+        try await registry.createUser("admin", password: "admin-password", staff: true)
+        try await registry.createUser("alice", password: "alice-password")
     }
 
     override func tearDown() async throws {
@@ -64,7 +64,7 @@ final class BasicAccessTests: XCTestCase {
         XCTAssertEqual(byUser.status, .ok)
         let anonymous = try await client.send(.GET, "/v2/a/blobs/\(digest)")
         XCTAssertEqual(anonymous.status, .unauthorized)
-        XCTAssertTrue(try registry.metadata.setPublic(true, repository: RepositoryName(parsing: "a")))
+        await assertTrue(try await registry.metadata.setPublic(true, repository: RepositoryName(parsing: "a")))
         let anonymousPublic = try await client.send(.GET, "/v2/a/blobs/\(digest)")
         XCTAssertEqual(anonymousPublic.status, .ok)
         let anonymousPush = try await client.send(.POST, "/v2/a/blobs/uploads/")
@@ -85,7 +85,7 @@ final class BasicAccessTests: XCTestCase {
             XCTAssertEqual(refused.status, .unauthorized)
             XCTAssertFalse(refused.text.contains("invalid username"), refused.text)
         }
-        XCTAssertTrue(try registry.metadata.setPublic(true, repository: RepositoryName(parsing: "a")))
+        await assertTrue(try await registry.metadata.setPublic(true, repository: RepositoryName(parsing: "a")))
         for _ in 0..<3 {  // the full path, then the immediate one
             let pulled = try await client.send(.GET, "/v2/a/manifests/v1", headers: empty)
             XCTAssertEqual(pulled.status, .ok, "twenty empty logins did not throttle the address")
@@ -96,7 +96,7 @@ final class BasicAccessTests: XCTestCase {
 
     func testUploadSessionOfAnotherUserIsUnknown() async throws {
         // A Quay CVE: one user could read, alter or cancel another user's upload.
-        try registry.createUser("bob", password: "bob-password", staff: true)
+        try await registry.createUser("bob", password: "bob-password", staff: true)
         let bob = basic("bob", "bob-password")
         let start = try await client.send(.POST, "/v2/a/blobs/uploads/", headers: staff)
         let location = try XCTUnwrap(start.header("Location"))
@@ -125,12 +125,12 @@ final class BasicAccessTests: XCTestCase {
     func testPasswordChangeAndDisableTakeEffectAtOnce() async throws {
         let first = try await client.send(.GET, "/v2/", headers: user)
         XCTAssertEqual(first.status, .ok, "verified once: now cached")
-        XCTAssertTrue(try registry.metadata.setPasswordHash(PasswordHasher(cost: 4).hash("new-password"), forUser: "alice"))
+        await assertTrue(try await registry.metadata.setPasswordHash(PasswordHasher(cost: 4).hash("new-password"), forUser: "alice"))
         let old = try await client.send(.GET, "/v2/", headers: user)
         XCTAssertEqual(old.status, .unauthorized, "the cached old password is dropped at once")
         let new = try await client.send(.GET, "/v2/", headers: basic("alice", "new-password"))
         XCTAssertEqual(new.status, .ok)
-        XCTAssertTrue(try registry.metadata.setDisabled(true, forUser: "alice"))
+        await assertTrue(try await registry.metadata.setDisabled(true, forUser: "alice"))
         let disabled = try await client.send(.GET, "/v2/", headers: basic("alice", "new-password"))
         XCTAssertEqual(disabled.status, .unauthorized)
     }

@@ -148,7 +148,7 @@ class ImmediatePathWireTests: RegistryTestCase {
             XCTAssertEqual(answered.status, .ok)
         }
         // The same request, byte for byte, once the user is gone: refused at once.
-        XCTAssertTrue(try registry.metadata.deleteUser(named: "staff"))
+        await assertTrue(try await registry.metadata.deleteUser(named: "staff"))
         let refused = try await client.send(.GET, "/v2/p/q/manifests/v1", headers: [staff])
         XCTAssertEqual(refused.status, .unauthorized)
     }

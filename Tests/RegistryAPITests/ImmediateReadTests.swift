@@ -97,12 +97,12 @@ final class ImmediateReadTests: RegistryTestCase {
         XCTAssertNil(immediate(.GET, "/v2/p/q/manifests/v1"), "still private")
 
         // Made public, anonymous reads are answered from memory once the full path saw one.
-        XCTAssertTrue(try registry.metadata.setPublic(true, repository: RepositoryName(parsing: "p/q")))
+        await assertTrue(try await registry.metadata.setPublic(true, repository: RepositoryName(parsing: "p/q")))
         answered = try await status("/v2/p/q/manifests/v1")
         XCTAssertEqual(answered, .ok)
         XCTAssertNotNil(immediate(.GET, "/v2/p/q/manifests/v1"))
         // Private again: the write empties the cache, the anonymous caller is refused.
-        XCTAssertTrue(try registry.metadata.setPublic(false, repository: RepositoryName(parsing: "p/q")))
+        await assertTrue(try await registry.metadata.setPublic(false, repository: RepositoryName(parsing: "p/q")))
         XCTAssertNil(immediate(.GET, "/v2/p/q/manifests/v1"))
         answered = try await status("/v2/p/q/manifests/v1")
         XCTAssertEqual(answered, .unauthorized)

@@ -251,7 +251,7 @@ class ManifestTests: RegistryTestCase {
         XCTAssertEqual(getDeletedDigest, .notFound)
         let getDeletedTag = try await client.send(.GET, "/v2/a/manifests/v1").status
         XCTAssertEqual(getDeletedTag, .notFound)
-        let history = try registry.metadata.tagHistory(Tag(parsing: "v1"), in: RepositoryName(parsing: "a"))
+        let history = try await registry.metadata.tagHistory(Tag(parsing: "v1"), in: RepositoryName(parsing: "a"))
         XCTAssertEqual(history.map(\.newDigest), [nil, digest], "deleting the manifest is recorded as a tag move")
     }
 

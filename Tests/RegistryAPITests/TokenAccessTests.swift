@@ -12,9 +12,9 @@ final class TokenAccessTests: XCTestCase {
 
     override func setUp() async throws {
         registry = try await TestRegistry.start(auth: .token)
-        try registry.createUser("alice", password: "alice-password")
-        try registry.createUser("bob", password: "bob-password")
-        try registry.createUser("root", password: "root-password", staff: true)
+        try await registry.createUser("alice", password: "alice-password")
+        try await registry.createUser("bob", password: "bob-password")
+        try await registry.createUser("root", password: "root-password", staff: true)
     }
 
     override func tearDown() async throws {
@@ -76,10 +76,10 @@ final class TokenAccessTests: XCTestCase {
         XCTAssertEqual(grants.count, 1, "nothing is granted on bob's namespace")
         XCTAssertEqual(grants.first?["name"] as? String, "alice/app")
         XCTAssertEqual(Set(grants.first?["actions"] as? [String] ?? []), ["pull", "push"])
-        XCTAssertFalse(try registry.metadata.namespaceExists("alice"))
+        await assertFalse(try await registry.metadata.namespaceExists("alice"))
         let pushed = try await push("alice/app", bearer)
         XCTAssertEqual(pushed, .created)
-        XCTAssertEqual(try registry.metadata.role(of: "alice", in: "alice"), .owner)
+        await assertEqual(try await registry.metadata.role(of: "alice", in: "alice"), .owner)
         let elsewhere = try await push("bob/app", bearer)
         XCTAssertEqual(elsewhere, .forbidden)
     }
@@ -96,14 +96,14 @@ final class TokenAccessTests: XCTestCase {
         XCTAssertEqual(invisible.status, .notFound)
         XCTAssertEqual(invisible.errorCodes, missing.errorCodes, "a private repository looks like one that does not exist")
 
-        try registry.metadata.grant(.consumer, on: "alice", to: "bob")
+        try await registry.metadata.grant(.consumer, on: "alice", to: "bob")
         bob = try await token("bob", ["repository:alice/app:pull,push"])
         let consumerPull = try await client.send(.GET, "/v2/alice/app/blobs/\(digest)", headers: bob)
         XCTAssertEqual(consumerPull.status, .ok)
         let consumerPush = try await push("alice/app", bob, seed: 2)
         XCTAssertEqual(consumerPush, .forbidden)
 
-        try registry.metadata.grant(.collaborator, on: "alice", to: "bob")
+        try await registry.metadata.grant(.collaborator, on: "alice", to: "bob")
         bob = try await token("bob", ["repository:alice/app:pull,push,delete"])
         let collaboratorPush = try await push("alice/app", bob, seed: 2)
         XCTAssertEqual(collaboratorPush, .created)
@@ -125,7 +125,7 @@ final class TokenAccessTests: XCTestCase {
         let digest = Fixtures.digest(Fixtures.bytes(64, seed: 1))
         var anonymous = try await token(nil, ["repository:alice/app:pull,push"])
         XCTAssertTrue(try grantedActions(anonymous).isEmpty)
-        XCTAssertTrue(try registry.metadata.setPublic(true, repository: RepositoryName(parsing: "alice/app")))
+        await assertTrue(try await registry.metadata.setPublic(true, repository: RepositoryName(parsing: "alice/app")))
         anonymous = try await token(nil, ["repository:alice/app:pull,push"])
         XCTAssertEqual(try grantedActions(anonymous).first?["actions"] as? [String], ["pull"])
         let pulled = try await client.send(.GET, "/v2/alice/app/blobs/\(digest)", headers: anonymous)
@@ -162,17 +162,17 @@ final class TokenAccessTests: XCTestCase {
             .GET, "/token?service=registryd&scope=repository:mallory/x:pull,push",
             headers: [("Authorization", "Basic " + Data("mallory:any-password".utf8).base64EncodedString())])
         XCTAssertEqual(stranger.status, .unauthorized)
-        XCTAssertNil(try registry.metadata.user(named: "mallory"))
+        await assertNil(try await registry.metadata.user(named: "mallory"))
         let alice = try await token("alice", ["repository:mallory/x:pull,push"])
         let pushed = try await push("mallory/x", alice)
         XCTAssertEqual(pushed, .forbidden)
-        XCTAssertFalse(try registry.metadata.namespaceExists("mallory"))
-        XCTAssertEqual(try registry.metadata.users().map(\.name), ["alice", "bob", "root"])
+        await assertFalse(try await registry.metadata.namespaceExists("mallory"))
+        await assertEqual(try await registry.metadata.users().map(\.name), ["alice", "bob", "root"])
     }
 
     func testATokenValidAtTheStartOfAnUploadCarriesItToTheEnd() async throws {
         let shortLived = try await TestRegistry.start(auth: .token(tokenLifetime: 2))
-        try shortLived.createUser("alice", password: "alice-password")
+        try await shortLived.createUser("alice", password: "alice-password")
         let issued = try await shortLived.client.send(
             .GET, "/token?service=registryd&scope=repository:alice/app:pull,push",
             headers: [("Authorization", "Basic " + Data("alice:alice-password".utf8).base64EncodedString())])

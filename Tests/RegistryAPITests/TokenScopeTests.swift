@@ -15,8 +15,8 @@ final class TokenScopeTests: XCTestCase {
 
     override func setUp() async throws {
         registry = try await TestRegistry.start(auth: .token)
-        try registry.createUser("alice", password: "alice-password")
-        try registry.createUser("bob", password: "bob-password")
+        try await registry.createUser("alice", password: "alice-password")
+        try await registry.createUser("bob", password: "bob-password")
         owner = try await token("alice", "pull,push,delete")
     }
 
@@ -178,7 +178,7 @@ final class TokenScopeTests: XCTestCase {
         let invisible = try await client.send(.GET, "/v2/\(repository)/tags/list", headers: stranger)
         XCTAssertEqual(invisible.status, .notFound, "a private repository bob may not read does not exist for him")
         XCTAssertEqual(invisible.errorCodes, ["NAME_UNKNOWN"])
-        try registry.metadata.grant(.consumer, on: "alice", to: "bob")
+        try await registry.metadata.grant(.consumer, on: "alice", to: "bob")
         let consumer = try await token("bob", "pull,push")
         let push = try await client.send(.POST, "/v2/\(repository)/blobs/uploads/", headers: consumer)
         XCTAssertEqual(push.status, .forbidden, "no token would let a consumer push")
@@ -187,7 +187,7 @@ final class TokenScopeTests: XCTestCase {
     }
 
     func testAnUploadSessionAnswersOnlyItsOwner() async throws {
-        try registry.metadata.grant(.collaborator, on: "alice", to: "bob")
+        try await registry.metadata.grant(.collaborator, on: "alice", to: "bob")
         let bob = try await token("bob", "pull,push")
         let location = try await startUpload()
         for (method, body) in [

@@ -46,7 +46,7 @@ extension RegistryTestCase {
     public func restartWithBasicAuthAndAPrivateImage() async throws -> (String, String) {
         await registry.stop()
         registry = try await TestRegistry.start(auth: .basic, immediateAnswers: Self.immediateAnswers)
-        try registry.createUser("staff", password: "staff-password", staff: true)
+        try await registry.createUser("staff", password: "staff-password", staff: true)
         let staff = ("Authorization", "Basic " + Data("staff:staff-password".utf8).base64EncodedString())
         let config = Fixtures.bytes(100, seed: 3), layer = Fixtures.bytes(300, seed: 4)
         for blob in [config, layer] {

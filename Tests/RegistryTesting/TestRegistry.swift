@@ -113,8 +113,8 @@ public final class TestRegistry: Sendable {
     }
 
     /// Creates a user straight in the metadata layer (cost-4 bcrypt, to keep tests fast).
-    public func createUser(_ name: String, password: String, staff: Bool = false) throws {
-        try metadata.createUser(name: name, passwordHash: PasswordHasher(cost: 4).hash(password), isStaff: staff)
+    public func createUser(_ name: String, password: String, staff: Bool = false) async throws {
+        try await metadata.createUser(name: name, passwordHash: PasswordHasher(cost: 4).hash(password), isStaff: staff)
     }
 
     /// `127.0.0.1:<port>`, as clients name the registry.

@@ -9,86 +9,86 @@ extension ControlMethods {
     /// Shortest password accepted.
     static let minimumPasswordLength = 8
 
-    func createUser(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func createUser(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name", "password", "staff"])
-        let name = try reader.requiredString("name")
-        let password = try reader.requiredString("password")
-        let staff = try reader.bool("staff") ?? false
-        try reader.finish()
-        try checkUserName(name)
-        try checkPassword(password)
+        let name = try await reader.requiredString("name")
+        let password = try await reader.requiredString("password")
+        let staff = try await reader.bool("staff") ?? false
+        try await reader.finish()
+        try await checkUserName(name)
+        try await checkPassword(password)
         do {
-            try accounts.createUser(name: name, passwordHash: passwords.hash(password), isStaff: staff)
+            try await accounts.createUser(name: name, passwordHash: passwords.hash(password), isStaff: staff)
         } catch .userExists {
             throw ControlError.alreadyExists("user", name)
         } catch {
             throw Self.metadataFailure
         }
-        return try describeUser(name)
+        return try await describeUser(name)
     }
 
-    func listUsers(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        try ParamsReader(params, allowed: []).finish()
-        let users = try stored { try accounts.users() }
+    func listUsers(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        try await ParamsReader(params, allowed: []).finish()
+        let users = try await stored { try await accounts.users() }
         return ["users": .array(users.map(Self.describe))]
     }
 
-    func getUser(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func getUser(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name"])
-        let name = try reader.requiredString("name")
-        try reader.finish()
-        return try describeUser(name)
+        let name = try await reader.requiredString("name")
+        try await reader.finish()
+        return try await describeUser(name)
     }
 
-    func deleteUser(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func deleteUser(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name"])
-        let name = try reader.requiredString("name")
-        try reader.finish()
-        try requireChange("user", name) { try accounts.deleteUser(named: name) }
+        let name = try await reader.requiredString("name")
+        try await reader.finish()
+        try await requireChange("user", name) { try await accounts.deleteUser(named: name) }
         return ["deleted": .string(name)]
     }
 
-    func setPassword(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func setPassword(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name", "password"])
-        let name = try reader.requiredString("name")
-        let password = try reader.requiredString("password")
-        try reader.finish()
-        try checkPassword(password)
+        let name = try await reader.requiredString("name")
+        let password = try await reader.requiredString("password")
+        try await reader.finish()
+        try await checkPassword(password)
         let hash = passwords.hash(password)
-        try requireChange("user", name) { try accounts.setPasswordHash(hash, forUser: name) }
-        return try describeUser(name)
+        try await requireChange("user", name) { try await accounts.setPasswordHash(hash, forUser: name) }
+        return try await describeUser(name)
     }
 
-    func setStaff(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func setStaff(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name", "staff"])
-        let name = try reader.requiredString("name")
-        guard let staff = try reader.bool("staff") else { throw .invalidParams("staff is required") }
-        try reader.finish()
-        try requireChange("user", name) { try accounts.setStaff(staff, forUser: name) }
-        return try describeUser(name)
+        let name = try await reader.requiredString("name")
+        guard let staff = try await reader.bool("staff") else { throw .invalidParams("staff is required") }
+        try await reader.finish()
+        try await requireChange("user", name) { try await accounts.setStaff(staff, forUser: name) }
+        return try await describeUser(name)
     }
 
-    func disableUser(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func disableUser(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name", "disabled"])
-        let name = try reader.requiredString("name")
-        let disabled = try reader.bool("disabled") ?? true
-        try reader.finish()
-        try requireChange("user", name) { try accounts.setDisabled(disabled, forUser: name) }
-        return try describeUser(name)
+        let name = try await reader.requiredString("name")
+        let disabled = try await reader.bool("disabled") ?? true
+        try await reader.finish()
+        try await requireChange("user", name) { try await accounts.setDisabled(disabled, forUser: name) }
+        return try await describeUser(name)
     }
 
     /// `user.import_htpasswd {"htpasswd": "<file text>", "staff"?: bool}`: bcrypt lines only.
-    func importHtpasswd(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func importHtpasswd(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["htpasswd", "staff"])
-        let text = try reader.requiredString("htpasswd")
-        let staff = try reader.bool("staff") ?? false
-        try reader.finish()
+        let text = try await reader.requiredString("htpasswd")
+        let staff = try await reader.bool("staff") ?? false
+        try await reader.finish()
         let parsed = PasswordHasher.parseHtpasswd(text)
         var imported: [JSONValue] = []
         var skipped: [JSONValue] = parsed.rejected.map { .string($0) }
         for (name, hash) in parsed.users {
             do {
-                try accounts.createUser(name: name, passwordHash: hash, isStaff: staff)
+                try await accounts.createUser(name: name, passwordHash: hash, isStaff: staff)
                 imported.append(.string(name))
             } catch .userExists {
                 skipped.append(.string(name))
@@ -99,9 +99,9 @@ extension ControlMethods {
         return ["imported": .array(imported), "skipped": .array(skipped)]
     }
 
-    func listNamespaces(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        try ParamsReader(params, allowed: []).finish()
-        let namespaces = try stored { try accounts.namespaces() }
+    func listNamespaces(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        try await ParamsReader(params, allowed: []).finish()
+        let namespaces = try await stored { try await accounts.namespaces() }
         return [
             "namespaces": .array(
                 namespaces.map { entry in
@@ -110,16 +110,16 @@ extension ControlMethods {
         ]
     }
 
-    func grant(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func grant(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["namespace", "user", "role"])
-        let namespace = try reader.requiredString("namespace")
-        let user = try reader.requiredString("user")
-        let roleText = try reader.requiredString("role")
-        try reader.finish()
+        let namespace = try await reader.requiredString("namespace")
+        let user = try await reader.requiredString("user")
+        let roleText = try await reader.requiredString("role")
+        try await reader.finish()
         guard UserName.isValid(namespace) else { throw .invalidParams("namespace must be one repository path component") }
         guard let role = NamespaceRole(rawValue: roleText) else { throw .invalidParams("role must be owner, collaborator or consumer") }
         do {
-            try accounts.grant(role, on: namespace, to: user)
+            try await accounts.grant(role, on: namespace, to: user)
         } catch .userUnknown {
             throw ControlError.notFound("user", user)
         } catch {
@@ -128,34 +128,34 @@ extension ControlMethods {
         return ["namespace": .string(namespace), "user": .string(user), "role": .string(role.rawValue)]
     }
 
-    func revoke(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func revoke(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["namespace", "user"])
-        let namespace = try reader.requiredString("namespace")
-        let user = try reader.requiredString("user")
-        try reader.finish()
-        try requireChange("role", "\(user) in \(namespace)") { try accounts.revoke(namespace: namespace, from: user) }
+        let namespace = try await reader.requiredString("namespace")
+        let user = try await reader.requiredString("user")
+        try await reader.finish()
+        try await requireChange("role", "\(user) in \(namespace)") { try await accounts.revoke(namespace: namespace, from: user) }
         return ["namespace": .string(namespace), "user": .string(user), "revoked": true]
     }
 
-    func setVisibility(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func setVisibility(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name", "public"])
-        let name = try reader.requiredString("name")
-        guard let isPublic = try reader.bool("public") else { throw .invalidParams("public is required") }
-        try reader.finish()
+        let name = try await reader.requiredString("name")
+        guard let isPublic = try await reader.bool("public") else { throw .invalidParams("public is required") }
+        try await reader.finish()
         guard let repository = try? RepositoryName(parsing: name) else { throw .invalidParams("name is not a valid repository name") }
-        try requireChange("repository", name) { try accounts.setPublic(isPublic, repository: repository) }
+        try await requireChange("repository", name) { try await accounts.setPublic(isPublic, repository: repository) }
         return ["name": .string(name), "public": .bool(isPublic)]
     }
 
     // MARK: - Helpers
 
-    private func checkUserName(_ name: String) throws(RPCError) {
+    private func checkUserName(_ name: String) async throws(RPCError) {
         guard UserName.isValid(name) else {
             throw .invalidParams("name must be lowercase letters and digits, optionally joined by . _ or -, at most 64 characters")
         }
     }
 
-    private func checkPassword(_ password: String) throws(RPCError) {
+    private func checkPassword(_ password: String) async throws(RPCError) {
         guard password.count >= Self.minimumPasswordLength else {
             throw .invalidParams("password must have at least \(Self.minimumPasswordLength) characters")
         }
@@ -163,13 +163,13 @@ extension ControlMethods {
         guard password.utf8.count <= 72 else { throw .invalidParams("password must be at most 72 bytes") }
     }
 
-    private func requireChange(_ kind: String, _ name: String, _ change: () throws -> Bool) throws(RPCError) {
-        let changed = try stored { try change() }
+    private func requireChange(_ kind: String, _ name: String, _ change: () async throws -> Bool) async throws(RPCError) {
+        let changed = try await stored { try await change() }
         guard changed else { throw ControlError.notFound(kind, name) }
     }
 
-    private func describeUser(_ name: String) throws(RPCError) -> JSONValue {
-        let user = try stored { try accounts.user(named: name) }
+    private func describeUser(_ name: String) async throws(RPCError) -> JSONValue {
+        let user = try await stored { try await accounts.user(named: name) }
         guard let user else { throw ControlError.notFound("user", name) }
         return Self.describe(user)
     }

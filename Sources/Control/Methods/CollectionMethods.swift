@@ -10,11 +10,11 @@ extension ControlMethods {
     func runCollection(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["dry_run", "delete_untagged", "grace", "wait"])
         var options = GarbageCollector.Options(uploadTTL: uploadTimeToLive)
-        options.dryRun = try reader.bool("dry_run") ?? false
-        options.deleteUntagged = try reader.bool("delete_untagged") ?? false
-        options.grace = .seconds(try reader.integer("grace", in: 0...31_536_000) ?? 3600)
-        let wait = try reader.bool("wait") ?? false
-        try reader.finish()
+        options.dryRun = try await reader.bool("dry_run") ?? false
+        options.deleteUntagged = try await reader.bool("delete_untagged") ?? false
+        options.grace = await .seconds(try reader.integer("grace", in: 0...31_536_000) ?? 3600)
+        let wait = try await reader.bool("wait") ?? false
+        try await reader.finish()
         let collector = self.collector
         let audit = self.audit
         let chosen = options
@@ -24,7 +24,7 @@ extension ControlMethods {
             // The audit keeps counts; the digests removed are in `gc.status` and the log.
             if !chosen.dryRun, let text = try? String(decoding: JSONEncoder().encode(Self.describe(report, listing: false)), as: UTF8.self)
             {
-                try? audit.recordAudit(actor: "registryd", method: "gc.result", params: text)
+                try? await audit.recordAudit(actor: "registryd", method: "gc.result", params: text)
             }
             return report
         }
@@ -43,7 +43,7 @@ extension ControlMethods {
 
     /// `gc.status`: the phase and progress of a running collection, and the last one's summary.
     func collectionStatus(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
-        try ParamsReader(params, allowed: []).finish()
+        try await ParamsReader(params, allowed: []).finish()
         let status = await collector.status
         return [
             "phase": .string(status.phase.rawValue),
@@ -56,9 +56,9 @@ extension ControlMethods {
     /// and finds rows without bytes, bytes without rows and broken manifest references.
     func verifyStorage(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["sample", "repair"])
-        let sample = try reader.integer("sample", in: 1...1_000_000)
-        let repair = try reader.bool("repair") ?? false
-        try reader.finish()
+        let sample = try await reader.integer("sample", in: 1...1_000_000)
+        let repair = try await reader.bool("repair") ?? false
+        try await reader.finish()
         let report: StorageVerifier.Report
         do {
             report = try await verifier.verify(sample: sample, repair: repair)

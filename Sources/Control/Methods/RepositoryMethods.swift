@@ -7,11 +7,11 @@ import OCI
 /// `repo.get`, `repo.delete`, `tag.history`, `audit.list`, `upload.list`, `upload.purge`.
 extension ControlMethods {
     /// `repo.get {"name"}`: tags, manifests and size.
-    func getRepository(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func getRepository(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name"])
-        let name = try repositoryName(reader.requiredString("name"))
-        try reader.finish()
-        let summary = try stored { try repositories.repositorySummary(name) }
+        let name = try await repositoryName(reader.requiredString("name"))
+        try await reader.finish()
+        let summary = try await stored { try await repositories.repositorySummary(name) }
         guard let summary else { throw ControlError.notFound("repository", name.value) }
         return [
             "name": .string(summary.name),
@@ -33,27 +33,27 @@ extension ControlMethods {
     /// `repo.delete {"name"}`: manifests, tags, links and uploads go; blob bytes wait for GC.
     func deleteRepository(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name"])
-        let name = try repositoryName(reader.requiredString("name"))
-        try reader.finish()
-        let uploads = try stored { try repositories.deleteRepository(name) }
+        let name = try await repositoryName(reader.requiredString("name"))
+        try await reader.finish()
+        let uploads = try await stored { try await repositories.deleteRepository(name) }
         guard let uploads else { throw ControlError.notFound("repository", name.value) }
         do { try await purger.discard(uploads) } catch { throw .internalError("storage failure removing upload data") }
         return ["deleted": .string(name.value), "uploads_removed": .number(Double(uploads.count))]
     }
 
     /// `tag.history {"repository", "tag"?, "limit"?}`: who moved a tag, when, from what to what.
-    func tagHistory(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func tagHistory(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["repository", "tag", "limit"])
-        let repository = try repositoryName(reader.requiredString("repository"))
-        let tagText = try reader.string("tag")
-        let limit = try reader.integer("limit", in: 1...10_000) ?? 100
-        try reader.finish()
+        let repository = try await repositoryName(reader.requiredString("repository"))
+        let tagText = try await reader.string("tag")
+        let limit = try await reader.integer("limit", in: 1...10_000) ?? 100
+        try await reader.finish()
         var tag: Tag?
         if let tagText {
             guard let parsed = try? Tag(parsing: tagText) else { throw .invalidParams("tag is not a valid tag") }
             tag = parsed
         }
-        let moves = try stored { try repositories.tagHistory(in: repository, tag: tag, limit: limit) }
+        let moves = try await stored { try await repositories.tagHistory(in: repository, tag: tag, limit: limit) }
         return [
             "moves": .array(
                 moves.map { move in
@@ -67,11 +67,11 @@ extension ControlMethods {
     }
 
     /// `audit.list {"limit"?}`: the newest changes made through the control socket.
-    func listAudit(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func listAudit(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["limit"])
-        let limit = try reader.integer("limit", in: 1...10_000) ?? 100
-        try reader.finish()
-        let entries = try stored { try audit.auditEntries(limit: limit) }
+        let limit = try await reader.integer("limit", in: 1...10_000) ?? 100
+        try await reader.finish()
+        let entries = try await stored { try await audit.auditEntries(limit: limit) }
         return [
             "entries": .array(
                 entries.map { entry in
@@ -88,11 +88,11 @@ extension ControlMethods {
     }
 
     /// `upload.list {"limit"?}`: sessions in progress, least recently active first.
-    func listUploads(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func listUploads(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["limit"])
-        let limit = try reader.integer("limit", in: 1...10_000) ?? 1000
-        try reader.finish()
-        let uploads = try stored { try repositories.uploads(limit: limit) }
+        let limit = try await reader.integer("limit", in: 1...10_000) ?? 1000
+        try await reader.finish()
+        let uploads = try await stored { try await repositories.uploads(limit: limit) }
         return ["uploads": .array(uploads.map(Self.describe))]
     }
 
@@ -100,9 +100,9 @@ extension ControlMethods {
     /// longer than that (default: the upload time-to-live) and temporary objects no session owns.
     func purgeUploads(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["older_than", "dry_run"])
-        let olderThan = try reader.integer("older_than", in: 0...31_536_000).map(Int64.init) ?? uploadTimeToLive
-        let dryRun = try reader.bool("dry_run") ?? false
-        try reader.finish()
+        let olderThan = try await reader.integer("older_than", in: 0...31_536_000).map(Int64.init) ?? uploadTimeToLive
+        let dryRun = try await reader.bool("dry_run") ?? false
+        try await reader.finish()
         let report: UploadPurger.Report
         do {
             report = try await purger.purge(idleLongerThan: olderThan, dryRun: dryRun, now: Int64(Date().timeIntervalSince1970))
@@ -118,7 +118,7 @@ extension ControlMethods {
         ]
     }
 
-    private func repositoryName(_ text: String) throws(RPCError) -> RepositoryName {
+    private func repositoryName(_ text: String) async throws(RPCError) -> RepositoryName {
         guard let name = try? RepositoryName(parsing: text) else { throw .invalidParams("not a valid repository name") }
         return name
     }

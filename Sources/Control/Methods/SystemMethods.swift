@@ -6,9 +6,9 @@ import OCI
 /// `system.status` and `repo.list`.
 extension ControlMethods {
     /// `system.status`: version, uptime, storage driver and what the registry holds.
-    func status(_ params: JSONValue?) throws(RPCError) -> JSONValue {
-        try ParamsReader(params, allowed: []).finish()
-        let statistics = try stored { try metadata.statistics() }
+    func status(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
+        try await ParamsReader(params, allowed: []).finish()
+        let statistics = try await stored { try await metadata.statistics() }
         return [
             "version": .string(version),
             "uptime_seconds": .number(Double((ContinuousClock.now - startedAt).components.seconds)),
@@ -24,13 +24,13 @@ extension ControlMethods {
     }
 
     /// `repo.list {"after"?: name, "limit"?: 1…1000}`: repository names in order.
-    func listRepositories(_ params: JSONValue?) throws(RPCError) -> JSONValue {
+    func listRepositories(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["after", "limit"])
-        let after = try reader.string("after")
-        let limit = try reader.integer("limit", in: 1...1000) ?? 1000
-        try reader.finish()
+        let after = try await reader.string("after")
+        let limit = try await reader.integer("limit", in: 1...1000) ?? 1000
+        try await reader.finish()
         if let after, (try? RepositoryName(parsing: after)) == nil { throw .invalidParams("after is not a valid repository name") }
-        let names = try stored { try metadata.repositoryNames(after: after, limit: limit) }
+        let names = try await stored { try await metadata.repositoryNames(after: after, limit: limit) }
         return ["repositories": .array(names.map { .string($0.value) })]
     }
 }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import NIOPosix
 import Synchronization
 
 /// A SQLite database file in WAL mode: one writer connection and a small pool of
@@ -75,16 +76,38 @@ final class SQLiteDatabase: Sendable {
     ///
     /// A write that `freesSpace` (a delete, a collection's or a purge's step) that finds
     /// the disk full gives back the `SpaceReserve` and tries once more.
-    func write<T>(durable: Bool = true, freesSpace: Bool = false, _ body: (SQLiteConnection) throws -> T) throws -> T {
+    ///
+    /// Runs on one of `writerThreads`: a write waits for its commit's fsync, and on threads
+    /// of their own those waits stall neither Swift's cooperative threads (as many as
+    /// cores) nor the file I/O pool, while writes from concurrent requests meet in one
+    /// group commit instead of queueing for one fsync each.
+    func write<T: Sendable>(
+        durable: Bool = true, freesSpace: Bool = false, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws -> T {
+        try await Self.writerThreads.runIfActive {
+            try self.writeBlocking(durable: durable, freesSpace: freesSpace, body)
+        }
+    }
+
+    /// `write` on the calling thread: for opening the store, before anything is served.
+    func writeBlocking<T>(durable: Bool = true, freesSpace: Bool = false, _ body: (SQLiteConnection) throws -> T) throws -> T {
         do {
             return try writer.commit(durable: durable, body, then: cache.invalidate)
         } catch let error as SQLiteError where error.isDiskFull {
             guard freesSpace, reserve.release() else { throw MetadataError.storageFull }
-            return try write(durable: durable, freesSpace: false, body)
+            return try writeBlocking(durable: durable, freesSpace: false, body)
         } catch let error as SQLiteError {
             throw MetadataError(error)
         }
     }
+
+    /// Threads that wait for SQLite's commits (see `write`). Shared by every database of
+    /// the process; sixteen so that a group commit gathers as many concurrent writes.
+    private static let writerThreads: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 16)
+        pool.start()
+        return pool
+    }()
 }
 
 /// The writer connection and the writes waiting for it (see `SQLiteDatabase`).

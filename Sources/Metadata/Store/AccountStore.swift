@@ -3,27 +3,27 @@ import OCI
 /// Users, namespaces and roles, and which repositories are public: what access
 /// decisions are made from. SQL stays in the Metadata layer; the rules live in `Auth`.
 public protocol AccountStore: Sendable {
-    func createUser(name: String, passwordHash: String, isStaff: Bool) throws(AccountStoreError)
-    func user(named name: String) throws -> StoredUser?
-    func users() throws -> [StoredUser]
+    func createUser(name: String, passwordHash: String, isStaff: Bool) async throws(AccountStoreError)
+    func user(named name: String) async throws -> StoredUser?
+    func users() async throws -> [StoredUser]
     /// - Returns: whether the user exists.
-    func setPasswordHash(_ hash: String, forUser name: String) throws -> Bool
-    func setStaff(_ isStaff: Bool, forUser name: String) throws -> Bool
-    func setDisabled(_ isDisabled: Bool, forUser name: String) throws -> Bool
-    func deleteUser(named name: String) throws -> Bool
+    func setPasswordHash(_ hash: String, forUser name: String) async throws -> Bool
+    func setStaff(_ isStaff: Bool, forUser name: String) async throws -> Bool
+    func setDisabled(_ isDisabled: Bool, forUser name: String) async throws -> Bool
+    func deleteUser(named name: String) async throws -> Bool
 
     /// The role a user holds on a namespace, if any.
-    func role(of user: String, in namespace: String) throws -> NamespaceRole?
+    func role(of user: String, in namespace: String) async throws -> NamespaceRole?
     /// Gives `user` `role` on `namespace`, creating the namespace when missing.
-    func grant(_ role: NamespaceRole, on namespace: String, to user: String) throws(AccountStoreError)
-    func revoke(namespace: String, from user: String) throws -> Bool
-    func namespaceExists(_ namespace: String) throws -> Bool
+    func grant(_ role: NamespaceRole, on namespace: String, to user: String) async throws(AccountStoreError)
+    func revoke(namespace: String, from user: String) async throws -> Bool
+    func namespaceExists(_ namespace: String) async throws -> Bool
     /// Namespaces with their members, in order.
-    func namespaces() throws -> [NamespaceMembers]
+    func namespaces() async throws -> [NamespaceMembers]
 
-    func isPublic(_ repository: RepositoryName) throws -> Bool
+    func isPublic(_ repository: RepositoryName) async throws -> Bool
     /// - Returns: whether the repository exists.
-    func setPublic(_ isPublic: Bool, repository: RepositoryName) throws -> Bool
+    func setPublic(_ isPublic: Bool, repository: RepositoryName) async throws -> Bool
 
     /// Grows whenever any user, role or visibility changes through this store, so a
     /// cache of access decisions can tell at once that it may be stale.

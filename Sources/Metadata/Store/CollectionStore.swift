@@ -9,49 +9,49 @@ import OCI
 public protocol CollectionStore: Sendable {
     /// Untagged manifests that no index in their repository names as a child and that
     /// are not referrers of an existing subject, older than `cutoff`.
-    func untaggedManifests(olderThan cutoff: Int64, limit: Int) throws -> [CollectableManifest]
+    func untaggedManifests(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableManifest]
     /// Referrers whose subject is not in their repository, older than `cutoff`.
-    func orphanedReferrers(olderThan cutoff: Int64, limit: Int) throws -> [CollectableManifest]
+    func orphanedReferrers(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableManifest]
     /// Deletes a manifest if it is still collectable (untagged, unreferenced, older than `cutoff`).
-    func deleteManifestIfCollectable(_ manifest: CollectableManifest, olderThan cutoff: Int64) throws -> Bool
+    func deleteManifestIfCollectable(_ manifest: CollectableManifest, olderThan cutoff: Int64) async throws -> Bool
 
     /// Links older than `cutoff` to blobs no manifest of that repository references
     /// (layers pushed without a manifest, or left by deleted manifests).
-    func staleLinks(olderThan cutoff: Int64, limit: Int) throws -> [StaleLink]
-    func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) throws -> Bool
+    func staleLinks(olderThan cutoff: Int64, limit: Int) async throws -> [StaleLink]
+    func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) async throws -> Bool
 
     /// Blobs with no link, no reference and no live pin, created at or before `cutoff`;
     /// also blobs a crashed collection left marked.
-    func collectableBlobs(olderThan cutoff: Int64, limit: Int) throws -> [CollectableBlob]
+    func collectableBlobs(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableBlob]
     /// Marks a blob `deleting` if it is still collectable. - Returns: whether it was marked.
-    func markForDeletion(_ digest: Digest, olderThan cutoff: Int64) throws -> Bool
+    func markForDeletion(_ digest: Digest, olderThan cutoff: Int64) async throws -> Bool
     /// Deletes pins that no longer count (their instance's lease ran out, or they are
     /// older than any upload takes). - Returns: how many.
-    func releaseDeadPins() throws -> Int
+    func releaseDeadPins() async throws -> Int
     /// Whether an upload in progress (on a live instance) has pinned the blob.
-    func isPinned(_ digest: Digest) throws -> Bool
+    func isPinned(_ digest: Digest) async throws -> Bool
     /// Deletes a blob row that nothing links, references or pins (and no collection is
     /// deleting). - Returns: whether it was deleted.
-    func deleteRowIfUnheld(_ digest: Digest) throws -> Bool
+    func deleteRowIfUnheld(_ digest: Digest) async throws -> Bool
     /// Removes the row of a blob whose bytes are gone.
-    func finishDeletion(_ digest: Digest) throws
+    func finishDeletion(_ digest: Digest) async throws
     /// Clears the mark when the bytes could not be deleted.
-    func unmarkDeletion(_ digest: Digest) throws
+    func unmarkDeletion(_ digest: Digest) async throws
     /// Blobs marked `deleting`, at most `limit`: a collection or repair under way, or one
     /// a killed process left half done.
-    func blobsMarkedForDeletion(limit: Int) throws -> [Digest]
+    func blobsMarkedForDeletion(limit: Int) async throws -> [Digest]
 
     // MARK: Verification
     /// Blob rows in digest order after `last`, at most `limit` (rows being deleted are left out).
-    func storedBlobs(after last: String?, limit: Int) throws -> [CollectableBlob]
+    func storedBlobs(after last: String?, limit: Int) async throws -> [CollectableBlob]
     /// Whether a blob row exists (in any state).
-    func hasBlobRow(_ digest: Digest) throws -> Bool
+    func hasBlobRow(_ digest: Digest) async throws -> Bool
     /// For bytes that have no row: inserts one already marked `deleting`, so that no
     /// upload pins the blob while its bytes are removed. - Returns: `false` when a row
     /// exists (the bytes are not orphaned after all).
-    func markOrphanForDeletion(_ digest: Digest) throws -> Bool
+    func markOrphanForDeletion(_ digest: Digest) async throws -> Bool
     /// Manifest references to blobs that have no row: (repository, manifest, blob).
-    func referencesWithoutBlobs(limit: Int) throws -> [(repository: String, manifest: String, blob: String)]
+    func referencesWithoutBlobs(limit: Int) async throws -> [(repository: String, manifest: String, blob: String)]
 }
 
 public struct CollectableManifest: Sendable, Equatable {

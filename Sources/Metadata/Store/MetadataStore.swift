@@ -8,54 +8,54 @@ import OCI
 public protocol MetadataStore: Sendable {
     // MARK: Repositories
     /// Repository names in order, after `last`, at most `limit`.
-    func repositoryNames(after last: String?, limit: Int) throws -> [RepositoryName]
+    func repositoryNames(after last: String?, limit: Int) async throws -> [RepositoryName]
 
     /// How much the registry holds, for status reports.
-    func statistics() throws -> MetadataStatistics
+    func statistics() async throws -> MetadataStatistics
 
     // MARK: Blobs
     /// The size of a blob visible in `repository`, or `nil`.
-    func blobSize(_ digest: Digest, in repository: RepositoryName) throws -> Int64?
+    func blobSize(_ digest: Digest, in repository: RepositoryName) async throws -> Int64?
     /// Protects a blob from garbage collection while `upload` puts its bytes in place:
     /// creates the row when missing and records the upload's pin, owned by this
     /// instance (see `InstanceLease`).
     /// - Returns: `false` when a collection is deleting the blob right now (wait, retry).
-    func pinBlob(_ digest: Digest, size: Int64, for upload: UploadID) throws -> Bool
+    func pinBlob(_ digest: Digest, size: Int64, for upload: UploadID) async throws -> Bool
     /// Drops the pin `upload` took (when placing its bytes failed).
-    func unpinBlob(for upload: UploadID) throws
+    func unpinBlob(for upload: UploadID) async throws
     /// Records that a verified blob is stored and makes it visible in `repository`;
     /// `completing` an upload, also drops the pin it took and ends its session, in the
     /// same transaction (one durable commit for the finished upload).
-    func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, completing upload: UploadID?) throws
+    func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, completing upload: UploadID?) async throws
     /// Makes a blob visible in `target` when it is visible in `source`, in one transaction.
     /// - Returns: its size, or `nil` when `source` does not hold it.
-    func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) throws -> Int64?
+    func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) async throws -> Int64?
     /// Repositories in which the blob is visible, at most `limit`.
-    func repositoriesLinking(_ digest: Digest, limit: Int) throws -> [RepositoryName]
+    func repositoriesLinking(_ digest: Digest, limit: Int) async throws -> [RepositoryName]
     /// Hides a blob from `repository`. - Returns: whether it was visible.
-    func unlinkBlob(_ digest: Digest, from repository: RepositoryName) throws -> Bool
+    func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws -> Bool
 
     // MARK: Manifests and tags
-    func manifest(_ reference: ManifestReference, in repository: RepositoryName) throws -> StoredManifest?
+    func manifest(_ reference: ManifestReference, in repository: RepositoryName) async throws -> StoredManifest?
     /// Stores a manifest and points `tags` at it, after checking in the same transaction
     /// that everything it requires is present in the repository.
-    func putManifest(_ manifest: NewManifest, in repository: RepositoryName, tags: [Tag], actor: String?) throws(PutManifestError)
+    func putManifest(_ manifest: NewManifest, in repository: RepositoryName, tags: [Tag], actor: String?) async throws(PutManifestError)
     /// Deletes a manifest and the tags that point at it. - Returns: whether it existed.
-    func deleteManifest(_ digest: Digest, in repository: RepositoryName, actor: String?) throws -> Bool
+    func deleteManifest(_ digest: Digest, in repository: RepositoryName, actor: String?) async throws -> Bool
     /// Deletes one tag, leaving the manifest. - Returns: whether it existed.
-    func deleteTag(_ tag: Tag, in repository: RepositoryName, actor: String?) throws -> Bool
+    func deleteTag(_ tag: Tag, in repository: RepositoryName, actor: String?) async throws -> Bool
     /// Tags in order after `last`, at most `limit`; `nil` when the repository is unknown.
-    func tags(in repository: RepositoryName, after last: String?, limit: Int) throws -> [String]?
+    func tags(in repository: RepositoryName, after last: String?, limit: Int) async throws -> [String]?
     /// Manifests whose `subject` is `digest`, optionally only of one artifact type.
-    func referrers(of digest: Digest, in repository: RepositoryName, artifactType: String?) throws -> [Referrer]
+    func referrers(of digest: Digest, in repository: RepositoryName, artifactType: String?) async throws -> [Referrer]
 
     // MARK: Upload sessions
-    func createUpload(_ session: UploadSession) throws
+    func createUpload(_ session: UploadSession) async throws
     /// Upload sessions open for `principal` (`nil`: anonymous).
-    func uploadCount(principal: String?) throws -> Int
-    func upload(_ id: UploadID) throws -> UploadSession?
-    func setUploadSize(_ id: UploadID, size: Int64) throws
-    func deleteUpload(_ id: UploadID) throws
+    func uploadCount(principal: String?) async throws -> Int
+    func upload(_ id: UploadID) async throws -> UploadSession?
+    func setUploadSize(_ id: UploadID, size: Int64) async throws
+    func deleteUpload(_ id: UploadID) async throws
 }
 
 /// A manifest as stored: its exact bytes and the type they were pushed as.
@@ -134,8 +134,8 @@ public struct MetadataBackendError: Error, Equatable, CustomStringConvertible, @
 
 extension MetadataStore {
     /// Links without a pin (bytes that are known to be in place, e.g. in tests).
-    public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName) throws {
-        try linkBlob(digest, size: size, to: repository, completing: nil)
+    public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName) async throws {
+        try await linkBlob(digest, size: size, to: repository, completing: nil)
     }
 }
 
@@ -219,24 +219,24 @@ public struct RepositorySummary: Sendable {
 
 /// Administration of repositories and uploads, for the control socket.
 public protocol RepositoryAdministration: Sendable {
-    func repositorySummary(_ name: RepositoryName) throws -> RepositorySummary?
+    func repositorySummary(_ name: RepositoryName) async throws -> RepositorySummary?
     /// Deletes a repository with its manifests, tags, blob links and upload sessions.
     /// Blob bytes stay for garbage collection. - Returns: the ids of the upload sessions
     /// it had (their temporary objects are the caller's to remove), or `nil` when unknown.
-    func deleteRepository(_ name: RepositoryName) throws -> [UploadID]?
+    func deleteRepository(_ name: RepositoryName) async throws -> [UploadID]?
     /// Tag moves of a repository, newest first, optionally of one tag.
-    func tagHistory(in repository: RepositoryName, tag: Tag?, limit: Int) throws -> [TagMove]
+    func tagHistory(in repository: RepositoryName, tag: Tag?, limit: Int) async throws -> [TagMove]
     /// Removes at most `limit` tag moves made before `time` (Unix seconds), oldest first.
     /// - Returns: how many it removed.
-    func pruneTagHistory(before time: Int64, limit: Int) throws -> Int
+    func pruneTagHistory(before time: Int64, limit: Int) async throws -> Int
     /// Upload sessions, oldest activity first.
-    func uploads(limit: Int) throws -> [UploadSessionInfo]
+    func uploads(limit: Int) async throws -> [UploadSessionInfo]
 }
 
 extension RepositoryAdministration {
     /// Moves of one tag, newest first.
-    public func tagHistory(_ tag: Tag, in repository: RepositoryName) throws -> [TagMove] {
-        try tagHistory(in: repository, tag: tag, limit: 10_000)
+    public func tagHistory(_ tag: Tag, in repository: RepositoryName) async throws -> [TagMove] {
+        try await tagHistory(in: repository, tag: tag, limit: 10_000)
     }
 }
 

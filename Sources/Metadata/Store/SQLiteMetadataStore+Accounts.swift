@@ -5,9 +5,9 @@ extension SQLiteMetadataStore: AccountStore {
 
     private func accountChanged() { accountChanges.add(1, ordering: .releasing) }
 
-    public func createUser(name: String, passwordHash: String, isStaff: Bool) throws(AccountStoreError) {
+    public func createUser(name: String, passwordHash: String, isStaff: Bool) async throws(AccountStoreError) {
         do {
-            try database.write { connection in
+            try await database.write { connection in
                 if try connection.first("SELECT 1 FROM users WHERE name = ?", [.text(name)], { _ in true }) != nil {
                     throw AccountStoreError.userExists(name)
                 }
@@ -24,34 +24,34 @@ extension SQLiteMetadataStore: AccountStore {
         accountChanged()
     }
 
-    public func user(named name: String) throws -> StoredUser? {
+    public func user(named name: String) async throws -> StoredUser? {
         try database.read { connection in
             try connection.first(
                 "SELECT name, password_hash, is_staff, is_disabled, created_at FROM users WHERE name = ?", [.text(name)], Self.storedUser)
         }
     }
 
-    public func users() throws -> [StoredUser] {
+    public func users() async throws -> [StoredUser] {
         try database.read { connection in
             try connection.rows(
                 "SELECT name, password_hash, is_staff, is_disabled, created_at FROM users ORDER BY name", [], Self.storedUser)
         }
     }
 
-    public func setPasswordHash(_ hash: String, forUser name: String) throws -> Bool {
-        try updateUser("UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?", .text(hash), name)
+    public func setPasswordHash(_ hash: String, forUser name: String) async throws -> Bool {
+        try await updateUser("UPDATE users SET password_hash = ?, updated_at = ? WHERE name = ?", .text(hash), name)
     }
 
-    public func setStaff(_ isStaff: Bool, forUser name: String) throws -> Bool {
-        try updateUser("UPDATE users SET is_staff = ?, updated_at = ? WHERE name = ?", .integer(isStaff ? 1 : 0), name)
+    public func setStaff(_ isStaff: Bool, forUser name: String) async throws -> Bool {
+        try await updateUser("UPDATE users SET is_staff = ?, updated_at = ? WHERE name = ?", .integer(isStaff ? 1 : 0), name)
     }
 
-    public func setDisabled(_ isDisabled: Bool, forUser name: String) throws -> Bool {
-        try updateUser("UPDATE users SET is_disabled = ?, updated_at = ? WHERE name = ?", .integer(isDisabled ? 1 : 0), name)
+    public func setDisabled(_ isDisabled: Bool, forUser name: String) async throws -> Bool {
+        try await updateUser("UPDATE users SET is_disabled = ?, updated_at = ? WHERE name = ?", .integer(isDisabled ? 1 : 0), name)
     }
 
-    public func deleteUser(named name: String) throws -> Bool {
-        let deleted = try database.write { connection in
+    public func deleteUser(named name: String) async throws -> Bool {
+        let deleted = try await database.write { connection in
             try connection.query("DELETE FROM users WHERE name = ?", [.text(name)])
             return connection.changes > 0
         }
@@ -59,7 +59,7 @@ extension SQLiteMetadataStore: AccountStore {
         return deleted
     }
 
-    public func role(of user: String, in namespace: String) throws -> NamespaceRole? {
+    public func role(of user: String, in namespace: String) async throws -> NamespaceRole? {
         let sql = """
             SELECT m.role FROM namespace_members m
             JOIN namespaces n ON n.id = m.namespace_id JOIN users u ON u.id = m.user_id
@@ -70,9 +70,9 @@ extension SQLiteMetadataStore: AccountStore {
         }
     }
 
-    public func grant(_ role: NamespaceRole, on namespace: String, to user: String) throws(AccountStoreError) {
+    public func grant(_ role: NamespaceRole, on namespace: String, to user: String) async throws(AccountStoreError) {
         do {
-            try database.write { connection in
+            try await database.write { connection in
                 guard let userID = try connection.first("SELECT id FROM users WHERE name = ?", [.text(user)], { $0.integer(0) }) else {
                     throw AccountStoreError.userUnknown(user)
                 }
@@ -96,12 +96,12 @@ extension SQLiteMetadataStore: AccountStore {
         accountChanged()
     }
 
-    public func revoke(namespace: String, from user: String) throws -> Bool {
+    public func revoke(namespace: String, from user: String) async throws -> Bool {
         let sql = """
             DELETE FROM namespace_members
             WHERE namespace_id = (SELECT id FROM namespaces WHERE name = ?) AND user_id = (SELECT id FROM users WHERE name = ?)
             """
-        let revoked = try database.write { connection in
+        let revoked = try await database.write { connection in
             try connection.query(sql, [.text(namespace), .text(user)])
             return connection.changes > 0
         }
@@ -109,11 +109,11 @@ extension SQLiteMetadataStore: AccountStore {
         return revoked
     }
 
-    public func namespaceExists(_ namespace: String) throws -> Bool {
+    public func namespaceExists(_ namespace: String) async throws -> Bool {
         try database.read { try $0.first("SELECT 1 FROM namespaces WHERE name = ?", [.text(namespace)]) { _ in true } ?? false }
     }
 
-    public func namespaces() throws -> [NamespaceMembers] {
+    public func namespaces() async throws -> [NamespaceMembers] {
         let sql = """
             SELECT n.name, u.name, m.role FROM namespaces n
             LEFT JOIN namespace_members m ON m.namespace_id = n.id LEFT JOIN users u ON u.id = m.user_id
@@ -134,15 +134,15 @@ extension SQLiteMetadataStore: AccountStore {
         return result
     }
 
-    public func isPublic(_ repository: RepositoryName) throws -> Bool {
+    public func isPublic(_ repository: RepositoryName) async throws -> Bool {
         try database.cachedRead(HotReadKey.visibility(repository)) { connection in
             try connection.first("SELECT is_public FROM repositories WHERE name = ?", [.text(repository.value)]) { $0.integer(0) != 0 }
                 ?? false
         }
     }
 
-    public func setPublic(_ isPublic: Bool, repository: RepositoryName) throws -> Bool {
-        let changed = try database.write { connection in
+    public func setPublic(_ isPublic: Bool, repository: RepositoryName) async throws -> Bool {
+        let changed = try await database.write { connection in
             try connection.query(
                 "UPDATE repositories SET is_public = ? WHERE name = ?", [.integer(isPublic ? 1 : 0), .text(repository.value)])
             return connection.changes > 0
@@ -151,8 +151,8 @@ extension SQLiteMetadataStore: AccountStore {
         return changed
     }
 
-    private func updateUser(_ sql: String, _ value: SQLiteValue, _ name: String) throws -> Bool {
-        let changed = try database.write { connection in
+    private func updateUser(_ sql: String, _ value: SQLiteValue, _ name: String) async throws -> Bool {
+        let changed = try await database.write { connection in
             try connection.query(sql, [value, .integer(UnixTime.seconds()), .text(name)])
             return connection.changes > 0
         }

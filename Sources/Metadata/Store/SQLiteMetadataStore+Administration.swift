@@ -1,7 +1,7 @@
 import OCI
 
 extension SQLiteMetadataStore: RepositoryAdministration {
-    public func repositorySummary(_ name: RepositoryName) throws -> RepositorySummary? {
+    public func repositorySummary(_ name: RepositoryName) async throws -> RepositorySummary? {
         try database.read { connection in
             guard
                 let (id, isPublic, createdAt) = try connection.first(
@@ -29,8 +29,8 @@ extension SQLiteMetadataStore: RepositoryAdministration {
         }
     }
 
-    public func deleteRepository(_ name: RepositoryName) throws -> [UploadID]? {
-        try database.write(freesSpace: true) { connection in
+    public func deleteRepository(_ name: RepositoryName) async throws -> [UploadID]? {
+        try await database.write(freesSpace: true) { connection in
             guard let id = try connection.repositoryID(name) else { return nil }
             let uploads = try connection.rows("SELECT id FROM upload_sessions WHERE repository_id = ?", [.integer(id)]) {
                 try UploadID(parsing: $0.text(0))
@@ -41,7 +41,7 @@ extension SQLiteMetadataStore: RepositoryAdministration {
         }
     }
 
-    public func tagHistory(in repository: RepositoryName, tag: Tag?, limit: Int) throws -> [TagMove] {
+    public func tagHistory(in repository: RepositoryName, tag: Tag?, limit: Int) async throws -> [TagMove] {
         let sql = """
             SELECT h.tag, h.old_digest, h.new_digest, h.actor, h.at FROM tag_history h
             JOIN repositories r ON r.id = h.repository_id WHERE r.name = ?1 AND (?2 IS NULL OR h.tag = ?2) ORDER BY h.id DESC LIMIT ?3
@@ -55,8 +55,8 @@ extension SQLiteMetadataStore: RepositoryAdministration {
         }
     }
 
-    public func pruneTagHistory(before time: Int64, limit: Int) throws -> Int {
-        try database.write(freesSpace: true) { connection in
+    public func pruneTagHistory(before time: Int64, limit: Int) async throws -> Int {
+        try await database.write(freesSpace: true) { connection in
             try connection.query(
                 "DELETE FROM tag_history WHERE id IN (SELECT id FROM tag_history WHERE at < ? ORDER BY at LIMIT ?)",
                 [.integer(time), .integer(Int64(limit))])
@@ -64,7 +64,7 @@ extension SQLiteMetadataStore: RepositoryAdministration {
         }
     }
 
-    public func uploads(limit: Int) throws -> [UploadSessionInfo] {
+    public func uploads(limit: Int) async throws -> [UploadSessionInfo] {
         let sql = """
             SELECT \(Self.uploadSessionColumns), u.updated_at
             FROM upload_sessions u JOIN repositories r ON r.id = u.repository_id ORDER BY u.updated_at, u.id LIMIT ?

@@ -9,14 +9,14 @@ extension SQLiteMetadataStore {
         WHERE r.name = ? AND rb.digest = ?
         """
 
-    public func blobSize(_ digest: Digest, in repository: RepositoryName) throws -> Int64? {
+    public func blobSize(_ digest: Digest, in repository: RepositoryName) async throws -> Int64? {
         try database.cachedRead(HotReadKey.blob(digest, repository)) {
             try $0.first(Self.visibleBlobSize, [.text(repository.value), .text(digest.description)]) { $0.integer(0) }
         }
     }
 
-    public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, completing upload: UploadID?) throws {
-        try database.write { connection in
+    public func linkBlob(_ digest: Digest, size: Int64, to repository: RepositoryName, completing upload: UploadID?) async throws {
+        try await database.write { connection in
             let now = UnixTime.milliseconds()
             let repositoryID = try connection.ensureRepository(repository)
             try connection.query(
@@ -38,8 +38,8 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) throws -> Int64? {
-        try database.write { connection in
+    public func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) async throws -> Int64? {
+        try await database.write { connection in
             guard
                 let size = try connection.first(Self.visibleBlobSize, [.text(source.value), .text(digest.description)], { $0.integer(0) })
             else {
@@ -53,7 +53,7 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func repositoriesLinking(_ digest: Digest, limit: Int) throws -> [RepositoryName] {
+    public func repositoriesLinking(_ digest: Digest, limit: Int) async throws -> [RepositoryName] {
         let sql = """
             SELECT r.name FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
             WHERE rb.digest = ? ORDER BY r.name LIMIT ?
@@ -63,12 +63,12 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func unlinkBlob(_ digest: Digest, from repository: RepositoryName) throws -> Bool {
+    public func unlinkBlob(_ digest: Digest, from repository: RepositoryName) async throws -> Bool {
         let sql = """
             DELETE FROM repository_blobs
             WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)
             """
-        return try database.write(freesSpace: true) { connection in
+        return try await database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(digest.description), .text(repository.value)])
             return connection.changes > 0
         }

@@ -14,22 +14,22 @@ extension SQLiteMetadataStore: CollectionStore {
         (m.subject_digest IS NOT NULL AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
         """
 
-    public func untaggedManifests(olderThan cutoff: Int64, limit: Int) throws -> [CollectableManifest] {
-        try manifests(where: "NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject)", cutoff, limit)
+    public func untaggedManifests(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableManifest] {
+        try await manifests(where: "NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject)", cutoff, limit)
     }
 
-    public func orphanedReferrers(olderThan cutoff: Int64, limit: Int) throws -> [CollectableManifest] {
-        try manifests(where: "\(Self.hasDeadSubject) AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex)", cutoff, limit)
+    public func orphanedReferrers(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableManifest] {
+        try await manifests(where: "\(Self.hasDeadSubject) AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex)", cutoff, limit)
     }
 
-    public func deleteManifestIfCollectable(_ manifest: CollectableManifest, olderThan cutoff: Int64) throws -> Bool {
+    public func deleteManifestIfCollectable(_ manifest: CollectableManifest, olderThan cutoff: Int64) async throws -> Bool {
         let sql = """
             DELETE FROM manifests WHERE id IN (
                 SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id
                 WHERE r.name = ? AND m.digest = ? AND m.created_at_ms <= ?
                   AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject))
             """
-        return try database.write(freesSpace: true) { connection in
+        return try await database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(manifest.repository), .text(manifest.digest), .integer(cutoff)])
             return connection.changes > 0
         }
@@ -41,7 +41,7 @@ extension SQLiteMetadataStore: CollectionStore {
                     WHERE m.repository_id = rb.repository_id AND mr.digest = rb.digest)
         """
 
-    public func staleLinks(olderThan cutoff: Int64, limit: Int) throws -> [StaleLink] {
+    public func staleLinks(olderThan cutoff: Int64, limit: Int) async throws -> [StaleLink] {
         let sql = """
             SELECT r.name, rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
             WHERE rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced) LIMIT ?
@@ -51,12 +51,12 @@ extension SQLiteMetadataStore: CollectionStore {
         }
     }
 
-    public func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) throws -> Bool {
+    public func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) async throws -> Bool {
         let sql = """
             DELETE FROM repository_blobs AS rb
             WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ? AND rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced)
             """
-        return try database.write(freesSpace: true) { connection in
+        return try await database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(link.repository), .text(link.digest), .integer(cutoff)])
             return connection.changes > 0
         }
@@ -71,7 +71,7 @@ extension SQLiteMetadataStore: CollectionStore {
         AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.digest = b.digest)
         """
 
-    public func collectableBlobs(olderThan cutoff: Int64, limit: Int) throws -> [CollectableBlob] {
+    public func collectableBlobs(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableBlob] {
         let sql = "SELECT b.digest, b.size, b.deleting FROM blobs b WHERE b.deleting = 1 OR (\(Self.blobIsCollectable)) LIMIT ?3"
         return try database.read { connection in
             try connection.rows(sql, [.integer(UnixTime.milliseconds()), .integer(cutoff), .integer(Int64(limit))]) {
@@ -80,21 +80,21 @@ extension SQLiteMetadataStore: CollectionStore {
         }
     }
 
-    public func markForDeletion(_ digest: Digest, olderThan cutoff: Int64) throws -> Bool {
+    public func markForDeletion(_ digest: Digest, olderThan cutoff: Int64) async throws -> Bool {
         let sql = "UPDATE blobs AS b SET deleting = 1 WHERE b.digest = ?3 AND (b.deleting = 1 OR (\(Self.blobIsCollectable)))"
-        return try database.write(freesSpace: true) { connection in
+        return try await database.write(freesSpace: true) { connection in
             try connection.query(sql, [.integer(UnixTime.milliseconds()), .integer(cutoff), .text(digest.description)])
             return connection.changes > 0
         }
     }
 
-    public func finishDeletion(_ digest: Digest) throws {
-        try database.write(freesSpace: true) { connection in
+    public func finishDeletion(_ digest: Digest) async throws {
+        try await database.write(freesSpace: true) { connection in
             try connection.query("DELETE FROM blobs WHERE digest = ? AND deleting = 1", [.text(digest.description)])
         }
     }
 
-    public func blobsMarkedForDeletion(limit: Int) throws -> [Digest] {
+    public func blobsMarkedForDeletion(limit: Int) async throws -> [Digest] {
         try database.read { connection in
             try connection.rows("SELECT digest FROM blobs WHERE deleting = 1 ORDER BY digest LIMIT ?", [.integer(Int64(limit))]) {
                 try Digest(parsing: $0.text(0))
@@ -102,13 +102,13 @@ extension SQLiteMetadataStore: CollectionStore {
         }
     }
 
-    public func unmarkDeletion(_ digest: Digest) throws {
-        try database.write(freesSpace: true) { connection in
+    public func unmarkDeletion(_ digest: Digest) async throws {
+        try await database.write(freesSpace: true) { connection in
             try connection.query("UPDATE blobs SET deleting = 0 WHERE digest = ?", [.text(digest.description)])
         }
     }
 
-    public func storedBlobs(after last: String?, limit: Int) throws -> [CollectableBlob] {
+    public func storedBlobs(after last: String?, limit: Int) async throws -> [CollectableBlob] {
         try database.read { connection in
             try connection.rows(
                 "SELECT digest, size FROM blobs WHERE deleting = 0 AND digest > ? ORDER BY digest LIMIT ?",
@@ -119,12 +119,12 @@ extension SQLiteMetadataStore: CollectionStore {
         }
     }
 
-    public func hasBlobRow(_ digest: Digest) throws -> Bool {
+    public func hasBlobRow(_ digest: Digest) async throws -> Bool {
         try database.read { try $0.first("SELECT 1 FROM blobs WHERE digest = ?", [.text(digest.description)]) { _ in true } ?? false }
     }
 
-    public func markOrphanForDeletion(_ digest: Digest) throws -> Bool {
-        try database.write(freesSpace: true) { connection in
+    public func markOrphanForDeletion(_ digest: Digest) async throws -> Bool {
+        try await database.write(freesSpace: true) { connection in
             try connection.query(
                 "INSERT INTO blobs (digest, size, created_at_ms, deleting) VALUES (?, 0, ?, 1) ON CONFLICT (digest) DO NOTHING",
                 [.text(digest.description), .integer(UnixTime.milliseconds())])
@@ -132,7 +132,7 @@ extension SQLiteMetadataStore: CollectionStore {
         }
     }
 
-    public func referencesWithoutBlobs(limit: Int) throws -> [(repository: String, manifest: String, blob: String)] {
+    public func referencesWithoutBlobs(limit: Int) async throws -> [(repository: String, manifest: String, blob: String)] {
         let sql = """
             SELECT r.name, m.digest, mr.digest FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
             JOIN repositories r ON r.id = m.repository_id
@@ -143,7 +143,7 @@ extension SQLiteMetadataStore: CollectionStore {
         }
     }
 
-    private func manifests(where condition: String, _ cutoff: Int64, _ limit: Int) throws -> [CollectableManifest] {
+    private func manifests(where condition: String, _ cutoff: Int64, _ limit: Int) async throws -> [CollectableManifest] {
         let sql = """
             SELECT r.name, m.digest, length(m.content) FROM manifests m JOIN repositories r ON r.id = m.repository_id
             WHERE m.created_at_ms <= ? AND \(condition) LIMIT ?

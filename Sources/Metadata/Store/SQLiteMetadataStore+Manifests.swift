@@ -1,7 +1,7 @@
 import OCI
 
 extension SQLiteMetadataStore {
-    public func manifest(_ reference: ManifestReference, in repository: RepositoryName) throws -> StoredManifest? {
+    public func manifest(_ reference: ManifestReference, in repository: RepositoryName) async throws -> StoredManifest? {
         let byDigest = """
             SELECT m.digest, m.media_type, m.content FROM manifests m JOIN repositories r ON r.id = m.repository_id
             WHERE r.name = ? AND m.digest = ?
@@ -24,9 +24,11 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func putManifest(_ manifest: NewManifest, in repository: RepositoryName, tags: [Tag], actor: String?) throws(PutManifestError) {
+    public func putManifest(_ manifest: NewManifest, in repository: RepositoryName, tags: [Tag], actor: String?)
+        async throws(PutManifestError)
+    {
         do {
-            try database.write { connection in
+            try await database.write { connection in
                 let repositoryID = try connection.ensureRepository(repository)
                 for blob in manifest.requiredBlobs {
                     let linked =
@@ -82,8 +84,8 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func deleteManifest(_ digest: Digest, in repository: RepositoryName, actor: String?) throws -> Bool {
-        try database.write(freesSpace: true) { connection in
+    public func deleteManifest(_ digest: Digest, in repository: RepositoryName, actor: String?) async throws -> Bool {
+        try await database.write(freesSpace: true) { connection in
             guard let repositoryID = try connection.repositoryID(repository) else { return false }
             let now = UnixTime.seconds()
             let tags = try connection.rows(
@@ -99,14 +101,14 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func deleteTag(_ tag: Tag, in repository: RepositoryName, actor: String?) throws -> Bool {
-        try database.write(freesSpace: true) { connection in
+    public func deleteTag(_ tag: Tag, in repository: RepositoryName, actor: String?) async throws -> Bool {
+        try await database.write(freesSpace: true) { connection in
             guard let repositoryID = try connection.repositoryID(repository) else { return false }
             return try connection.moveTag(tag.value, in: repositoryID, to: nil, actor: actor, at: UnixTime.seconds())
         }
     }
 
-    public func tags(in repository: RepositoryName, after last: String?, limit: Int) throws -> [String]? {
+    public func tags(in repository: RepositoryName, after last: String?, limit: Int) async throws -> [String]? {
         try database.cachedRead(HotReadKey.tags(repository, last, limit), size: { ($0 ?? []).reduce(64) { $0 + $1.utf8.count + 16 } }) {
             connection in
             guard let repositoryID = try connection.repositoryID(repository) else { return nil }
@@ -117,7 +119,7 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func referrers(of digest: Digest, in repository: RepositoryName, artifactType: String?) throws -> [Referrer] {
+    public func referrers(of digest: Digest, in repository: RepositoryName, artifactType: String?) async throws -> [Referrer] {
         let sql = """
             SELECT m.digest, m.media_type, length(m.content), m.artifact_type, m.annotations
             FROM manifests m JOIN repositories r ON r.id = m.repository_id

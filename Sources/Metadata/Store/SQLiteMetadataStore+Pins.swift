@@ -17,7 +17,7 @@ extension SQLiteMetadataStore {
     /// to uploads of a process that is gone (this one has served nothing yet).
     /// - Returns: the blobs whose pins were released.
     static func startInstance(_ instance: String, leaseDuration: Duration, in database: SQLiteDatabase) throws -> [Digest] {
-        try database.write { connection in
+        try database.writeBlocking { connection in
             let now = UnixTime.milliseconds()
             try connection.query(
                 """
@@ -30,20 +30,20 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func renewInstanceLease() throws {
+    public func renewInstanceLease() async throws {
         // Not durable: after a power cut every instance starts again anyway.
-        try database.write(durable: false) { connection in
+        try await database.write(durable: false) { connection in
             try connection.query(
                 "UPDATE instances SET lease_expires_at_ms = ? WHERE id = ?",
-                [.integer(UnixTime.milliseconds() + leaseDuration.milliseconds), .text(instance)])
+                [.integer(UnixTime.milliseconds() + self.leaseDuration.milliseconds), .text(self.instance)])
         }
     }
 
-    public func pinBlob(_ digest: Digest, size: Int64, for upload: UploadID) throws -> Bool {
+    public func pinBlob(_ digest: Digest, size: Int64, for upload: UploadID) async throws -> Bool {
         // Not durable on its own: a pin matters only while its upload runs, and the
         // upload's final, durable commit carries it to disk. After a power cut the bytes
         // may lie in place without a row; `registryctl storage verify` finds them.
-        try database.write(durable: false) { connection in
+        try await database.write(durable: false) { connection in
             let now = UnixTime.milliseconds()
             if let deleting = try connection.first(
                 "SELECT deleting FROM blobs WHERE digest = ?", [.text(digest.description)], { $0.integer(0) != 0 })
@@ -58,18 +58,18 @@ extension SQLiteMetadataStore {
                 """
                 INSERT INTO blob_pins (upload_id, digest, instance, pinned_at_ms) VALUES (?1, ?2, ?3, ?4)
                 ON CONFLICT (upload_id) DO UPDATE SET digest = excluded.digest, pinned_at_ms = excluded.pinned_at_ms
-                """, [.text(upload.value), .text(digest.description), .text(instance), .integer(now)])
+                """, [.text(upload.value), .text(digest.description), .text(self.instance), .integer(now)])
             return true
         }
     }
 
-    public func unpinBlob(for upload: UploadID) throws {
-        try database.write(freesSpace: true) { connection in
+    public func unpinBlob(for upload: UploadID) async throws {
+        try await database.write(freesSpace: true) { connection in
             try connection.query("DELETE FROM blob_pins WHERE upload_id = ?", [.text(upload.value)])
         }
     }
 
-    public func isPinned(_ digest: Digest) throws -> Bool {
+    public func isPinned(_ digest: Digest) async throws -> Bool {
         try database.read { connection in
             try connection.first(
                 "SELECT 1 FROM blob_pins p WHERE p.digest = ?2 AND \(Self.pinIsLive)",
@@ -78,21 +78,21 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func releaseDeadPins() throws -> Int {
-        try database.write(freesSpace: true) { connection in
+    public func releaseDeadPins() async throws -> Int {
+        try await database.write(freesSpace: true) { connection in
             try connection.query("DELETE FROM blob_pins AS p WHERE NOT (\(Self.pinIsLive))", [.integer(UnixTime.milliseconds())])
             return connection.changes
         }
     }
 
-    public func deleteRowIfUnheld(_ digest: Digest) throws -> Bool {
+    public func deleteRowIfUnheld(_ digest: Digest) async throws -> Bool {
         let sql = """
             DELETE FROM blobs AS b WHERE b.digest = ?2 AND b.deleting = 0
               AND NOT EXISTS (SELECT 1 FROM blob_pins p WHERE p.digest = b.digest AND \(Self.pinIsLive))
               AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
               AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.digest = b.digest)
             """
-        return try database.write(freesSpace: true) { connection in
+        return try await database.write(freesSpace: true) { connection in
             try connection.query(sql, [.integer(UnixTime.milliseconds()), .text(digest.description)])
             return connection.changes > 0
         }

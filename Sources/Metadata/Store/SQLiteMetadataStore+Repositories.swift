@@ -1,14 +1,14 @@
 import OCI
 
 extension SQLiteMetadataStore {
-    public func repositoryNames(after last: String?, limit: Int) throws -> [RepositoryName] {
+    public func repositoryNames(after last: String?, limit: Int) async throws -> [RepositoryName] {
         let sql = "SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?"
         return try database.read { connection in
             try connection.rows(sql, [.text(last ?? ""), .integer(Int64(limit))]) { try RepositoryName(parsing: $0.text(0)) }
         }
     }
 
-    public func statistics() throws -> MetadataStatistics {
+    public func statistics() async throws -> MetadataStatistics {
         let sql = """
             SELECT (SELECT count(*) FROM repositories), (SELECT count(*) FROM blobs), (SELECT coalesce(sum(size), 0) FROM blobs),
                    (SELECT count(*) FROM manifests), (SELECT count(*) FROM tags), (SELECT count(*) FROM upload_sessions)

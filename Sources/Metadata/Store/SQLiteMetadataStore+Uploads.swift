@@ -1,7 +1,7 @@
 import OCI
 
 extension SQLiteMetadataStore {
-    public func createUpload(_ session: UploadSession) throws {
+    public func createUpload(_ session: UploadSession) async throws {
         let sql = """
             INSERT INTO upload_sessions (id, repository_id, principal, digest_algorithm, size, created_at, updated_at)
             VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -9,7 +9,7 @@ extension SQLiteMetadataStore {
         // Not durable on its own: a session lost in a power cut has no acknowledged bytes
         // yet (its client starts over after a 404), and the next durable commit carries it
         // to disk anyway.
-        try database.write(durable: false) { connection in
+        try await database.write(durable: false) { connection in
             let repositoryID = try connection.ensureRepository(session.repository)
             try connection.query(
                 sql,
@@ -20,14 +20,14 @@ extension SQLiteMetadataStore {
         }
     }
 
-    public func uploadCount(principal: String?) throws -> Int {
+    public func uploadCount(principal: String?) async throws -> Int {
         try database.read { connection in
             try connection.first("SELECT count(*) FROM upload_sessions WHERE principal IS ?", [.optional(principal)]) { Int($0.integer(0)) }
                 ?? 0
         }
     }
 
-    public func upload(_ id: UploadID) throws -> UploadSession? {
+    public func upload(_ id: UploadID) async throws -> UploadSession? {
         let sql = """
             SELECT \(Self.uploadSessionColumns)
             FROM upload_sessions u JOIN repositories r ON r.id = u.repository_id WHERE u.id = ?
@@ -50,16 +50,16 @@ extension SQLiteMetadataStore {
             algorithm: algorithm, size: row.integer(4), createdAt: row.integer(5))
     }
 
-    public func setUploadSize(_ id: UploadID, size: Int64) throws {
-        try database.write { connection in
+    public func setUploadSize(_ id: UploadID, size: Int64) async throws {
+        try await database.write { connection in
             try connection.query(
                 "UPDATE upload_sessions SET size = ?, updated_at = ? WHERE id = ?",
                 [.integer(size), .integer(UnixTime.seconds()), .text(id.value)])
         }
     }
 
-    public func deleteUpload(_ id: UploadID) throws {
-        try database.write(freesSpace: true) { connection in
+    public func deleteUpload(_ id: UploadID) async throws {
+        try await database.write(freesSpace: true) { connection in
             try connection.query("DELETE FROM upload_sessions WHERE id = ?", [.text(id.value)])
         }
     }

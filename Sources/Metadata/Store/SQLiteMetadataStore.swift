@@ -50,7 +50,7 @@ public final class SQLiteMetadataStore: MetadataStore {
     public var holdsSpaceReserve: Bool { database.reserve.isHeld }
 
     /// The newest migration recorded in the file.
-    public func schemaVersion() throws -> Int {
+    public func schemaVersion() async throws -> Int {
         try database.read { try $0.first("SELECT max(version) FROM schema_migrations") { Int($0.integer(0)) } ?? 0 }
     }
 

@@ -33,17 +33,17 @@ public protocol AccessPolicy: Sendable {
 
     /// Whether a push `allows` permitted must first create the caller's own namespace
     /// (with token auth a user's namespace comes into being with their first push). A read.
-    func pushCreatesNamespace(_ principal: Principal?, on repository: RepositoryName) throws -> Bool
+    func pushCreatesNamespace(_ principal: Principal?, on repository: RepositoryName) async throws -> Bool
 
-    /// Creates the caller's own namespace for that push. A write: the registry runs it on
-    /// its metadata writer, and a failure fails the request.
-    func createNamespace(for principal: Principal?, on repository: RepositoryName) throws
+    /// Creates the caller's own namespace for that push. A write; a failure fails
+    /// the request.
+    func createNamespace(for principal: Principal?, on repository: RepositoryName) async throws
 }
 
 extension AccessPolicy {
     /// Without namespaces, a push needs nothing created.
-    public func pushCreatesNamespace(_ principal: Principal?, on repository: RepositoryName) throws -> Bool { false }
-    public func createNamespace(for principal: Principal?, on repository: RepositoryName) throws {}
+    public func pushCreatesNamespace(_ principal: Principal?, on repository: RepositoryName) async throws -> Bool { false }
+    public func createNamespace(for principal: Principal?, on repository: RepositoryName) async throws {}
 }
 
 /// The part of access that memory alone can decide, for the immediate path

@@ -43,7 +43,7 @@ public struct RegistryAccessPolicy: AccessPolicy, ImmediateAccess {
             // containers/image (podman, skopeo, buildah) answers a Basic challenge without
             // stored credentials with an empty user and password: that is anonymous.
             if name.isEmpty && password.isEmpty { return nil }
-            return try verifiedPrincipal(name: name, password: password, remoteAddress: remoteAddress)
+            return try await verifiedPrincipal(name: name, password: password, remoteAddress: remoteAddress)
         case .token(let tokens, _):
             guard let token = Self.credentials(authorization, scheme: "bearer") else {
                 throw challenge(.unauthorized, "use a bearer token from the token endpoint", error: "invalid_token")
@@ -81,15 +81,15 @@ public struct RegistryAccessPolicy: AccessPolicy, ImmediateAccess {
     }
 
     /// Checks `Authorization: Basic …`; also used by the token endpoint.
-    public func basicPrincipal(_ authorization: String, remoteAddress: String) throws(RegistryError) -> Principal {
+    public func basicPrincipal(_ authorization: String, remoteAddress: String) async throws(RegistryError) -> Principal {
         guard let (name, password) = Self.basicCredentials(authorization) else {
             throw basicChallenge("malformed basic credentials")
         }
-        return try verifiedPrincipal(name: name, password: password, remoteAddress: remoteAddress)
+        return try await verifiedPrincipal(name: name, password: password, remoteAddress: remoteAddress)
     }
 
-    private func verifiedPrincipal(name: String, password: String, remoteAddress: String) throws(RegistryError) -> Principal {
-        switch verifier.verify(name: name, password: password, from: remoteAddress) {
+    private func verifiedPrincipal(name: String, password: String, remoteAddress: String) async throws(RegistryError) -> Principal {
+        switch await verifier.verify(name: name, password: password, from: remoteAddress) {
         case .authenticated(let principal):
             return principal
         case .rejected:
@@ -104,28 +104,28 @@ public struct RegistryAccessPolicy: AccessPolicy, ImmediateAccess {
         if let grants = principal?.tokenGrants {
             return grants[repository.value]?.contains(action) == true
         }
-        return (try? rules.actions(for: principal, on: repository).contains(action)) ?? false
+        return await (try? rules.actions(for: principal, on: repository).contains(action)) ?? false
     }
 
-    public func pushCreatesNamespace(_ principal: Principal?, on repository: RepositoryName) throws -> Bool {
+    public func pushCreatesNamespace(_ principal: Principal?, on repository: RepositoryName) async throws -> Bool {
         guard let principal, principal.tokenGrants != nil else { return false }
-        return try rules.mustCreateOwnNamespace(of: principal, pushingTo: repository)
+        return try await rules.mustCreateOwnNamespace(of: principal, pushingTo: repository)
     }
 
-    public func createNamespace(for principal: Principal?, on repository: RepositoryName) throws {
+    public func createNamespace(for principal: Principal?, on repository: RepositoryName) async throws {
         guard let principal else { return }
-        try rules.createOwnNamespace(of: principal, pushingTo: repository)
+        try await rules.createOwnNamespace(of: principal, pushingTo: repository)
     }
 
     public func mayRead(_ principal: Principal?, _ repository: RepositoryName) async -> Bool {
-        (try? rules.actions(for: accountOf(principal), on: repository).contains(.pull)) ?? false
+        await (try? rules.actions(for: accountOf(principal), on: repository).contains(.pull)) ?? false
     }
 
     /// Who the rules judge: a token's caller is its subject's account as it is now (a
     /// disabled or deleted user is anonymous), anyone else is themselves.
-    private func accountOf(_ principal: Principal?) -> Principal? {
+    private func accountOf(_ principal: Principal?) async -> Principal? {
         guard let principal, principal.tokenGrants != nil else { return principal }
-        guard let user = try? accounts.user(named: principal.name), !user.isDisabled else { return nil }
+        guard let user = try? await accounts.user(named: principal.name), !user.isDisabled else { return nil }
         return Principal(name: user.name, isStaff: user.isStaff)
     }
 
@@ -137,7 +137,7 @@ public struct RegistryAccessPolicy: AccessPolicy, ImmediateAccess {
             return challenge(.unauthorized, "authentication required", scope: scope)
         }
         if principal.tokenGrants != nil, case .token(let tokens, let realm) = scheme,
-            (try? rules.actions(for: accountOf(principal), on: repository).isSuperset(of: needed)) == true
+            await (try? rules.actions(for: accountOf(principal), on: repository).isSuperset(of: needed)) == true
         {
             // The user may do it, only this token does not say so: 403 with the challenge
             // for the scope needed, error "insufficient_scope" (RFC 6750 §3.1). Clients

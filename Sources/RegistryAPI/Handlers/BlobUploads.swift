@@ -34,7 +34,7 @@ extension Registry {
         }
         let expected = try query["digest"].map { text throws(RegistryError) in try Digest.fromRequest(text) }
         // Disk exhaustion by a flood of sessions: each principal holds only so many.
-        let open = try meta { try metadata.uploadCount(principal: context.principal?.name) }
+        let open = try await meta { try await metadata.uploadCount(principal: context.principal?.name) }
         guard open < configuration.maximumUploadsPerPrincipal else {
             throw RegistryError(.tooManyRequests, status: .tooManyRequests, "too many uploads in progress (\(open)); finish or cancel some")
                 .with(header: "Retry-After", "60")
@@ -43,7 +43,7 @@ extension Registry {
         let session = UploadSession(
             id: .generate(), repository: name, principal: context.principal?.name,
             algorithm: expected?.algorithm ?? algorithm, createdAt: Int64(Date.now.timeIntervalSince1970))
-        try await metaWrite { [metadata] in try metadata.createUpload(session) }
+        try await meta { [metadata] in try await metadata.createUpload(session) }
 
         if let expected {
             // Monolithic upload: the whole blob is the body of this POST. The session
@@ -61,7 +61,7 @@ extension Registry {
 
     func uploadStatus(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
         try await authorize(.pull, on: name, context)
-        let session = try loadSession(name, idText, context)
+        let session = try await loadSession(name, idText, context)
         return HTTPResponse(status: .noContent, headers: sessionHeaders(session))
     }
 
@@ -73,7 +73,7 @@ extension Registry {
             let expectedLength = try checkContentRange(of: context.request, against: session)
             session.size += try await append(context.request, to: session, hasher: hasher, expectedLength: expectedLength)
             let (id, size) = (session.id, session.size)
-            try await metaWrite { [metadata] in try metadata.setUploadSize(id, size: size) }
+            try await meta { [metadata] in try await metadata.setUploadSize(id, size: size) }
         } catch let error as RegistryError where error.status == .rangeNotSatisfiable {
             // Nothing was written: the running hash is still good.
             await uploads.checkIn(session.id, hasher: hasher)
@@ -88,7 +88,7 @@ extension Registry {
 
     func finishUpload(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
         try await authorize(.pull, .push, on: name, context)
-        let session = try loadSession(name, idText, context)
+        let session = try await loadSession(name, idText, context)
         guard let digestText = context.request.query["digest"] else {
             throw RegistryError.digestInvalid("the digest query parameter is required to finish an upload")
         }
@@ -101,7 +101,7 @@ extension Registry {
     /// stored, and a pushing client's token rarely carries `delete`.
     func cancelUpload(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> HTTPResponse {
         try await authorize(.push, on: name, context)
-        let session = try loadSession(name, idText, context)
+        let session = try await loadSession(name, idText, context)
         try await discard(session)
         return HTTPResponse(status: .noContent)
     }
@@ -127,7 +127,7 @@ extension Registry {
                 try await storage { try await blobs.placeUpload(session.id, as: expected, size: size) }
             } catch {
                 let id = session.id
-                try? await metaWrite { [metadata] in try metadata.unpinBlob(for: id) }
+                try? await meta { [metadata] in try await metadata.unpinBlob(for: id) }
                 throw error
             }
         } catch let error as BlobStoreError {
@@ -141,7 +141,7 @@ extension Registry {
         // The bytes are in place whatever happens next: the session is over either way.
         await uploads.forget(session.id)
         let (repository, id) = (session.repository, session.id)
-        try await metaWrite { [metadata] in try metadata.linkBlob(expected, size: size, to: repository, completing: id) }
+        try await meta { [metadata] in try await metadata.linkBlob(expected, size: size, to: repository, completing: id) }
         return HTTPResponse(status: .created, headers: blobLocationHeaders(session.repository, expected))
     }
 
@@ -149,7 +149,7 @@ extension Registry {
     /// a collection is deleting that very blob (it takes moments), then pins it afresh.
     private func pin(_ digest: Digest, size: Int64, for upload: UploadID) async throws {
         for _ in 0..<1500 {
-            if try await metaWrite({ [metadata] in try metadata.pinBlob(digest, size: size, for: upload) }) { return }
+            if try await meta({ [metadata] in try await metadata.pinBlob(digest, size: size, for: upload) }) { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         throw RegistryError(.unknown, status: .serviceUnavailable, "the blob is being garbage-collected; retry the upload")
@@ -186,7 +186,7 @@ extension Registry {
             throw RegistryError(.blobUploadInvalid, status: .badRequest, "another request is writing to this upload")
         }
         do {
-            guard let current = try meta({ try metadata.upload(session.id) }) else { throw RegistryError.uploadUnknown() }
+            guard let current = try await meta({ try await metadata.upload(session.id) }) else { throw RegistryError.uploadUnknown() }
             if let hasher = checkedOut.hasher, hasher.algorithm == current.algorithm, hasher.count == current.size {
                 return (current, hasher)
             }
@@ -200,7 +200,7 @@ extension Registry {
                 // The session's bytes are gone (a store that lost them, or a completion
                 // whose answer was lost after the bytes moved): it cannot go on. Say so,
                 // and end it, so the client starts the upload again.
-                try? await metaWrite { [metadata] in try metadata.deleteUpload(current.id) }
+                try? await meta { [metadata] in try await metadata.deleteUpload(current.id) }
                 logger.warning("upload \(current.id.value) lost its data at \(current.size) bytes; its session is ended")
                 throw RegistryError(.blobUploadUnknown, status: .notFound, "the upload's data is gone; start the upload again")
             }
@@ -238,9 +238,9 @@ extension Registry {
 
     /// The session named by the URL, if it belongs to this repository and this caller;
     /// otherwise `BLOB_UPLOAD_UNKNOWN`, the same answer as for an id that never existed.
-    private func loadSession(_ name: RepositoryName, _ idText: String, _ context: RequestContext) throws -> UploadSession {
+    private func loadSession(_ name: RepositoryName, _ idText: String, _ context: RequestContext) async throws -> UploadSession {
         guard let id = try? UploadID(parsing: idText),
-            let session = try meta({ try metadata.upload(id) }),
+            let session = try await meta({ try await metadata.upload(id) }),
             session.repository == name,
             session.principal == context.principal?.name
         else { throw RegistryError.uploadUnknown() }
@@ -249,7 +249,7 @@ extension Registry {
 
     private func discard(_ session: UploadSession) async throws {
         try await storage { try await blobs.discardUpload(session.id) }
-        try await metaWrite { try self.metadata.deleteUpload(session.id) }
+        try await meta { try await self.metadata.deleteUpload(session.id) }
         await uploads.forget(session.id)
     }
 
@@ -264,7 +264,7 @@ extension Registry {
             guard let source = try? RepositoryName(parsing: fromText) else { return false }
             candidates = [source]
         } else {
-            candidates = try meta { try metadata.repositoriesLinking(digest, limit: Self.mountCandidateLimit) }
+            candidates = try await meta { try await metadata.repositoriesLinking(digest, limit: Self.mountCandidateLimit) }
         }
         for source in candidates where source != target {
             // With `from` the request (its token) must grant pull on the source; without
@@ -273,11 +273,11 @@ extension Registry {
                 fromText != nil
                 ? await policy.allows(context.principal, to: .pull, on: source) : await policy.mayRead(context.principal, source)
             guard readable else { continue }
-            if try await metaWrite({ [metadata] in try metadata.mountBlob(digest, from: source, to: target) }) != nil { return true }
+            if try await meta({ [metadata] in try await metadata.mountBlob(digest, from: source, to: target) }) != nil { return true }
         }
         // Mounting onto itself: already there counts as mounted.
         guard candidates.contains(target) else { return false }
-        return try meta { try metadata.blobSize(digest, in: target) } != nil
+        return try await meta { try await metadata.blobSize(digest, in: target) } != nil
     }
 
     /// Runs a storage call, answering its failures as `storageFailure` says.

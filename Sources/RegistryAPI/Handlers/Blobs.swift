@@ -10,7 +10,7 @@ extension Registry {
         try await authorize(.pull, on: name, context)
         // Visibility is per repository (zot CVE-2024-39897): bytes stored for another
         // repository do not make the blob exist here.
-        guard let size = try meta({ try metadata.blobSize(digest, in: name) }) else {
+        guard let size = try await meta({ try await metadata.blobSize(digest, in: name) }) else {
             throw RegistryError.blobUnknown(digest.description)
         }
         var headers = Self.blobHeaders(digest)
@@ -68,7 +68,7 @@ extension Registry {
         let digest = try Digest.fromRequest(digestText)
         try await authorize(.delete, on: name, context)
         // Only the link goes; the bytes stay until garbage collection finds them unused.
-        guard try await metaWrite({ try self.metadata.unlinkBlob(digest, from: name) }) else {
+        guard try await meta({ try await self.metadata.unlinkBlob(digest, from: name) }) else {
             throw RegistryError.blobUnknown(digest.description)
         }
         return HTTPResponse(status: .accepted, headers: ["Docker-Content-Digest": digest.description])

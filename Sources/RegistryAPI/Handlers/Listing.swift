@@ -15,7 +15,7 @@ extension Registry {
         var names: [String] = []
         var after = page.last
         for _ in 0..<Self.catalogBatches where names.count <= page.size {
-            let batch = try meta { try metadata.repositoryNames(after: after, limit: configuration.maximumPageSize + 1) }
+            let batch = try await meta { try await metadata.repositoryNames(after: after, limit: configuration.maximumPageSize + 1) }
             for name in batch where names.count <= page.size {
                 if await policy.mayRead(context.principal, name) { names.append(name.value) }
             }
@@ -28,7 +28,7 @@ extension Registry {
     func tags(_ name: RepositoryName, _ context: RequestContext) async throws -> HTTPResponse {
         try await authorize(.pull, on: name, context)
         let page = try Page(context.request.query, configuration)
-        guard let tags = try meta({ try metadata.tags(in: name, after: page.last, limit: page.size + 1) }) else {
+        guard let tags = try await meta({ try await metadata.tags(in: name, after: page.last, limit: page.size + 1) }) else {
             throw RegistryError.nameUnknown(name.value)
         }
         return Self.tagsResponse(name, tags, page)

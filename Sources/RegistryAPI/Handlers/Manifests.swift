@@ -11,7 +11,7 @@ extension Registry {
     func getManifest(_ name: RepositoryName, _ referenceText: String, _ context: RequestContext) async throws -> HTTPResponse {
         try await authorize(.pull, on: name, context)
         guard let reference = try? Self.parseReference(referenceText),
-            let manifest = try meta({ try metadata.manifest(reference, in: name) })
+            let manifest = try await meta({ try await metadata.manifest(reference, in: name) })
         else {
             throw RegistryError.manifestUnknown(referenceText)
         }
@@ -88,17 +88,8 @@ extension Registry {
             subject: try manifest.subject.map { try Digest(parsing: $0.digest) })
 
         let actor = context.principal?.name
-        let stored: Result<Void, PutManifestError> = await {
-            do {
-                return try await Self.metadataWriters.runIfActive { [metadata, tags] in
-                    Result { () throws(PutManifestError) in try metadata.putManifest(newManifest, in: name, tags: tags, actor: actor) }
-                }
-            } catch {
-                return .failure(.metadata(.backend(MetadataBackendError(code: nil, underlying: error))))
-            }
-        }()
         do {
-            try stored.get()
+            try await metadata.putManifest(newManifest, in: name, tags: tags, actor: actor)
         } catch .blobUnknown(let blob) {
             throw RegistryError(.manifestBlobUnknown, status: .badRequest, "blob unknown to registry", detail: blob.description)
         } catch .manifestUnknown(let child) {
@@ -133,8 +124,8 @@ extension Registry {
         let actor = context.principal?.name
         let existed =
             switch reference {
-            case .digest(let digest): try await metaWrite { try self.metadata.deleteManifest(digest, in: name, actor: actor) }
-            case .tag(let tag): try await metaWrite { try self.metadata.deleteTag(tag, in: name, actor: actor) }
+            case .digest(let digest): try await meta { try await self.metadata.deleteManifest(digest, in: name, actor: actor) }
+            case .tag(let tag): try await meta { try await self.metadata.deleteTag(tag, in: name, actor: actor) }
             }
         guard existed else { throw RegistryError.manifestUnknown(referenceText) }
         return HTTPResponse(status: .accepted)

@@ -10,7 +10,7 @@ extension Registry {
         let digest = try Digest.fromRequest(digestText)
         try await authorize(.pull, on: name, context)
         let artifactType = context.request.query["artifactType"]
-        let referrers = try meta { try metadata.referrers(of: digest, in: name, artifactType: artifactType) }
+        let referrers = try await meta { try await metadata.referrers(of: digest, in: name, artifactType: artifactType) }
         let descriptors = referrers.prefix(configuration.maximumReferrers).map { referrer in
             Descriptor(
                 mediaType: referrer.mediaType, digest: referrer.digest.description, size: referrer.size,

@@ -24,14 +24,14 @@ public struct TokenEndpoint: Sendable {
         }
         var principal: Principal?
         if let authorization = request.headers.first(name: "Authorization") {
-            principal = try policy.basicPrincipal(authorization, remoteAddress: remoteAddress)
+            principal = try await policy.basicPrincipal(authorization, remoteAddress: remoteAddress)
         }
         // Scopes may repeat, and one parameter may hold several separated by spaces.
         let requested = request.query.all("scope").flatMap { $0.split(separator: " ").map(String.init) }.prefix(maximumScopes)
         var grants: [Scope] = []
         for text in requested {
             guard let scope = Scope(parsing: text) else { continue }
-            let allowed = (try? policy.rules.actions(for: principal, on: scope.repository)) ?? []
+            let allowed = await (try? policy.rules.actions(for: principal, on: scope.repository)) ?? []
             grants.append(Scope(repository: scope.repository, actions: scope.actions.intersection(allowed)))
         }
         let issued = tokens.issue(subject: principal?.name, grants: grants)
