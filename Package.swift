@@ -18,6 +18,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         // HTTP(S) client with connection pooling for the S3 storage driver.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // PostgreSQL for the metadata of several instances (docs/SCALE-OUT.md), and the TLS
+        // configuration its `sslmode` needs.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // System libraries: SHA-256/512 from libcrypto, metadata in libsqlite3.
@@ -43,8 +47,18 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        // Facts: the SQLite schema, migrations and named queries.
-        .target(name: "Metadata", dependencies: ["OCI", "CSQLite", .product(name: "NIOPosix", package: "swift-nio")]),
+        // Facts: the store protocols and their two backends, SQLite (one instance) and
+        // PostgreSQL (several), each with its schema, migrations and queries.
+        .target(
+            name: "Metadata",
+            dependencies: [
+                "OCI", "CSQLite",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Who may do what: users, passwords, tokens, the push rules. No HTTP framing.
         .target(
             name: "Auth",
@@ -111,7 +125,7 @@ let package = Package(
             ]
         ),
         // The daemon's settings: defaults, the config file and the checks of every value.
-        .target(name: "DaemonSettings", dependencies: ["Storage", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "DaemonSettings", dependencies: ["Storage", "Metadata", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "registryctl",
             dependencies: ["ControlProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -135,6 +149,7 @@ let package = Package(
             name: "RegistryTesting",
             dependencies: [
                 "HTTPTransport", "RegistryAPI", "Storage", "Metadata", "OCI", "Auth",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -168,7 +183,10 @@ let package = Package(
         .testTarget(
             name: "MaintenanceTests",
             dependencies: ["Maintenance", "RegistryTesting", "Metadata", "Storage", "OCI", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "MetadataTests", dependencies: ["Metadata", "OCI", "RegistryTesting"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "MetadataTests",
+            dependencies: ["Metadata", "OCI", "RegistryTesting", .product(name: "Logging", package: "swift-log")],
+            exclude: ["Fixtures"]),
         .testTarget(
             name: "HTTPTransportTests",
             dependencies: [

@@ -3,8 +3,9 @@
 #   scripts/install-deps.sh          build and run: libssl-dev, libsqlite3-dev, libsystemd-dev
 #   scripts/install-deps.sh --test   also the real clients the tests drive (skopeo, podman, buildah,
 #                                    docker.io with its containerd and ctr, and ORAS from PyPI in
-#                                    .build/oras-venv) and Ceph's radosgw, the S3 server of the S3
-#                                    driver's tests
+#                                    .build/oras-venv), Ceph's radosgw, the S3 server of the S3
+#                                    driver's tests, PostgreSQL 15 for the metadata backend of
+#                                    several instances, and nginx, their load balancer
 #   scripts/install-deps.sh --bench  what scripts/bench.sh compares against and measures with:
 #                                    docker-registry (CNCF distribution), nginx, wrk, ab, iperf3
 #   scripts/install-deps.sh --soak   what scripts/soak.sh plots with: python3-matplotlib
@@ -14,7 +15,7 @@ set -euo pipefail
 
 packages=(libssl-dev libsqlite3-dev libsystemd-dev pkg-config)
 case "${1:-}" in
---test) packages+=(skopeo podman buildah uidmap python3 python3-venv util-linux curl systemd docker.io containerd ceph-mon ceph-osd radosgw) ;;
+--test) packages+=(skopeo podman buildah uidmap python3 python3-venv util-linux curl systemd docker.io containerd ceph-mon ceph-osd radosgw postgresql-15 nginx) ;;
 --soak) packages+=(python3 python3-matplotlib) ;;
 --bench | --link-order)
     packages+=(docker-registry nginx wrk apache2-utils iperf3 openssl python3 python3-matplotlib skopeo util-linux curl systemd)

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Logging
+import Metadata
 import Storage
 
 /// Every setting of the daemon, from defaults, then the config file, then flags.
@@ -34,6 +35,10 @@ public struct Settings: Sendable {
     public var dataDir = "./registry-data"
     /// `nil`: `DATA_DIR/control.sock`.
     public var controlSocket: String?
+    /// PostgreSQL metadata; `nil`: SQLite in the data directory.
+    public var metadata: PostgresLocation?
+    public var metadataPassword: String?
+    public var metadataPoolSize = 16
     public var storage = StorageKind.filesystem
     public var allowSparseIndexes = false
     public var logLevel = Logger.Level.info
@@ -220,6 +225,20 @@ public struct Settings: Sendable {
         return count * unit
     }
 
+    static func postgresLocation(_ key: String, _ value: String) throws(SettingsError) -> PostgresLocation {
+        do {
+            return try PostgresLocation(parsing: value)
+        } catch {
+            // The reason, never the value: a refused URL may hold a password.
+            throw .rejected(key, error.description)
+        }
+    }
+
+    static func count(_ key: String, _ value: String, in range: ClosedRange<Int>) throws(SettingsError) -> Int {
+        guard let number = Int(value), range.contains(number) else { throw .invalid(key, value) }
+        return number
+    }
+
     static func url(_ key: String, _ value: String) throws(SettingsError) -> String {
         guard value.hasPrefix("http://") || value.hasPrefix("https://"), !value.contains(" "), !value.contains("\"") else {
             throw .invalid(key, value)
@@ -237,6 +256,8 @@ public enum SettingsError: Error, CustomStringConvertible {
     case unexpectedArgument(String)
     case missingValue(String)
     case fileOnly(String)
+    /// A value refused for `reason`, without repeating it (it may hold a secret).
+    case rejected(String, String)
 
     public var description: String {
         switch self {
@@ -248,6 +269,7 @@ public enum SettingsError: Error, CustomStringConvertible {
         case .unexpectedArgument(let argument): "unexpected argument \(argument): settings are given as --key VALUE"
         case .missingValue(let key): "--\(key) needs a value"
         case .fileOnly(let key): "\(key) is read from the config file only (a flag would show in ps)"
+        case .rejected(let key, let reason): "invalid value for \(key): \(reason)"
         }
     }
 }

@@ -157,6 +157,9 @@ public final class Registry: RequestResponder {
         } catch MetadataError.storageFull {
             logger.error("metadata: the database's disk is full")
             throw RegistryError.storageFull
+        } catch MetadataError.unavailable(let cause) {
+            logger.error("metadata: the database is unreachable: \(cause)")
+            throw RegistryError.metadataUnavailable
         } catch {
             logger.error("metadata: \(error)")
             throw RegistryError.internalError("metadata store failure")

@@ -56,7 +56,7 @@ struct RegistryCommand: AsyncParsableCommand {
         notifier.status("opening the database")
         try FileSystemSetup.makeDirectory(settings.dataDir)
         let instance = try settings.instanceID ?? InstanceIdentity.loadOrCreate(in: settings.dataDir)
-        let metadata = try SQLiteMetadataStore(path: settings.dataDir + "/registry.db", instance: instance)
+        let metadata = try await Self.openMetadata(settings, instance: instance, notifier: notifier, logger: logger)
         let driver: any StorageDriver =
             switch settings.storage {
             case .filesystem: try FilesystemDriver(root: settings.dataDir + "/storage")
@@ -182,6 +182,25 @@ struct RegistryCommand: AsyncParsableCommand {
             }
         }
         signals.cancel()
+        await metadata.close()
+    }
+
+    /// SQLite in the data directory, or the PostgreSQL database of `--metadata` shared
+    /// with other instances (its password from the config file, `PGPASSWORD` or a passfile).
+    private static func openMetadata(
+        _ settings: Settings, instance: String, notifier: ServiceNotifier, logger: Logger
+    ) async throws -> any MetadataBackend {
+        let description = InstanceDescription.current(version: RegistrydVersion.current)
+        guard let location = settings.metadata else {
+            return try SQLiteMetadataStore(path: settings.dataDir + "/registry.db", instance: instance, description: description)
+        }
+        notifier.status("connecting to PostgreSQL at \(location)")
+        let located = location.withPassword(configured: settings.metadataPassword, environment: ProcessInfo.processInfo.environment)
+        let metadata = try await PostgresMetadataStore(
+            location: located, instance: instance, poolSize: settings.metadataPoolSize, description: description,
+            logger: Logger(label: "registryd.metadata"))
+        logger.notice("metadata in \(metadata.backendDescription), instance \(instance)")
+        return metadata
     }
 
     private func loadSettings() throws -> Settings {
@@ -205,7 +224,7 @@ struct RegistryCommand: AsyncParsableCommand {
         }
     }
 
-    private func accessPolicy(_ settings: Settings, _ metadata: SQLiteMetadataStore, _ logger: Logger) throws -> (
+    private func accessPolicy(_ settings: Settings, _ metadata: any MetadataBackend, _ logger: Logger) throws -> (
         RegistryAccessPolicy, TokenEndpoint?
     ) {
         guard settings.tokenAuth else { return (RegistryAccessPolicy(scheme: .basic, accounts: metadata), nil) }
@@ -279,9 +298,8 @@ struct RegistryCommand: AsyncParsableCommand {
         }
     }
 
-    /// Keeps this instance's pins alive (see `InstanceLease`), and takes the database's
-    /// space reserve again once a full disk has room (see `SpaceReserve`).
-    private static func renewLease(_ metadata: SQLiteMetadataStore, until stop: StopSignal, logger: Logger) async {
+    /// Keeps this instance's pins alive and its heartbeat current (see `InstanceLease`).
+    private static func renewLease(_ metadata: any MetadataBackend, until stop: StopSignal, logger: Logger) async {
         while !stop.isSignalled {
             await stop.sleep(for: InstanceLease.renewalInterval)
             guard !stop.isSignalled else { return }
@@ -290,7 +308,6 @@ struct RegistryCommand: AsyncParsableCommand {
             } catch {
                 logger.error("renewing the instance lease failed: \(error)")
             }
-            metadata.restoreSpaceReserve()
         }
     }
 

@@ -8,7 +8,7 @@ import Systemd
 /// uploads in progress.
 struct StatusReporter: Sendable {
     let server: HTTPServer
-    let metadata: SQLiteMetadataStore
+    let metadata: any MetadataBackend
     let collector: GarbageCollector
     let notifier: ServiceNotifier
 

@@ -97,6 +97,16 @@ enum Examples {
         return report
     }
 
+    /// Compiled, not run: it needs a PostgreSQL server (the contract tests open stores like this).
+    static func postgresMetadataStore(password: String, logger: Logger) async throws -> PostgresMetadataStore {
+        // example: PostgresMetadataStore
+        let location = try PostgresLocation(parsing: "postgres://registryd@db.internal:5432/registry")
+            .withPassword(configured: nil, environment: ["PGPASSWORD": password])
+        let metadata = try await PostgresMetadataStore(location: location, instance: "registry-1", logger: logger)
+        // end
+        return metadata
+    }
+
     static func metadataStore(dataDir: String) throws -> SQLiteMetadataStore {
         // example: SQLiteMetadataStore
         let metadata = try SQLiteMetadataStore(path: dataDir + "/registry.db", instance: "registry-1")

@@ -177,11 +177,25 @@ enum Migrations {
             CREATE INDEX blobs_being_deleted ON blobs(digest) WHERE deleting = 1;
             """
         ),
+        (
+            7,
+            """
+            -- What `registryctl status` shows of each instance, written with every lease
+            -- renewal (the heartbeat); the PostgreSQL schema has the same columns.
+            ALTER TABLE instances ADD COLUMN host TEXT NOT NULL DEFAULT '';
+            ALTER TABLE instances ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE instances ADD COLUMN version TEXT NOT NULL DEFAULT '';
+            ALTER TABLE instances ADD COLUMN renewed_at_ms INTEGER NOT NULL DEFAULT 0;
+            """
+        ),
     ]
 
     static func apply(to connection: SQLiteConnection) throws {
         try connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
         let applied = Set(try connection.rows("SELECT version FROM schema_migrations") { Int($0.integer(0)) })
+        if let newest = applied.max(), newest > latestVersion {
+            throw MetadataError.newerSchema(found: newest, known: latestVersion)
+        }
         for migration in all where !applied.contains(migration.version) {
             try connection.transaction {
                 try connection.execute(migration.sql)

@@ -49,6 +49,21 @@ public enum NamespaceRole: String, Sendable, CaseIterable, Comparable {
 public struct NamespaceMembers: Sendable, Equatable {
     public let namespace: String
     public let members: [String: NamespaceRole]
+
+    /// Namespaces from rows of (namespace, member, role) in namespace order; a namespace
+    /// without members comes as one row with no member.
+    static func grouped(_ rows: [(String, String?, String?)]) -> [NamespaceMembers] {
+        var result: [NamespaceMembers] = []
+        for (namespace, user, role) in rows {
+            if result.last?.namespace != namespace { result.append(NamespaceMembers(namespace: namespace, members: [:])) }
+            if let user, let role = role.flatMap(NamespaceRole.init(rawValue:)) {
+                var members = result.removeLast().members
+                members[user] = role
+                result.append(NamespaceMembers(namespace: namespace, members: members))
+            }
+        }
+        return result
+    }
 }
 
 public enum AccountStoreError: Error, Equatable {

@@ -16,7 +16,7 @@ public struct AuditEntry: Sendable, Equatable {
     public let params: String?
 }
 
-extension SQLiteMetadataStore: AuditStore {
+extension SQLiteMetadataStore {
     public func recordAudit(actor: String, method: String, params: String?) async throws {
         try await database.write { connection in
             try connection.query(

@@ -38,7 +38,7 @@ enum HotReadKey {
     }
 }
 
-extension SQLiteMetadataStore: CachedReads {
+extension SQLiteMetadataStore {
     public func cachedManifest(_ reference: ManifestReference, in repository: RepositoryName) -> StoredManifest?? {
         database.cache.lookup(HotReadKey.manifest(reference, repository), as: StoredManifest?.self)
     }

@@ -110,6 +110,27 @@ public enum MetadataError: Error, Equatable {
     case damagedRow(String)
     /// The database engine failed; the engine's own error is kept.
     case backend(MetadataBackendError)
+    /// The database cannot be reached (PostgreSQL down, its connections lost): nothing
+    /// happened, and the same call may succeed once it is back.
+    case unavailable(MetadataBackendError)
+    /// The database was migrated by a newer registryd than this one: starting on it could
+    /// misread what that version wrote.
+    case newerSchema(found: Int, known: Int)
+}
+
+extension MetadataError: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .blobBeingDeleted(let digest): "blob \(digest) is being deleted by a collection"
+        case .storageFull: "the database's disk is full"
+        case .damagedRow(let what): "damaged row: \(what)"
+        case .backend(let error): "\(error)"
+        case .unavailable(let error): "the database is unreachable: \(error)"
+        case .newerSchema(let found, let known):
+            "the database has schema version \(found), newer than this registryd knows (\(known)): "
+                + "run the registryd that migrated it, or a newer one"
+        }
+    }
 }
 
 /// A failure of the database under the metadata layer, with the engine's own error kept

@@ -1,6 +1,6 @@
 import OCI
 
-extension SQLiteMetadataStore: AccountStore {
+extension SQLiteMetadataStore {
     public var accountGeneration: Int { accountChanges.load(ordering: .acquiring) }
 
     private func accountChanged() { accountChanges.add(1, ordering: .releasing) }
@@ -122,16 +122,7 @@ extension SQLiteMetadataStore: AccountStore {
         let rows = try database.read { connection in
             try connection.rows(sql) { ($0.text(0), $0.optionalText(1), $0.optionalText(2)) }
         }
-        var result: [NamespaceMembers] = []
-        for (namespace, user, role) in rows {
-            if result.last?.namespace != namespace { result.append(NamespaceMembers(namespace: namespace, members: [:])) }
-            if let user, let role = role.flatMap(NamespaceRole.init(rawValue:)) {
-                var members = result.removeLast().members
-                members[user] = role
-                result.append(NamespaceMembers(namespace: namespace, members: members))
-            }
-        }
-        return result
+        return NamespaceMembers.grouped(rows)
     }
 
     public func isPublic(_ repository: RepositoryName) async throws -> Bool {

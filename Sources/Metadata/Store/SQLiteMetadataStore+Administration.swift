@@ -1,6 +1,6 @@
 import OCI
 
-extension SQLiteMetadataStore: RepositoryAdministration {
+extension SQLiteMetadataStore {
     public func repositorySummary(_ name: RepositoryName) async throws -> RepositorySummary? {
         try database.read { connection in
             guard

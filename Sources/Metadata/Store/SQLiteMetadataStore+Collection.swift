@@ -1,6 +1,6 @@
 import OCI
 
-extension SQLiteMetadataStore: CollectionStore {
+extension SQLiteMetadataStore {
     /// A manifest of repository `m.repository_id` that some index in the same repository lists.
     private static let isChildOfIndex = """
         EXISTS (SELECT 1 FROM manifest_references r JOIN manifests parent ON parent.id = r.manifest_id

@@ -16,26 +16,53 @@ extension SQLiteMetadataStore {
     /// Starts this instance's lease and releases every pin it held before: they belong
     /// to uploads of a process that is gone (this one has served nothing yet).
     /// - Returns: the blobs whose pins were released.
-    static func startInstance(_ instance: String, leaseDuration: Duration, in database: SQLiteDatabase) throws -> [Digest] {
+    static func startInstance(
+        _ instance: String, description: InstanceDescription, leaseDuration: Duration, in database: SQLiteDatabase
+    ) throws -> [Digest] {
         try database.writeBlocking { connection in
             let now = UnixTime.milliseconds()
             try connection.query(
                 """
-                INSERT INTO instances (id, started_at_ms, lease_expires_at_ms) VALUES (?1, ?2, ?3)
-                ON CONFLICT (id) DO UPDATE SET started_at_ms = excluded.started_at_ms, lease_expires_at_ms = excluded.lease_expires_at_ms
-                """, [.text(instance), .integer(now), .integer(now + leaseDuration.milliseconds)])
+                INSERT INTO instances (id, started_at_ms, lease_expires_at_ms, host, pid, version, renewed_at_ms)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?2)
+                ON CONFLICT (id) DO UPDATE SET started_at_ms = excluded.started_at_ms, lease_expires_at_ms = excluded.lease_expires_at_ms,
+                    host = excluded.host, pid = excluded.pid, version = excluded.version, renewed_at_ms = excluded.renewed_at_ms
+                """,
+                [
+                    .text(instance), .integer(now), .integer(now + leaseDuration.milliseconds), .text(description.host),
+                    .integer(description.pid), .text(description.version),
+                ])
             return try connection.rows("DELETE FROM blob_pins WHERE instance = ? RETURNING digest", [.text(instance)]) {
                 try Digest(parsing: $0.text(0))
             }
         }
     }
 
+    /// Extends the lease and writes the heartbeat; then takes the database's space reserve
+    /// again if a full disk has room by now (see `SpaceReserve`).
     public func renewInstanceLease() async throws {
         // Not durable: after a power cut every instance starts again anyway.
         try await database.write(durable: false) { connection in
+            let now = UnixTime.milliseconds()
             try connection.query(
-                "UPDATE instances SET lease_expires_at_ms = ? WHERE id = ?",
-                [.integer(UnixTime.milliseconds() + self.leaseDuration.milliseconds), .text(self.instance)])
+                "UPDATE instances SET lease_expires_at_ms = ?, renewed_at_ms = ? WHERE id = ?",
+                [.integer(now + self.leaseDuration.milliseconds), .integer(now), .text(self.instance)])
+        }
+        restoreSpaceReserve()
+    }
+
+    public func liveInstances() async throws -> [InstanceHeartbeat] {
+        try database.read { connection in
+            try connection.rows(
+                """
+                SELECT id, host, pid, version, started_at_ms, renewed_at_ms, lease_expires_at_ms FROM instances
+                WHERE lease_expires_at_ms > ? ORDER BY id
+                """, [.integer(UnixTime.milliseconds())]
+            ) { row in
+                InstanceHeartbeat(
+                    id: row.text(0), host: row.text(1), pid: row.integer(2), version: row.text(3), startedAtMilliseconds: row.integer(4),
+                    renewedAtMilliseconds: row.integer(5), leaseExpiresAtMilliseconds: row.integer(6))
+            }
         }
     }
 

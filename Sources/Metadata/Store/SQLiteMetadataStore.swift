@@ -8,13 +8,15 @@ import Synchronization
 /// ```
 ///
 /// Opening the store applies pending schema migrations.
-public final class SQLiteMetadataStore: MetadataStore {
+public final class SQLiteMetadataStore: MetadataBackend {
     let database: SQLiteDatabase
     /// See `AccountStore.accountGeneration`.
     let accountChanges = Atomic<Int>(0)
 
     /// The registryd instance this store speaks for (see `InstanceLease`).
     public let instance: String
+    /// The database file.
+    public let path: String
 
     /// Opens (and migrates) the database, starts `instance`'s lease and releases the
     /// pins that instance held before (see `InstanceLease`).
@@ -22,7 +24,13 @@ public final class SQLiteMetadataStore: MetadataStore {
     /// shorter only in tests).
     let leaseDuration: Duration
 
-    public init(path: String, instance: String = "local", leaseDuration: Duration = InstanceLease.duration) throws {
+    /// What the heartbeat says of this process.
+    let description: InstanceDescription
+
+    public init(
+        path: String, instance: String = "local", leaseDuration: Duration = InstanceLease.duration,
+        description: InstanceDescription = .current(version: "")
+    ) throws {
         let database: SQLiteDatabase
         do {
             database = try SQLiteDatabase(path: path)
@@ -31,9 +39,11 @@ public final class SQLiteMetadataStore: MetadataStore {
             throw MetadataError(error)
         }
         self.database = database
+        self.path = path
         self.instance = instance
         self.leaseDuration = leaseDuration
-        releasedPinsAtStart = try Self.startInstance(instance, leaseDuration: leaseDuration, in: database)
+        self.description = description
+        releasedPinsAtStart = try Self.startInstance(instance, description: description, leaseDuration: leaseDuration, in: database)
     }
 
     /// Blobs pinned by uploads of an earlier process of this instance, whose pins were
@@ -53,6 +63,11 @@ public final class SQLiteMetadataStore: MetadataStore {
     public func schemaVersion() async throws -> Int {
         try database.read { try $0.first("SELECT max(version) FROM schema_migrations") { Int($0.integer(0)) } ?? 0 }
     }
+
+    public var backendDescription: String { "SQLite \(path)" }
+
+    /// Nothing runs in the background; the connections close with the store.
+    public func close() async {}
 
     /// The newest migration this build knows.
     public static var latestSchemaVersion: Int { Migrations.latestVersion }

@@ -75,6 +75,11 @@ extension RegistryError {
     }
     /// A full disk, under the blobs or under the metadata: 507, and nothing half-done.
     static let storageFull = RegistryError(.unknown, status: .insufficientStorage, "the registry's storage is full")
+    /// The metadata database cannot be reached: 503, and the client may retry shortly.
+    static let metadataUnavailable = RegistryError(
+        .unknown, status: .serviceUnavailable, "the registry's database is unreachable; retry later"
+    )
+    .with(header: "Retry-After", "5")
     static func internalError(_ what: String) -> RegistryError {
         RegistryError(.unknown, status: .internalServerError, "internal error", detail: what)
     }

@@ -16,7 +16,7 @@ import sqlite3
 
 here = os.path.dirname(os.path.abspath(__file__))
 source = open(os.path.join(here, "../../../Sources/Metadata/Schema/Migrations.swift")).read()
-migrations = {int(number): sql for number, sql in re.findall(r'\((\d+), """\n(.*?)"""\)', source, re.S)}
+migrations = {int(number): sql for number, sql in re.findall(r'\(\s*(\d+),\s*"""\n(.*?)"""\s*\)', source, re.S)}
 newest = max(migrations)
 
 config = "sha256:" + "1" * 64

@@ -1,0 +1,182 @@
+import OCI
+import PostgresNIO
+
+/// The collection's queries, as on SQLite (`SQLiteMetadataStore+Collection.swift`): each
+/// deciding statement re-checks its conditions in its own SERIALIZABLE transaction, so a
+/// push through any instance that links, pins or references something meanwhile wins.
+extension PostgresMetadataStore {
+    private static let isChildOfIndex = """
+        EXISTS (SELECT 1 FROM manifest_references r JOIN manifests parent ON parent.id = r.manifest_id
+                WHERE r.kind = 'manifest' AND r.digest = m.digest AND parent.repository_id = m.repository_id)
+        """
+    private static let isTagged = "EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)"
+    private static let hasLiveSubject = """
+        (m.subject_digest IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
+        """
+    private static let hasDeadSubject = """
+        (m.subject_digest IS NOT NULL AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
+        """
+    private static let linkIsUnreferenced = """
+        NOT EXISTS (SELECT 1 FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
+                    WHERE m.repository_id = rb.repository_id AND mr.digest = rb.digest)
+        """
+
+    /// A blob nothing holds on to: no link, no manifest reference, no live pin.
+    private static func blobIsCollectable(now: Int64, cutoff: Int64) -> String {
+        """
+        b.created_at_ms <= \(cutoff)
+        AND NOT EXISTS (SELECT 1 FROM blob_pins p WHERE p.digest = b.digest AND \(pinIsLive(now: now)))
+        AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+        AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.digest = b.digest)
+        """
+    }
+
+    public func untaggedManifests(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableManifest] {
+        try await manifests(where: "NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject)", cutoff, limit)
+    }
+
+    public func orphanedReferrers(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableManifest] {
+        try await manifests(where: "\(Self.hasDeadSubject) AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex)", cutoff, limit)
+    }
+
+    public func deleteManifestIfCollectable(_ manifest: CollectableManifest, olderThan cutoff: Int64) async throws -> Bool {
+        try await database.write { connection in
+            try await connection.run(
+                """
+                DELETE FROM manifests WHERE id IN (
+                    SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                    WHERE r.name = \(manifest.repository) AND m.digest = \(manifest.digest) AND m.created_at_ms <= \(cutoff)
+                      AND NOT \(unescaped: Self.isTagged) AND NOT \(unescaped: Self.isChildOfIndex) AND NOT \(unescaped: Self.hasLiveSubject))
+                RETURNING 1
+                """) > 0
+        }
+    }
+
+    public func staleLinks(olderThan cutoff: Int64, limit: Int) async throws -> [StaleLink] {
+        try await database.read { connection in
+            try await connection.rows(
+                """
+                SELECT r.name, rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+                WHERE rb.created_at_ms <= \(cutoff) AND \(unescaped: Self.linkIsUnreferenced) LIMIT \(limit)
+                """
+            ) {
+                let (repository, digest) = try $0.decode((String, String).self)
+                return StaleLink(repository: repository, digest: digest)
+            }
+        }
+    }
+
+    public func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) async throws -> Bool {
+        try await database.write { connection in
+            try await connection.run(
+                """
+                DELETE FROM repository_blobs AS rb
+                WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = \(link.repository)) AND rb.digest = \(link.digest)
+                  AND rb.created_at_ms <= \(cutoff) AND \(unescaped: Self.linkIsUnreferenced)
+                RETURNING 1
+                """) > 0
+        }
+    }
+
+    public func collectableBlobs(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableBlob] {
+        let condition = Self.blobIsCollectable(now: UnixTime.milliseconds(), cutoff: cutoff)
+        return try await database.read { connection in
+            try await connection.rows(
+                "SELECT b.digest, b.size, b.deleting FROM blobs b WHERE b.deleting OR (\(unescaped: condition)) LIMIT \(limit)"
+            ) {
+                let (digest, size, marked) = try $0.decode((String, Int64, Bool).self)
+                return CollectableBlob(digest: try Digest(parsing: digest), size: size, marked: marked)
+            }
+        }
+    }
+
+    public func markForDeletion(_ digest: Digest, olderThan cutoff: Int64) async throws -> Bool {
+        let condition = Self.blobIsCollectable(now: UnixTime.milliseconds(), cutoff: cutoff)
+        return try await database.write { connection in
+            try await connection.run(
+                """
+                UPDATE blobs AS b SET deleting = true WHERE b.digest = \(digest.description) AND (b.deleting OR (\(unescaped: condition)))
+                RETURNING 1
+                """) > 0
+        }
+    }
+
+    public func finishDeletion(_ digest: Digest) async throws {
+        try await database.write { connection in
+            try await connection.query("DELETE FROM blobs WHERE digest = \(digest.description) AND deleting", logger: connection.logger)
+        }
+    }
+
+    public func blobsMarkedForDeletion(limit: Int) async throws -> [Digest] {
+        try await database.read { connection in
+            try await connection.rows(#"SELECT digest FROM blobs WHERE deleting ORDER BY digest COLLATE "C" LIMIT \#(limit)"#) {
+                try Digest(parsing: $0.decode(String.self))
+            }
+        }
+    }
+
+    public func unmarkDeletion(_ digest: Digest) async throws {
+        try await database.write { connection in
+            try await connection.query("UPDATE blobs SET deleting = false WHERE digest = \(digest.description)", logger: connection.logger)
+        }
+    }
+
+    public func storedBlobs(after last: String?, limit: Int) async throws -> [CollectableBlob] {
+        try await database.read { connection in
+            try await connection.rows(
+                #"""
+                SELECT digest, size FROM blobs WHERE NOT deleting AND digest COLLATE "C" > \#(last ?? "")
+                ORDER BY digest COLLATE "C" LIMIT \#(limit)
+                """#
+            ) {
+                let (digest, size) = try $0.decode((String, Int64).self)
+                return CollectableBlob(digest: try Digest(parsing: digest), size: size, marked: false)
+            }
+        }
+    }
+
+    public func hasBlobRow(_ digest: Digest) async throws -> Bool {
+        try await database.read { connection in
+            try await connection.first("SELECT 1 FROM blobs WHERE digest = \(digest.description)") { _ in true } ?? false
+        }
+    }
+
+    public func markOrphanForDeletion(_ digest: Digest) async throws -> Bool {
+        try await database.write { connection in
+            try await connection.run(
+                """
+                INSERT INTO blobs (digest, size, created_at_ms, deleting) VALUES (\(digest.description), 0, \(UnixTime.milliseconds()), true)
+                ON CONFLICT (digest) DO NOTHING RETURNING 1
+                """) > 0
+        }
+    }
+
+    public func referencesWithoutBlobs(limit: Int) async throws -> [(repository: String, manifest: String, blob: String)] {
+        try await database.read { connection in
+            try await connection.rows(
+                """
+                SELECT r.name, m.digest, mr.digest FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
+                JOIN repositories r ON r.id = m.repository_id
+                WHERE mr.kind = 'blob' AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = mr.digest) LIMIT \(limit)
+                """
+            ) {
+                let (repository, manifest, blob) = try $0.decode((String, String, String).self)
+                return (repository: repository, manifest: manifest, blob: blob)
+            }
+        }
+    }
+
+    private func manifests(where condition: String, _ cutoff: Int64, _ limit: Int) async throws -> [CollectableManifest] {
+        try await database.read { connection in
+            try await connection.rows(
+                """
+                SELECT r.name, m.digest, octet_length(m.content)::bigint FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                WHERE m.created_at_ms <= \(cutoff) AND \(unescaped: condition) LIMIT \(limit)
+                """
+            ) {
+                let (repository, digest, size) = try $0.decode((String, String, Int64).self)
+                return CollectableManifest(repository: repository, digest: digest, size: size)
+            }
+        }
+    }
+}

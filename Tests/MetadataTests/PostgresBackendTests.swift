@@ -1,0 +1,149 @@
+import Foundation
+import Logging
+import OCI
+import RegistryTesting
+import XCTest
+
+@testable import Metadata
+
+/// What only the PostgreSQL backend has: migrations under a lock, instances that share
+/// one database and keep each other's caches current.
+final class PostgresBackendTests: XCTestCase {
+    private var location: PostgresLocation!
+    private var stores: [PostgresMetadataStore] = []
+    let repository = try! RepositoryName(parsing: "team/app")
+
+    override func setUp() async throws {
+        location = try await TestPostgres.makeDatabase()
+    }
+
+    override func tearDown() async throws {
+        for store in stores { await store.close() }
+        stores = []
+        try await TestPostgres.dropDatabase(location)
+    }
+
+    private func open(_ instance: String) async throws -> PostgresMetadataStore {
+        let store = try await PostgresMetadataStore(location: location, instance: instance)
+        stores.append(store)
+        return store
+    }
+
+    func testAnEmptyDatabaseIsMigratedToTheNewestVersion() async throws {
+        let store = try await open("a")
+        await assertEqual(try await store.schemaVersion(), PostgresMetadataStore.latestSchemaVersion)
+        XCTAssertGreaterThanOrEqual(PostgresMetadataStore.latestSchemaVersion, 2)
+    }
+
+    func testAnUpgradeFromThePreviousVersionKeepsTheData() async throws {
+        // The database as the previous version left it: its migrations, and rows it wrote.
+        let previous = PostgresMetadataStore.latestSchemaVersion - 1
+        let database = PostgresDatabase(location: location, poolSize: 2, logger: Logger(label: "test"))
+        let applied = try await PostgresMigrations.apply(to: database.client, upTo: previous, logger: Logger(label: "test"))
+        XCTAssertEqual(applied, Array(1...previous))
+        let blob = Digest.of([1, 2, 3])
+        for statement in [
+            "INSERT INTO repositories (name, is_public, created_at) VALUES ('team/app', true, 1)",
+            "INSERT INTO blobs (digest, size, created_at_ms) VALUES ('\(blob)', 3, 1000)",
+            "INSERT INTO repository_blobs (repository_id, digest, created_at_ms) SELECT id, '\(blob)', 1000 FROM repositories",
+            "INSERT INTO users (name, password_hash, is_staff, created_at, updated_at) VALUES ('alice', 'h', true, 1, 1)",
+            "INSERT INTO instances (id, started_at_ms, lease_expires_at_ms) VALUES ('a', 1, 2)",
+        ] {
+            try await TestPostgres.administer(location, statement)
+        }
+        await database.close()
+
+        let upgraded = try await open("a")
+        await assertEqual(try await upgraded.schemaVersion(), PostgresMetadataStore.latestSchemaVersion)
+        await assertEqual(try await upgraded.blobSize(blob, in: repository), 3)
+        await assertTrue(try await upgraded.isPublic(repository))
+        await assertEqual(try await upgraded.user(named: "alice")?.isStaff, true)
+        let instances = try await upgraded.liveInstances()
+        XCTAssertEqual(instances.map(\.id), ["a"])
+        XCTAssertEqual(
+            instances.first?.pid, Int64(ProcessInfo.processInfo.processIdentifier), "the new version's heartbeat columns are filled")
+    }
+
+    func testInstancesStartingAtTheSameMomentMigrateOnce() async throws {
+        let location = self.location!
+        let opened = try await withThrowingTaskGroup(of: PostgresMetadataStore.self) { group in
+            for index in 0..<4 {
+                group.addTask { try await PostgresMetadataStore(location: location, instance: "node-\(index)") }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        stores += opened
+        for store in opened { await assertEqual(try await store.schemaVersion(), PostgresMetadataStore.latestSchemaVersion) }
+        let applied = try await opened[0].database.read { connection in
+            try await connection.rows("SELECT version FROM schema_migrations ORDER BY version") { try $0.decode(Int64.self) }
+        }
+        XCTAssertEqual(applied, (1...PostgresMetadataStore.latestSchemaVersion).map(Int64.init))
+        await assertEqual(try await opened[0].liveInstances().map(\.id), ["node-0", "node-1", "node-2", "node-3"])
+    }
+
+    func testADatabaseFromANewerVersionIsRefusedWithAClearMessage() async throws {
+        _ = try await open("a")
+        try await TestPostgres.administer(location, "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)")
+        do {
+            _ = try await open("b")
+            XCTFail("a newer schema must be refused")
+        } catch let error as MetadataError {
+            XCTAssertEqual(error, .newerSchema(found: 999, known: PostgresMetadataStore.latestSchemaVersion))
+            XCTAssertTrue("\(error)".contains("newer than this registryd knows"), "\(error)")
+        }
+    }
+
+    func testAWriteThroughOneInstanceReachesTheOthersCacheWithinASecond() async throws {
+        let a = try await open("a"), b = try await open("b")
+        let tag = try Tag(parsing: "v1")
+        let content = Array(#"{"schemaVersion":2}"#.utf8)
+        let manifest = NewManifest(
+            digest: Digest.of(content), mediaType: MediaType.ociManifest, content: content, artifactType: nil, annotationsJSON: nil,
+            requiredBlobs: [], foreignBlobs: [], childManifests: [], allowMissingChildren: false, subject: nil)
+        try await a.putManifest(manifest, in: repository, tags: [tag], actor: nil)
+        // b reads it into its cache (again if the notification of the put, or the periodic
+        // refresh, dropped it in between).
+        var cached = false
+        for _ in 0..<50 where !cached {
+            await assertEqual(try await b.manifest(.tag(tag), in: repository)?.digest, manifest.digest)
+            cached = (b.cachedManifest(.tag(tag), in: repository) ?? nil) != nil
+        }
+        XCTAssertTrue(cached, "b answers from its cache")
+
+        let generation = b.accountGeneration
+        let started = ContinuousClock.now
+        await assertTrue(try await a.deleteManifest(manifest.digest, in: repository, actor: nil))
+        while b.cachedManifest(.tag(tag), in: repository) != nil, ContinuousClock.now - started < .seconds(1) {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        XCTAssertNil(b.cachedManifest(.tag(tag), in: repository), "dropped by the notification")
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(1))
+        await assertNil(try await b.manifest(.tag(tag), in: repository), "b reads the delete")
+        XCTAssertGreaterThan(b.accountGeneration, generation, "credential caches on b start over as well")
+    }
+
+    func testWithoutNotificationsNoCachedAnswerOutlivesTheRefreshInterval() async throws {
+        let a = try await open("a")
+        let blob = Digest.of([5])
+        try await a.linkBlob(blob, size: 1, to: repository)
+        await assertEqual(try await a.blobSize(blob, in: repository), 1)
+        // A change made behind the backend's back sends no notification at all.
+        try await TestPostgres.administer(location, "DELETE FROM repository_blobs")
+        let started = ContinuousClock.now
+        while a.cachedBlobSize(blob, in: repository) != nil, ContinuousClock.now - started < .seconds(2) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(1), "the cached answer went within a second")
+        await assertNil(try await a.blobSize(blob, in: repository))
+    }
+
+    func testAnUnreachableDatabaseIsUnavailableNotAnInternalError() async throws {
+        let nowhere = try PostgresLocation(parsing: "postgres://registryd@127.0.0.1:1/none?sslmode=disable")
+        do {
+            _ = try await PostgresMetadataStore(location: nowhere, instance: "x")
+            XCTFail("nothing listens on port 1")
+        } catch let error as MetadataError {
+            guard case .unavailable = error else { return XCTFail("\(error)") }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# A throw-away PostgreSQL 15 server on loopback, for the tests of the PostgreSQL
+# metadata backend and of several instances.
+#
+#   scripts/postgres.sh start DIR   # prints the lines of DIR/postgres.env when ready
+#   scripts/postgres.sh stop DIR    # stops the server and removes DIR
+#
+# Debian's postgresql-15 binaries, its own data directory under DIR (owned by the
+# `postgres` system user: initdb refuses to run as root), a free port on 127.0.0.1 only,
+# no Unix socket outside DIR, and password (SCRAM) authentication for the role
+# `registryd`, so the tests go through the same login a production server asks for.
+# fsync stays on: crash tests rely on what a commit promises.
+# The role may create databases: each test works in a database of its own.
+# DIR/postgres.env holds POSTGRES_URL (without the password) and PGPASSWORD.
+set -euo pipefail
+
+command_name=${1:-}
+dir=${2:-}
+if [[ -z "$command_name" || -z "$dir" ]]; then
+    echo "usage: $0 start|stop DIR" >&2
+    exit 64
+fi
+
+bin=/usr/lib/postgresql/15/bin
+as_postgres() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+stop() {
+    if [[ -f "$dir/data/postmaster.pid" ]]; then
+        as_postgres "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$dir"
+}
+
+start() {
+    if [[ ! -x "$bin/initdb" ]]; then
+        echo "postgres.sh: PostgreSQL 15 is missing (scripts/install-deps.sh --test installs postgresql-15)" >&2
+        exit 69
+    fi
+    mkdir -p "$dir"
+    local password port
+    password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
+    port=$(free_port)
+    printf '%s\n' "$password" >"$dir/superuser-password"
+    if [[ $(id -u) -eq 0 ]]; then chown -R postgres: "$dir"; fi
+    chmod 700 "$dir"
+    as_postgres "$bin/initdb" -D "$dir/data" -U postgres --auth=scram-sha-256 --pwfile="$dir/superuser-password" \
+        --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || {
+        cat "$dir/initdb.log" >&2
+        exit 1
+    }
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+max_connections = 300
+shared_buffers = 128MB
+logging_collector = off
+CONF
+    as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null || {
+        tail -n 20 "$dir/server.log" >&2
+        exit 1
+    }
+    PGPASSWORD=$(cat "$dir/superuser-password") as_postgres "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
+        -c "CREATE ROLE registryd LOGIN CREATEDB PASSWORD '$password'" -c "CREATE DATABASE registryd OWNER registryd" >/dev/null
+    cat >"$dir/postgres.env" <<ENV
+POSTGRES_URL=postgres://registryd@127.0.0.1:$port/registryd
+PGPASSWORD=$password
+ENV
+    if [[ $(id -u) -eq 0 ]]; then chmod 755 "$dir"; chmod 644 "$dir/postgres.env"; fi
+    cat "$dir/postgres.env"
+}
+
+case "$command_name" in
+start) start ;;
+stop) stop ;;
+*)
+    echo "usage: $0 start|stop DIR" >&2
+    exit 64
+    ;;
+esac
