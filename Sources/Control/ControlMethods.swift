@@ -10,6 +10,8 @@ import Storage
 /// The methods the control socket offers so far. Each is thin: it validates params
 /// and calls the metadata layer. More groups (`user.*`, `gc.*`, …) join this table.
 public struct ControlMethods: Sendable {
+    /// The whole backend: `system.status` names it and lists the instances it has seen.
+    let backend: any MetadataBackend
     let metadata: any MetadataStore
     let accounts: any AccountStore
     let audit: any AuditStore
@@ -30,10 +32,11 @@ public struct ControlMethods: Sendable {
 
     /// - Parameter collector: the daemon's collector; `nil` makes one for these methods alone.
     public init(
-        metadata: any MetadataStore & AccountStore & AuditStore & RepositoryAdministration & CollectionStore, blobs: BlobStore,
+        metadata: any MetadataBackend, blobs: BlobStore,
         collector: GarbageCollector? = nil, passwords: PasswordHasher = PasswordHasher(), uploadTimeToLive: Int64 = 86_400,
         activation: String = "none", startedAt: ContinuousClock.Instant = .now, version: String
     ) {
+        self.backend = metadata
         self.metadata = metadata
         self.accounts = metadata
         self.audit = metadata

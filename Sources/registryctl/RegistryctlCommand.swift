@@ -103,7 +103,9 @@ struct Status: ParsableCommand {
     ///     …
     static func summary(_ status: JSONValue) -> [String] {
         var rows: [(String, String)] = [
+            ("instance", status["instance"]?.stringValue ?? "-"),
             ("activation", status["activation"]?.stringValue ?? "-"),
+            ("metadata", status["metadata"]?.stringValue ?? "-"),
             ("storage", status["storage_driver"]?.stringValue ?? "-"),
             ("repositories", number(status["repositories"])),
             ("manifests", number(status["manifests"])),
@@ -113,8 +115,8 @@ struct Status: ParsableCommand {
         ]
         // Fields a newer daemon reports that this registryctl does not know yet.
         let known: Set = [
-            "version", "uptime_seconds", "activation", "storage_driver", "repositories", "manifests", "tags", "blobs", "blob_bytes",
-            "uploads_in_progress",
+            "version", "uptime_seconds", "instance", "metadata", "instances", "activation", "storage_driver", "repositories", "manifests",
+            "tags", "blobs", "blob_bytes", "uploads_in_progress",
         ]
         if case .object(let fields) = status {
             for key in fields.keys.sorted() where !known.contains(key) {
@@ -123,7 +125,22 @@ struct Status: ParsableCommand {
         }
         let width = rows.map(\.0.count).max() ?? 0
         let header = "registryd \(status["version"]?.stringValue ?? "?"), up \(duration(status["uptime_seconds"]))"
-        return [header] + rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
+        var lines = [header] + rows.map { $0.0.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + $0.1 }
+        // The instances that share the metadata, seen by their heartbeats.
+        let instances = status["instances"]?.arrayValue ?? []
+        if !instances.isEmpty {
+            lines.append("")
+            lines += table(
+                ["INSTANCE", "HOST", "PID", "VERSION", "UP", "HEARTBEAT"],
+                instances.map { instance in
+                    [
+                        instance["id"]?.stringValue ?? "", instance["host"]?.stringValue ?? "", number(instance["pid"]),
+                        instance["version"]?.stringValue ?? "", duration(instance["started_seconds_ago"]),
+                        duration(instance["heartbeat_seconds_ago"]) + " ago",
+                    ]
+                })
+        }
+        return lines
     }
 }
 

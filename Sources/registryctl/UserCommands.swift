@@ -142,11 +142,15 @@ func printUser(_ user: JSONValue, _ connection: ConnectionOptions) {
 
 /// Columns padded to their widest cell.
 func printTable(_ header: [String], _ rows: [[String]]) {
+    for line in table(header, rows) { print(line) }
+}
+
+/// The lines of `printTable`.
+func table(_ header: [String], _ rows: [[String]]) -> [String] {
     let all = [header] + rows
     let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
-    for row in all {
-        print(
-            zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ").trimmingCharacters(
-                in: .whitespaces))
+    return all.map { row in
+        zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ").trimmingCharacters(
+            in: .whitespaces)
     }
 }

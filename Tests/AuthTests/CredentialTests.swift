@@ -2,6 +2,7 @@ import Foundation
 import Metadata
 import OCI
 import RegistryTesting
+import Synchronization
 import XCTest
 
 @testable import Auth
@@ -115,6 +116,35 @@ final class CredentialTests: XCTestCase {
         XCTAssertEqual(counting.lookups, 2)
         await assertTrue(try await store.deleteUser(named: "alice"))
         await assertEqual(await verifier.verify(name: "alice", password: "password-1", from: "a"), .rejected)
+    }
+
+    func testAnAccountChangeCostsARowReadNotAnotherBcrypt() async throws {
+        // Several instances bump the account generation often; a credential checked
+        // against the hash still stored must stay verified without bcrypt.
+        let hasher = PasswordHasher(cost: 4)
+        try await store.createUser(name: "alice", passwordHash: hasher.hash("password-1"), isStaff: false)
+        try await store.createUser(name: "bob", passwordHash: hasher.hash("password-b"), isStaff: false)
+        let checks = Mutex(0)
+        let verifier = CredentialVerifier(
+            accounts: store,
+            checkPassword: { password, hash in
+                checks.withLock { $0 += 1 }
+                return PasswordHasher.verify(password, against: hash)
+            })
+        let alice = CredentialVerifier.Outcome.authenticated(Principal(name: "alice", isStaff: false))
+        await assertEqual(await verifier.verify(name: "alice", password: "password-1", from: "a"), alice)
+        XCTAssertEqual(checks.withLock { $0 }, 1)
+        await assertTrue(try await store.setStaff(true, forUser: "bob"), "a change to another account")
+        XCTAssertNil(verifier.recentlyVerified(name: "alice", password: "password-1", from: "a"), "memory alone is not enough now")
+        await assertEqual(await verifier.verify(name: "alice", password: "password-1", from: "a"), alice)
+        XCTAssertEqual(checks.withLock { $0 }, 1, "the row still holds the checked hash: no second bcrypt")
+        XCTAssertNotNil(verifier.recentlyVerified(name: "alice", password: "password-1", from: "a"), "confirmed at the new generation")
+
+        await assertTrue(try await store.setPasswordHash(hasher.hash("password-2"), forUser: "alice"))
+        await assertEqual(await verifier.verify(name: "alice", password: "password-1", from: "a"), .rejected)
+        await assertEqual(await verifier.verify(name: "alice", password: "password-2", from: "a"), alice)
+        await assertTrue(try await store.setDisabled(true, forUser: "alice"))
+        await assertEqual(await verifier.verify(name: "alice", password: "password-2", from: "a"), .rejected)
     }
 
     func testStaffPushRules() async throws {

@@ -25,10 +25,19 @@ public struct TestHTTPClient: Sendable {
 
     public let host: String
     public let port: Int
+    /// Sent with every request before the request's own (credentials, for instance).
+    public let defaultHeaders: [(String, String)]
 
-    public init(host: String = "127.0.0.1", port: Int) {
+    public init(host: String = "127.0.0.1", port: Int, defaultHeaders: [(String, String)] = []) {
         self.host = host
         self.port = port
+        self.defaultHeaders = defaultHeaders
+    }
+
+    /// The same client, sending basic-auth credentials with every request.
+    public func withBasicAuth(user: String, password: String) -> TestHTTPClient {
+        let credentials = Data("\(user):\(password)".utf8).base64EncodedString()
+        return TestHTTPClient(host: host, port: port, defaultHeaders: defaultHeaders + [("Authorization", "Basic " + credentials)])
     }
 
     public func send(_ method: HTTPMethod, _ uri: String, headers: [(String, String)] = [], body: Body = .none) async throws -> TestResponse
@@ -51,7 +60,7 @@ public struct TestHTTPClient: Sendable {
         return try await channel.executeThenClose { inbound, outbound in
             var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri)
             head.headers.add(name: "Host", value: "\(host):\(port)")
-            for (name, value) in headers { head.headers.add(name: name, value: value) }
+            for (name, value) in defaultHeaders + headers { head.headers.add(name: name, value: value) }
             switch body {
             case .none:
                 if method == .PUT || method == .POST || method == .PATCH, head.headers["Content-Length"].isEmpty {

@@ -5,15 +5,30 @@ import OCI
 
 /// `system.status` and `repo.list`.
 extension ControlMethods {
-    /// `system.status`: version, uptime, storage driver and what the registry holds.
+    /// `system.status`: version, uptime, this instance and the backends, what the registry
+    /// holds, and every instance whose heartbeat is recent (several share a PostgreSQL
+    /// database; on SQLite it is this one).
     func status(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         try await ParamsReader(params, allowed: []).finish()
         let statistics = try await stored { try await metadata.statistics() }
+        let instances = try await stored { try await backend.liveInstances() }
+        let now = UnixTime.milliseconds()
         return [
             "version": .string(version),
             "uptime_seconds": .number(Double((ContinuousClock.now - startedAt).components.seconds)),
+            "instance": .string(backend.instance),
+            "metadata": .string(backend.backendDescription),
             "storage_driver": .string(storageDriver),
             "activation": .string(activation),
+            "instances": .array(
+                instances.map { instance in
+                    [
+                        "id": .string(instance.id), "host": .string(instance.host), "pid": .number(Double(instance.pid)),
+                        "version": .string(instance.version),
+                        "started_seconds_ago": .number(Double(max(0, now - instance.startedAtMilliseconds) / 1000)),
+                        "heartbeat_seconds_ago": .number(Double(max(0, now - instance.renewedAtMilliseconds) / 1000)),
+                    ]
+                }),
             "repositories": .number(Double(statistics.repositories)),
             "blobs": .number(Double(statistics.blobs)),
             "blob_bytes": .number(Double(statistics.blobBytes)),

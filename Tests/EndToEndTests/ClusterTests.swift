@@ -1,0 +1,156 @@
+import Foundation
+import OCI
+import RegistryTesting
+import XCTest
+
+/// Three registryd instances on one PostgreSQL database and one radosgw bucket, behind
+/// nginx (see `Cluster`): the real clients push through the balancer, requests of one
+/// upload land on different instances, and what one instance changes the others serve.
+final class ClusterTests: XCTestCase {
+    var cluster: Cluster!
+
+    override func setUp() async throws {
+        cluster = try await Cluster.start()
+    }
+
+    override func tearDown() async throws {
+        await cluster?.stop(showingLogs: (testRun?.failureCount ?? 0) > 0)
+        cluster = nil
+    }
+
+    private func digestServed(by index: Int?, _ repository: String, _ reference: String) async throws -> String? {
+        let response = try await cluster.client(index).send(.HEAD, "/v2/\(repository)/manifests/\(reference)", headers: [("Accept", "*/*")])
+        return response.status == .ok ? response.header("Docker-Content-Digest") : nil
+    }
+
+    func testPodmanAndSkopeoPushThroughTheBalancerAndEveryInstanceServesTheSameDigest() async throws {
+        try ContainerTools.require(["podman", "skopeo", "unshare"])
+        let tools = try ContainerTools(registry: cluster.balancerAddress)
+        defer { tools.cleanUp() }
+        let credentials = "\(Cluster.admin.user):\(Cluster.admin.password)"
+
+        // podman: push through nginx, so its HEADs, POSTs, PATCHes and PUTs spread over all three.
+        let layout = try await tools.makeImage("image", layers: 4)
+        let imageID = try await tools.podman("pull", "-q", "oci:\(layout):latest").trimmingCharacters(in: .whitespacesAndNewlines)
+        let reference = "\(cluster.balancerAddress)/team/app:v1"
+        try await tools.podman("tag", imageID, reference)
+        let digestFile = tools.workDirectory + "/pushed.digest"
+        try await tools.podman("push", "--tls-verify=false", "--creds", credentials, "--digestfile", digestFile, reference)
+        let pushed = try String(contentsOfFile: digestFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+
+        // skopeo: a multi-platform index, copied whole.
+        let index = try await tools.makeImage("multi", platforms: "linux/amd64,linux/arm64", seed: 7)
+        try await tools.skopeo(
+            "copy", "--all", "--dest-tls-verify=false", "--dest-creds", credentials, "oci:\(index):latest",
+            "docker://\(cluster.balancerAddress)/team/multi:v1")
+
+        for instance in 0..<3 {
+            let served = try await digestServed(by: instance, "team/app", "v1")
+            XCTAssertEqual(served, pushed, "instance \(instance)")
+        }
+        let indexDigests = try await (0..<3).asyncMap { try await self.digestServed(by: $0, "team/multi", "v1") }
+        XCTAssertEqual(Set(indexDigests).count, 1, "\(indexDigests)")
+        XCTAssertNotNil(indexDigests.first ?? nil)
+
+        // Pulled back through the balancer into an empty storage: the same image.
+        let puller = try ContainerTools(registry: cluster.balancerAddress)
+        defer { puller.cleanUp() }
+        try await puller.podman("pull", "--tls-verify=false", "--creds", credentials, reference)
+        let pulled = try await puller.podman("image", "inspect", "--format", "{{.Digest}}", reference)
+        XCTAssertEqual(pulled.trimmingCharacters(in: .whitespacesAndNewlines), pushed)
+        let copied = puller.workDirectory + "/copied"
+        try await puller.skopeo(
+            "copy", "--all", "--src-tls-verify=false", "--src-creds", credentials, "docker://\(cluster.balancerAddress)/team/multi:v1",
+            "oci:\(copied):latest")
+    }
+
+    func testAChunkedUploadWhosePostPatchesAndPutLandOnThreeInstances() async throws {
+        let blob = Fixtures.bytes(11 << 20, seed: 31)
+        let cuts = [0, 5 << 20, 8 << 20, blob.count]
+        let location = try await cluster.client(0).startUpload("team/chunks")
+        for part in 0..<3 {
+            let range = cuts[part]..<cuts[part + 1]
+            // Each PATCH on another instance than the one before it: 1, 2, 0.
+            let patch = try await cluster.client((part + 1) % 3).send(
+                .PATCH, location, headers: [("Content-Range", "\(range.lowerBound)-\(range.upperBound - 1)")],
+                body: .bytes(Array(blob[range])))
+            XCTAssertEqual(patch.status, .accepted, "part \(part): \(patch.text)")
+            XCTAssertEqual(patch.header("Range"), "0-\(range.upperBound - 1)")
+        }
+        let status = try await cluster.client(2).send(.GET, location)
+        XCTAssertEqual(status.header("Range"), "0-\(blob.count - 1)", "the acknowledged size is the cluster's, not one instance's")
+        let put = try await cluster.client(1).send(.PUT, "\(location)?digest=\(Fixtures.digest(blob))")
+        XCTAssertEqual(put.status, .created, put.text)
+        for instance in 0..<3 {
+            let get = try await cluster.client(instance).send(.GET, "/v2/team/chunks/blobs/\(Fixtures.digest(blob))")
+            XCTAssertEqual(get.status, .ok, "instance \(instance)")
+            XCTAssertEqual(Fixtures.digest(get.body), Fixtures.digest(blob), "instance \(instance)")
+        }
+    }
+
+    func testAManifestDeletedOnOneInstanceIsGoneOnTheOthersWithinASecond() async throws {
+        let config = Fixtures.json(["cluster": "delete"])
+        let layer = Fixtures.bytes(4096, seed: 5)
+        for blob in [config, layer] { try await cluster.client(0).pushBlob("team/gone", blob) }
+        let manifest = Fixtures.imageManifest(config: config, layers: [layer])
+        let put = try await cluster.client(0).putManifest("team/gone", "v1", manifest)
+        XCTAssertEqual(put.status, .created, put.text)
+        // Instances 1 and 2 answer it (and now hold it in their caches).
+        for _ in 0..<3 {
+            for instance in 1...2 { _ = try await digestServed(by: instance, "team/gone", "v1") }
+        }
+        await assertEqual(try await digestServed(by: 1, "team/gone", "v1"), Fixtures.digest(manifest))
+
+        let deleted = try await cluster.client(0).send(.DELETE, "/v2/team/gone/manifests/\(Fixtures.digest(manifest))")
+        XCTAssertEqual(deleted.status, .accepted)
+        let started = ContinuousClock.now
+        var gone = [false, false]
+        while gone.contains(false), ContinuousClock.now - started < .seconds(3) {
+            for instance in 1...2 where !gone[instance - 1] {
+                let response = try await cluster.client(instance).send(.GET, "/v2/team/gone/manifests/v1", headers: [("Accept", "*/*")])
+                gone[instance - 1] = response.status == .notFound
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        XCTAssertEqual(gone, [true, true])
+        XCTAssertLessThan(elapsed, .seconds(1), "404 on every instance within the bound (took \(elapsed))")
+    }
+
+    func testAPasswordChangedThroughOneInstanceStopsWorkingOnTheOthers() async throws {
+        let (created, output) = try await cluster.registryctl(0, ["user", "add", "ci", "--password-stdin"], input: "first-password\n")
+        XCTAssertEqual(created, 0, output)
+        let old = TestHTTPClient(port: cluster.instances[2].port).withBasicAuth(user: "ci", password: "first-password")
+        for _ in 0..<3 {
+            let response = try await old.send(.GET, "/v2/")
+            XCTAssertEqual(response.status, .ok, "the password works (and is remembered) on instance 2")
+        }
+        let (changed, changeOutput) = try await cluster.registryctl(
+            1, ["user", "passwd", "ci", "--password-stdin"], input: "second-password\n")
+        XCTAssertEqual(changed, 0, changeOutput)
+        let started = ContinuousClock.now
+        var refused = false
+        while !refused, ContinuousClock.now - started < .seconds(3) {
+            refused = try await old.send(.GET, "/v2/").status == .unauthorized
+        }
+        XCTAssertTrue(refused, "the old password is refused on instance 2")
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(1))
+        let new = TestHTTPClient(port: cluster.instances[0].port).withBasicAuth(user: "ci", password: "second-password")
+        await assertEqual(try await new.send(.GET, "/v2/").status, .ok)
+    }
+
+    func testRegistryctlOfAnyInstanceListsEveryInstance() async throws {
+        let (status, output) = try await cluster.registryctl(2, ["status"])
+        XCTAssertEqual(status, 0, output)
+        for id in ["node-0", "node-1", "node-2"] { XCTAssertTrue(output.contains(id), output) }
+        XCTAssertTrue(output.contains("PostgreSQL"), output)
+        XCTAssertFalse(output.contains(cluster.postgres.password ?? "-"), "no password in the status")
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var values: [T] = []
+        for element in self { values.append(try await transform(element)) }
+        return values
+    }
+}
