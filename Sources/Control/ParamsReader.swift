@@ -20,25 +20,25 @@ struct ParamsReader {
         }
     }
 
-    func string(_ name: String) async throws(RPCError) -> String? {
+    func string(_ name: String) throws(RPCError) -> String? {
         guard let value = object[name] else { return nil }
         guard let text = value.stringValue else { throw .invalidParams("\(name) must be a string") }
         return text
     }
 
     /// A required string param.
-    func requiredString(_ name: String) async throws(RPCError) -> String {
-        guard let value = try await string(name) else { throw .invalidParams("\(name) is required") }
+    func requiredString(_ name: String) throws(RPCError) -> String {
+        guard let value = try string(name) else { throw .invalidParams("\(name) is required") }
         return value
     }
 
-    func bool(_ name: String) async throws(RPCError) -> Bool? {
+    func bool(_ name: String) throws(RPCError) -> Bool? {
         guard let value = object[name] else { return nil }
         guard case .bool(let flag) = value else { throw .invalidParams("\(name) must be true or false") }
         return flag
     }
 
-    func integer(_ name: String, in range: ClosedRange<Int>) async throws(RPCError) -> Int? {
+    func integer(_ name: String, in range: ClosedRange<Int>) throws(RPCError) -> Int? {
         guard let value = object[name] else { return nil }
         guard let number = value.numberValue, number.rounded() == number, let integer = Int(exactly: number), range.contains(integer) else {
             throw .invalidParams("\(name) must be an integer in \(range.lowerBound)…\(range.upperBound)")
@@ -46,7 +46,7 @@ struct ParamsReader {
         return integer
     }
 
-    func finish() async throws(RPCError) {
+    func finish() throws(RPCError) {
         if let invalid { throw invalid }
     }
 }

@@ -77,6 +77,16 @@ extension Settings {
         .text(
             "token-service", "NAME", at: \.tokenService,
             "The `service` in token challenges; tokens for another service are refused."),
+        .optionalText(
+            "token-key-file", "PATH", at: \.tokenKeyFile, unset: "`DATA_DIR/token-signing.key`, made on first start",
+            "The key tokens are signed with (hex of at least 32 bytes, `openssl rand -hex 32`). Instances behind one balancer are given the same file, so a token from one is accepted by all (docs/SCALE-OUT.md)."
+        ),
+        Setting(
+            "token-accept-key-file", .value("PATH"), repeatable: true,
+            "A key whose tokens are accepted besides the signing key's: the old or the coming key while keys are rotated (docs/SCALE-OUT.md). Repeat for several.",
+            read: { settings, text, _ in settings.tokenAcceptKeyFiles.append(text) },
+            show: { settings in settings.tokenAcceptKeyFiles.isEmpty ? nil : settings.tokenAcceptKeyFiles.joined(separator: ", ") },
+            reset: { $0.tokenAcceptKeyFiles = [] }),
         .stored(
             "public-url", .value("URL"), at: \.publicURL, unset: "`http://<first listen address>`",
             "How clients reach the registry (`https://registry.example.com` behind a TLS proxy). The token realm is `URL/token`. Set it whenever you listen on `0.0.0.0`/`::` or sit behind a proxy.",

@@ -46,6 +46,10 @@ public struct Settings: Sendable {
     public var tokenAuth = false
     /// The `service` named in token challenges and checked in tokens.
     public var tokenService = "registryd"
+    /// The key that signs tokens; `nil`: `DATA_DIR/token-signing.key`, made when missing.
+    public var tokenKeyFile: String?
+    /// Keys whose tokens are still accepted (a rotation under way).
+    public var tokenAcceptKeyFiles: [String] = []
     /// How clients reach this registry, e.g. `https://registry.example.com`; the token
     /// realm is `<public-url>/token`. Default: `http://<first listen address>`.
     public var publicURL: String?

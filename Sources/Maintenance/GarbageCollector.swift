@@ -75,7 +75,10 @@ public actor GarbageCollector {
 
     public var status: Status { Status(phase: phase, running: running, last: last) }
 
-    /// Runs one collection. - Throws: `GarbageCollectorError.alreadyRunning` when one runs.
+    /// Runs one collection, holding the store's collection lock: with several instances
+    /// on one database, one collection at a time in the whole cluster.
+    /// - Throws: `GarbageCollectorError.alreadyRunning` when this collector runs one,
+    ///   `.runningElsewhere` when another instance does.
     public func run(_ options: Options) async throws -> Report {
         guard running == nil else { throw GarbageCollectorError.alreadyRunning }
         running = Report(dryRun: options.dryRun)
@@ -83,6 +86,19 @@ public actor GarbageCollector {
             phase = .idle
             running = nil
         }
+        guard let report = try await store.whileHoldingCollectionLock({ try await self.collect(options) }) else {
+            let holder = try await store.collectionRunningElsewhere()
+            throw GarbageCollectorError.runningElsewhere(holder?.instance ?? "another instance")
+        }
+        return report
+    }
+
+    /// Another instance's collection, if one runs now (for `gc.status`).
+    public func collectionElsewhere() async throws -> CollectionClaim? {
+        try await store.collectionRunningElsewhere()
+    }
+
+    private func collect(_ options: Options) async throws -> Report {
         // Milliseconds, so that grace 0 means everything unreferenced when the run starts.
         let startedAt = UnixTime.milliseconds()
         let cutoff = startedAt - options.grace.milliseconds
@@ -142,6 +158,13 @@ public actor GarbageCollector {
 
 public enum GarbageCollectorError: Error, Equatable, CustomStringConvertible {
     case alreadyRunning
+    /// The instance named holds the cluster's collection lock.
+    case runningElsewhere(String)
 
-    public var description: String { "a garbage collection is already running" }
+    public var description: String {
+        switch self {
+        case .alreadyRunning: "a garbage collection is already running"
+        case .runningElsewhere(let instance): "a garbage collection is running on instance \(instance)"
+        }
+    }
 }

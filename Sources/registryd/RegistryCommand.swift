@@ -228,8 +228,13 @@ struct RegistryCommand: AsyncParsableCommand {
         RegistryAccessPolicy, TokenEndpoint?
     ) {
         guard settings.tokenAuth else { return (RegistryAccessPolicy(scheme: .basic, accounts: metadata), nil) }
-        let key = try TokenSigningKey.loadOrCreate(at: settings.dataDir + "/token-signing.key")
-        let tokens = TokenService(key: key, service: settings.tokenService, issuer: settings.tokenService)
+        // A configured key file must exist (several instances share it); the default one
+        // in the data directory is made on first start.
+        let key =
+            try settings.tokenKeyFile.map { try TokenSigningKey.load(at: $0) }
+            ?? TokenSigningKey.loadOrCreate(at: settings.dataDir + "/token-signing.key")
+        let accepted = try settings.tokenAcceptKeyFiles.map { try TokenSigningKey.load(at: $0) }
+        let tokens = TokenService(key: key, alsoAccepting: accepted, service: settings.tokenService, issuer: settings.tokenService)
         let policy = RegistryAccessPolicy(scheme: .token(tokens, realm: settings.realmBase + "/token"), accounts: metadata)
         logger.notice("token auth: realm \(settings.realmBase)/token, service \(settings.tokenService)")
         return (policy, TokenEndpoint(policy: policy, tokens: tokens))
@@ -254,6 +259,9 @@ struct RegistryCommand: AsyncParsableCommand {
                 logger.notice(
                     "garbage collection: \(report.blobs.count) blobs, \(report.manifests.count) manifests, \(report.bytesFreed) bytes freed"
                 )
+            } catch let error as GarbageCollectorError {
+                // Several instances with the same schedule: one collects, the others skip.
+                logger.info("scheduled garbage collection skipped: \(error)")
             } catch {
                 logger.error("garbage collection failed: \(error)")
             }

@@ -45,6 +45,28 @@ final class TokenServiceTests: XCTestCase {
         }
     }
 
+    func testDuringARotationTokensOfEitherKeyAreAcceptedAndNoOthers() throws {
+        let old = TokenSigningKey(bytes: Array(repeating: 1, count: 32))
+        let new = TokenSigningKey(bytes: Array(repeating: 2, count: 32))
+        let stranger = TokenSigningKey(bytes: Array(repeating: 3, count: 32))
+        let scope = try XCTUnwrap(Scope(parsing: "repository:team/app:pull"))
+        let byOld = TokenService(key: old, service: "registryd", issuer: "registryd").issue(subject: "alice", grants: [scope]).token
+        let byNew = TokenService(key: new, service: "registryd", issuer: "registryd").issue(subject: "alice", grants: [scope]).token
+        // Step 1 of a rotation: still signing with the old key, already accepting the new one.
+        let accepting = TokenService(key: old, alsoAccepting: [new], service: "registryd", issuer: "registryd")
+        XCTAssertNoThrow(try accepting.verify(byOld))
+        XCTAssertNoThrow(try accepting.verify(byNew))
+        // Step 2: signing with the new key, the old one's tokens still good until they expire.
+        let rotated = TokenService(key: new, alsoAccepting: [old], service: "registryd", issuer: "registryd")
+        XCTAssertEqual(try rotated.verify(byOld).name, "alice")
+        XCTAssertNoThrow(try rotated.verify(rotated.issue(subject: "bob", grants: [scope]).token))
+        // Done: the old key's tokens are refused.
+        let done = TokenService(key: new, service: "registryd", issuer: "registryd")
+        XCTAssertThrowsError(try done.verify(byOld)) { XCTAssertEqual($0 as? TokenError, .unknownKey) }
+        let byStranger = TokenService(key: stranger, service: "registryd", issuer: "registryd").issue(subject: "x", grants: [scope]).token
+        XCTAssertThrowsError(try rotated.verify(byStranger)) { XCTAssertEqual($0 as? TokenError, .unknownKey) }
+    }
+
     func testAlgorithmAndEmbeddedKeysAreNeverTrusted() throws {
         let parts = service.issue(subject: "alice", grants: [scope]).token.split(separator: ".").map(String.init)
         func header(_ object: [String: Any]) -> String { Base64URL.encode(Array(try! JSONSerialization.data(withJSONObject: object))) }

@@ -37,16 +37,28 @@ final class Cluster {
     }
 
     /// Starts `count` instances (one after another, or all at once) and the balancer,
-    /// and creates the staff account.
-    static func start(count: Int = 3, extraSettings: String = "", simultaneously: Bool = false) async throws -> Cluster {
+    /// and creates the staff account. With `tokenAuth` every instance is given the same
+    /// token key file, as docs/SCALE-OUT.md tells operators to do.
+    static func start(count: Int = 3, tokenAuth: Bool = false, extraSettings: String = "", simultaneously: Bool = false) async throws
+        -> Cluster
+    {
         try DaemonTests.requireBuiltBinaries()
-        try ContainerTools.require(["nginx"].map { "/usr/sbin/\($0)" })
+        try ContainerTools.require(["/usr/sbin/nginx"])
         let directory = "/tmp/registryd-cluster-\(UUID().uuidString.prefix(8).lowercased())"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let cluster = Cluster(
             directory: directory, postgres: try await TestPostgres.makeDatabase(), s3: try TestObjectStore.configuration())
+        // Clients reach the registry through the balancer: that is its public URL (and the token realm's).
+        cluster.balancerPort = try DaemonTests.freePort()
+        var settings = extraSettings
+        if tokenAuth {
+            let key = directory + "/token.key"
+            let hex = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+            try (hex + "\n").write(toFile: key, atomically: true, encoding: .utf8)
+            settings += "\ntoken-auth = true\ntoken-key-file = \(key)"
+        }
         for index in 0..<count {
-            try cluster.configure(index: index, extraSettings: extraSettings)
+            try cluster.configure(index: index, extraSettings: settings)
         }
         if simultaneously {
             for index in 0..<count { try cluster.launch(index) }
@@ -92,7 +104,7 @@ final class Cluster {
         s3-region = \(s3.region)
         s3-access-key = \(s3.credentials.accessKeyID)
         s3-secret-key = \(s3.credentials.secretAccessKey)
-        public-url = http://127.0.0.1:\(port)
+        public-url = http://127.0.0.1:\(balancerPort)
         \(extraSettings)
         """.write(toFile: config, atomically: true, encoding: .utf8)
         instances.append(Instance(id: "node-\(index)", port: port, dataDirectory: node + "/data", configFile: config))
@@ -141,7 +153,6 @@ final class Cluster {
     /// upstream connection per request (so consecutive requests of one client land on
     /// different instances), bodies streamed through, no size limit.
     private func startBalancer() async throws {
-        balancerPort = try DaemonTests.freePort()
         let servers = instances.map { "        server 127.0.0.1:\($0.port);" }.joined(separator: "\n")
         let temporary = directory + "/nginx"
         try FileManager.default.createDirectory(atPath: temporary, withIntermediateDirectories: true)

@@ -138,6 +138,77 @@ final class ClusterTests: XCTestCase {
         await assertEqual(try await new.send(.GET, "/v2/").status, .ok)
     }
 
+    func testDockerPushesThroughTheBalancerAndPullsBack() async throws {
+        try ContainerTools.require(["skopeo", "unshare"] + DockerDaemon.binaries)
+        let tools = try ContainerTools(registry: cluster.balancerAddress)
+        defer { tools.cleanUp() }
+        let docker = try await DockerDaemon.start(insecureRegistry: cluster.balancerAddress)
+        defer { docker.stop() }
+        func dockerCLI(_ arguments: String..., input: String? = nil) async throws -> String {
+            try await tools.run(["/usr/bin/docker"] + arguments, isolated: false, input: input, environment: docker.environment)
+        }
+        let layout = try await tools.makeImage("image", layers: 3, layerSize: 200_000)
+        let archive = tools.workDirectory + "/image.tar"
+        try await tools.skopeo("copy", "oci:\(layout):latest", "docker-archive:\(archive):demo:latest")
+        _ = try await dockerCLI("load", "-i", archive)
+        _ = try await dockerCLI(
+            "login", "-u", Cluster.admin.user, "--password-stdin", cluster.balancerAddress, input: Cluster.admin.password + "\n")
+        let reference = "\(cluster.balancerAddress)/docker/demo:v1"
+        _ = try await dockerCLI("tag", "demo:latest", reference)
+        let output = try await dockerCLI("push", reference)
+        let pushed = try XCTUnwrap(output.split(separator: "\n").first { $0.hasPrefix("v1: digest: ") }?.split(separator: " ")[2])
+        for instance in 0..<3 {
+            await assertEqual(try await digestServed(by: instance, "docker/demo", "v1"), String(pushed), "instance \(instance)")
+        }
+        _ = try await dockerCLI("rmi", reference, "demo:latest")
+        _ = try await dockerCLI("pull", reference)
+        let repoDigests = try await dockerCLI("image", "inspect", "--format", "{{json .RepoDigests}}", reference)
+        XCTAssertTrue(repoDigests.contains("docker/demo@\(pushed)"), repoDigests)
+    }
+
+    func testAKilledInstanceLeavesNothingThatBlocksTheOthers() async throws {
+        // An upload begun on instance 2, which then dies without a word.
+        let blob = Fixtures.bytes(7 << 20, seed: 77)
+        let split = 3 << 20
+        let location = try await cluster.client(2).startUpload("team/survivor")
+        let first = try await cluster.client(2).send(
+            .PATCH, location, headers: [("Content-Range", "0-\(split - 1)")], body: .bytes(Array(blob[..<split])))
+        XCTAssertEqual(first.status, .accepted, first.text)
+        await cluster.kill(2)
+
+        // Its upload resumes on instance 0 where it stopped.
+        let status = try await cluster.client(0).send(.GET, location)
+        XCTAssertEqual(status.header("Range"), "0-\(split - 1)")
+        let rest = try await cluster.client(0).send(
+            .PATCH, location, headers: [("Content-Range", "\(split)-\(blob.count - 1)")], body: .bytes(Array(blob[split...])))
+        XCTAssertEqual(rest.status, .accepted, rest.text)
+        let put = try await cluster.client(0).send(.PUT, "\(location)?digest=\(Fixtures.digest(blob))")
+        XCTAssertEqual(put.status, .created, put.text)
+
+        // The balancer passes over the dead instance: a whole push through it works.
+        let config = Fixtures.json(["after": "kill"])
+        for blob in [config, blob] {
+            let head = try await cluster.client().send(.HEAD, "/v2/team/survivor/blobs/\(Fixtures.digest(blob))")
+            if head.status != .ok { try await cluster.client().pushBlob("team/survivor", blob) }
+        }
+        let manifest = Fixtures.imageManifest(config: config, layers: [blob])
+        let stored = try await cluster.client().putManifest("team/survivor", "v1", manifest)
+        XCTAssertEqual(stored.status, .created, stored.text)
+        for _ in 0..<6 {
+            let pulled = try await cluster.client().send(.GET, "/v2/team/survivor/blobs/\(Fixtures.digest(blob))")
+            XCTAssertEqual(Fixtures.digest(pulled.body), Fixtures.digest(blob))
+        }
+        // A collection runs (no lock left behind by the dead instance) and keeps the image.
+        let (collected, output) = try await cluster.registryctl(1, ["gc", "run", "--grace", "0", "--wait"])
+        XCTAssertEqual(collected, 0, output)
+        await assertEqual(try await digestServed(by: 0, "team/survivor", "v1"), Fixtures.digest(manifest))
+
+        // Started again, the instance releases what its killed process held and serves.
+        try cluster.launch(2)
+        try await cluster.waitUntilServing(2)
+        await assertEqual(try await digestServed(by: 2, "team/survivor", "v1"), Fixtures.digest(manifest))
+    }
+
     func testRegistryctlOfAnyInstanceListsEveryInstance() async throws {
         let (status, output) = try await cluster.registryctl(2, ["status"])
         XCTAssertEqual(status, 0, output)
@@ -152,5 +223,55 @@ extension Sequence {
         var values: [T] = []
         for element in self { values.append(try await transform(element)) }
         return values
+    }
+}
+
+/// The same cluster with token auth: every instance has the same key file, so a token
+/// one instance issued is accepted by the others.
+final class ClusterTokenTests: XCTestCase {
+    var cluster: Cluster!
+
+    override func setUp() async throws {
+        cluster = try await Cluster.start(tokenAuth: true)
+    }
+
+    override func tearDown() async throws {
+        await cluster?.stop(showingLogs: (testRun?.failureCount ?? 0) > 0)
+        cluster = nil
+    }
+
+    func testATokenFromOneInstanceWorksOnTheOthers() async throws {
+        let basic = "Basic " + Data("\(Cluster.admin.user):\(Cluster.admin.password)".utf8).base64EncodedString()
+        let issued = try await TestHTTPClient(port: cluster.instances[0].port).send(
+            .GET, "/token?service=registryd&scope=repository:team/app:pull,push", headers: [("Authorization", basic)])
+        XCTAssertEqual(issued.status, .ok, issued.text)
+        let token = try XCTUnwrap(try issued.json()["token"] as? String)
+        let bearer = TestHTTPClient(port: cluster.instances[1].port, defaultHeaders: [("Authorization", "Bearer " + token)])
+        let layer = Fixtures.bytes(1000, seed: 3)
+        let pushed = try await bearer.pushBlob("team/app", layer)
+        let elsewhere = TestHTTPClient(port: cluster.instances[2].port, defaultHeaders: [("Authorization", "Bearer " + token)])
+        let pulled = try await elsewhere.send(.GET, "/v2/team/app/blobs/\(pushed)")
+        XCTAssertEqual(pulled.status, .ok, pulled.text)
+        XCTAssertEqual(pulled.body, layer)
+    }
+
+    func testPodmanLogsInAndPushesThroughTheBalancer() async throws {
+        try ContainerTools.require(["podman", "unshare"])
+        let tools = try ContainerTools(registry: cluster.balancerAddress)
+        defer { tools.cleanUp() }
+        try await tools.podman(
+            "login", "--tls-verify=false", "-u", Cluster.admin.user, "--password-stdin", cluster.balancerAddress,
+            input: Cluster.admin.password + "\n")
+        let layout = try await tools.makeImage("image", layers: 3, seed: 21)
+        let imageID = try await tools.podman("pull", "-q", "oci:\(layout):latest").trimmingCharacters(in: .whitespacesAndNewlines)
+        let reference = "\(cluster.balancerAddress)/team/tokens:v1"
+        try await tools.podman("tag", imageID, reference)
+        try await tools.podman("push", "--tls-verify=false", reference)
+        let puller = try ContainerTools(registry: cluster.balancerAddress)
+        defer { puller.cleanUp() }
+        try await puller.podman(
+            "login", "--tls-verify=false", "-u", Cluster.admin.user, "--password-stdin", cluster.balancerAddress,
+            input: Cluster.admin.password + "\n")
+        try await puller.podman("pull", "--tls-verify=false", reference)
     }
 }

@@ -106,17 +106,17 @@ final class PostgresBackendTests: XCTestCase {
         var cached = false
         for _ in 0..<50 where !cached {
             await assertEqual(try await b.manifest(.tag(tag), in: repository)?.digest, manifest.digest)
-            cached = (b.cachedManifest(.tag(tag), in: repository) ?? nil) != nil
+            cached = isCached(b.cachedManifest(.tag(tag), in: repository))
         }
         XCTAssertTrue(cached, "b answers from its cache")
 
         let generation = b.accountGeneration
         let started = ContinuousClock.now
         await assertTrue(try await a.deleteManifest(manifest.digest, in: repository, actor: nil))
-        while b.cachedManifest(.tag(tag), in: repository) != nil, ContinuousClock.now - started < .seconds(1) {
+        while isCached(b.cachedManifest(.tag(tag), in: repository)), ContinuousClock.now - started < .seconds(1) {
             try await Task.sleep(for: .milliseconds(5))
         }
-        XCTAssertNil(b.cachedManifest(.tag(tag), in: repository), "dropped by the notification")
+        XCTAssertFalse(isCached(b.cachedManifest(.tag(tag), in: repository)), "dropped by the notification")
         XCTAssertLessThan(ContinuousClock.now - started, .seconds(1))
         await assertNil(try await b.manifest(.tag(tag), in: repository), "b reads the delete")
         XCTAssertGreaterThan(b.accountGeneration, generation, "credential caches on b start over as well")
@@ -130,11 +130,56 @@ final class PostgresBackendTests: XCTestCase {
         // A change made behind the backend's back sends no notification at all.
         try await TestPostgres.administer(location, "DELETE FROM repository_blobs")
         let started = ContinuousClock.now
-        while a.cachedBlobSize(blob, in: repository) != nil, ContinuousClock.now - started < .seconds(2) {
+        while isCached(a.cachedBlobSize(blob, in: repository)), ContinuousClock.now - started < .seconds(2) {
             try await Task.sleep(for: .milliseconds(10))
         }
         XCTAssertLessThan(ContinuousClock.now - started, .seconds(1), "the cached answer went within a second")
         await assertNil(try await a.blobSize(blob, in: repository))
+    }
+
+    func testOneCollectionAtATimeAcrossInstancesAndALostHolderReleasesTheLock() async throws {
+        let a = try await open("a"), b = try await open("b")
+        let release = AsyncStream<Void>.makeStream()
+        let started = AsyncStream<Void>.makeStream()
+        let holder = Task {
+            try await a.whileHoldingCollectionLock {
+                started.continuation.yield()
+                for await _ in release.stream { break }
+                return "a collected"
+            }
+        }
+        for await _ in started.stream { break }
+        let refused = try await b.whileHoldingCollectionLock { "b collected" }
+        XCTAssertNil(refused, "a holds the lock")
+        let claim = try await b.collectionRunningElsewhere()
+        XCTAssertEqual(claim?.instance, "a", "b sees a's run")
+        await assertNil(try await a.collectionRunningElsewhere(), "a's own run is not elsewhere for a")
+        release.continuation.yield()
+        await assertEqual(try await holder.value, "a collected")
+        await assertEqual(try await b.whileHoldingCollectionLock { "b collected" }, "b collected")
+        await assertNil(try await b.collectionRunningElsewhere(), "a finished: its claim no longer counts")
+
+        // A holder whose connection dies (its process killed) blocks no one.
+        let stuck = Task { try await a.whileHoldingCollectionLock { try await Task.sleep(for: .seconds(30)) } }
+        var seen = false
+        for _ in 0..<100 where !seen {
+            seen = try await b.collectionRunningElsewhere() != nil
+            if !seen { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        XCTAssertTrue(seen)
+        try await TestPostgres.administer(
+            try TestPostgres.serverLocation(),
+            """
+            SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted
+              AND database = (SELECT oid FROM pg_database WHERE datname = '\(location.database)')
+            """)
+        var taken: String?
+        for _ in 0..<100 where taken == nil {
+            taken = try await b.whileHoldingCollectionLock { "b after a died" }
+            if taken == nil { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        XCTAssertEqual(taken, "b after a died")
+        stuck.cancel()
     }
 
     func testAnUnreachableDatabaseIsUnavailableNotAnInternalError() async throws {
@@ -145,5 +190,11 @@ final class PostgresBackendTests: XCTestCase {
         } catch let error as MetadataError {
             guard case .unavailable = error else { return XCTFail("\(error)") }
         }
+    }
+
+    /// Whether a cache peek found an answer (`.some`, even a cached "none").
+    private func isCached<T>(_ peek: T??) -> Bool {
+        if case .some = peek { return true }
+        return false
     }
 }

@@ -14,7 +14,11 @@ import OCI
 /// refused) and the key; a header that names or carries a key (`jwk`, `jku`, `x5c`,
 /// `x5u`) is refused outright (CVE-2025-24976).
 public struct TokenService: Sendable {
+    /// Signs every token issued here.
     public let key: TokenSigningKey
+    /// Keys whose tokens are still accepted, besides `key`'s: the keys of a rotation
+    /// under way (docs/SCALE-OUT.md), found by the token's `kid`.
+    public let acceptedKeys: [TokenSigningKey]
     public let service: String
     public let issuer: String
     /// Seconds a token is valid. Clients fetch a new one when it runs out; a request
@@ -23,8 +27,11 @@ public struct TokenService: Sendable {
     private static let allowedAlgorithm = "HS256"
     private static let keyCarryingHeaders = ["jwk", "jku", "x5c", "x5u"]
 
-    public init(key: TokenSigningKey, service: String, issuer: String, lifetime: Int = 300) {
+    public init(
+        key: TokenSigningKey, alsoAccepting acceptedKeys: [TokenSigningKey] = [], service: String, issuer: String, lifetime: Int = 300
+    ) {
         self.key = key
+        self.acceptedKeys = acceptedKeys
         self.service = service
         self.issuer = issuer
         self.lifetime = lifetime
@@ -60,8 +67,8 @@ public struct TokenService: Sendable {
         guard let header = try? JSONDecoder().decode(ReceivedHeader.self, from: Data(headerBytes)) else { throw .malformed }
         guard header.alg == Self.allowedAlgorithm else { throw .algorithmNotAllowed }
         guard header.names.isDisjoint(with: Self.keyCarryingHeaders) else { throw .embeddedKey }
-        guard header.kid == key.id else { throw .unknownKey }
-        guard key.isValid(signature, for: Array((parts[0] + "." + parts[1]).utf8)) else { throw .badSignature }
+        guard let verifying = ([key] + acceptedKeys).first(where: { $0.id == header.kid }) else { throw .unknownKey }
+        guard verifying.isValid(signature, for: Array((parts[0] + "." + parts[1]).utf8)) else { throw .badSignature }
         guard let claims = try? JSONDecoder().decode(Claims.self, from: Data(claimBytes)) else { throw .malformed }
         let time = Int64(now.timeIntervalSince1970)
         guard claims.exp > time, claims.nbf <= time + 5 else { throw .expired }

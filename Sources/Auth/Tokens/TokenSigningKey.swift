@@ -3,9 +3,10 @@ import FoundationEssentials
 import OCI
 
 /// The secret that signs and verifies tokens (HMAC-SHA256). Generated on first start
-/// and kept in the data directory with mode 0600; several instances share it by
-/// sharing the file. Verification uses this key only: a key named or carried in a
-/// token is never trusted (CVE-2025-24976).
+/// and kept in the data directory with mode 0600, or read from the file `token-key-file`
+/// names: several instances share it by being given the same file (docs/SCALE-OUT.md).
+/// Verification uses the configured keys only: a key named or carried in a token is
+/// never trusted (CVE-2025-24976).
 public struct TokenSigningKey: Sendable {
     let bytes: [UInt8]
     /// Identifies the key in the token header (`kid`), for rotation later.
@@ -19,11 +20,7 @@ public struct TokenSigningKey: Sendable {
 
     /// Reads the key at `path`, or creates one there (mode 0600) when missing.
     public static func loadOrCreate(at path: String) throws -> TokenSigningKey {
-        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            let hex = String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
-            guard let bytes = Self.decodeHex(hex), bytes.count >= 32 else { throw TokenKeyError.malformed(path) }
-            return TokenSigningKey(bytes: bytes)
-        }
+        if FileManager.default.fileExists(atPath: path) { return try load(at: path) }
         var bytes = [UInt8](repeating: 0, count: 32)
         guard RAND_bytes(&bytes, 32) == 1 else { throw TokenKeyError.noRandomness }
         let hex = Hex.encode(bytes)
@@ -31,6 +28,14 @@ public struct TokenSigningKey: Sendable {
         guard FileManager.default.createFile(atPath: path, contents: Data((hex + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
             throw TokenKeyError.cannotWrite(path)
         }
+        return TokenSigningKey(bytes: bytes)
+    }
+
+    /// Reads the key at `path`: hex of at least 32 bytes (`openssl rand -hex 32`).
+    public static func load(at path: String) throws -> TokenSigningKey {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw TokenKeyError.unreadable(path) }
+        let hex = String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
+        guard let bytes = Self.decodeHex(hex), bytes.count >= 32 else { throw TokenKeyError.malformed(path) }
         return TokenSigningKey(bytes: bytes)
     }
 
@@ -60,12 +65,14 @@ public struct TokenSigningKey: Sendable {
 
 public enum TokenKeyError: Error, CustomStringConvertible {
     case malformed(String)
+    case unreadable(String)
     case cannotWrite(String)
     case noRandomness
 
     public var description: String {
         switch self {
         case .malformed(let path): "token signing key \(path) is not hex of at least 32 bytes"
+        case .unreadable(let path): "token signing key \(path) cannot be read"
         case .cannotWrite(let path): "cannot create token signing key \(path)"
         case .noRandomness: "the system random generator failed"
         }

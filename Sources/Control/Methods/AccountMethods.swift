@@ -11,10 +11,10 @@ extension ControlMethods {
 
     func createUser(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name", "password", "staff"])
-        let name = try await reader.requiredString("name")
-        let password = try await reader.requiredString("password")
-        let staff = try await reader.bool("staff") ?? false
-        try await reader.finish()
+        let name = try reader.requiredString("name")
+        let password = try reader.requiredString("password")
+        let staff = try reader.bool("staff") ?? false
+        try reader.finish()
         try await checkUserName(name)
         try await checkPassword(password)
         do {
@@ -28,31 +28,31 @@ extension ControlMethods {
     }
 
     func listUsers(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
-        try await ParamsReader(params, allowed: []).finish()
+        try ParamsReader(params, allowed: []).finish()
         let users = try await stored { try await accounts.users() }
         return ["users": .array(users.map(Self.describe))]
     }
 
     func getUser(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name"])
-        let name = try await reader.requiredString("name")
-        try await reader.finish()
+        let name = try reader.requiredString("name")
+        try reader.finish()
         return try await describeUser(name)
     }
 
     func deleteUser(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name"])
-        let name = try await reader.requiredString("name")
-        try await reader.finish()
+        let name = try reader.requiredString("name")
+        try reader.finish()
         try await requireChange("user", name) { try await accounts.deleteUser(named: name) }
         return ["deleted": .string(name)]
     }
 
     func setPassword(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name", "password"])
-        let name = try await reader.requiredString("name")
-        let password = try await reader.requiredString("password")
-        try await reader.finish()
+        let name = try reader.requiredString("name")
+        let password = try reader.requiredString("password")
+        try reader.finish()
         try await checkPassword(password)
         let hash = passwords.hash(password)
         try await requireChange("user", name) { try await accounts.setPasswordHash(hash, forUser: name) }
@@ -61,18 +61,18 @@ extension ControlMethods {
 
     func setStaff(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name", "staff"])
-        let name = try await reader.requiredString("name")
-        guard let staff = try await reader.bool("staff") else { throw .invalidParams("staff is required") }
-        try await reader.finish()
+        let name = try reader.requiredString("name")
+        guard let staff = try reader.bool("staff") else { throw .invalidParams("staff is required") }
+        try reader.finish()
         try await requireChange("user", name) { try await accounts.setStaff(staff, forUser: name) }
         return try await describeUser(name)
     }
 
     func disableUser(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name", "disabled"])
-        let name = try await reader.requiredString("name")
-        let disabled = try await reader.bool("disabled") ?? true
-        try await reader.finish()
+        let name = try reader.requiredString("name")
+        let disabled = try reader.bool("disabled") ?? true
+        try reader.finish()
         try await requireChange("user", name) { try await accounts.setDisabled(disabled, forUser: name) }
         return try await describeUser(name)
     }
@@ -80,9 +80,9 @@ extension ControlMethods {
     /// `user.import_htpasswd {"htpasswd": "<file text>", "staff"?: bool}`: bcrypt lines only.
     func importHtpasswd(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["htpasswd", "staff"])
-        let text = try await reader.requiredString("htpasswd")
-        let staff = try await reader.bool("staff") ?? false
-        try await reader.finish()
+        let text = try reader.requiredString("htpasswd")
+        let staff = try reader.bool("staff") ?? false
+        try reader.finish()
         let parsed = PasswordHasher.parseHtpasswd(text)
         var imported: [JSONValue] = []
         var skipped: [JSONValue] = parsed.rejected.map { .string($0) }
@@ -100,7 +100,7 @@ extension ControlMethods {
     }
 
     func listNamespaces(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
-        try await ParamsReader(params, allowed: []).finish()
+        try ParamsReader(params, allowed: []).finish()
         let namespaces = try await stored { try await accounts.namespaces() }
         return [
             "namespaces": .array(
@@ -112,10 +112,10 @@ extension ControlMethods {
 
     func grant(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["namespace", "user", "role"])
-        let namespace = try await reader.requiredString("namespace")
-        let user = try await reader.requiredString("user")
-        let roleText = try await reader.requiredString("role")
-        try await reader.finish()
+        let namespace = try reader.requiredString("namespace")
+        let user = try reader.requiredString("user")
+        let roleText = try reader.requiredString("role")
+        try reader.finish()
         guard UserName.isValid(namespace) else { throw .invalidParams("namespace must be one repository path component") }
         guard let role = NamespaceRole(rawValue: roleText) else { throw .invalidParams("role must be owner, collaborator or consumer") }
         do {
@@ -130,18 +130,18 @@ extension ControlMethods {
 
     func revoke(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["namespace", "user"])
-        let namespace = try await reader.requiredString("namespace")
-        let user = try await reader.requiredString("user")
-        try await reader.finish()
+        let namespace = try reader.requiredString("namespace")
+        let user = try reader.requiredString("user")
+        try reader.finish()
         try await requireChange("role", "\(user) in \(namespace)") { try await accounts.revoke(namespace: namespace, from: user) }
         return ["namespace": .string(namespace), "user": .string(user), "revoked": true]
     }
 
     func setVisibility(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name", "public"])
-        let name = try await reader.requiredString("name")
-        guard let isPublic = try await reader.bool("public") else { throw .invalidParams("public is required") }
-        try await reader.finish()
+        let name = try reader.requiredString("name")
+        guard let isPublic = try reader.bool("public") else { throw .invalidParams("public is required") }
+        try reader.finish()
         guard let repository = try? RepositoryName(parsing: name) else { throw .invalidParams("name is not a valid repository name") }
         try await requireChange("repository", name) { try await accounts.setPublic(isPublic, repository: repository) }
         return ["name": .string(name), "public": .bool(isPublic)]

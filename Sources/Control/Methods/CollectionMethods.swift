@@ -10,15 +10,18 @@ extension ControlMethods {
     func runCollection(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["dry_run", "delete_untagged", "grace", "wait"])
         var options = GarbageCollector.Options(uploadTTL: uploadTimeToLive)
-        options.dryRun = try await reader.bool("dry_run") ?? false
-        options.deleteUntagged = try await reader.bool("delete_untagged") ?? false
-        options.grace = await .seconds(try reader.integer("grace", in: 0...31_536_000) ?? 3600)
-        let wait = try await reader.bool("wait") ?? false
-        try await reader.finish()
+        options.dryRun = try reader.bool("dry_run") ?? false
+        options.deleteUntagged = try reader.bool("delete_untagged") ?? false
+        options.grace = .seconds(try reader.integer("grace", in: 0...31_536_000) ?? 3600)
+        let wait = try reader.bool("wait") ?? false
+        try reader.finish()
         let collector = self.collector
         let audit = self.audit
         let chosen = options
         if await collector.status.running != nil { throw ControlError.busy("a garbage collection is already running") }
+        if let elsewhere = try? await collector.collectionElsewhere() {
+            throw ControlError.busy("a garbage collection is running on instance \(elsewhere.instance)")
+        }
         let run: @Sendable () async throws -> GarbageCollector.Report = {
             let report = try await collector.run(chosen)
             // The audit keeps counts; the digests removed are in `gc.status` and the log.
@@ -34,8 +37,8 @@ extension ControlMethods {
         }
         do {
             return Self.describe(try await run())
-        } catch GarbageCollectorError.alreadyRunning {
-            throw ControlError.busy("a garbage collection is already running")
+        } catch let error as GarbageCollectorError {
+            throw ControlError.busy(error.description)
         } catch {
             throw .internalError("garbage collection failed: \(error)")
         }
@@ -43,12 +46,20 @@ extension ControlMethods {
 
     /// `gc.status`: the phase and progress of a running collection, and the last one's summary.
     func collectionStatus(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
-        try await ParamsReader(params, allowed: []).finish()
+        try ParamsReader(params, allowed: []).finish()
         let status = await collector.status
+        let elsewhere = try await stored { try await collector.collectionElsewhere() }
         return [
             "phase": .string(status.phase.rawValue),
             "running": status.running.map { Self.describe($0) } ?? .null,
             "last": status.last.map { Self.describe($0) } ?? .null,
+            // A collection another instance of the cluster runs (only one runs at a time).
+            "running_elsewhere": elsewhere.map { claim in
+                [
+                    "instance": .string(claim.instance),
+                    "started_seconds_ago": .number(Double(max(0, UnixTime.milliseconds() - claim.startedAtMilliseconds) / 1000)),
+                ]
+            } ?? .null,
         ]
     }
 
@@ -56,9 +67,9 @@ extension ControlMethods {
     /// and finds rows without bytes, bytes without rows and broken manifest references.
     func verifyStorage(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["sample", "repair"])
-        let sample = try await reader.integer("sample", in: 1...1_000_000)
-        let repair = try await reader.bool("repair") ?? false
-        try await reader.finish()
+        let sample = try reader.integer("sample", in: 1...1_000_000)
+        let repair = try reader.bool("repair") ?? false
+        try reader.finish()
         let report: StorageVerifier.Report
         do {
             report = try await verifier.verify(sample: sample, repair: repair)

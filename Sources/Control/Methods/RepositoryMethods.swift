@@ -10,7 +10,7 @@ extension ControlMethods {
     func getRepository(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name"])
         let name = try await repositoryName(reader.requiredString("name"))
-        try await reader.finish()
+        try reader.finish()
         let summary = try await stored { try await repositories.repositorySummary(name) }
         guard let summary else { throw ControlError.notFound("repository", name.value) }
         return [
@@ -34,7 +34,7 @@ extension ControlMethods {
     func deleteRepository(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["name"])
         let name = try await repositoryName(reader.requiredString("name"))
-        try await reader.finish()
+        try reader.finish()
         let uploads = try await stored { try await repositories.deleteRepository(name) }
         guard let uploads else { throw ControlError.notFound("repository", name.value) }
         do { try await purger.discard(uploads) } catch { throw .internalError("storage failure removing upload data") }
@@ -45,9 +45,9 @@ extension ControlMethods {
     func tagHistory(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["repository", "tag", "limit"])
         let repository = try await repositoryName(reader.requiredString("repository"))
-        let tagText = try await reader.string("tag")
-        let limit = try await reader.integer("limit", in: 1...10_000) ?? 100
-        try await reader.finish()
+        let tagText = try reader.string("tag")
+        let limit = try reader.integer("limit", in: 1...10_000) ?? 100
+        try reader.finish()
         var tag: Tag?
         if let tagText {
             guard let parsed = try? Tag(parsing: tagText) else { throw .invalidParams("tag is not a valid tag") }
@@ -69,8 +69,8 @@ extension ControlMethods {
     /// `audit.list {"limit"?}`: the newest changes made through the control socket.
     func listAudit(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["limit"])
-        let limit = try await reader.integer("limit", in: 1...10_000) ?? 100
-        try await reader.finish()
+        let limit = try reader.integer("limit", in: 1...10_000) ?? 100
+        try reader.finish()
         let entries = try await stored { try await audit.auditEntries(limit: limit) }
         return [
             "entries": .array(
@@ -90,8 +90,8 @@ extension ControlMethods {
     /// `upload.list {"limit"?}`: sessions in progress, least recently active first.
     func listUploads(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["limit"])
-        let limit = try await reader.integer("limit", in: 1...10_000) ?? 1000
-        try await reader.finish()
+        let limit = try reader.integer("limit", in: 1...10_000) ?? 1000
+        try reader.finish()
         let uploads = try await stored { try await repositories.uploads(limit: limit) }
         return ["uploads": .array(uploads.map(Self.describe))]
     }
@@ -100,9 +100,9 @@ extension ControlMethods {
     /// longer than that (default: the upload time-to-live) and temporary objects no session owns.
     func purgeUploads(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["older_than", "dry_run"])
-        let olderThan = try await reader.integer("older_than", in: 0...31_536_000).map(Int64.init) ?? uploadTimeToLive
-        let dryRun = try await reader.bool("dry_run") ?? false
-        try await reader.finish()
+        let olderThan = try reader.integer("older_than", in: 0...31_536_000).map(Int64.init) ?? uploadTimeToLive
+        let dryRun = try reader.bool("dry_run") ?? false
+        try reader.finish()
         let report: UploadPurger.Report
         do {
             report = try await purger.purge(idleLongerThan: olderThan, dryRun: dryRun, now: Int64(Date().timeIntervalSince1970))

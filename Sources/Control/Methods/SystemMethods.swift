@@ -9,7 +9,7 @@ extension ControlMethods {
     /// holds, and every instance whose heartbeat is recent (several share a PostgreSQL
     /// database; on SQLite it is this one).
     func status(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
-        try await ParamsReader(params, allowed: []).finish()
+        try ParamsReader(params, allowed: []).finish()
         let statistics = try await stored { try await metadata.statistics() }
         let instances = try await stored { try await backend.liveInstances() }
         let now = UnixTime.milliseconds()
@@ -41,9 +41,9 @@ extension ControlMethods {
     /// `repo.list {"after"?: name, "limit"?: 1…1000}`: repository names in order.
     func listRepositories(_ params: JSONValue?) async throws(RPCError) -> JSONValue {
         let reader = ParamsReader(params, allowed: ["after", "limit"])
-        let after = try await reader.string("after")
-        let limit = try await reader.integer("limit", in: 1...1000) ?? 1000
-        try await reader.finish()
+        let after = try reader.string("after")
+        let limit = try reader.integer("limit", in: 1...1000) ?? 1000
+        try reader.finish()
         if let after, (try? RepositoryName(parsing: after)) == nil { throw .invalidParams("after is not a valid repository name") }
         let names = try await stored { try await metadata.repositoryNames(after: after, limit: limit) }
         return ["repositories": .array(names.map { .string($0.value) })]

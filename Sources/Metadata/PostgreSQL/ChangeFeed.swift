@@ -32,12 +32,13 @@ final class ChangeFeed: Sendable {
                 do {
                     let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
                     defer { Task { try? await connection.close() } }
-                    let notifications = try await connection.listen(Self.channel)
-                    // Whatever was missed while no connection listened is dropped.
-                    changed()
-                    reachable(true)
-                    failures = 0
-                    for try await _ in notifications { changed() }
+                    try await connection.listen(on: Self.channel) { notifications in
+                        // Whatever was missed while no connection listened is dropped.
+                        changed()
+                        reachable(true)
+                        failures = 0
+                        for try await _ in notifications { changed() }
+                    }
                 } catch {
                     if !Task.isCancelled {
                         logger.warning("metadata: the change feed lost PostgreSQL: \(PostgresDatabase.metadataError(error))")

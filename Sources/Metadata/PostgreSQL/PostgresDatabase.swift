@@ -120,6 +120,7 @@ final class PostgresDatabase: Sendable {
     /// `durable: false` commits without waiting for the WAL flush (`synchronous_commit =
     /// off`), for state nobody was promised (an upload session just opened, a pin): a
     /// crash of the database server may lose it, never anything acknowledged to a client.
+    @discardableResult
     func write<T: Sendable>(durable: Bool = true, _ body: (PostgresConnection) async throws -> T) async throws -> T {
         try checkReachable()
         defer { cache.invalidate() }

@@ -179,4 +179,51 @@ extension PostgresMetadataStore {
             }
         }
     }
+
+    // MARK: The cluster's collection lock
+
+    /// A session-level advisory lock (two-key form: the migration lock's first half, 2).
+    /// PostgreSQL releases it when the holding connection closes, so an instance killed in
+    /// the middle of a collection leaves nothing that blocks the next one.
+    static let collectionLockKeys: (Int32, Int32) = (0x7265_6769, 2)
+
+    public func whileHoldingCollectionLock<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T? {
+        let (high, low) = Self.collectionLockKeys
+        return try await database.read { connection in
+            let taken = try await connection.first("SELECT pg_try_advisory_lock(\(high), \(low))") { try $0.decode(Bool.self) }
+            guard taken == true else { return nil }
+            do {
+                // Who holds it, for `gc.status` on the other instances.
+                try await connection.query(
+                    """
+                    INSERT INTO collection_claims (id, instance, started_at_ms) VALUES (1, \(instance), \(UnixTime.milliseconds()))
+                    ON CONFLICT (id) DO UPDATE SET instance = excluded.instance, started_at_ms = excluded.started_at_ms
+                    """, logger: connection.logger)
+                let result = try await body()
+                try await connection.query("SELECT pg_advisory_unlock(\(high), \(low))", logger: connection.logger)
+                return result
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(high), \(low))", logger: connection.logger)
+                throw error
+            }
+        }
+    }
+
+    public func collectionRunningElsewhere() async throws -> CollectionClaim? {
+        let (high, low) = Self.collectionLockKeys
+        // The claim counts only while its lock is held (the row of a finished or killed run stays).
+        return try await database.read { connection in
+            try await connection.first(
+                """
+                SELECT c.instance, c.started_at_ms FROM collection_claims c
+                WHERE c.instance <> \(instance) AND EXISTS (
+                    SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+                      AND l.classid::bigint = \(Int64(high)) AND l.objid::bigint = \(Int64(low)) AND l.objsubid = 2)
+                """
+            ) {
+                let (holder, started) = try $0.decode((String, Int64).self)
+                return CollectionClaim(instance: holder, startedAtMilliseconds: started)
+            }
+        }
+    }
 }

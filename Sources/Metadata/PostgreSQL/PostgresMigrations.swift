@@ -173,6 +173,14 @@ enum PostgresMigrations {
                 "ALTER TABLE instances ADD COLUMN pid BIGINT NOT NULL DEFAULT 0",
                 "ALTER TABLE instances ADD COLUMN version TEXT NOT NULL DEFAULT ''",
                 "ALTER TABLE instances ADD COLUMN renewed_at_ms BIGINT NOT NULL DEFAULT 0",
+                // Which instance took the collection lock last (it counts while the lock is held).
+                """
+                CREATE TABLE collection_claims (
+                    id            INTEGER PRIMARY KEY CHECK (id = 1),
+                    instance      TEXT NOT NULL,
+                    started_at_ms BIGINT NOT NULL
+                )
+                """,
             ]
         ),
     ]

@@ -41,6 +41,14 @@ public protocol CollectionStore: Sendable {
     /// a killed process left half done.
     func blobsMarkedForDeletion(limit: Int) async throws -> [Digest]
 
+    // MARK: One collection at a time, across instances
+    /// Runs `body` holding the collection lock that every instance sharing this store
+    /// takes; returns `nil` without running it when another instance holds the lock. The
+    /// lock goes with the process that holds it (a killed instance blocks no one).
+    func whileHoldingCollectionLock<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T?
+    /// The collection another instance than this store's is running right now, if any.
+    func collectionRunningElsewhere() async throws -> CollectionClaim?
+
     // MARK: Verification
     /// Blob rows in digest order after `last`, at most `limit` (rows being deleted are left out).
     func storedBlobs(after last: String?, limit: Int) async throws -> [CollectableBlob]
@@ -70,4 +78,10 @@ public struct CollectableBlob: Sendable, Equatable {
     public let size: Int64
     /// Already marked by an earlier, interrupted collection.
     public let marked: Bool
+}
+
+/// Who runs a collection, and since when.
+public struct CollectionClaim: Sendable, Equatable {
+    public let instance: String
+    public let startedAtMilliseconds: Int64
 }

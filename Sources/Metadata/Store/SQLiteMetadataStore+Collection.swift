@@ -154,4 +154,11 @@ extension SQLiteMetadataStore {
             }
         }
     }
+
+    /// One process owns a SQLite database: the collector's own guard is the lock.
+    public func whileHoldingCollectionLock<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T? {
+        try await body()
+    }
+
+    public func collectionRunningElsewhere() async throws -> CollectionClaim? { nil }
 }
