@@ -11,7 +11,10 @@ import XCTest
 /// while collections run back to back with a grace period of a quarter second. Afterwards every
 /// manifest whose PUT returned 201 and was not deleted pulls completely with verified
 /// digests, and the bytes of everything unreferenced are gone.
-final class GarbageCollectionStressTests: XCTestCase {
+class GarbageCollectionStressTests: XCTestCase {
+    /// Where the metadata lives (`GarbageCollectionStressTestsOnPostgres` runs it on PostgreSQL).
+    class var metadataKind: TestRegistry.MetadataKind { .sqlite }
+
     /// Rounds per writer; `REGISTRYD_GC_STRESS_ROUNDS` runs longer on demand.
     let rounds = Int(ProcessInfo.processInfo.environment["REGISTRYD_GC_STRESS_ROUNDS"] ?? "") ?? 25
     let writers = 4
@@ -22,7 +25,7 @@ final class GarbageCollectionStressTests: XCTestCase {
     }
 
     func testConcurrentPushesNeverLoseABlobToCollection() async throws {
-        let registry = try await TestRegistry.start()
+        let registry = try await TestRegistry.start(metadata: Self.metadataKind)
         let collector = GarbageCollector(metadata: registry.metadata, blobs: registry.blobs)
         let shared = (0..<3).map { Fixtures.bytes(20_000, seed: 1000 + UInt64($0)) }
         let stop = ManagedAtomicFlag()
@@ -129,6 +132,18 @@ final class GarbageCollectionStressTests: XCTestCase {
             }
         }
         return alive
+    }
+}
+
+/// The same stress on PostgreSQL: SERIALIZABLE transactions and their retries instead of
+/// SQLite's single writer must keep every acknowledged image whole.
+final class GarbageCollectionStressTestsOnPostgres: GarbageCollectionStressTests {
+    override class var metadataKind: TestRegistry.MetadataKind { .postgres }
+
+    func testTheStressRunsOnPostgres() async throws {
+        let registry = try await TestRegistry.start(metadata: Self.metadataKind)
+        XCTAssertTrue(registry.metadata is PostgresMetadataStore)
+        await registry.stop()
     }
 }
 

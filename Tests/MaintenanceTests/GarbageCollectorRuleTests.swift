@@ -7,7 +7,7 @@ import Storage
 import XCTest
 
 /// What a collection removes and what it keeps.
-final class GarbageCollectorRuleTests: RegistryTestCase {
+class GarbageCollectorRuleTests: RegistryTestCase {
     var collector: GarbageCollector!
 
     override func setUp() async throws {
@@ -116,5 +116,13 @@ final class GarbageCollectorRuleTests: RegistryTestCase {
         XCTAssertTrue(kept)
         let stillLinked = try await client.send(.HEAD, "/v2/a/blobs/\(digest)")
         XCTAssertEqual(stillLinked.status, .ok)
+    }
+}
+
+final class GarbageCollectorRuleTestsOnPostgres: GarbageCollectorRuleTests {
+    override class var metadataKind: TestRegistry.MetadataKind { .postgres }
+
+    func testTheMetadataIsOnPostgres() {
+        XCTAssertTrue(registry.metadata is PostgresMetadataStore)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Maintenance
+import Metadata
 import NIOCore
 import OCI
 import RegistryTesting
@@ -7,7 +8,7 @@ import Storage
 import XCTest
 
 /// `storage.verify`: rows without bytes, bytes without rows, wrong bytes; and repair.
-final class StorageVerifierTests: RegistryTestCase {
+class StorageVerifierTests: RegistryTestCase {
     var verifier: StorageVerifier { StorageVerifier(metadata: registry.metadata, blobs: registry.blobs) }
 
     func write(_ bytes: [UInt8], at path: StoragePath) async throws {
@@ -46,5 +47,13 @@ final class StorageVerifierTests: RegistryTestCase {
         XCTAssertNil(strayLeft)
         let goodLeft = try await client.send(.GET, "/v2/a/blobs/\(good)")
         XCTAssertEqual(goodLeft.status, .ok)
+    }
+}
+
+final class StorageVerifierTestsOnPostgres: StorageVerifierTests {
+    override class var metadataKind: TestRegistry.MetadataKind { .postgres }
+
+    func testTheMetadataIsOnPostgres() {
+        XCTAssertTrue(registry.metadata is PostgresMetadataStore)
     }
 }

@@ -1,5 +1,6 @@
 import Auth
 import Foundation
+import Metadata
 import NIOHTTP1
 import OCI
 import RegistryTesting
@@ -7,14 +8,17 @@ import XCTest
 
 /// Token auth off: only logged-in users push, and only staff; anonymous callers pull
 /// public repositories only.
-final class BasicAccessTests: XCTestCase {
+class BasicAccessTests: XCTestCase {
+    /// Where the metadata lives (`BasicAccessTestsOnPostgres` runs the same tests on PostgreSQL).
+    class var metadataKind: TestRegistry.MetadataKind { .sqlite }
+
     var registry: TestRegistry!
     var client: TestHTTPClient { registry.client }
     let staff = [("Authorization", "Basic " + Data("admin:admin-password".utf8).base64EncodedString())]
     let user = [("Authorization", "Basic " + Data("alice:alice-password".utf8).base64EncodedString())]
 
     override func setUp() async throws {
-        registry = try await TestRegistry.start(auth: .basic)
+        registry = try await TestRegistry.start(auth: .basic, metadata: Self.metadataKind)
         try await registry.createUser("admin", password: "admin-password", staff: true)
         try await registry.createUser("alice", password: "alice-password")
     }
@@ -133,5 +137,13 @@ final class BasicAccessTests: XCTestCase {
         await assertTrue(try await registry.metadata.setDisabled(true, forUser: "alice"))
         let disabled = try await client.send(.GET, "/v2/", headers: basic("alice", "new-password"))
         XCTAssertEqual(disabled.status, .unauthorized)
+    }
+}
+
+final class BasicAccessTestsOnPostgres: BasicAccessTests {
+    override class var metadataKind: TestRegistry.MetadataKind { .postgres }
+
+    func testTheMetadataIsOnPostgres() {
+        XCTAssertTrue(registry.metadata is PostgresMetadataStore)
     }
 }

@@ -1,3 +1,4 @@
+import Metadata
 import NIOHTTP1
 import OCI
 import RegistryTesting
@@ -127,5 +128,13 @@ final class BlobReadTestsWithoutImmediateAnswers: BlobReadTests {
 
     func testEveryReadTakesTheFullPath() async throws {
         try await assertEveryReadTakesTheFullPath()
+    }
+}
+
+final class BlobReadTestsOnPostgres: BlobReadTests {
+    override class var metadataKind: TestRegistry.MetadataKind { .postgres }
+
+    func testTheMetadataIsOnPostgres() {
+        XCTAssertTrue(registry.metadata is PostgresMetadataStore)
     }
 }

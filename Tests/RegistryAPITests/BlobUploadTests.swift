@@ -1,10 +1,11 @@
+import Metadata
 import NIOHTTP1
 import OCI
 import RegistryTesting
 import XCTest
 
 /// Spec: "Pushing blobs" — every client pattern, and every way to get it wrong.
-final class BlobUploadTests: RegistryTestCase {
+class BlobUploadTests: RegistryTestCase {
     func testMonolithicPostWithDigestCreatesBlob() async throws {
         let blob = Fixtures.bytes(10_000)
         let digest = Fixtures.digest(blob)
@@ -276,5 +277,13 @@ final class BlobUploadTests: RegistryTestCase {
             let put = try await client.send(.PUT, "\(location)?digest=\(Fixtures.digest(winner.flatMap { $0 }))")
             XCTAssertEqual(put.status, .created, "the stored bytes are the accepted body, not interleaved: \(put.text)")
         }
+    }
+}
+
+final class BlobUploadTestsOnPostgres: BlobUploadTests {
+    override class var metadataKind: TestRegistry.MetadataKind { .postgres }
+
+    func testTheMetadataIsOnPostgres() {
+        XCTAssertTrue(registry.metadata is PostgresMetadataStore)
     }
 }

@@ -1,3 +1,4 @@
+import Metadata
 import NIOHTTP1
 import OCI
 import RegistryTesting
@@ -111,5 +112,13 @@ final class ListingTestsWithoutImmediateAnswers: ListingTests {
 
     func testEveryReadTakesTheFullPath() async throws {
         try await assertEveryReadTakesTheFullPath()
+    }
+}
+
+final class ListingTestsOnPostgres: ListingTests {
+    override class var metadataKind: TestRegistry.MetadataKind { .postgres }
+
+    func testTheMetadataIsOnPostgres() {
+        XCTAssertTrue(registry.metadata is PostgresMetadataStore)
     }
 }

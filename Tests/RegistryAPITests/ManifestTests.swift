@@ -1,3 +1,4 @@
+import Metadata
 import NIOHTTP1
 import OCI
 import RegistryAPI
@@ -268,5 +269,13 @@ final class ManifestTestsWithoutImmediateAnswers: ManifestTests {
 
     func testEveryReadTakesTheFullPath() async throws {
         try await assertEveryReadTakesTheFullPath()
+    }
+}
+
+final class ManifestTestsOnPostgres: ManifestTests {
+    override class var metadataKind: TestRegistry.MetadataKind { .postgres }
+
+    func testTheMetadataIsOnPostgres() {
+        XCTAssertTrue(registry.metadata is PostgresMetadataStore)
     }
 }

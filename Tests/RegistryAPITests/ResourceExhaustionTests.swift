@@ -107,7 +107,7 @@ final class ResourceExhaustionTests: XCTestCase {
         defer { disk.unmount() }
         // Database, WAL and blobs on one small disk.
         let registry = try await TestRegistry.start(dataDirectory: disk.path)
-        XCTAssertTrue(registry.metadata.holdsSpaceReserve, "space set aside for deletes and collections")
+        XCTAssertTrue(registry.sqlite.holdsSpaceReserve, "space set aside for deletes and collections")
         let client = registry.client
         let config = Fixtures.json(["architecture": "amd64"])
         try await client.pushBlob("a", config)
@@ -151,10 +151,10 @@ final class ResourceExhaustionTests: XCTestCase {
         XCTAssertEqual(Fixtures.digest(keptLayer.body), Fixtures.digest(kept))
 
         // The reserve, used up, is taken again once the disk has room for it.
-        XCTAssertFalse(registry.metadata.holdsSpaceReserve)
+        XCTAssertFalse(registry.sqlite.holdsSpaceReserve)
         try disk.free()
-        registry.metadata.restoreSpaceReserve()
-        XCTAssertTrue(registry.metadata.holdsSpaceReserve)
+        registry.sqlite.restoreSpaceReserve()
+        XCTAssertTrue(registry.sqlite.holdsSpaceReserve)
         await registry.stop(keepingData: true)
     }
 

@@ -1,17 +1,21 @@
 import Auth
 import Foundation
+import Metadata
 import NIOHTTP1
 import OCI
 import RegistryTesting
 import XCTest
 
 /// Token auth on: the Docker token flow, namespaces and roles.
-final class TokenAccessTests: XCTestCase {
+class TokenAccessTests: XCTestCase {
+    /// Where the metadata lives (`TokenAccessTestsOnPostgres` runs the same tests on PostgreSQL).
+    class var metadataKind: TestRegistry.MetadataKind { .sqlite }
+
     var registry: TestRegistry!
     var client: TestHTTPClient { registry.client }
 
     override func setUp() async throws {
-        registry = try await TestRegistry.start(auth: .token)
+        registry = try await TestRegistry.start(auth: .token, metadata: Self.metadataKind)
         try await registry.createUser("alice", password: "alice-password")
         try await registry.createUser("bob", password: "bob-password")
         try await registry.createUser("root", password: "root-password", staff: true)
@@ -209,5 +213,13 @@ final class TokenAccessTests: XCTestCase {
             XCTAssertEqual(response.status, .unauthorized, forged)
             XCTAssertTrue(response.header("WWW-Authenticate")?.contains("invalid_token") == true)
         }
+    }
+}
+
+final class TokenAccessTestsOnPostgres: TokenAccessTests {
+    override class var metadataKind: TestRegistry.MetadataKind { .postgres }
+
+    func testTheMetadataIsOnPostgres() {
+        XCTAssertTrue(registry.metadata is PostgresMetadataStore)
     }
 }

@@ -12,7 +12,13 @@ open class RegistryTestCase: XCTestCase {
     /// the same answers.
     open class var immediateAnswers: Bool { true }
 
-    open override func setUp() async throws { registry = try await TestRegistry.start(immediateAnswers: Self.immediateAnswers) }
+    /// Where the metadata lives. Subclasses that say `.postgres` run the same tests on
+    /// PostgreSQL: both backends must give the same answers.
+    open class var metadataKind: TestRegistry.MetadataKind { .sqlite }
+
+    open override func setUp() async throws {
+        registry = try await TestRegistry.start(immediateAnswers: Self.immediateAnswers, metadata: Self.metadataKind)
+    }
     /// XCTest keeps every test case object until the run ends: the registry (its SQLite
     /// connections, event loops and sockets) is let go here, or a full run would hold
     /// thousands of descriptors.
@@ -45,7 +51,7 @@ extension RegistryTestCase {
     /// to the private repository `p/q` as `v1`. - Returns: the staff's `Authorization` header.
     public func restartWithBasicAuthAndAPrivateImage() async throws -> (String, String) {
         await registry.stop()
-        registry = try await TestRegistry.start(auth: .basic, immediateAnswers: Self.immediateAnswers)
+        registry = try await TestRegistry.start(auth: .basic, immediateAnswers: Self.immediateAnswers, metadata: Self.metadataKind)
         try await registry.createUser("staff", password: "staff-password", staff: true)
         let staff = ("Authorization", "Basic " + Data("staff:staff-password".utf8).base64EncodedString())
         let config = Fixtures.bytes(100, seed: 3), layer = Fixtures.bytes(300, seed: 4)

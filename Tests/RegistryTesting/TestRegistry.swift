@@ -8,8 +8,9 @@ import NIOPosix
 import RegistryAPI
 import Storage
 
-/// The real registry stack (HTTP server, API, SQLite metadata, a storage driver),
-/// running in-process on an ephemeral loopback port with a throw-away data directory.
+/// The real registry stack (HTTP server, API, metadata on SQLite or on the test
+/// PostgreSQL server, a storage driver), running in-process on an ephemeral loopback
+/// port with a throw-away data directory (and database).
 ///
 /// ```swift
 /// let registry = try await TestRegistry.start()
@@ -35,9 +36,20 @@ public final class TestRegistry: Sendable {
         public static let token = AuthMode.token()
     }
 
+    /// Where the metadata lives: SQLite in the data directory, or a fresh database on the
+    /// tests' PostgreSQL server (`TestPostgres`).
+    public enum MetadataKind: Sendable {
+        case sqlite
+        case postgres
+        /// An existing PostgreSQL database (a restart, or a second instance on it).
+        case postgresDatabase(PostgresLocation)
+    }
+
     public let port: Int
     public let dataDirectory: String
-    public let metadata: SQLiteMetadataStore
+    public let metadata: any MetadataBackend
+    /// The PostgreSQL database this registry made, dropped by `stop`.
+    private let ownDatabase: PostgresLocation?
     public let blobs: BlobStore
     public let client: TestHTTPClient
     private let listener: HTTPServer.Listener
@@ -47,9 +59,10 @@ public final class TestRegistry: Sendable {
     public let recorder: RequestRecorder
 
     private init(
-        port: Int, dataDirectory: String, metadata: SQLiteMetadataStore, blobs: BlobStore, recorder: RequestRecorder,
-        listener: HTTPServer.Listener, serving: Task<Void, any Error>
+        port: Int, dataDirectory: String, metadata: any MetadataBackend, ownDatabase: PostgresLocation?, blobs: BlobStore,
+        recorder: RequestRecorder, listener: HTTPServer.Listener, serving: Task<Void, any Error>
     ) {
+        self.ownDatabase = ownDatabase
         self.recorder = recorder
         self.port = port
         self.dataDirectory = dataDirectory
@@ -65,10 +78,22 @@ public final class TestRegistry: Sendable {
     /// `storageRoot` puts the filesystem driver's root elsewhere (e.g. on a tiny tmpfs).
     public static func start(
         driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), auth: AuthMode = .open,
-        dataDirectory: String? = nil, storageRoot: String? = nil, idleTimeout: Duration = .seconds(60), immediateAnswers: Bool = true
+        dataDirectory: String? = nil, storageRoot: String? = nil, idleTimeout: Duration = .seconds(60), immediateAnswers: Bool = true,
+        metadata metadataKind: MetadataKind = .sqlite, instance: String = "local"
     ) async throws -> TestRegistry {
         let directory = try dataDirectory ?? makeTemporaryDirectory(prefix: "registryd-test")
-        let metadata = try SQLiteMetadataStore(path: directory + "/registry.db")
+        let metadata: any MetadataBackend
+        var ownDatabase: PostgresLocation?
+        switch metadataKind {
+        case .sqlite:
+            metadata = try SQLiteMetadataStore(path: directory + "/registry.db", instance: instance)
+        case .postgres:
+            let location = try await TestPostgres.makeDatabase()
+            ownDatabase = location
+            metadata = try await PostgresMetadataStore(location: location, instance: instance)
+        case .postgresDatabase(let location):
+            metadata = try await PostgresMetadataStore(location: location, instance: instance)
+        }
         let storageDriver: any StorageDriver =
             switch driver {
             case .filesystem: try FilesystemDriver(root: storageRoot ?? directory + "/storage")
@@ -108,8 +133,8 @@ public final class TestRegistry: Sendable {
             immediate: ImmediateReads(cache: metadata, access: policy, configuration: configuration))
         let serving = Task { try await server.serve([listener]) }
         return TestRegistry(
-            port: port, dataDirectory: directory, metadata: metadata, blobs: blobs, recorder: recorder, listener: listener, serving: serving
-        )
+            port: port, dataDirectory: directory, metadata: metadata, ownDatabase: ownDatabase, blobs: blobs, recorder: recorder,
+            listener: listener, serving: serving)
     }
 
     /// Creates a user straight in the metadata layer (cost-4 bcrypt, to keep tests fast).
@@ -126,8 +151,21 @@ public final class TestRegistry: Sendable {
         try? await listener.channel.close()
         serving.cancel()
         _ = await serving.result
-        if !keepingData { try? FileManager.default.removeItem(atPath: dataDirectory) }
+        await metadata.close()
+        if !keepingData {
+            try? FileManager.default.removeItem(atPath: dataDirectory)
+            if let ownDatabase { try? await TestPostgres.dropDatabase(ownDatabase) }
+        }
     }
+
+    /// The SQLite store, for tests of what only that backend has (its space reserve).
+    public var sqlite: SQLiteMetadataStore {
+        guard let store = metadata as? SQLiteMetadataStore else { preconditionFailure("this registry's metadata is not SQLite") }
+        return store
+    }
+
+    /// The PostgreSQL database of this registry, to start another on (`.postgresDatabase`).
+    public var postgresDatabase: PostgresLocation? { ownDatabase }
 }
 
 public enum TestRegistryError: Error {
