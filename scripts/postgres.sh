@@ -4,6 +4,8 @@
 #
 #   scripts/postgres.sh start DIR   # prints the lines of DIR/postgres.env when ready
 #   scripts/postgres.sh stop DIR    # stops the server and removes DIR
+#   scripts/postgres.sh pause DIR   # stops the server (fast shutdown), keeping DIR: an outage
+#   scripts/postgres.sh resume DIR  # starts it again on its port, returns when it answers
 #
 # Debian's postgresql-15 binaries, its own data directory under DIR (owned by the
 # `postgres` system user: initdb refuses to run as root), a free port on 127.0.0.1 only,
@@ -80,11 +82,21 @@ ENV
     cat "$dir/postgres.env"
 }
 
+pause() {
+    as_postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+}
+
+resume() {
+    as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+}
+
 case "$command_name" in
 start) start ;;
 stop) stop ;;
+pause) pause ;;
+resume) resume ;;
 *)
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|stop|pause|resume DIR" >&2
     exit 64
     ;;
 esac

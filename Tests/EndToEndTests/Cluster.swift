@@ -143,10 +143,14 @@ final class Cluster {
 
     /// Runs registryctl against instance `index`. - Returns: its exit status and output.
     func registryctl(_ index: Int, _ arguments: [String], input: String? = nil) async throws -> (Int32, String) {
+        try await Self.registryctl(socket: instances[index].controlSocket, arguments, input: input)
+    }
+
+    /// Runs registryctl against the control socket at `socket` (for tasks that hold no `Cluster`).
+    static func registryctl(socket: String, _ arguments: [String], input: String? = nil) async throws -> (Int32, String) {
         let tools = try ContainerTools(registry: "127.0.0.1")
         defer { tools.cleanUp() }
-        return try await tools.runStatus(
-            [DaemonTests.buildDirectory + "/registryctl", "--socket", instances[index].controlSocket] + arguments, input: input)
+        return try await tools.runStatus([DaemonTests.buildDirectory + "/registryctl", "--socket", socket] + arguments, input: input)
     }
 
     /// nginx as an operator would put it in front: round robin over every instance, a new

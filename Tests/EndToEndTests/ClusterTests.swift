@@ -209,6 +209,94 @@ final class ClusterTests: XCTestCase {
         await assertEqual(try await digestServed(by: 2, "team/survivor", "v1"), Fixtures.digest(manifest))
     }
 
+    func testPushesDeletesAndZeroGraceCollectionsAcrossInstancesLoseNothingAcknowledged() async throws {
+        // Three writers, each through its own instance, push images sharing layers, delete
+        // some, move tags; meanwhile instance 0 collects with grace 0, over and over.
+        let shared = (0..<3).map { Fixtures.bytes(30_000, seed: 500 + UInt64($0)) }
+        let clients = (0..<3).map { cluster.client($0) }
+        let socket = cluster.instances[0].controlSocket
+        let collecting = Task {
+            var runs = 0
+            while !Task.isCancelled {
+                let (status, output) = try await Cluster.registryctl(
+                    socket: socket, ["gc", "run", "--grace", "0", "--delete-untagged", "--wait"])
+                XCTAssertEqual(status, 0, output)
+                runs += 1
+                // With grace 0 a layer pushed before its manifest is collectable until the
+                // manifest lands: collections back to back would starve a writer whose
+                // pushes take longer than a run (by design, not a loss). Gaps of about a
+                // second let every writer through while collections still cut into pushes.
+                try? await Task.sleep(for: .milliseconds(Int.random(in: 300...1200)))
+            }
+            return runs
+        }
+        let survivors = try await withThrowingTaskGroup(of: [(String, [UInt8])].self) { group in
+            for writer in 0..<3 {
+                group.addTask { try await Self.write(writer: writer, rounds: 12, shared: shared, client: clients[writer]) }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        collecting.cancel()
+        let runs = try await collecting.value
+        XCTAssertGreaterThan(runs, 2, "collections ran beside the pushes")
+        XCTAssertFalse(survivors.isEmpty)
+
+        // Every manifest that was acknowledged and not deleted pulls byte-exact, from any instance.
+        for (index, (repository, manifest)) in survivors.enumerated() {
+            let client = cluster.client(index % 3)
+            let fetched = try await client.send(
+                .GET, "/v2/\(repository)/manifests/\(Fixtures.digest(manifest))", headers: [("Accept", "*/*")])
+            XCTAssertEqual(fetched.status, .ok, "\(repository) \(Fixtures.digest(manifest))")
+            XCTAssertEqual(fetched.body, manifest)
+            let document = try fetched.json()
+            let descriptors = [try XCTUnwrap(document["config"] as? [String: Any])] + (document["layers"] as? [[String: Any]] ?? [])
+            for descriptor in descriptors {
+                let digest = try XCTUnwrap(descriptor["digest"] as? String)
+                let blob = try await client.send(.GET, "/v2/\(repository)/blobs/\(digest)")
+                XCTAssertEqual(blob.status, .ok, "\(repository) \(digest)")
+                XCTAssertEqual(Fixtures.digest(blob.body), digest, "bytes verify")
+            }
+        }
+        let (verified, report) = try await cluster.registryctl(1, ["storage", "verify", "--json"])
+        XCTAssertEqual(verified, 0, report)
+        XCTAssertTrue(report.contains(#""clean" : true"#) || report.contains(#""clean":true"#), report)
+    }
+
+    /// One writer: pushes images (shared layers + its own), sometimes deletes one, moves a
+    /// tag. - Returns: what it pushed (201) and did not delete, with the manifest bytes.
+    private static func write(writer: Int, rounds: Int, shared: [[UInt8]], client: TestHTTPClient) async throws -> [(String, [UInt8])] {
+        var alive: [(String, [UInt8])] = []
+        let repository = "stress/writer\(writer % 2)"
+        for round in 0..<rounds {
+            let own = Fixtures.bytes(8000, seed: UInt64(writer * 10_000 + round))
+            let config = Fixtures.json(["writer": writer, "round": round])
+            let layers = [shared[round % shared.count], shared[(round + writer) % shared.count], own]
+            let manifest = Fixtures.imageManifest(config: config, layers: layers)
+            var created = false
+            for _ in 0..<30 where !created {
+                for blob in [config] + layers {
+                    let head = try await client.send(.HEAD, "/v2/\(repository)/blobs/\(Fixtures.digest(blob))")
+                    if head.status != .ok { try await client.pushBlob(repository, blob) }
+                }
+                // Tagged at once: with grace 0 an untagged manifest is collectable the moment it lands.
+                let put = try await client.putManifest(repository, "w\(writer)-r\(round)", manifest)
+                if put.status == .created {
+                    created = true
+                } else {
+                    // A collection unlinked a layer between the HEADs and the PUT (grace 0): again.
+                    XCTAssertEqual(put.errorCodes, ["MANIFEST_BLOB_UNKNOWN"], put.text)
+                }
+            }
+            XCTAssertTrue(created, "writer \(writer) round \(round): the manifest was eventually accepted")
+            alive.append((repository, manifest))
+            if round % 3 == 2, let victim = alive.dropLast().randomElement() {
+                let deleted = try await client.send(.DELETE, "/v2/\(victim.0)/manifests/\(Fixtures.digest(victim.1))")
+                if deleted.status == .accepted { alive.removeAll { Fixtures.digest($0.1) == Fixtures.digest(victim.1) } }
+            }
+        }
+        return alive
+    }
+
     func testRegistryctlOfAnyInstanceListsEveryInstance() async throws {
         let (status, output) = try await cluster.registryctl(2, ["status"])
         XCTAssertEqual(status, 0, output)

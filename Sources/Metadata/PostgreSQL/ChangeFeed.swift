@@ -36,11 +36,13 @@ final class ChangeFeed: Sendable {
                         // Whatever was missed while no connection listened is dropped.
                         changed()
                         reachable(true)
+                        if failures > 0 { logger.notice("metadata: the change feed is connected to PostgreSQL again") }
                         failures = 0
                         for try await _ in notifications { changed() }
                     }
                 } catch {
-                    if !Task.isCancelled {
+                    // Said once per outage, not at every attempt to reconnect.
+                    if !Task.isCancelled && failures == 0 {
                         logger.warning("metadata: the change feed lost PostgreSQL: \(PostgresDatabase.metadataError(error))")
                     }
                 }

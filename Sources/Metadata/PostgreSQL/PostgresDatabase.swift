@@ -29,7 +29,11 @@ final class PostgresDatabase: Sendable {
 
     init(location: PostgresLocation, poolSize: Int, logger: Logger) {
         self.logger = logger
-        client = PostgresClient(configuration: Self.clientConfiguration(location, poolSize: poolSize), backgroundLogger: logger)
+        // The pool reports each failed connection attempt at info, several a second while
+        // the server is down; the change feed says that once, as a warning.
+        var background = logger
+        background.logLevel = max(logger.logLevel, .warning)
+        client = PostgresClient(configuration: Self.clientConfiguration(location, poolSize: poolSize), backgroundLogger: background)
         let client = self.client
         running = Task { await client.run() }
     }
@@ -166,16 +170,25 @@ final class PostgresDatabase: Sendable {
             // The server answered: a refused login or an unknown database, said as PostgreSQL says it.
             throw MetadataError.backend(MetadataBackendError(code: nil, underlying: PostgresFailure(error)))
         } catch {
-            throw MetadataError.unavailable(MetadataBackendError(code: nil, underlying: error))
+            throw MetadataError.unavailable(
+                MetadataBackendError(code: nil, underlying: (error as? PSQLError).map(PostgresFailure.init) ?? error))
         }
+    }
+
+    /// SQLSTATE classes of a server that is going away or not there yet: 57P01–57P03
+    /// (shutting down, starting up), 08 (connection exceptions), 53300 (too many connections).
+    private static func meansUnavailable(_ state: String) -> Bool {
+        state.hasPrefix("57P") || state.hasPrefix("08") || state == "53300"
     }
 
     /// A failure of the database in the store's terms. Errors that are already the
     /// store's (a domain refusal thrown inside a transaction) pass unchanged.
     static func metadataError(_ error: any Error) -> any Error {
         guard let error = error as? PSQLError else { return error }
-        if error.code == .serverClosedConnection || error.code == .connectionError || error.code == .poolClosed {
-            return MetadataError.unavailable(MetadataBackendError(code: nil, underlying: error))
+        if error.code == .serverClosedConnection || error.code == .connectionError || error.code == .poolClosed
+            || error.serverInfo?[.sqlState].map(Self.meansUnavailable) == true
+        {
+            return MetadataError.unavailable(MetadataBackendError(code: nil, underlying: PostgresFailure(error)))
         }
         return MetadataError.backend(MetadataBackendError(code: nil, underlying: PostgresFailure(error)))
     }
@@ -193,7 +206,9 @@ struct PostgresFailure: Error, CustomStringConvertible {
 
     init(_ error: PSQLError) {
         sqlState = error.serverInfo?[.sqlState]
-        message = error.serverInfo?[.message] ?? "\(error.code)"
+        // PSQLError's own description hides everything (it may carry the query's values);
+        // the server's message and the connection's failure carry none.
+        message = error.serverInfo?[.message] ?? "\(error.code)\(error.underlying.map { ": \($0)" } ?? "")"
     }
 
     var description: String { "PostgreSQL \(sqlState ?? "-"): \(message)" }
