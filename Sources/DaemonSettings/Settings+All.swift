@@ -20,15 +20,15 @@ extension Settings {
         ),
         .stored(
             "metadata", .value("URL"), at: \.metadata, unset: "SQLite in `DATA_DIR/registry.db`",
-            "`postgres://USER@HOST:PORT/DATABASE[?sslmode=disable|prefer|require|verify-full]`: keep the metadata in PostgreSQL, shared by several instances (docs/SCALE-OUT.md). The URL carries no password: `metadata-password`, `PGPASSWORD` or a passfile (`PGPASSFILE`, `~/.pgpass`) gives it.",
+            "`postgres://USER@HOST:PORT/DATABASE[?sslmode=MODE]`, MODE one of `disable`, `prefer` (the default), `require`, `verify-full`: keep the metadata in PostgreSQL, shared by several instances (docs/SCALE-OUT.md). The URL carries no password: `metadata-password`, `PGPASSWORD` or a passfile (`PGPASSFILE`, `~/.pgpass`) gives it.",
             parse: { text, key throws(SettingsError) in try postgresLocation(key, text) }, format: { $0?.description }),
         .secret(
             "metadata-password", "PASSWORD", at: \.metadataPassword, unset: "`PGPASSWORD`, then the passfile",
             "Password of the PostgreSQL role; never logged. No flag: a flag would show in `ps`."),
         .stored(
             "metadata-pool-size", .value("N"), at: \.metadataPoolSize,
-            "Most PostgreSQL connections this instance opens (1–1000), plus one that listens for other instances' changes. The server's `max_connections` must cover every instance.",
-            parse: { text, key throws(SettingsError) in try count(key, text, in: 1...1000) }, format: { String($0) }),
+            "Most PostgreSQL connections this instance opens (2–1000: a collection holds one for its lock), plus one that listens for other instances' changes. The server's `max_connections` must cover every instance.",
+            parse: { text, key throws(SettingsError) in try count(key, text, in: 2...1000) }, format: { String($0) }),
         .choice(
             "storage", "KIND", at: \.storage,
             "`filesystem` keeps blobs under `DATA_DIR/storage`; `s3` keeps them in an S3 bucket (docs/S3.md); `memory` keeps them in RAM (lost on exit; for tests and throw-away use)."

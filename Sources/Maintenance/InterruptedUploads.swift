@@ -33,7 +33,9 @@ public enum InterruptedUploads {
 /// its bytes, then its row. Killed in between, the row stays marked: no upload may pin
 /// it, so the blob could not be pushed again, and verification skips it, until some
 /// later collection came by. The mark already decided the blob goes, so finishing is
-/// always right, even beside another instance finishing the same one.
+/// right, but not beside a collection of another instance that is still deleting (one
+/// whose delete fails takes its mark back): the work is done under the collection lock,
+/// and skipped while another instance collects (that run finishes every marked blob).
 ///
 /// ```swift
 /// let finished = try await InterruptedDeletions.finish(metadata: metadata, blobs: blobs)
@@ -41,19 +43,21 @@ public enum InterruptedUploads {
 public enum InterruptedDeletions {
     /// - Returns: the blobs whose deletion it finished.
     public static func finish(metadata: any CollectionStore, blobs: BlobStore) async throws -> [Digest] {
-        var finished: [Digest] = []
-        while true {
-            let marked = try await metadata.blobsMarkedForDeletion(limit: 1000)
-            for digest in marked {
-                do {
-                    try await blobs.deleteBlob(digest)
-                } catch StorageError.notFound {
-                    // Gone already: the killed run got that far.
+        try await metadata.whileHoldingCollectionLock {
+            var finished: [Digest] = []
+            while true {
+                let marked = try await metadata.blobsMarkedForDeletion(limit: 1000)
+                for digest in marked {
+                    do {
+                        try await blobs.deleteBlob(digest)
+                    } catch StorageError.notFound {
+                        // Gone already: the killed run got that far.
+                    }
+                    try await metadata.finishDeletion(digest)
+                    finished.append(digest)
                 }
-                try await metadata.finishDeletion(digest)
-                finished.append(digest)
+                if marked.count < 1000 { return finished }
             }
-            if marked.count < 1000 { return finished }
-        }
+        } ?? []
     }
 }

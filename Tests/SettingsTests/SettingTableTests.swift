@@ -61,4 +61,17 @@ final class SettingTableTests: XCTestCase {
         XCTAssertEqual(refusal(["stray"]), "unexpected argument stray: settings are given as --key VALUE")
         XCTAssertEqual(refusal(["--token-auth=maybe"]), "invalid value for token-auth: maybe")
     }
+
+    func testAMetadataURLWithAPasswordIsRefusedWithoutRepeatingIt() throws {
+        var settings = Settings()
+        XCTAssertThrowsError(try settings.apply(flags: ["--metadata", "postgres://registryd:hunter22@db/registry"])) { error in
+            XCTAssertTrue("\(error)".contains("may not carry a password"), "\(error)")
+            XCTAssertFalse("\(error)".contains("hunter22"), "\(error)")
+        }
+        XCTAssertThrowsError(try settings.apply(flags: ["--metadata-password", "hunter22"]), "a password is never a flag")
+        try settings.load(text: "metadata = postgres://registryd@db/registry\nmetadata-password = hunter22", source: "a.conf")
+        XCTAssertEqual(settings.metadata?.host, "db")
+        XCTAssertEqual(settings.metadataPassword, "hunter22")
+        XCTAssertThrowsError(try settings.apply(flags: ["--metadata-pool-size", "1"]), "a collection needs a second connection")
+    }
 }
