@@ -7,8 +7,13 @@
 #   scripts/bench.sh                 # full run (~15 minutes), prints the table
 #   scripts/bench.sh --write-docs    # and writes docs/PERFORMANCE.md + the chart
 #   scripts/bench.sh --quick         # short workloads, 256 MiB blobs, no skopeo image
+#   scripts/bench.sh --scale-out     # SQLite, PostgreSQL, nginx + 1 and + 3 instances (~3 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --bench
 scripts/build-release.sh
+if [[ ${1:-} == --scale-out ]]; then
+    shift
+    exec /usr/bin/python3 scripts/bench/scale_out.py "$@"
+fi
 exec /usr/bin/python3 scripts/bench/benchmark.py "$@"

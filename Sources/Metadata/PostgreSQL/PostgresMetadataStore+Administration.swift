@@ -115,24 +115,4 @@ extension PostgresMetadataStore {
                 "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < \(time) ORDER BY at LIMIT \(limit)) RETURNING 1")
         }
     }
-
-    // MARK: Cached reads (the same keys and cache as SQLite's; see `ChangeFeed` for their lifetime)
-
-    public func cachedManifest(_ reference: ManifestReference, in repository: RepositoryName) -> StoredManifest?? {
-        database.cache.lookup(HotReadKey.manifest(reference, repository), as: StoredManifest?.self)
-    }
-
-    public func cachedTags(in repository: RepositoryName, after last: String?, limit: Int) -> [String]?? {
-        database.cache.lookup(HotReadKey.tags(repository, last, limit), as: [String]?.self)
-    }
-
-    public func cachedBlobSize(_ digest: Digest, in repository: RepositoryName) -> Int64?? {
-        database.cache.lookup(HotReadKey.blob(digest, repository), as: Int64?.self)
-    }
-
-    public func cachedIsPublic(_ repository: RepositoryName) -> Bool? {
-        database.cache.lookup(HotReadKey.visibility(repository), as: Bool.self)
-    }
-
-    public var cacheGeneration: UInt64 { database.cache.generation }
 }

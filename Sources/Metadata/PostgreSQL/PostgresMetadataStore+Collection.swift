@@ -5,21 +5,6 @@ import PostgresNIO
 /// deciding statement re-checks its conditions in its own SERIALIZABLE transaction, so a
 /// push through any instance that links, pins or references something meanwhile wins.
 extension PostgresMetadataStore {
-    private static let isChildOfIndex = """
-        EXISTS (SELECT 1 FROM manifest_references r JOIN manifests parent ON parent.id = r.manifest_id
-                WHERE r.kind = 'manifest' AND r.digest = m.digest AND parent.repository_id = m.repository_id)
-        """
-    private static let isTagged = "EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)"
-    private static let hasLiveSubject = """
-        (m.subject_digest IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
-        """
-    private static let hasDeadSubject = """
-        (m.subject_digest IS NOT NULL AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
-        """
-    private static let linkIsUnreferenced = """
-        NOT EXISTS (SELECT 1 FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
-                    WHERE m.repository_id = rb.repository_id AND mr.digest = rb.digest)
-        """
 
     /// A blob nothing holds on to: no link, no manifest reference, no live pin.
     private static func blobIsCollectable(now: Int64, cutoff: Int64) -> String {
@@ -32,11 +17,11 @@ extension PostgresMetadataStore {
     }
 
     public func untaggedManifests(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableManifest] {
-        try await manifests(where: "NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject)", cutoff, limit)
+        try await manifests(where: CollectionConditions.manifestIsCollectable, cutoff, limit)
     }
 
     public func orphanedReferrers(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableManifest] {
-        try await manifests(where: "\(Self.hasDeadSubject) AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex)", cutoff, limit)
+        try await manifests(where: CollectionConditions.referrerIsOrphaned, cutoff, limit)
     }
 
     public func deleteManifestIfCollectable(_ manifest: CollectableManifest, olderThan cutoff: Int64) async throws -> Bool {
@@ -46,7 +31,7 @@ extension PostgresMetadataStore {
                 DELETE FROM manifests WHERE id IN (
                     SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id
                     WHERE r.name = \(manifest.repository) AND m.digest = \(manifest.digest) AND m.created_at_ms <= \(cutoff)
-                      AND NOT \(unescaped: Self.isTagged) AND NOT \(unescaped: Self.isChildOfIndex) AND NOT \(unescaped: Self.hasLiveSubject))
+                      AND \(unescaped: CollectionConditions.manifestIsCollectable))
                 RETURNING 1
                 """) > 0
         }
@@ -57,7 +42,7 @@ extension PostgresMetadataStore {
             try await connection.rows(
                 """
                 SELECT r.name, rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-                WHERE rb.created_at_ms <= \(cutoff) AND \(unescaped: Self.linkIsUnreferenced) LIMIT \(limit)
+                WHERE rb.created_at_ms <= \(cutoff) AND \(unescaped: CollectionConditions.linkIsUnreferenced) LIMIT \(limit)
                 """
             ) {
                 let (repository, digest) = try $0.decode((String, String).self)
@@ -72,7 +57,7 @@ extension PostgresMetadataStore {
                 """
                 DELETE FROM repository_blobs AS rb
                 WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = \(link.repository)) AND rb.digest = \(link.digest)
-                  AND rb.created_at_ms <= \(cutoff) AND \(unescaped: Self.linkIsUnreferenced)
+                  AND rb.created_at_ms <= \(cutoff) AND \(unescaped: CollectionConditions.linkIsUnreferenced)
                 RETURNING 1
                 """) > 0
         }

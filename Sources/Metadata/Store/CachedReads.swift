@@ -38,22 +38,36 @@ enum HotReadKey {
     }
 }
 
-extension SQLiteMetadataStore {
+/// A backend whose hot reads go through a `ReadCache`: the peeks of `CachedReads` are
+/// the same lookups for every such backend.
+protocol ReadCaching: CachedReads {
+    var readCache: ReadCache { get }
+}
+
+extension ReadCaching {
     public func cachedManifest(_ reference: ManifestReference, in repository: RepositoryName) -> StoredManifest?? {
-        database.cache.lookup(HotReadKey.manifest(reference, repository), as: StoredManifest?.self)
+        readCache.lookup(HotReadKey.manifest(reference, repository), as: StoredManifest?.self)
     }
 
     public func cachedTags(in repository: RepositoryName, after last: String?, limit: Int) -> [String]?? {
-        database.cache.lookup(HotReadKey.tags(repository, last, limit), as: [String]?.self)
+        readCache.lookup(HotReadKey.tags(repository, last, limit), as: [String]?.self)
     }
 
     public func cachedBlobSize(_ digest: Digest, in repository: RepositoryName) -> Int64?? {
-        database.cache.lookup(HotReadKey.blob(digest, repository), as: Int64?.self)
+        readCache.lookup(HotReadKey.blob(digest, repository), as: Int64?.self)
     }
 
     public func cachedIsPublic(_ repository: RepositoryName) -> Bool? {
-        database.cache.lookup(HotReadKey.visibility(repository), as: Bool.self)
+        readCache.lookup(HotReadKey.visibility(repository), as: Bool.self)
     }
 
-    public var cacheGeneration: UInt64 { database.cache.generation }
+    public var cacheGeneration: UInt64 { readCache.generation }
+}
+
+extension SQLiteMetadataStore: ReadCaching {
+    var readCache: ReadCache { database.cache }
+}
+
+extension PostgresMetadataStore: ReadCaching {
+    var readCache: ReadCache { database.cache }
 }

@@ -1,25 +1,13 @@
 import OCI
 
 extension SQLiteMetadataStore {
-    /// A manifest of repository `m.repository_id` that some index in the same repository lists.
-    private static let isChildOfIndex = """
-        EXISTS (SELECT 1 FROM manifest_references r JOIN manifests parent ON parent.id = r.manifest_id
-                WHERE r.kind = 'manifest' AND r.digest = m.digest AND parent.repository_id = m.repository_id)
-        """
-    private static let isTagged = "EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)"
-    private static let hasLiveSubject = """
-        (m.subject_digest IS NOT NULL AND EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
-        """
-    private static let hasDeadSubject = """
-        (m.subject_digest IS NOT NULL AND NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject_digest))
-        """
 
     public func untaggedManifests(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableManifest] {
-        try await manifests(where: "NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject)", cutoff, limit)
+        try await manifests(where: CollectionConditions.manifestIsCollectable, cutoff, limit)
     }
 
     public func orphanedReferrers(olderThan cutoff: Int64, limit: Int) async throws -> [CollectableManifest] {
-        try await manifests(where: "\(Self.hasDeadSubject) AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex)", cutoff, limit)
+        try await manifests(where: CollectionConditions.referrerIsOrphaned, cutoff, limit)
     }
 
     public func deleteManifestIfCollectable(_ manifest: CollectableManifest, olderThan cutoff: Int64) async throws -> Bool {
@@ -27,7 +15,7 @@ extension SQLiteMetadataStore {
             DELETE FROM manifests WHERE id IN (
                 SELECT m.id FROM manifests m JOIN repositories r ON r.id = m.repository_id
                 WHERE r.name = ? AND m.digest = ? AND m.created_at_ms <= ?
-                  AND NOT \(Self.isTagged) AND NOT \(Self.isChildOfIndex) AND NOT \(Self.hasLiveSubject))
+                  AND \(CollectionConditions.manifestIsCollectable))
             """
         return try await database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(manifest.repository), .text(manifest.digest), .integer(cutoff)])
@@ -35,16 +23,10 @@ extension SQLiteMetadataStore {
         }
     }
 
-    /// A link whose blob no manifest of the same repository references.
-    private static let linkIsUnreferenced = """
-        NOT EXISTS (SELECT 1 FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
-                    WHERE m.repository_id = rb.repository_id AND mr.digest = rb.digest)
-        """
-
     public func staleLinks(olderThan cutoff: Int64, limit: Int) async throws -> [StaleLink] {
         let sql = """
             SELECT r.name, rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-            WHERE rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced) LIMIT ?
+            WHERE rb.created_at_ms <= ? AND \(CollectionConditions.linkIsUnreferenced) LIMIT ?
             """
         return try database.read { connection in
             try connection.rows(sql, [.integer(cutoff), .integer(Int64(limit))]) { StaleLink(repository: $0.text(0), digest: $0.text(1)) }
@@ -54,7 +36,7 @@ extension SQLiteMetadataStore {
     public func deleteLinkIfStale(_ link: StaleLink, olderThan cutoff: Int64) async throws -> Bool {
         let sql = """
             DELETE FROM repository_blobs AS rb
-            WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ? AND rb.created_at_ms <= ? AND \(Self.linkIsUnreferenced)
+            WHERE rb.repository_id = (SELECT id FROM repositories WHERE name = ?) AND rb.digest = ? AND rb.created_at_ms <= ? AND \(CollectionConditions.linkIsUnreferenced)
             """
         return try await database.write(freesSpace: true) { connection in
             try connection.query(sql, [.text(link.repository), .text(link.digest), .integer(cutoff)])
