@@ -162,4 +162,42 @@ final class CollectionMethodTests: XCTestCase {
         let bad = try await call("gc.run", #"{"grace":-1}"#)
         XCTAssertEqual(bad["error"]?["code"], -32602)
     }
+
+    /// Two instances on one PostgreSQL database: while one collects, the other's
+    /// `gc.status` shows it and its `gc.run` answers busy, naming the collecting instance.
+    func testACollectionOnAnotherInstanceIsShownAndBlocksARun() async throws {
+        let location = try await TestPostgres.makeDatabase()
+        let collecting = try await PostgresMetadataStore(location: location, instance: "node-a")
+        let other = try await PostgresMetadataStore(location: location, instance: "node-b")
+        let dispatcher = ControlMethods(metadata: other, blobs: BlobStore(driver: MemoryDriver()), version: "test").makeDispatcher()
+        func call(_ method: String, _ params: String) async throws -> JSONValue {
+            let answer = await dispatcher.handle(
+                line: #"{"jsonrpc":"2.0","method":"\#(method)","params":\#(params),"id":1}"#, caller: "uid 0 (root)")
+            return try JSONDecoder().decode(JSONValue.self, from: Data(try XCTUnwrap(answer).utf8))
+        }
+        let release = AsyncStream<Void>.makeStream()
+        let started = AsyncStream<Void>.makeStream()
+        let holder = Task {
+            try await collecting.whileHoldingCollectionLock {
+                started.continuation.yield()
+                for await _ in release.stream { break }
+                return true
+            }
+        }
+        for await _ in started.stream { break }
+        let status = try await call("gc.status", "{}")
+        XCTAssertEqual(status["result"]?["running_elsewhere"]?["instance"], "node-a", "\(status)")
+        let refused = try await call("gc.run", #"{"grace":0,"wait":true}"#)
+        XCTAssertEqual(refused["error"]?["code"], -32003, "\(refused)")
+        XCTAssertTrue(refused["error"]?["data"]?["detail"]?.stringValue?.contains("node-a") == true, "\(refused)")
+        release.continuation.yield()
+        _ = try await holder.value
+        let after = try await call("gc.status", "{}")
+        XCTAssertEqual(after["result"]?["running_elsewhere"], .null)
+        let run = try await call("gc.run", #"{"grace":0,"wait":true}"#)
+        XCTAssertNotNil(run["result"], "\(run)")
+        await collecting.close()
+        await other.close()
+        try await TestPostgres.dropDatabase(location)
+    }
 }
