@@ -1,5 +1,4 @@
 import FoundationEssentials
-import NIOPosix
 import Synchronization
 
 /// A SQLite database file in WAL mode: one writer connection and a small pool of
@@ -77,14 +76,13 @@ final class SQLiteDatabase: Sendable {
     /// A write that `freesSpace` (a delete, a collection's or a purge's step) that finds
     /// the disk full gives back the `SpaceReserve` and tries once more.
     ///
-    /// Runs on one of `writerThreads`: a write waits for its commit's fsync, and on threads
-    /// of their own those waits stall neither Swift's cooperative threads (as many as
-    /// cores) nor the file I/O pool, while writes from concurrent requests meet in one
-    /// group commit instead of queueing for one fsync each.
+    /// Runs on one of `writerThreads` (see `BlockingThreads`): a write waits for its
+    /// commit's fsync there, and writes from concurrent requests meet in one group commit
+    /// instead of queueing for one fsync each.
     func write<T: Sendable>(
         durable: Bool = true, freesSpace: Bool = false, _ body: @escaping @Sendable (SQLiteConnection) throws -> T
     ) async throws -> T {
-        try await Self.writerThreads.runIfActive {
+        try await Self.writerThreads.run {
             try self.writeBlocking(durable: durable, freesSpace: freesSpace, body)
         }
     }
@@ -103,11 +101,7 @@ final class SQLiteDatabase: Sendable {
 
     /// Threads that wait for SQLite's commits (see `write`). Shared by every database of
     /// the process; sixteen so that a group commit gathers as many concurrent writes.
-    private static let writerThreads: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 16)
-        pool.start()
-        return pool
-    }()
+    private static let writerThreads = BlockingThreads(limit: 16)
 }
 
 /// The writer connection and the writes waiting for it (see `SQLiteDatabase`).
