@@ -145,8 +145,15 @@ final class DaemonTests: XCTestCase {
         let summaryLines = summary.split(separator: "\n").map(String.init)
         XCTAssertTrue(summaryLines.first?.hasPrefix("registryd 0.1.0, up ") == true, summary)
         XCTAssertTrue(summaryLines.first?.hasSuffix("s") == true, "uptime as a duration, e.g. 2s: \(summary)")
-        XCTAssertEqual(summaryLines.dropFirst().first, "activation    none")
-        XCTAssertEqual(summaryLines.dropFirst(2).first, "storage       filesystem")
+        let instance = try String(contentsOfFile: "\(directory)/data/instance-id", encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines)
+        XCTAssertEqual(summaryLines.dropFirst().first, "instance      \(instance)")
+        XCTAssertEqual(summaryLines.dropFirst(2).first, "activation    none")
+        XCTAssertEqual(summaryLines.dropFirst(3).first, "metadata      SQLite \(directory)/data/registry.db")
+        XCTAssertEqual(summaryLines.dropFirst(4).first, "storage       filesystem")
+        // The instances sharing the metadata, from their heartbeats: on SQLite this one.
+        XCTAssertTrue(summaryLines.contains { $0.hasPrefix("INSTANCE") && $0.contains("HEARTBEAT") }, summary)
+        XCTAssertTrue(summaryLines.contains { $0.hasPrefix(instance + "  ") }, summary)
         XCTAssertTrue(summaryLines.contains("blobs         1 (2.9 KiB)"), summary)
         XCTAssertTrue(summaryLines.contains("uploads       0 in progress"), summary)
         XCTAssertFalse(summary.contains("blob_bytes"), summary)
