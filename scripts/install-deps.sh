@@ -16,7 +16,7 @@ set -euo pipefail
 
 packages=(libssl-dev libsqlite3-dev libsystemd-dev pkg-config)
 case "${1:-}" in
---test) packages+=(skopeo podman buildah uidmap python3 python3-venv util-linux curl systemd docker.io containerd ceph-mon ceph-osd radosgw postgresql-15 nginx) ;;
+--test) packages+=(skopeo podman buildah uidmap python3 python3-venv util-linux curl systemd docker.io containerd ceph-mon ceph-osd radosgw postgresql-15 nginx openssl) ;;
 --soak) packages+=(python3 python3-matplotlib) ;;
 --bench | --link-order)
     packages+=(docker-registry nginx wrk apache2-utils iperf3 openssl python3 python3-matplotlib skopeo util-linux curl systemd postgresql-15)

@@ -13,7 +13,9 @@
 # `registryd`, so the tests go through the same login a production server asks for.
 # fsync stays on: crash tests rely on what a commit promises.
 # The role may create databases: each test works in a database of its own.
-# DIR/postgres.env holds POSTGRES_URL (without the password) and PGPASSWORD.
+# The server takes TLS as well as plain TCP, with a certificate from a private CA.
+# DIR/postgres.env holds POSTGRES_URL (without the password), PGPASSWORD and POSTGRES_CA
+# (the CA's certificate, for sslmode=verify-full).
 set -euo pipefail
 
 command_name=${1:-}
@@ -60,7 +62,21 @@ start() {
         cat "$dir/initdb.log" >&2
         exit 1
     }
+    # TLS beside plain TCP (pg_hba's "host" lines take both), so tests can connect with
+    # sslmode=require and verify-full: a private CA ($dir/ca.crt) and a certificate for
+    # 127.0.0.1 signed by it.
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=registryd test CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$dir/data/server.key" -out "$dir/server.csr" >/dev/null 2>&1
+    printf 'subjectAltName = IP:127.0.0.1\n' >"$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+        -extfile "$dir/server.ext" -out "$dir/data/server.crt" >/dev/null 2>&1
+    if [[ $(id -u) -eq 0 ]]; then chown postgres: "$dir/data/server.key" "$dir/data/server.crt"; fi
+    chmod 600 "$dir/data/server.key"
     cat >>"$dir/data/postgresql.conf" <<CONF
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
@@ -77,8 +93,9 @@ CONF
     cat >"$dir/postgres.env" <<ENV
 POSTGRES_URL=postgres://registryd@127.0.0.1:$port/registryd
 PGPASSWORD=$password
+POSTGRES_CA=$dir/ca.crt
 ENV
-    if [[ $(id -u) -eq 0 ]]; then chmod 755 "$dir"; chmod 644 "$dir/postgres.env"; fi
+    if [[ $(id -u) -eq 0 ]]; then chmod 755 "$dir"; chmod 644 "$dir/postgres.env" "$dir/ca.crt"; fi
     cat "$dir/postgres.env"
 }
 

@@ -19,6 +19,10 @@ final class PostgresLocationTests: XCTestCase {
         XCTAssertEqual(defaults.description, "postgres://registryd@[::1]:5432/registry?sslmode=prefer")
         XCTAssertEqual(try PostgresLocation(parsing: "postgres://u@h/d?sslmode=require").tls, .require)
         XCTAssertEqual(try PostgresLocation(parsing: "postgres://u@h/d?sslmode=verify-ca").tls, .verifyFull, "verify-ca is checked fully")
+        XCTAssertNil(defaults.rootCertificatesFile)
+        let privateCA = try PostgresLocation(parsing: "postgres://u@h/d?sslmode=verify-full&sslrootcert=/etc/registryd/db%20ca.pem")
+        XCTAssertEqual(privateCA.rootCertificatesFile, "/etc/registryd/db ca.pem")
+        XCTAssertEqual(privateCA.description, "postgres://u@h:5432/d?sslmode=verify-full&sslrootcert=/etc/registryd/db ca.pem")
     }
 
     func testBadURLsAreRefusedWithTheReasonAndAPasswordNeverRidesAlong() {

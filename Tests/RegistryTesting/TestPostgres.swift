@@ -34,17 +34,29 @@ public enum TestPostgres {
 
     /// Runs one statement on `location` with a connection of its own.
     public static func administer(_ location: PostgresLocation, _ sql: String) async throws {
+        _ = try await administerRows(location, sql)
+    }
+
+    /// Runs one statement on `location` with a connection of its own. - Returns: the
+    /// first column of each row it answers, as text.
+    public static func administerRows(_ location: PostgresLocation, _ sql: String) async throws -> [String] {
         let configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: .disable)
-        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Logger(label: "test-postgres"))
+        let logger = Logger(label: "test-postgres")
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
         do {
-            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "test-postgres"))
+            var values: [String] = []
+            for try await row in try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) {
+                var cells = row.makeIterator()
+                values.append(try cells.next()?.decode(String.self) ?? "")
+            }
+            try await connection.close()
+            return values
         } catch {
             try? await connection.close()
             throw error
         }
-        try await connection.close()
     }
 
     /// The lines of `postgres.env`: `POSTGRES_URL` and `PGPASSWORD`.

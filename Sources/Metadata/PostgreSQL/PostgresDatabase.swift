@@ -44,39 +44,49 @@ final class PostgresDatabase: Sendable {
         await running.value
     }
 
-    static func connectionConfiguration(_ location: PostgresLocation) -> PostgresConnection.Configuration {
+    static func connectionConfiguration(_ location: PostgresLocation) throws -> PostgresConnection.Configuration {
         PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
-            database: location.database, tls: connectionTLS(location.tls))
+            database: location.database, tls: try connectionTLS(location))
     }
 
     private static func clientConfiguration(_ location: PostgresLocation, poolSize: Int) -> PostgresClient.Configuration {
         var configuration = PostgresClient.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
-            database: location.database, tls: clientTLS(location.tls))
+            database: location.database, tls: clientTLS(location))
         configuration.options.maximumConnections = poolSize
         configuration.options.minimumConnections = min(2, poolSize)
         configuration.options.connectTimeout = .seconds(5)
         return configuration
     }
 
-    private static func tlsConfiguration(_ mode: PostgresLocation.TLSMode) -> TLSConfiguration {
+    /// What libpq's sslmode asks: `verify-full` checks the chain (against `sslrootcert`
+    /// when given) and the host name, `prefer` and `require` encrypt without checking.
+    private static func tlsConfiguration(_ location: PostgresLocation) -> TLSConfiguration {
         var configuration = TLSConfiguration.makeClientConfiguration()
-        if mode != .verifyFull { configuration.certificateVerification = .none }
+        if location.tls == .verifyFull {
+            if let roots = location.rootCertificatesFile { configuration.trustRoots = .file(roots) }
+        } else {
+            configuration.certificateVerification = .none
+        }
         return configuration
     }
 
-    private static func clientTLS(_ mode: PostgresLocation.TLSMode) -> PostgresClient.Configuration.TLS {
-        switch mode {
+    private static func clientTLS(_ location: PostgresLocation) -> PostgresClient.Configuration.TLS {
+        switch location.tls {
         case .disable: .disable
-        case .prefer: .prefer(tlsConfiguration(mode))
-        case .require, .verifyFull: .require(tlsConfiguration(mode))
+        case .prefer: .prefer(tlsConfiguration(location))
+        case .require, .verifyFull: .require(tlsConfiguration(location))
         }
     }
 
-    private static func connectionTLS(_ mode: PostgresLocation.TLSMode) -> PostgresConnection.Configuration.TLS {
-        guard mode != .disable, let context = try? NIOSSLContext(configuration: tlsConfiguration(mode)) else { return .disable }
-        return mode == .prefer ? .prefer(context) : .require(context)
+    /// The change feed's and the probe's TLS: like the pool's. A context that cannot be
+    /// made (an unreadable `sslrootcert`) fails the connection rather than falling back to
+    /// plain TCP.
+    private static func connectionTLS(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
+        guard location.tls != .disable else { return .disable }
+        let context = try NIOSSLContext(configuration: tlsConfiguration(location))
+        return location.tls == .prefer ? .prefer(context) : .require(context)
     }
 
     /// Runs `body` on a pooled connection, outside any explicit transaction (each
@@ -117,9 +127,10 @@ final class PostgresDatabase: Sendable {
     }
 
     /// Runs `body` in a SERIALIZABLE transaction, again from the start when PostgreSQL
-    /// could not serialize it; `body` must therefore do nothing but database work. The
-    /// transaction announces itself on `ChangeFeed.channel`, so every instance drops
-    /// its cached answers once it commits; this instance's are dropped before this returns.
+    /// could not serialize it; `body` must therefore do nothing but database work. A
+    /// transaction that changes a cached table announces it on `ChangeFeed.channel` (by
+    /// trigger, see migration 3), so every instance drops its cached answers once it
+    /// commits; this instance's are dropped before this returns.
     ///
     /// `durable: false` commits without waiting for the WAL flush (`synchronous_commit =
     /// off`), for state nobody was promised (an upload session just opened, a pin): a
@@ -136,7 +147,6 @@ final class PostgresDatabase: Sendable {
                     do {
                         if !durable { try await connection.query("SET LOCAL synchronous_commit = off", logger: logger) }
                         let result = try await body(connection)
-                        try await connection.query("SELECT pg_notify(\(ChangeFeed.channel), '')", logger: logger)
                         try await connection.query("COMMIT", logger: logger)
                         return result
                     } catch {
@@ -163,8 +173,15 @@ final class PostgresDatabase: Sendable {
     /// Opens one connection and closes it: fails fast (`MetadataError.unavailable`) when
     /// the server cannot be reached or refuses the login, before anything waits on the pool.
     static func probe(_ location: PostgresLocation, logger: Logger) async throws {
+        let configuration: PostgresConnection.Configuration
         do {
-            let connection = try await PostgresConnection.connect(configuration: connectionConfiguration(location), id: 0, logger: logger)
+            configuration = try connectionConfiguration(location)
+        } catch {
+            // Nothing to do with the server: an sslrootcert that cannot be read.
+            throw MetadataError.backend(MetadataBackendError(code: nil, underlying: error))
+        }
+        do {
+            let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
             try await connection.close()
         } catch let error as PSQLError where error.serverInfo != nil {
             // The server answered: a refused login or an unknown database, said as PostgreSQL says it.

@@ -1,7 +1,8 @@
 import FoundationEssentials
 
-/// Where the PostgreSQL metadata lives: `postgres://USER@HOST:PORT/DATABASE?sslmode=MODE`
-/// (`postgresql://` too), the form libpq and every PostgreSQL tool read.
+/// Where the PostgreSQL metadata lives:
+/// `postgres://USER@HOST:PORT/DATABASE?sslmode=MODE&sslrootcert=PATH` (`postgresql://`
+/// too), the form libpq and every PostgreSQL tool read.
 ///
 /// The URL never carries the password (it would end up in `ps`, unit files and shell
 /// history): it comes from the config file's `metadata-password`, `PGPASSWORD`, or a
@@ -14,7 +15,8 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         case prefer
         /// TLS or no connection; the certificate is not checked (libpq's `require`).
         case require
-        /// TLS with the certificate checked against the system's trust store and the host name.
+        /// TLS with the certificate checked against the trust roots (`sslrootcert`, else the
+        /// system's store) and the host name. libpq's `verify-ca` is taken as this, the stricter.
         case verifyFull = "verify-full"
     }
 
@@ -23,6 +25,9 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     public let user: String
     public let database: String
     public let tls: TLSMode
+    /// The certificates (PEM) that `verify-full` trusts instead of the system's store:
+    /// a private CA's.
+    public let rootCertificatesFile: String?
     /// Set by `withPassword`; never part of `description`.
     public internal(set) var password: String?
 
@@ -45,7 +50,7 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
             case .badPort(let port):
                 "\(port) is not a port"
             case .unsupportedOption(let option):
-                "the URL option \(option) is not supported (only sslmode)"
+                "the URL option \(option) is not supported (only sslmode and sslrootcert)"
             case .badSSLMode(let mode):
                 "sslmode \(mode) is not one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))"
             }
@@ -84,8 +89,13 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         guard !host.isEmpty else { throw .missing("host") }
         guard !database.isEmpty else { throw .missing("database") }
         var tls = TLSMode.prefer
+        var rootCertificatesFile: String?
         for option in query.split(separator: "&") where !option.isEmpty {
             let pair = option.split(separator: "=", maxSplits: 1).map(String.init)
+            if pair.count == 2, pair[0] == "sslrootcert", !pair[1].isEmpty {
+                rootCertificatesFile = Self.decoded(Substring(pair[1]))
+                continue
+            }
             guard pair.count == 2, pair[0] == "sslmode" else { throw .unsupportedOption(pair[0]) }
             switch pair[1] {
             case "allow", "prefer": tls = .prefer
@@ -100,12 +110,14 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         self.user = user
         self.database = database
         self.tls = tls
+        self.rootCertificatesFile = rootCertificatesFile
     }
 
     /// The location without its password: safe to log and to show in `system.status`.
     public var description: String {
         let shownHost = host.contains(":") ? "[\(host)]" : host
-        return "postgres://\(user)@\(shownHost):\(port)/\(database)?sslmode=\(tls.rawValue)"
+        let roots = rootCertificatesFile.map { "&sslrootcert=\($0)" } ?? ""
+        return "postgres://\(user)@\(shownHost):\(port)/\(database)?sslmode=\(tls.rawValue)\(roots)"
     }
 
     /// The password from the first source that has one: `configured` (the config file),

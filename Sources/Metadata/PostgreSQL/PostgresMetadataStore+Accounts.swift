@@ -20,9 +20,13 @@ extension PostgresMetadataStore {
 
     public func user(named name: String) async throws -> StoredUser? {
         try await database.read { connection in
-            try await connection.first(
-                "SELECT name, password_hash, is_staff, is_disabled, created_at FROM users WHERE name = \(name)", Self.storedUser)
+            try await connection.first(UserByName.self, name, row: Self.storedUser)
         }
+    }
+
+    /// Each request whose credentials are not cached yet (or changed) reads one.
+    enum UserByName: HotStatement {
+        static let sql = "SELECT name, password_hash, is_staff, is_disabled, created_at FROM users WHERE name = $1"
     }
 
     public func users() async throws -> [StoredUser] {
@@ -113,9 +117,12 @@ extension PostgresMetadataStore {
 
     public func isPublic(_ repository: RepositoryName) async throws -> Bool {
         try await database.cachedRead(HotReadKey.visibility(repository)) { connection in
-            try await connection.first("SELECT is_public FROM repositories WHERE name = \(repository.value)") { try $0.decode(Bool.self) }
-                ?? false
+            try await connection.first(IsPublic.self, repository.value) { try $0.decode(Bool.self) } ?? false
         }
+    }
+
+    enum IsPublic: HotStatement {
+        static let sql = "SELECT is_public FROM repositories WHERE name = $1"
     }
 
     public func setPublic(_ isPublic: Bool, repository: RepositoryName) async throws -> Bool {

@@ -12,36 +12,34 @@ extension PostgresMetadataStore {
         try await database.write { connection in
             let now = UnixTime.milliseconds()
             let repositoryID = try await connection.ensureRepository(repository)
-            try await connection.query(
-                "INSERT INTO blobs (digest, size, created_at_ms) VALUES (\(digest.description), \(size), \(now)) ON CONFLICT (digest) DO NOTHING",
-                logger: connection.logger)
-            if try await connection.first("SELECT deleting FROM blobs WHERE digest = \(digest.description)", { try $0.decode(Bool.self) })
-                == true
-            {
+            if try await connection.addBlob(digest, size: size, at: now) {
                 // Only reachable without a pin: a pinned blob is never marked for deletion.
                 throw MetadataError.blobBeingDeleted(digest)
             }
-            try await connection.query(
-                """
-                INSERT INTO repository_blobs (repository_id, digest, created_at_ms) VALUES (\(repositoryID), \(digest.description), \(now))
-                ON CONFLICT DO NOTHING
-                """, logger: connection.logger)
+            try await connection.run(LinkBlob.self, repositoryID, digest.description, now)
             if let upload {
-                try await connection.query("DELETE FROM blob_pins WHERE upload_id = \(upload.value)", logger: connection.logger)
-                try await connection.query("DELETE FROM upload_sessions WHERE id = \(upload.value)", logger: connection.logger)
+                try await connection.run(FinishUpload.self, upload.value)
             }
         }
+    }
+
+    enum LinkBlob: HotStatement {
+        static let sql = "INSERT INTO repository_blobs (repository_id, digest, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+    }
+
+    /// An upload's session and its pin, gone together.
+    enum FinishUpload: HotStatement {
+        static let sql = """
+            WITH unpinned AS (DELETE FROM blob_pins WHERE upload_id = $1)
+            DELETE FROM upload_sessions WHERE id = $1
+            """
     }
 
     public func mountBlob(_ digest: Digest, from source: RepositoryName, to target: RepositoryName) async throws -> Int64? {
         try await database.write { connection in
             guard let size = try await connection.visibleBlobSize(digest, in: source) else { return nil }
             let targetID = try await connection.ensureRepository(target)
-            try await connection.query(
-                """
-                INSERT INTO repository_blobs (repository_id, digest, created_at_ms) VALUES (\(targetID), \(digest.description), \(UnixTime.milliseconds()))
-                ON CONFLICT DO NOTHING
-                """, logger: connection.logger)
+            try await connection.run(LinkBlob.self, targetID, digest.description, UnixTime.milliseconds())
             return size
         }
     }
@@ -72,13 +70,31 @@ extension PostgresMetadataStore {
 extension PostgresConnection {
     /// The size of a blob visible in a repository, or `nil`.
     func visibleBlobSize(_ digest: Digest, in repository: RepositoryName) async throws -> Int64? {
-        try await first(
-            """
+        try await first(VisibleBlobSize.self, repository.value, digest.description) { try $0.decode(Int64.self) }
+    }
+
+    private enum VisibleBlobSize: HotStatement {
+        static let sql = """
             SELECT b.size FROM repository_blobs rb
             JOIN repositories r ON r.id = rb.repository_id
             JOIN blobs b ON b.digest = rb.digest
-            WHERE r.name = \(repository.value) AND rb.digest = \(digest.description)
+            WHERE r.name = $1 AND rb.digest = $2
             """
-        ) { try $0.decode(Int64.self) }
+    }
+
+    /// Records a blob unless its row exists. - Returns: whether the row is marked for
+    /// deletion (never a new one).
+    func addBlob(_ digest: Digest, size: Int64, at now: Int64) async throws -> Bool {
+        try await first(AddBlob.self, digest.description, size, now) { try $0.decode(Bool.self) } ?? false
+    }
+
+    /// One round trip for "insert unless present, then tell me its `deleting`": the
+    /// outer SELECT reads the snapshot from before the INSERT, so exactly one of the two
+    /// halves has the row.
+    private enum AddBlob: HotStatement {
+        static let sql = """
+            WITH added AS (INSERT INTO blobs (digest, size, created_at_ms) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING RETURNING deleting)
+            SELECT deleting FROM added UNION ALL SELECT deleting FROM blobs WHERE digest = $1
+            """
     }
 }

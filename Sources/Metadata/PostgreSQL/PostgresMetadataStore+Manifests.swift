@@ -4,28 +4,35 @@ import PostgresNIO
 
 extension PostgresMetadataStore {
     public func manifest(_ reference: ManifestReference, in repository: RepositoryName) async throws -> StoredManifest? {
-        let query: PostgresQuery =
-            switch reference {
-            case .digest(let digest):
-                """
-                SELECT m.digest, m.media_type, m.content FROM manifests m JOIN repositories r ON r.id = m.repository_id
-                WHERE r.name = \(repository.value) AND m.digest = \(digest.description)
-                """
-            case .tag(let tag):
-                """
-                SELECT m.digest, m.media_type, m.content FROM tags t
-                JOIN repositories r ON r.id = t.repository_id
-                JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
-                WHERE r.name = \(repository.value) AND t.name = \(tag.value)
-                """
-            }
+        func storedManifest(_ row: PostgresRow) throws -> StoredManifest {
+            let (digest, mediaType, content) = try row.decode((String, String, ByteBuffer).self)
+            return StoredManifest(digest: try Digest(parsing: digest), mediaType: mediaType, content: Array(content.readableBytesView))
+        }
         return try await database.cachedRead(HotReadKey.manifest(reference, repository), size: { ($0?.content.count ?? 0) + 200 }) {
             connection in
-            try await connection.first(query) { row in
-                let (digest, mediaType, content) = try row.decode((String, String, ByteBuffer).self)
-                return StoredManifest(digest: try Digest(parsing: digest), mediaType: mediaType, content: Array(content.readableBytesView))
+            switch reference {
+            case .digest(let digest):
+                try await connection.first(ManifestByDigest.self, repository.value, digest.description, row: storedManifest)
+            case .tag(let tag):
+                try await connection.first(ManifestByTag.self, repository.value, tag.value, row: storedManifest)
             }
         }
+    }
+
+    enum ManifestByDigest: HotStatement {
+        static let sql = """
+            SELECT m.digest, m.media_type, m.content FROM manifests m JOIN repositories r ON r.id = m.repository_id
+            WHERE r.name = $1 AND m.digest = $2
+            """
+    }
+
+    enum ManifestByTag: HotStatement {
+        static let sql = """
+            SELECT m.digest, m.media_type, m.content FROM tags t
+            JOIN repositories r ON r.id = t.repository_id
+            JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
+            WHERE r.name = $1 AND t.name = $2
+            """
     }
 
     public func putManifest(_ manifest: NewManifest, in repository: RepositoryName, tags: [Tag], actor: String?)
@@ -37,10 +44,7 @@ extension PostgresMetadataStore {
                 // One round trip for all the blobs, one for all the children.
                 let required = manifest.requiredBlobs.map(\.description)
                 if !required.isEmpty {
-                    let linked = Set(
-                        try await connection.rows(
-                            "SELECT digest FROM repository_blobs WHERE repository_id = \(repositoryID) AND digest = ANY(\(required))"
-                        ) { try $0.decode(String.self) })
+                    let linked = Set(try await connection.rows(LinkedBlobs.self, repositoryID, required) { try $0.decode(String.self) })
                     if let missing = manifest.requiredBlobs.first(where: { !linked.contains($0.description) }) {
                         throw PutManifestError.blobUnknown(missing)
                     }
@@ -57,12 +61,8 @@ extension PostgresMetadataStore {
                 }
                 let createdAt = UnixTime.milliseconds()
                 let inserted = try await connection.first(
-                    """
-                    INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, content, created_at_ms)
-                    VALUES (\(repositoryID), \(manifest.digest.description), \(manifest.mediaType), \(manifest.artifactType), \(manifest.subject?.description),
-                            \(manifest.annotationsJSON), \(ByteBuffer(bytes: manifest.content)), \(createdAt))
-                    ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id
-                    """
+                    AddManifest.self, repositoryID, manifest.digest.description, manifest.mediaType, manifest.artifactType,
+                    manifest.subject?.description, manifest.annotationsJSON, ByteBuffer(bytes: manifest.content), createdAt
                 ) { try $0.decode(Int64.self) }
                 if let manifestID = inserted {
                     var references: [(String, Digest)] = manifest.requiredBlobs.map { ("blob", $0) }
@@ -70,12 +70,7 @@ extension PostgresMetadataStore {
                     references += manifest.childManifests.map { ("manifest", $0) }
                     if let subject = manifest.subject { references.append(("subject", subject)) }
                     if !references.isEmpty {
-                        try await connection.query(
-                            """
-                            INSERT INTO manifest_references (manifest_id, kind, digest)
-                            SELECT \(manifestID), kind, digest FROM unnest(\(references.map(\.0))::text[], \(references.map(\.1.description))::text[]) AS r(kind, digest)
-                            ON CONFLICT DO NOTHING
-                            """, logger: connection.logger)
+                        try await connection.run(AddReferences.self, manifestID, references.map(\.0), references.map(\.1.description))
                     }
                 }
                 for tag in tags {
@@ -90,6 +85,27 @@ extension PostgresMetadataStore {
         } catch {
             throw .metadata(.backend(MetadataBackendError(code: nil, underlying: error)))
         }
+    }
+
+    enum LinkedBlobs: HotStatement {
+        static let sql = "SELECT digest FROM repository_blobs WHERE repository_id = $1 AND digest = ANY($2)"
+    }
+
+    enum AddManifest: HotStatement {
+        static let sql = """
+            INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject_digest, annotations, content, created_at_ms)
+            VALUES ($1, $2, $3, $4::text, $5::text, $6::text, $7, $8)
+            ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id
+            """
+    }
+
+    /// Every reference of a manifest in one statement: kinds and digests as two arrays.
+    enum AddReferences: HotStatement {
+        static let sql = """
+            INSERT INTO manifest_references (manifest_id, kind, digest)
+            SELECT $1, kind, digest FROM unnest($2::text[], $3::text[]) AS r(kind, digest)
+            ON CONFLICT DO NOTHING
+            """
     }
 
     public func deleteManifest(_ digest: Digest, in repository: RepositoryName, actor: String?) async throws -> Bool {
@@ -154,24 +170,38 @@ extension PostgresConnection {
     /// - Returns: whether anything changed.
     @discardableResult
     func moveTag(_ tag: String, in repositoryID: Int64, to digest: String?, actor: String?, at now: Int64) async throws -> Bool {
-        let old = try await first("SELECT manifest_digest FROM tags WHERE repository_id = \(repositoryID) AND name = \(tag)") {
-            try $0.decode(String.self)
-        }
-        guard old != digest else { return false }
         if let digest {
-            try await query(
-                """
-                INSERT INTO tags (repository_id, name, manifest_digest, updated_at) VALUES (\(repositoryID), \(tag), \(digest), \(now))
-                ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at
-                """, logger: logger)
+            try await run(MoveTag.self, repositoryID, tag, digest, actor, now) > 0
         } else {
-            try await query("DELETE FROM tags WHERE repository_id = \(repositoryID) AND name = \(tag)", logger: logger)
+            try await run(RemoveTag.self, repositoryID, tag, actor, now) > 0
         }
-        try await query(
-            """
+    }
+
+    /// Points a tag at a manifest and records the move, in one round trip; a tag already
+    /// there changes nothing and records nothing (no row back). Every part of the
+    /// statement sees the tag as it was before it.
+    private enum MoveTag: HotStatement {
+        static let sql = """
+            WITH old AS (SELECT manifest_digest FROM tags WHERE repository_id = $1 AND name = $2),
+            moved AS (
+                INSERT INTO tags (repository_id, name, manifest_digest, updated_at)
+                SELECT $1, $2, $3, $5 WHERE NOT EXISTS (SELECT 1 FROM old WHERE manifest_digest = $3)
+                ON CONFLICT (repository_id, name) DO UPDATE SET manifest_digest = excluded.manifest_digest, updated_at = excluded.updated_at
+                RETURNING 1
+            )
             INSERT INTO tag_history (repository_id, tag, old_digest, new_digest, actor, at)
-            VALUES (\(repositoryID), \(tag), \(old), \(digest), \(actor), \(now))
-            """, logger: logger)
-        return true
+            SELECT $1, $2, (SELECT manifest_digest FROM old), $3, $4::text, $5 FROM moved
+            RETURNING 1
+            """
+    }
+
+    /// Deletes a tag and records it, in one round trip (no row back when there was none).
+    private enum RemoveTag: HotStatement {
+        static let sql = """
+            WITH removed AS (DELETE FROM tags WHERE repository_id = $1 AND name = $2 RETURNING manifest_digest)
+            INSERT INTO tag_history (repository_id, tag, old_digest, new_digest, actor, at)
+            SELECT $1, $2, manifest_digest, NULL, $3::text, $4 FROM removed
+            RETURNING 1
+            """
     }
 }

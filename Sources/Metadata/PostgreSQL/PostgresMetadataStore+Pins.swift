@@ -64,22 +64,17 @@ extension PostgresMetadataStore {
     public func pinBlob(_ digest: Digest, size: Int64, for upload: UploadID) async throws -> Bool {
         try await database.write(durable: false) { connection in
             let now = UnixTime.milliseconds()
-            if let deleting = try await connection.first(
-                "SELECT deleting FROM blobs WHERE digest = \(digest.description)", { try $0.decode(Bool.self) })
-            {
-                if deleting { return false }
-            } else {
-                try await connection.query(
-                    "INSERT INTO blobs (digest, size, created_at_ms) VALUES (\(digest.description), \(size), \(now)) ON CONFLICT (digest) DO NOTHING",
-                    logger: connection.logger)
-            }
-            try await connection.query(
-                """
-                INSERT INTO blob_pins (upload_id, digest, instance, pinned_at_ms) VALUES (\(upload.value), \(digest.description), \(instance), \(now))
-                ON CONFLICT (upload_id) DO UPDATE SET digest = excluded.digest, pinned_at_ms = excluded.pinned_at_ms
-                """, logger: connection.logger)
+            if try await connection.addBlob(digest, size: size, at: now) { return false }
+            try await connection.run(PinBlob.self, upload.value, digest.description, instance, now)
             return true
         }
+    }
+
+    enum PinBlob: HotStatement {
+        static let sql = """
+            INSERT INTO blob_pins (upload_id, digest, instance, pinned_at_ms) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (upload_id) DO UPDATE SET digest = excluded.digest, pinned_at_ms = excluded.pinned_at_ms
+            """
     }
 
     public func unpinBlob(for upload: UploadID) async throws {

@@ -7,31 +7,40 @@ extension PostgresMetadataStore {
         // no acknowledged bytes yet.
         try await database.write(durable: false) { connection in
             let repositoryID = try await connection.ensureRepository(session.repository)
-            try await connection.query(
-                """
-                INSERT INTO upload_sessions (id, repository_id, principal, digest_algorithm, size, created_at, updated_at)
-                VALUES (\(session.id.value), \(repositoryID), \(session.principal), \(session.algorithm.rawValue), \(session.size),
-                        \(session.createdAt), \(session.createdAt))
-                """, logger: connection.logger)
+            try await connection.run(
+                CreateUpload.self, session.id.value, repositoryID, session.principal, session.algorithm.rawValue, session.size,
+                session.createdAt)
         }
+    }
+
+    enum CreateUpload: HotStatement {
+        static let sql = """
+            INSERT INTO upload_sessions (id, repository_id, principal, digest_algorithm, size, created_at, updated_at)
+            VALUES ($1, $2, $3::text, $4, $5, $6, $6)
+            """
     }
 
     public func uploadCount(principal: String?) async throws -> Int {
         try await database.read { connection in
-            try await connection.first(
-                "SELECT count(*) FROM upload_sessions WHERE principal IS NOT DISTINCT FROM \(principal)::text"
-            ) { Int(try $0.decode(Int64.self)) } ?? 0
+            try await connection.first(UploadCount.self, principal) { Int(try $0.decode(Int64.self)) } ?? 0
         }
+    }
+
+    enum UploadCount: HotStatement {
+        static let sql = "SELECT count(*) FROM upload_sessions WHERE principal IS NOT DISTINCT FROM $1::text"
     }
 
     public func upload(_ id: UploadID) async throws -> UploadSession? {
         try await database.read { connection in
-            try await connection.first(
-                """
-                SELECT \(unescaped: Self.uploadSessionColumns)
-                FROM upload_sessions u JOIN repositories r ON r.id = u.repository_id WHERE u.id = \(id.value)
-                """, Self.uploadSession)
+            try await connection.first(UploadByID.self, id.value, row: Self.uploadSession)
         }
+    }
+
+    enum UploadByID: HotStatement {
+        static let sql = """
+            SELECT \(PostgresMetadataStore.uploadSessionColumns)
+            FROM upload_sessions u JOIN repositories r ON r.id = u.repository_id WHERE u.id = $1
+            """
     }
 
     /// The columns `uploadSession(from:)` reads, first in a row, in this order.
@@ -59,10 +68,12 @@ extension PostgresMetadataStore {
 
     public func setUploadSize(_ id: UploadID, size: Int64) async throws {
         try await database.write { connection in
-            try await connection.query(
-                "UPDATE upload_sessions SET size = \(size), updated_at = \(UnixTime.seconds()) WHERE id = \(id.value)",
-                logger: connection.logger)
+            try await connection.run(SetUploadSize.self, size, UnixTime.seconds(), id.value)
         }
+    }
+
+    enum SetUploadSize: HotStatement {
+        static let sql = "UPDATE upload_sessions SET size = $1, updated_at = $2 WHERE id = $3"
     }
 
     public func deleteUpload(_ id: UploadID) async throws {

@@ -53,11 +53,11 @@ public final class PostgresMetadataStore: MetadataBackend {
         let cache = database.cache
         let accountChanges = self.accountChanges
         changes = ChangeFeed(
-            configuration: PostgresDatabase.connectionConfiguration(location), logger: logger,
+            configuration: try PostgresDatabase.connectionConfiguration(location), logger: logger,
             reachable: { [database] in database.reachable.store($0, ordering: .relaxed) }
-        ) {
+        ) { change in
             cache.invalidate()
-            accountChanges.bump()
+            if change.touchesAccounts { accountChanges.bump() }
         }
     }
 
@@ -96,7 +96,11 @@ extension PostgresConnection {
     }
 
     func repositoryID(_ name: RepositoryName) async throws -> Int64? {
-        try await first("SELECT id FROM repositories WHERE name = \(name.value)") { try $0.decode(Int64.self) }
+        try await first(RepositoryID.self, name.value) { try $0.decode(Int64.self) }
+    }
+
+    private enum RepositoryID: HotStatement {
+        static let sql = "SELECT id FROM repositories WHERE name = $1"
     }
 }
 

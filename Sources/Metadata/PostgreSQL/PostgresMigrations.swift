@@ -183,6 +183,34 @@ enum PostgresMigrations {
                 """,
             ]
         ),
+        (
+            3,
+            [
+                // Every statement that changes a table whose answers instances cache
+                // announces the table on the change feed's channel, from the writing
+                // transaction (delivered once it commits; PostgreSQL folds repeats within a
+                // transaction into one). Upload sessions, pins, heartbeats, the audit log and
+                // the tag history are nobody's cache and stay quiet.
+                """
+                CREATE FUNCTION registryd_announce_change() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    PERFORM pg_notify('registryd_changes', TG_TABLE_NAME);
+                    RETURN NULL;
+                END
+                $$
+                """
+            ]
+                // Written out, not taken from elsewhere: a migration never changes once released.
+                + [
+                    "repositories", "blobs", "repository_blobs", "manifests", "manifest_references", "tags", "users", "namespaces",
+                    "namespace_members",
+                ].map { table in
+                    """
+                    CREATE TRIGGER announce_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON \(table)
+                    FOR EACH STATEMENT EXECUTE FUNCTION registryd_announce_change()
+                    """
+                }
+        ),
     ]
 
     static var latestVersion: Int { all.map(\.version).max() ?? 0 }
