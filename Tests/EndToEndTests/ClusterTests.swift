@@ -1,6 +1,7 @@
 import Foundation
 import OCI
 import RegistryTesting
+import Synchronization
 import XCTest
 
 /// Three registryd instances on one PostgreSQL database and one radosgw bucket, behind
@@ -209,6 +210,97 @@ final class ClusterTests: XCTestCase {
         await assertEqual(try await digestServed(by: 2, "team/survivor", "v1"), Fixtures.digest(manifest))
     }
 
+    func testAnInstanceKilledInTheMiddleOfSkopeoPushesLeavesTheOthersServing() async throws {
+        try ContainerTools.require(["skopeo", "unshare"])
+        let tools = try ContainerTools(registry: cluster.balancerAddress)
+        defer { tools.cleanUp() }
+        let credentials = "\(Cluster.admin.user):\(Cluster.admin.password)"
+        // Three images of 8 incompressible layers of 6 MiB: long enough pushes that the
+        // kill lands in the middle of them.
+        let layouts = try await (0..<3).asyncMap { image in
+            try await tools.makeImage("image\(image)", layers: 8, layerSize: 6 << 20, seed: 300 + image)
+        }
+        let balancer = cluster.balancerAddress
+        func push(_ image: Int) async throws -> String {
+            try await tools.skopeo(
+                "copy", "--retry-times", "3", "--dest-tls-verify=false", "--dest-creds", credentials, "oci:\(layouts[image]):latest",
+                "docker://\(balancer)/team/killed-\(image):v1")
+        }
+        let finished = Counter()
+        let pushes = (0..<3).map { image in
+            Task { () -> Result<String, any Error> in
+                defer { finished.increment() }
+                do { return .success(try await push(image)) } catch { return .failure(error) }
+            }
+        }
+
+        // Kill instance 1 once it is taking part in the uploads (its access log shows a
+        // PATCH or PUT of an upload), while every push still runs.
+        let started = ContinuousClock.now
+        while !cluster.logTail(1, lines: 400).contains("/blobs/uploads/"), ContinuousClock.now - started < .seconds(60) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        XCTAssertTrue(cluster.logTail(1, lines: 400).contains("/blobs/uploads/"), "instance 1 took part in the pushes")
+        XCTAssertEqual(finished.value, 0, "the kill lands while all three pushes run")
+        await cluster.kill(1)
+
+        // The other two keep answering the whole time the pushes go on.
+        var answered = 0
+        while finished.value < 3 {
+            for instance in [0, 2] {
+                let response = try await cluster.client(instance).send(.GET, "/v2/")
+                XCTAssertEqual(response.status, .ok, "instance \(instance) answers")
+                answered += 1
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        XCTAssertGreaterThan(answered, 0)
+
+        // Every push completes: by itself (skopeo's retries), or run again once as a user
+        // would when its request was cut on the dead instance (nginx answers 502 for a
+        // request whose body it had begun to send there).
+        var rerun = 0
+        for (image, task) in pushes.enumerated() {
+            if case .failure = await task.value {
+                rerun += 1
+                _ = try await push(image)
+            }
+        }
+        // What was pushed is the same on both survivors and pulls back byte-exact (skopeo
+        // checks every digest it reads).
+        for image in 0..<3 {
+            let served = try await [0, 2].asyncMap { try await self.digestServed(by: $0, "team/killed-\(image)", "v1") }
+            XCTAssertNotNil(served[0], "image \(image) (pushes run again: \(rerun))")
+            XCTAssertEqual(served[0], served[1], "image \(image)")
+            try await tools.skopeo(
+                "copy", "--src-tls-verify=false", "--src-creds", credentials,
+                "docker://127.0.0.1:\(cluster.instances[image == 1 ? 0 : 2].port)/team/killed-\(image):v1",
+                "oci:\(tools.workDirectory)/out/pulled-\(image):latest")
+        }
+        // The uploads cut by the kill (skopeo began new ones) can be resumed on the others:
+        // their state is in the database, their bytes in the bucket.
+        let (listed, listing) = try await cluster.registryctl(0, ["upload", "list", "--json"])
+        XCTAssertEqual(listed, 0, listing)
+        let uploads =
+            try XCTUnwrap(
+                try JSONSerialization.jsonObject(with: Data(listing.utf8)) as? [String: Any])["uploads"] as? [[String: Any]] ?? []
+        for upload in uploads {
+            let (id, repository) = (upload["id"] as? String ?? "", upload["repository"] as? String ?? "")
+            let status = try await cluster.client(0).send(.GET, "/v2/\(repository)/blobs/uploads/\(id)")
+            XCTAssertEqual(status.status, .noContent, "upload \(id) of \(repository) answers on instance 0: \(status.text)")
+            XCTAssertNotNil(status.header("Range"), "upload \(id)")
+        }
+        print("kill -9 mid-push: \(rerun) of 3 skopeo copies run again, \(uploads.count) cut upload(s) resumed on another instance")
+        // … or purged, and nothing the dead instance left blocks a collection.
+        let (purged, purgeOutput) = try await cluster.registryctl(2, ["upload", "purge", "--older-than", "0"])
+        XCTAssertEqual(purged, 0, purgeOutput)
+        XCTAssertTrue(purgeOutput.contains("removed \(uploads.count) upload(s)"), "\(purgeOutput) (listed: \(uploads.count))")
+        let (collected, output) = try await cluster.registryctl(0, ["gc", "run", "--grace", "0", "--wait"])
+        XCTAssertEqual(collected, 0, output)
+        let (verified, report) = try await cluster.registryctl(2, ["storage", "verify"])
+        XCTAssertEqual(verified, 0, report)
+    }
+
     func testPushesDeletesAndZeroGraceCollectionsAcrossInstancesLoseNothingAcknowledged() async throws {
         // Three writers, each through its own instance, push images sharing layers, delete
         // some, move tags; meanwhile instance 0 collects with grace 0, over and over.
@@ -362,4 +454,13 @@ final class ClusterTokenTests: XCTestCase {
             input: Cluster.admin.password + "\n")
         try await puller.podman("pull", "--tls-verify=false", reference)
     }
+}
+
+/// A count several tasks bump and the test reads.
+private final class Counter: Sendable {
+    private let count = Atomic<Int>(0)
+
+    var value: Int { count.load(ordering: .acquiring) }
+
+    func increment() { count.add(1, ordering: .releasing) }
 }
