@@ -322,9 +322,11 @@ final class ClusterTests: XCTestCase {
             }
             return runs
         }
-        let survivors = try await withThrowingTaskGroup(of: [(String, [UInt8])].self) { group in
+        let survivors = try await withThrowingTaskGroup(of: [StressWriter.Pushed].self) { group in
             for writer in 0..<3 {
-                group.addTask { try await Self.write(writer: writer, rounds: 12, shared: shared, client: clients[writer]) }
+                var stress = StressWriter(writer: writer, shared: shared, client: clients[writer])
+                stress.ownLayerSize = 8000
+                group.addTask { [stress] in try await stress.write(rounds: 12) }
             }
             return try await group.reduce(into: []) { $0 += $1 }
         }
@@ -334,7 +336,8 @@ final class ClusterTests: XCTestCase {
         XCTAssertFalse(survivors.isEmpty)
 
         // Every manifest that was acknowledged and not deleted pulls byte-exact, from any instance.
-        for (index, (repository, manifest)) in survivors.enumerated() {
+        for (index, pushed) in survivors.enumerated() {
+            let (repository, manifest) = (pushed.repository, pushed.manifest)
             let client = cluster.client(index % 3)
             let fetched = try await client.send(
                 .GET, "/v2/\(repository)/manifests/\(Fixtures.digest(manifest))", headers: [("Accept", "*/*")])
@@ -352,41 +355,6 @@ final class ClusterTests: XCTestCase {
         let (verified, report) = try await cluster.registryctl(1, ["storage", "verify", "--json"])
         XCTAssertEqual(verified, 0, report)
         XCTAssertTrue(report.contains(#""clean" : true"#) || report.contains(#""clean":true"#), report)
-    }
-
-    /// One writer: pushes images (shared layers + its own), sometimes deletes one, moves a
-    /// tag. - Returns: what it pushed (201) and did not delete, with the manifest bytes.
-    private static func write(writer: Int, rounds: Int, shared: [[UInt8]], client: TestHTTPClient) async throws -> [(String, [UInt8])] {
-        var alive: [(String, [UInt8])] = []
-        let repository = "stress/writer\(writer % 2)"
-        for round in 0..<rounds {
-            let own = Fixtures.bytes(8000, seed: UInt64(writer * 10_000 + round))
-            let config = Fixtures.json(["writer": writer, "round": round])
-            let layers = [shared[round % shared.count], shared[(round + writer) % shared.count], own]
-            let manifest = Fixtures.imageManifest(config: config, layers: layers)
-            var created = false
-            for _ in 0..<30 where !created {
-                for blob in [config] + layers {
-                    let head = try await client.send(.HEAD, "/v2/\(repository)/blobs/\(Fixtures.digest(blob))")
-                    if head.status != .ok { try await client.pushBlob(repository, blob) }
-                }
-                // Tagged at once: with grace 0 an untagged manifest is collectable the moment it lands.
-                let put = try await client.putManifest(repository, "w\(writer)-r\(round)", manifest)
-                if put.status == .created {
-                    created = true
-                } else {
-                    // A collection unlinked a layer between the HEADs and the PUT (grace 0): again.
-                    XCTAssertEqual(put.errorCodes, ["MANIFEST_BLOB_UNKNOWN"], put.text)
-                }
-            }
-            XCTAssertTrue(created, "writer \(writer) round \(round): the manifest was eventually accepted")
-            alive.append((repository, manifest))
-            if round % 3 == 2, let victim = alive.dropLast().randomElement() {
-                let deleted = try await client.send(.DELETE, "/v2/\(victim.0)/manifests/\(Fixtures.digest(victim.1))")
-                if deleted.status == .accepted { alive.removeAll { Fixtures.digest($0.1) == Fixtures.digest(victim.1) } }
-            }
-        }
-        return alive
     }
 
     func testRegistryctlOfAnyInstanceListsEveryInstance() async throws {

@@ -19,11 +19,6 @@ class GarbageCollectionStressTests: XCTestCase {
     let rounds = Int(ProcessInfo.processInfo.environment["REGISTRYD_GC_STRESS_ROUNDS"] ?? "") ?? 25
     let writers = 4
 
-    struct Pushed: Hashable {
-        let repository: String
-        let digest: String
-    }
-
     func testConcurrentPushesNeverLoseABlobToCollection() async throws {
         let registry = try await TestRegistry.start(metadata: Self.metadataKind)
         let collector = GarbageCollector(metadata: registry.metadata, blobs: registry.blobs)
@@ -46,11 +41,11 @@ class GarbageCollectionStressTests: XCTestCase {
 
         let rounds = self.rounds
         let client = registry.client
-        let survivors = try await withThrowingTaskGroup(of: Set<Pushed>.self) { group in
+        let survivors = try await withThrowingTaskGroup(of: [StressWriter.Pushed].self) { group in
             for writer in 0..<writers {
-                group.addTask { try await Self.write(writer: writer, rounds: rounds, shared: shared, client: client) }
+                group.addTask { try await StressWriter(writer: writer, shared: shared, client: client).write(rounds: rounds) }
             }
-            var all = Set<Pushed>()
+            var all = Set<StressWriter.Pushed>()
             for try await pushed in group { all.formUnion(pushed) }
             return all
         }
@@ -93,45 +88,6 @@ class GarbageCollectionStressTests: XCTestCase {
         let verification = try await StorageVerifier(metadata: registry.metadata, blobs: registry.blobs).verify(sample: nil, repair: false)
         XCTAssertTrue(verification.isClean, "storage verify: \(verification)")
         await registry.stop()
-    }
-
-    /// One writer: pushes images (shared layers + its own), sometimes deletes one, moves a tag.
-    /// - Returns: what it pushed (201) and did not delete.
-    static func write(writer: Int, rounds: Int, shared: [[UInt8]], client: TestHTTPClient) async throws -> Set<Pushed> {
-        var alive = Set<Pushed>()
-        let repository = "stress/writer\(writer % 2)"
-        for round in 0..<rounds {
-            let own = Fixtures.bytes(5000, seed: UInt64(writer * 10_000 + round))
-            let config = Fixtures.json(["writer": writer, "round": round])
-            let layers = [shared[round % shared.count], shared[(round + writer) % shared.count], own]
-            let manifest = Fixtures.imageManifest(config: config, layers: layers)
-            var created = false
-            for _ in 0..<50 where !created {
-                for blob in [config] + layers {
-                    let head = try await client.send(.HEAD, "/v2/\(repository)/blobs/\(Fixtures.digest(blob))")
-                    if head.status != .ok { try await client.pushBlob(repository, blob) }
-                }
-                let put = try await client.putManifest(repository, "w\(writer)-r\(round)", manifest)
-                if put.status == .created {
-                    created = true
-                } else {
-                    // A collection dropped a blob between our HEAD/POST and the PUT: upload again.
-                    XCTAssertEqual(put.errorCodes, ["MANIFEST_BLOB_UNKNOWN"], put.text)
-                }
-            }
-            XCTAssertTrue(created, "the manifest was eventually accepted")
-            let pushed = Pushed(repository: repository, digest: Fixtures.digest(manifest))
-            alive.insert(pushed)
-            if round % 3 == 2, let victim = alive.filter({ $0 != pushed }).randomElement() {
-                let deleted = try await client.send(.DELETE, "/v2/\(victim.repository)/manifests/\(victim.digest)")
-                if deleted.status == .accepted { alive.remove(victim) }
-            }
-            if round % 4 == 3 {
-                // Move this writer's "latest" onto the newest image.
-                _ = try await client.putManifest(repository, "latest-w\(writer)", manifest)
-            }
-        }
-        return alive
     }
 }
 

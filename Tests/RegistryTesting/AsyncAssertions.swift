@@ -4,15 +4,23 @@ import XCTest
 // these are the same assertions for expressions that await. Failures are reported at
 // the caller's line, as XCTest's own are.
 
+/// Awaits `expression` and hands its value to `check`; a throw is a failure at the caller's line.
+private func evaluate<T>(
+    _ expression: () async throws -> T, _ message: String, file: StaticString, line: UInt, _ check: (T) -> Void
+) async {
+    do {
+        check(try await expression())
+    } catch {
+        XCTFail("threw \(error) \(message)", file: file, line: line)
+    }
+}
+
 public func assertEqual<T: Equatable>(
     _ expression: @autoclosure () async throws -> T, _ expected: @autoclosure () async throws -> T, _ message: String = "",
     file: StaticString = #filePath, line: UInt = #line
 ) async {
-    do {
-        let (actual, wanted) = (try await expression(), try await expected())
-        XCTAssertEqual(actual, wanted, message, file: file, line: line)
-    } catch {
-        XCTFail("threw \(error) \(message)", file: file, line: line)
+    await evaluate({ (try await expression(), try await expected()) }, message, file: file, line: line) {
+        XCTAssertEqual($0.0, $0.1, message, file: file, line: line)
     }
 }
 
@@ -31,33 +39,19 @@ public func assertFalse(
 public func assertNil<T>(
     _ expression: @autoclosure () async throws -> T?, _ message: String = "", file: StaticString = #filePath, line: UInt = #line
 ) async {
-    do {
-        let value = try await expression()
-        XCTAssertNil(value, message, file: file, line: line)
-    } catch {
-        XCTFail("threw \(error) \(message)", file: file, line: line)
-    }
+    await evaluate(expression, message, file: file, line: line) { XCTAssertNil($0, message, file: file, line: line) }
 }
 
 public func assertNotNil<T>(
     _ expression: @autoclosure () async throws -> T?, _ message: String = "", file: StaticString = #filePath, line: UInt = #line
 ) async {
-    do {
-        let value = try await expression()
-        XCTAssertNotNil(value, message, file: file, line: line)
-    } catch {
-        XCTFail("threw \(error) \(message)", file: file, line: line)
-    }
+    await evaluate(expression, message, file: file, line: line) { XCTAssertNotNil($0, message, file: file, line: line) }
 }
 
 public func assertNoThrow<T>(
     _ expression: @autoclosure () async throws -> T, _ message: String = "", file: StaticString = #filePath, line: UInt = #line
 ) async {
-    do {
-        _ = try await expression()
-    } catch {
-        XCTFail("threw \(error) \(message)", file: file, line: line)
-    }
+    await evaluate(expression, message, file: file, line: line) { _ in }
 }
 
 /// Fails unless `expression` throws; hands the error to `check`.

@@ -340,29 +340,36 @@ def machine_limits(workdir, big_file, duration, quick):
     return limits
 
 
-def start_nginx(workdir, files):
-    root = os.path.join(workdir, "nginx-root")
-    os.makedirs(root)
-    for name, data in files.items():
-        with open(os.path.join(root, name), "wb") as f:
-            f.write(data)
+def run_nginx(workdir, name, http, workers=2):
+    """Starts nginx on a free port with `http` as its http block (`{port}` in it is the
+    port). - Returns: (process, port)."""
     port = free_port()
-    config = os.path.join(workdir, "nginx.conf")
+    config = os.path.join(workdir, f"{name}.conf")
     with open(config, "w") as f:
-        f.write(f"""worker_processes 2;
-pid {workdir}/nginx.pid;
-error_log {workdir}/nginx-error.log;
+        f.write(f"""worker_processes {workers};
+pid {workdir}/{name}.pid;
+error_log {workdir}/{name}-error.log;
 daemon off;
-events {{ worker_connections 1024; }}
+events {{ worker_connections 4096; }}
 http {{
   access_log off;
   keepalive_requests 100000;
-  server {{ listen 127.0.0.1:{port}; root {root}; }}
+{http.replace("{port}", str(port))}
 }}
 """)
     process = subprocess.Popen(["nginx", "-c", config, "-p", workdir], stderr=subprocess.DEVNULL)
     wait_for_port(port)
     return process, port
+
+
+def start_nginx(workdir, files):
+    """nginx serving `files` ({name: bytes}) as static files: the rate to compare with."""
+    root = os.path.join(workdir, "nginx-root")
+    os.makedirs(root)
+    for name, data in files.items():
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(data)
+    return run_nginx(workdir, "nginx", f"  server {{ listen 127.0.0.1:{{port}}; root {root}; }}")
 
 
 # ---------------------------------------------------------------- cold start

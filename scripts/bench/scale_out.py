@@ -111,24 +111,13 @@ def start_registryd(workdir, name, index, metadata=None, shared_storage=None):
 
 
 def start_balancer(workdir, ports):
-    port = bench.free_port()
-    config = os.path.join(workdir, "balancer.conf")
     servers = "\n".join(f"    server 127.0.0.1:{p};" for p in ports)
-    with open(config, "w") as f:
-        f.write(f"""worker_processes 1;
-pid {workdir}/balancer.pid;
-error_log {workdir}/balancer-error.log;
-daemon off;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  keepalive_requests 100000;
-  upstream registry {{
+    return bench.run_nginx(workdir, "balancer", f"""  upstream registry {{
 {servers}
     keepalive 128;
   }}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{{port}};
     client_max_body_size 0;
     location / {{
       proxy_pass http://registry;
@@ -138,12 +127,7 @@ http {{
       proxy_request_buffering off;
       proxy_buffering off;
     }}
-  }}
-}}
-""")
-    process = subprocess.Popen(["nginx", "-c", config, "-p", workdir], stderr=subprocess.DEVNULL)
-    bench.wait_for_port(port)
-    return process, port
+  }}""", workers=1)
 
 
 def workloads(server, duration, postgres):
