@@ -20,7 +20,7 @@ extension Settings {
         ),
         .stored(
             "metadata", .value("URL"), at: \.metadata, unset: "SQLite in `DATA_DIR/registry.db`",
-            "`postgres://USER@HOST:PORT/DATABASE[?sslmode=MODE]`, MODE one of `disable`, `prefer` (the default), `require`, `verify-full`: keep the metadata in PostgreSQL, shared by several instances (docs/SCALE-OUT.md). The URL carries no password: `metadata-password`, `PGPASSWORD` or a passfile (`PGPASSFILE`, `~/.pgpass`) gives it.",
+            "`postgres://USER@HOST:PORT/DATABASE[?sslmode=MODE][&sslrootcert=PATH]`, MODE one of `disable`, `prefer` (the default), `require`, `verify-full` (checked against the PEM file `sslrootcert` names, else the system's trust store): keep the metadata in PostgreSQL, shared by several instances (docs/SCALE-OUT.md). The URL carries no password: `metadata-password`, `PGPASSWORD` or a passfile (`PGPASSFILE`, `~/.pgpass`) gives it.",
             parse: { text, key throws(SettingsError) in try postgresLocation(key, text) }, format: { $0?.description }),
         .secret(
             "metadata-password", "PASSWORD", at: \.metadataPassword, unset: "`PGPASSWORD`, then the passfile",
