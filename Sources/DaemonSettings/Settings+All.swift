@@ -101,6 +101,14 @@ extension Settings {
         .optionalSeconds(
             "exit-idle-after", at: \.exitIdleAfter, unset: "off",
             "Under socket activation only: exit after this many seconds without connections or requests."),
+        .stored(
+            "body-minimum-rate", .value("BYTES"), at: \.bodyMinimumRate,
+            "The slowest a client may send a request body, in bytes per second averaged over `body-rate-window` (the time the server waits for the client's bytes only; its own pauses do not count). Slower bodies are cut off with 408 and the connection closed; an upload keeps the size it last acknowledged. `0` turns the rule off.",
+            parse: { text, key throws(SettingsError) in try count(key, text, in: 0...1 << 30) }, format: { String($0) }),
+        .stored(
+            "body-rate-window", .value("SECONDS"), at: \.bodyRateWindow,
+            "The time over which `body-minimum-rate` is averaged (1–3600).",
+            parse: { text, key throws(SettingsError) in try count(key, text, in: 1...3600) }, format: { String($0) }),
         .seconds(
             "upload-ttl", at: \.uploadTTL,
             "Upload sessions idle this long are removed (with their data) by the purge (at start, then hourly) and by `registryctl upload purge`."

@@ -59,6 +59,10 @@ public struct Settings: Sendable {
     public var shutdownTimeout = 30
     /// With socket activation: exit after this many idle seconds.
     public var exitIdleAfter: Int?
+    /// Request bodies slower than this many bytes per second, averaged over
+    /// `bodyRateWindow` seconds of waiting for the client, are cut off (0: never).
+    public var bodyMinimumRate = 1024
+    public var bodyRateWindow = 60
     /// Upload sessions idle longer than this are purged (hourly, and by `upload.purge`).
     public var uploadTTL = 86_400
     /// Collect garbage every this many seconds; `nil`: only when asked (`registryctl gc run`).

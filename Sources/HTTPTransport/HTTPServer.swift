@@ -36,6 +36,8 @@ public struct HTTPServer: Sendable {
     /// A connection that sends nothing for this long while no request is in progress
     /// is closed, so idle or stalled clients cannot pile up and exhaust descriptors.
     let idleTimeout: TimeAmount
+    /// The slowest request body accepted (`MinimumBodyRateGuard`).
+    let minimumBodyRate: MinimumBodyRate
 
     /// - Parameters:
     ///   - immediateResponder: answers plain reads from memory on the event loop
@@ -43,8 +45,9 @@ public struct HTTPServer: Sendable {
     ///     and `responder`.
     public init(
         responder: any RequestResponder, immediateResponder: (any ImmediateResponder)? = nil, group: any EventLoopGroup,
-        logger: Logger, idleTimeout: Duration = .seconds(60)
+        logger: Logger, idleTimeout: Duration = .seconds(60), minimumBodyRate: MinimumBodyRate = .standard
     ) {
+        self.minimumBodyRate = minimumBodyRate
         self.responder = responder
         self.group = group
         self.logger = logger
@@ -120,6 +123,7 @@ public struct HTTPServer: Sendable {
         let idleTimeout = self.idleTimeout
         let immediateAnswers = self.immediateAnswers
         let accessLog = self.accessLog
+        let minimumBodyRate = self.minimumBodyRate
         return channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
@@ -128,6 +132,7 @@ public struct HTTPServer: Sendable {
                 ImmediateResponseHandler(answers: $0.answers(for: channel.eventLoop), connections: connections, accessLog: accessLog)
             }
             try Self.addHTTPHandlers(to: pipeline, immediate: immediateHandler)
+            if !minimumBodyRate.isOff { try pipeline.addHandler(MinimumBodyRateGuard(rate: minimumBodyRate)) }
             return try Connection(
                 wrappingChannelSynchronously: channel,
                 configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 3))

@@ -11,6 +11,8 @@ public final class RequestBody: AsyncSequence {
 
     private var inbound: NIOAsyncChannelInboundStream<HTTPServerRequestPart>.AsyncIterator
     private var finished = false
+    /// Cut off for being too slow: the rest of the body is never read, the connection closes.
+    private var cutOff = false
     private var sendContinue: (() async throws -> Void)?
     /// Bytes received so far (handed out, or discarded by `drain`).
     public private(set) var bytesRead: Int64 = 0
@@ -28,7 +30,7 @@ public final class RequestBody: AsyncSequence {
             sendContinue = nil
             try await send()
         }
-        while let part = try await inbound.next() {
+        while let part = try await nextPart() {
             switch part {
             case .body(let buffer):
                 bytesRead += Int64(buffer.readableBytes)
@@ -42,6 +44,16 @@ public final class RequestBody: AsyncSequence {
         }
         finished = true
         throw RequestBodyError.connectionClosed
+    }
+
+    /// The connection's next part; the rate guard's verdict as the body's own error.
+    private func nextPart() async throws -> HTTPServerRequestPart? {
+        do {
+            return try await inbound.next()
+        } catch let violation as MinimumBodyRateViolation {
+            cutOff = true
+            throw RequestBodyError.tooSlow(violation.rate)
+        }
     }
 
     /// Whether the client holds its body back until it hears `100 Continue`, which
@@ -61,6 +73,7 @@ public final class RequestBody: AsyncSequence {
     /// Discards what is left of the body so the connection can serve the next request.
     /// - Returns: `false` when more than `limit` bytes were left: close the connection instead.
     func drain(upTo limit: Int64) async throws -> Bool {
+        if cutOff { return false }
         if finished { return true }
         sendContinue = nil
         var discarded: Int64 = 0
@@ -99,4 +112,6 @@ public enum RequestBodyError: Error {
     case connectionClosed
     /// The next request's head arrived where body bytes were expected.
     case unexpectedHead
+    /// The body came more slowly than the server's `MinimumBodyRate`; the connection closes.
+    case tooSlow(MinimumBodyRate)
 }

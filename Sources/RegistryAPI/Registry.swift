@@ -83,6 +83,9 @@ public final class Registry: RequestResponder {
             return try await dispatch(route, context)
         } catch let error as RegistryError {
             return .error(error)
+        } catch RequestBodyError.tooSlow(let rate) {
+            // Any body (a manifest, a token request), not only an upload's.
+            return .error(.bodyTooSlow(rate))
         } catch {
             logger.error("\(request.method.rawValue) \(request.path): \(error)")
             return .error(.internalError("the request could not be completed"))

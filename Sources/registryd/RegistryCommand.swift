@@ -90,7 +90,8 @@ struct RegistryCommand: AsyncParsableCommand {
         let immediateReads =
             settings.immediateAnswers ? ImmediateReads(cache: metadata, access: policy, configuration: registryConfiguration) : nil
         let server = HTTPServer(
-            responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            responder: registry, immediateResponder: immediateReads, group: MultiThreadedEventLoopGroup.singleton, logger: logger,
+            minimumBodyRate: MinimumBodyRate(bytesPerSecond: settings.bodyMinimumRate, window: .seconds(settings.bodyRateWindow)))
 
         var listeners: [HTTPServer.Listener] = []
         if activation.isActive {

@@ -259,3 +259,39 @@ public enum TestHTTPClientError: Error {
     case noResponse
     case notJSONObject(String)
 }
+
+extension TestHTTPClient {
+    /// Sends a request head, then its body in pieces of `piece` bytes, one every
+    /// `interval` (a slow client), while reading the answer: stops sending once an answer
+    /// head arrives or the server closes. `head` must end with an empty line.
+    /// - Returns: the answer's head (empty when the connection closed without one), and
+    ///   how long after the first byte it came.
+    public func trickle(_ head: String, body: [UInt8], piece: Int, every interval: Duration) async throws -> (
+        head: String, after: Duration
+    ) {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel) }
+            }
+        let started = ContinuousClock.now
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: head))
+            let sender = Task {
+                var offset = 0
+                while offset < body.count && !Task.isCancelled {
+                    try await Task.sleep(for: interval)
+                    let end = min(body.count, offset + piece)
+                    try await outbound.write(ByteBuffer(bytes: body[offset..<end]))
+                    offset = end
+                }
+            }
+            defer { sender.cancel() }
+            var received = ""
+            for try await buffer in inbound {
+                received += String(buffer: buffer)
+                if let end = received.range(of: "\r\n\r\n") { return (String(received[..<end.lowerBound]), ContinuousClock.now - started) }
+            }
+            return (received, ContinuousClock.now - started)
+        }
+    }
+}

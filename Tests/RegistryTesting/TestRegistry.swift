@@ -78,7 +78,8 @@ public final class TestRegistry: Sendable {
     /// `storageRoot` puts the filesystem driver's root elsewhere (e.g. on a tiny tmpfs).
     public static func start(
         driver: DriverKind = .filesystem, configuration: Registry.Configuration = Registry.Configuration(), auth: AuthMode = .open,
-        dataDirectory: String? = nil, storageRoot: String? = nil, idleTimeout: Duration = .seconds(60), immediateAnswers: Bool = true,
+        dataDirectory: String? = nil, storageRoot: String? = nil, idleTimeout: Duration = .seconds(60),
+        minimumBodyRate: MinimumBodyRate = .standard, immediateAnswers: Bool = true,
         metadata metadataKind: MetadataKind = .sqlite, instance: String = "local"
     ) async throws -> TestRegistry {
         let directory = try dataDirectory ?? makeTemporaryDirectory(prefix: "registryd-test")
@@ -109,7 +110,7 @@ public final class TestRegistry: Sendable {
         let recorder = RequestRecorder()
         let server = HTTPServer(
             responder: recorder, immediateResponder: immediateAnswers ? recorder : nil, group: MultiThreadedEventLoopGroup.singleton,
-            logger: logger, idleTimeout: idleTimeout)
+            logger: logger, idleTimeout: idleTimeout, minimumBodyRate: minimumBodyRate)
         let listener = try await server.bind(host: "127.0.0.1", port: 0)
         guard let port = listener.channel.localAddress?.port else { throw TestRegistryError.noPort }
         let policy: any AccessPolicy & ImmediateAccess

@@ -1,3 +1,4 @@
+import HTTPTransport
 import NIOHTTP1
 
 /// An error code of the distribution spec ("Error Codes"), plus the few that
@@ -80,6 +81,14 @@ extension RegistryError {
         .unknown, status: .serviceUnavailable, "the registry's database is unreachable; retry later"
     )
     .with(header: "Retry-After", "5")
+    /// A body trickled below `MinimumBodyRate`: 408; an upload keeps the size it last
+    /// acknowledged and can be resumed from there.
+    static func bodyTooSlow(_ rate: MinimumBodyRate) -> RegistryError {
+        RegistryError(
+            .unknown, status: .requestTimeout,
+            "the request body arrived slower than \(rate.bytesPerSecond) bytes/s over \(rate.window.components.seconds) s; resume an upload from its last acknowledged size"
+        )
+    }
     static func internalError(_ what: String) -> RegistryError {
         RegistryError(.unknown, status: .internalServerError, "internal error", detail: what)
     }

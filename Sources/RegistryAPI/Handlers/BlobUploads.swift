@@ -166,6 +166,8 @@ extension Registry {
             appended = try await storage {
                 try await blobs.appendToUpload(session.id, from: request.body, hasher: hasher, startingAt: session.size)
             }
+        } catch RequestBodyError.tooSlow(let rate) {
+            throw RegistryError.bodyTooSlow(rate)
         } catch is RequestBodyError {
             throw RegistryError(.blobUploadInvalid, status: .badRequest, "the request body ended early")
         }
