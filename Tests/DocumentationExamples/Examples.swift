@@ -4,13 +4,14 @@ import Foundation
 import HTTPTransport
 import Logging
 import Maintenance
-import Metadata
 import NIOCore
 import NIOPosix
 import OCI
+import PostgresNIO
 import RegistryAPI
 import Systemd
 
+@testable import Metadata
 @testable import Storage
 
 /// The examples that doc comments in `Sources/` show, as code that compiles. Each block
@@ -105,6 +106,17 @@ enum Examples {
         let metadata = try await PostgresMetadataStore(location: location, instance: "registry-1", logger: logger)
         // end
         return metadata
+    }
+
+    /// Compiled, not run: it needs a PostgreSQL server (the store's hot paths run like this).
+    static func hotStatement(connection: PostgresConnection, name: String) async throws -> (String, String)? {
+        // example: HotStatement
+        enum UserByName: HotStatement {
+            static let sql = "SELECT name, password_hash FROM users WHERE name = $1"
+        }
+        let user = try await connection.first(UserByName.self, name) { try $0.decode((String, String).self) }
+        // end
+        return user
     }
 
     static func metadataStore(dataDir: String) throws -> SQLiteMetadataStore {
