@@ -105,7 +105,12 @@ public struct HTTPServer: Sendable {
 
     private func bootstrap() -> ServerBootstrap {
         ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 512)
+            // A storm of connections (a CI fleet starting together) waits in the kernel's
+            // queue instead of overflowing it: an overflowed handshake costs its client a
+            // retransmission a second later. The kernel caps it at net.core.somaxconn.
+            .serverChannelOption(.backlog, value: 4096)
+            // Accept many per wake-up: the listener shares its event loop with connections.
+            .serverChannelOption(.maxMessagesPerRead, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             // An upload's bytes in memory at once: at most this many reads per event loop

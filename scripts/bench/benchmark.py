@@ -340,9 +340,10 @@ def machine_limits(workdir, big_file, duration, quick):
     return limits
 
 
-def run_nginx(workdir, name, http, workers=2):
+def run_nginx(workdir, name, http, workers=2, access_log=False):
     """Starts nginx on a free port with `http` as its http block (`{port}` in it is the
-    port). - Returns: (process, port)."""
+    port); `access_log` writes one line per request to a file, as registryd does at
+    `info`. - Returns: (process, port)."""
     port = free_port()
     config = os.path.join(workdir, f"{name}.conf")
     with open(config, "w") as f:
@@ -350,9 +351,9 @@ def run_nginx(workdir, name, http, workers=2):
 pid {workdir}/{name}.pid;
 error_log {workdir}/{name}-error.log;
 daemon off;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 16384; }}
 http {{
-  access_log off;
+  access_log {f"{workdir}/{name}-access.log" if access_log else "off"};
   keepalive_requests 100000;
 {http.replace("{port}", str(port))}
 }}
