@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Many connections at once: registryd with its access log on and off beside nginx with its
+access log on, in one run (docs/PERFORMANCE.md, "Many connections").
+
+    scripts/bench.sh --connections [--duration SECONDS]
+
+- Manifest GET by tag (wrk -t2) and blob HEAD (ab -k, since wrk waits for the body a HEAD
+  answer announces) with basic auth at 64, 1,000 and 4,000 keep-alive connections:
+  requests/s, p99 and max latency, timeouts (wrk) or failed requests (ab), and the
+  server's CPU per request.
+- Idle connections: 10,000 keep-alive connections that each made one request, held open;
+  registryd's resident memory before and after, per connection.
+- An accept storm: 4,000 connections opened at once, each sending one request; how many
+  were answered, and how long the last one took.
+"""
+import argparse, os, re, resource, selectors, socket, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchmark as bench  # noqa: E402
+
+def load(url, headers, duration, connections, head=False):
+    """wrk for GETs; ab for HEADs (wrk waits for the body a HEAD answer announces).
+    - Returns: (requests/s, requests, p99 ms, max ms, timeouts or failures)."""
+    if head:
+        output = bench.run(["ab", "-k", "-i", f"-c{connections}", f"-t{duration}", "-n", "100000000", "-s", "2"]
+                           + bench.header_flags(headers) + [url])
+        rate = float(re.search(r"Requests per second:\s+([\d.]+)", output).group(1))
+        total = int(re.search(r"Complete requests:\s+(\d+)", output).group(1))
+        failed = int(re.search(r"Failed requests:\s+(\d+)", output).group(1))
+        p99 = float(re.search(r"\s99%\s+(\d+)", output).group(1))
+        maximum = float(re.search(r"100%\s+(\d+)", output).group(1))
+        return rate, total, p99, maximum, failed
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "2s"] + bench.header_flags(headers)
+    output = bench.run(command + [url])
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    total = int(re.search(r"(\d+) requests in", output).group(1))
+    p99 = bench.parse_latency(re.search(r"99%\s+([\d.]+\w+)", output).group(1))
+    maximum = bench.parse_latency(re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+\w+)", output).group(1))
+    timeouts = re.search(r"timeout (\d+)", output)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise RuntimeError(f"wrk {url}: {errors.group(1)} error responses")
+    return rate, total, p99, maximum, int(timeouts.group(1)) if timeouts else 0
+
+
+def start_registryd(workdir, log_level):
+    data = os.path.join(workdir, f"registryd-{log_level}")
+    os.makedirs(data)
+    port = bench.free_port()
+    log = open(os.path.join(workdir, f"registryd-{log_level}.log"), "w")
+    process = subprocess.Popen(
+        [bench.REGISTRYD, "--listen", f"127.0.0.1:{port}", "--data-dir", data, "--log-level", log_level], stderr=log, stdout=log)
+    bench.wait_for_port(port)
+    control = os.path.join(data, "control.sock")
+    bench.run([bench.REGISTRYCTL, "--socket", control, "user", "add", bench.USER, "--staff", "--password-stdin"], input=bench.PASSWORD + "\n")
+    server = bench.Server(f"registryd (access log {'on' if log_level == 'info' else 'off'})", process, port, True)
+    server.make_public = lambda repo: bench.run([bench.REGISTRYCTL, "--socket", control, "repo", "visibility", repo, "public"])
+    return server
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def hold_idle(port, count, headers):
+    """Opens `count` connections, each makes one keep-alive request and stays open.
+    - Returns: the sockets."""
+    request = ("GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+    sockets = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(request)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += s.recv(4096)
+        sockets.append(s)
+    return sockets
+
+
+def accept_storm(port, count, headers):
+    """Opens `count` connections at once, then sends each a request and waits for every
+    answer. - Returns: (answered, seconds until the last answer)."""
+    request = ("GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+               + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+    selector = selectors.DefaultSelector()
+    started = time.perf_counter()
+    pending = {}
+    for _ in range(count):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        selector.register(s, selectors.EVENT_WRITE)
+        pending[s] = b""
+    answered, deadline = 0, started + 30
+    while pending and time.perf_counter() < deadline:
+        for key, events in selector.select(timeout=1):
+            s = key.fileobj
+            if events & selectors.EVENT_WRITE:
+                try:
+                    s.sendall(request)
+                except OSError:
+                    continue
+                selector.modify(s, selectors.EVENT_READ)
+            elif events & selectors.EVENT_READ:
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                pending[s] += data
+                if b"\r\n\r\n" in pending[s] or not data:
+                    if pending[s].startswith(b"HTTP/1.1 200"):
+                        answered += 1
+                    selector.unregister(s)
+                    s.close()
+                    del pending[s]
+    elapsed = time.perf_counter() - started
+    for s in pending:
+        s.close()
+    return answered, elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=5)
+    args = parser.parse_args()
+    # 10,000 held connections, both ends in this machine: as the unit file's LimitNOFILE allows.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    workdir = tempfile.mkdtemp(prefix="registryd-connections-")
+    os.chmod(workdir, 0o755)
+    servers = [start_registryd(workdir, "info"), start_registryd(workdir, "warning")]
+    rows = {}
+    try:
+        fixtures = {server.name: bench.prepare(server) for server in servers}
+        first = fixtures[servers[0].name]
+        nginx, nginx_port = bench.run_nginx(
+            workdir, "nginx", f"""  root {workdir}/nginx-root;
+  server {{ listen 127.0.0.1:{{port}} backlog=4096; }}""", access_log=True)
+        os.makedirs(os.path.join(workdir, "nginx-root"))
+        for name, data in (("manifest", first["manifest"]), ("blob", os.urandom(1024))):
+            with open(os.path.join(workdir, "nginx-root", name), "wb") as f:
+                f.write(data)
+        try:
+            for connections in (64, 1000, 4000):
+                for workload, head in (("manifest GET by tag", False), ("blob HEAD", True)):
+                    results = {}
+                    for server in servers:
+                        headers = dict(server.pull_headers())
+                        if head:
+                            path = f"/v2/bench/small/blobs/{fixtures[server.name]['layer'][0]}"
+                        else:
+                            path, headers["Accept"] = "/v2/bench/small/manifests/v1", bench.OCI_MANIFEST
+                        load(server.base + path, headers, 1, connections, head)  # warm-up
+                        (rate, total, p99, maximum, timeouts), used = bench.measured(
+                            server, lambda: load(server.base + path, headers, args.duration, connections, head))
+                        results[server.name] = (rate, p99, maximum, timeouts, used / max(total, 1) * 1e6)
+                    static = "blob" if head else "manifest"
+                    load(f"http://127.0.0.1:{nginx_port}/{static}", {}, 1, connections, head)
+                    rate, _, p99, maximum, timeouts = load(f"http://127.0.0.1:{nginx_port}/{static}", {}, args.duration, connections, head)
+                    results["nginx (access log on)"] = (rate, p99, maximum, timeouts, None)
+                    rows[f"{workload}, {connections:,} connections"] = results
+                    for name, (rate, p99, maximum, timeouts, cpu) in results.items():
+                        cpu_text = f"  {cpu:6.1f} µs/req" if cpu else ""
+                        print(f"  {workload:20} c={connections:<5} {name:28} {rate:10.0f} req/s  p99 {p99:7.1f} ms  max {maximum:7.1f} ms  timeouts {timeouts}{cpu_text}", flush=True)
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+
+        server = servers[0]
+        before = rss_kib(server.process.pid)
+        held = hold_idle(server.port, 10000, server.pull_headers())
+        time.sleep(1)
+        after = rss_kib(server.process.pid)
+        print(f"  10,000 idle keep-alive connections: RSS {before / 1024:.1f} → {after / 1024:.1f} MiB, "
+              f"{(after - before) / len(held):.1f} KiB per connection", flush=True)
+        for s in held:
+            s.close()
+        time.sleep(2)
+        answered, seconds = accept_storm(server.port, 4000, server.pull_headers())
+        print(f"  accept storm: {answered} of 4,000 connections opened at once answered, the last after {seconds:.2f} s", flush=True)
+    finally:
+        for server in servers:
+            server.stop()
+
+    print()
+    print("| workload | registryd, access log on | registryd, access log off | nginx, access log on |")
+    print("|---|---|---|---|")
+    for workload, results in rows.items():
+        cells = []
+        for name in (servers[0].name, servers[1].name, "nginx (access log on)"):
+            rate, p99, maximum, timeouts, cpu = results[name]
+            cells.append(f"{rate:,.0f} req/s, p99 {p99:.1f} ms, max {maximum:.0f} ms"
+                         + (f", {timeouts} timeouts" if timeouts else "") + (f", {cpu:.0f} µs" if cpu else ""))
+        print(f"| {workload} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
