@@ -21,6 +21,26 @@ extension TestHTTPClient {
         return location
     }
 
+    /// Goes on with an interrupted upload: its status must say `acknowledged` bytes are
+    /// stored; the rest of `blob` is PATCHed, the upload finished with its digest, and the
+    /// blob must read back whole. - Returns: the blob's digest.
+    @discardableResult
+    public func resumeUpload(_ location: String, of blob: [UInt8], acknowledged: Int, in repository: String) async throws -> String {
+        let status = try await send(.GET, location)
+        guard status.status == .noContent, status.header("Range") == "0-\(acknowledged - 1)" else {
+            throw StepError.unexpected("upload status (expected 0-\(acknowledged - 1))", status)
+        }
+        let rest = try await send(
+            .PATCH, location, headers: [("Content-Range", "\(acknowledged)-\(blob.count - 1)")], body: .bytes(Array(blob[acknowledged...])))
+        guard rest.status == .accepted else { throw StepError.unexpected("PATCH the rest", rest) }
+        let digest = Fixtures.digest(blob)
+        let put = try await send(.PUT, "\(location)?digest=\(digest)")
+        guard put.status == .created else { throw StepError.unexpected("finish upload", put) }
+        let pulled = try await send(.GET, "/v2/\(repository)/blobs/\(digest)")
+        guard pulled.body == blob else { throw StepError.unexpected("read the blob back", pulled) }
+        return digest
+    }
+
     /// PUTs a manifest and returns the response.
     public func putManifest(_ repository: String, _ reference: String, _ bytes: [UInt8], mediaType: String = MediaType.ociManifest)
         async throws -> TestResponse
