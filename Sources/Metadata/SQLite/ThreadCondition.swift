@@ -24,9 +24,12 @@ final class ThreadCondition: @unchecked Sendable {
     func lock() { pthread_mutex_lock(mutex) }
     func unlock() { pthread_mutex_unlock(mutex) }
 
-    /// Unlocks, sleeps until `broadcast`, locks again. Callers re-check their condition.
+    /// Unlocks, sleeps until `signal` or `broadcast`, locks again. Callers re-check their condition.
     func wait() { pthread_cond_wait(condition, mutex) }
+    /// Wakes every waiter: for a change each of them must look at.
     func broadcast() { pthread_cond_broadcast(condition) }
+    /// Wakes one waiter: for work any one of them can take.
+    func signal() { pthread_cond_signal(condition) }
 
     func withLock<T>(_ body: () throws -> T) rethrows -> T {
         lock()
