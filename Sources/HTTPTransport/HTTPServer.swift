@@ -53,8 +53,7 @@ public struct HTTPServer: Sendable {
         self.logger = logger
         self.accessLog = AccessLog(logger: logger)
         self.immediateAnswers = immediateResponder.map { ImmediateAnswersByLoop(responder: $0, group: group) }
-        self.idleTimeout = .nanoseconds(
-            Int64(idleTimeout.components.seconds) * 1_000_000_000 + idleTimeout.components.attoseconds / 1_000_000_000)
+        self.idleTimeout = TimeAmount(idleTimeout)
     }
 
     /// Binds a TCP listener; port 0 picks a free port (see `listener.channel.localAddress`).
@@ -172,10 +171,9 @@ public struct HTTPServer: Sendable {
                     guard case .head(let head) = part else { continue }
                     connections.setBusy(channel, true)
                     let started = ContinuousClock.now
-                    let expectsContinue = head.headers["Expect"].contains { $0.lowercased() == "100-continue" }
                     let body = RequestBody(
                         inbound: iterator,
-                        sendContinue: expectsContinue
+                        sendContinue: head.expectsContinue
                             ? { try await outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue))) } : nil)
                     let request = HTTPRequest(head: head, body: body)
                     var response = await responder.respond(to: request, remoteAddress: remote)

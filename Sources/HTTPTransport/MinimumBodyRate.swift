@@ -71,7 +71,7 @@ final class MinimumBodyRateGuard: ChannelDuplexHandler, RemovableChannelHandler 
 
     init(rate: MinimumBodyRate) {
         self.rate = rate
-        window = .nanoseconds(Int64(rate.window.components.seconds) * 1_000_000_000 + rate.window.components.attoseconds / 1_000_000_000)
+        window = TimeAmount(rate.window)
         // Often enough that a violation is seen within an eighth of a window of it happening.
         checkInterval = .nanoseconds(max(100_000_000, min(5_000_000_000, window.nanoseconds / 8)))
     }
@@ -80,8 +80,7 @@ final class MinimumBodyRateGuard: ChannelDuplexHandler, RemovableChannelHandler 
         switch unwrapInboundIn(data) {
         case .head(let head):
             if Self.hasBody(head) {
-                let expectsContinue = head.headers["Expect"].contains { $0.lowercased() == "100-continue" }
-                if expectsContinue {
+                if head.expectsContinue {
                     state = .awaitingContinue
                 } else {
                     startMeasuring(context)
