@@ -102,13 +102,20 @@ public struct HTTPServer: Sendable {
         }
     }
 
+    /// The thread every listener of the process accepts on. Accepting on a serving event
+    /// loop made a connection that arrived during a storm wait behind every ready
+    /// connection of that loop once per 64 accepts: with 4,000 connections opened at once,
+    /// the last first requests waited 1–1.5 s (docs/PERFORMANCE.md, "Many connections").
+    /// On a thread of its own the listener drains its queue at once and hands each
+    /// connection to a serving loop. Shared, like NIO's singleton group, and never shut down.
+    static let acceptorGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     private func bootstrap() -> ServerBootstrap {
-        ServerBootstrap(group: group)
+        ServerBootstrap(group: Self.acceptorGroup, childGroup: group)
             // A storm of connections (a CI fleet starting together) waits in the kernel's
             // queue instead of overflowing it: an overflowed handshake costs its client a
             // retransmission a second later. The kernel caps it at net.core.somaxconn.
             .serverChannelOption(.backlog, value: 4096)
-            // Accept many per wake-up: the listener shares its event loop with connections.
             .serverChannelOption(.maxMessagesPerRead, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)

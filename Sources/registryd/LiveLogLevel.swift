@@ -39,17 +39,20 @@ enum LiveLogLevel {
         }
 
         func log(event: LogEvent) {
-            var merged = metadata
-            if let explicit = event.metadata { merged.merge(explicit) { _, explicit in explicit } }
-            if let error = event.error {
-                merged["error.message"] = "\(error)"
-                merged["error.type"] = "\(String(reflecting: type(of: error)))"
+            // Everything but the timestamp is formatted before `LogOutput` takes its lock,
+            // which the event loops share (the access log comes through here per request).
+            var pretty = ""
+            if !metadata.isEmpty || event.metadata != nil || event.error != nil {
+                var merged = metadata
+                if let explicit = event.metadata { merged.merge(explicit) { _, explicit in explicit } }
+                if let error = event.error {
+                    merged["error.message"] = "\(error)"
+                    merged["error.type"] = "\(String(reflecting: type(of: error)))"
+                }
+                if !merged.isEmpty { pretty = " " + merged.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ") }
             }
-            let pretty = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ")
-            let label = self.label
-            LogOutput.standardError.write(level: event.level) { timestamp in
-                "\(timestamp) \(event.level) \(label):\(pretty) [\(event.source)] \(event.message)"
-            }
+            let line = " \(event.level) \(label):\(pretty) [\(event.source)] \(event.message)"
+            LogOutput.standardError.write(level: event.level, afterTimestamp: line)
         }
     }
 }

@@ -59,8 +59,8 @@ final class LogOutput: Sendable {
         precondition(started == 0, "cannot start the log writer thread: error \(started)")
     }
 
-    /// Appends one line (the newline is added here).
-    func write(level: Logger.Level, _ format: (_ timestamp: String) -> String) {
+    /// Appends one line: the current second's timestamp, `line`, a newline.
+    func write(level: Logger.Level, afterTimestamp line: String) {
         let now = time(nil)
         let urgent = level >= .warning
         var wake = false
@@ -73,7 +73,8 @@ final class LogOutput: Sendable {
                 pending.second = now
                 pending.timestamp = Self.format(now)
             }
-            pending.bytes.append(contentsOf: format(pending.timestamp).utf8)
+            pending.bytes.append(contentsOf: pending.timestamp.utf8)
+            pending.bytes.append(contentsOf: line.utf8)
             pending.bytes.append(UInt8(ascii: "\n"))
             if !pending.writerWoken && !urgent {
                 pending.writerWoken = true

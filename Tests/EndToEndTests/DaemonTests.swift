@@ -168,6 +168,10 @@ final class DaemonTests: XCTestCase {
             try await Task.sleep(for: .milliseconds(20))
         }
         XCTAssertTrue(lines.contains("GET /v2/ 200 2 0 "), lines)
+        // The whole line, as swift-log's stream handler would have written it; the duration
+        // has three decimals (the access log pads them itself).
+        let shape = #/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} info registryd: \[HTTPTransport\] 127\.0\.0\.1 GET /v2/ 200 2 0 \d+\.\d{3}ms/#
+        XCTAssertTrue(lines.split(separator: "\n").contains { $0.wholeMatch(of: shape) != nil }, lines)
         XCTAssertFalse(lines.contains("correct horse"), "a password never reaches the log")
         XCTAssertTrue(lines.contains("GET /v2/nothing/tags/list 404"), lines)
         // Method, path, status, body bytes sent, body bytes received: never a sentinel.

@@ -72,6 +72,30 @@ final class ImmediateResponseHandlerTests: XCTestCase {
         _ = try channel.finish()
     }
 
+    /// Counts the read-completes that reach the end of the pipeline.
+    final class ReadCompleteCounter: ChannelInboundHandler {
+        typealias InboundIn = Any
+        var count = 0
+        func channelReadComplete(context: ChannelHandlerContext) {
+            count += 1
+            context.fireChannelReadComplete()
+        }
+    }
+
+    func testReadCompletesReachTheFullPathOnlyWhenItGotBytes() throws {
+        let channel = try channel()
+        let counter = ReadCompleteCounter()
+        try channel.pipeline.syncOperations.addHandler(counter)
+        try channel.writeInbound(ByteBuffer(string: "GET /hello HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n"))
+        XCTAssertEqual(try written(channel).components(separatedBy: "HTTP/1.1 200 OK").count, 3)
+        XCTAssertEqual(counter.count, 0, "everything was answered here")
+
+        try channel.writeInbound(ByteBuffer(string: "GET /other HTTP/1.1\r\n\r\n"))
+        XCTAssertEqual(try parsedHeads(channel), ["GET /other"])
+        XCTAssertEqual(counter.count, 1, "the full path got a request and its read-complete")
+        _ = try channel.finish()
+    }
+
     func testConnectionCloseClosesOnceTheAnswerIsWritten() throws {
         let channel = try channel()
         try channel.writeInbound(ByteBuffer(string: "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\nGET /hello HTTP/1.1\r\n\r\n"))

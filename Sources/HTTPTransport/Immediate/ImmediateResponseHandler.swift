@@ -21,6 +21,8 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
     private var framing = ImmediateFraming()
     /// The peer's address, asked of the socket once (each ask is a getpeername(2)).
     private var remote: String?
+    /// Whether bytes went on to NIO's pipeline since the last read-complete.
+    private var forwardedSinceReadComplete = false
 
     init(answers: ImmediateAnswers, connections: ConnectionTracker, accessLog: AccessLog) {
         self.answers = answers
@@ -29,8 +31,8 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if let forward = framing.receive(unwrapInboundIn(data)) {
-            context.fireChannelRead(wrapInboundOut(forward))
+        if let bytes = framing.receive(unwrapInboundIn(data)) {
+            forward(bytes, context)
             return
         }
         var wrote = false
@@ -40,10 +42,10 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
             case .waitForBytes:
                 return
             case .forward(let bytes):
-                context.fireChannelRead(wrapInboundOut(bytes))
+                forward(bytes, context)
             case .offer(let request):
                 guard let written = answer(request, context) else {
-                    context.fireChannelRead(wrapInboundOut(framing.declined()))
+                    forward(framing.declined(), context)
                     continue
                 }
                 wrote = true
@@ -56,6 +58,21 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
                 }
             }
         }
+    }
+
+    /// Handlers behind this one saw no read when every request of the read was answered
+    /// here; walking the read-complete through them (NIO's HTTP handlers, the body-rate
+    /// guard, the async channel) did nothing but cost ~8% of a small read's CPU with a
+    /// thousand connections (docs/PERFORMANCE.md, "Many connections").
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard forwardedSinceReadComplete else { return }
+        forwardedSinceReadComplete = false
+        context.fireChannelReadComplete()
+    }
+
+    private func forward(_ bytes: ByteBuffer, _ context: ChannelHandlerContext) {
+        forwardedSinceReadComplete = true
+        context.fireChannelRead(wrapInboundOut(bytes))
     }
 
     /// Called by `ResponseEndCounter` when the end of a forwarded request's answer was written.
