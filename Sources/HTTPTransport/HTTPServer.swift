@@ -18,9 +18,23 @@ import NIOPosix
 /// One task per connection reads requests in order (HTTP/1.1 keep-alive with
 /// pipelining kept in order by NIO), streams bodies with back-pressure, and writes
 /// blob files with `sendfile`.
+///
+/// With the immediate path on, a connection starts with three handlers (idle timeout,
+/// idle closer, immediate answers) and gets NIO's HTTP handlers, the body-rate guard and
+/// its async channel only when a request first needs the full path: every read event
+/// walks each handler of the pipeline twice (the read and the next read request), and a
+/// connection that only pulls by tag never needs the rest.
 public struct HTTPServer: Sendable {
     public typealias Connection = NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>
-    public typealias Listener = NIOAsyncChannel<Connection, Never>
+    public typealias Listener = NIOAsyncChannel<AcceptedConnection, Never>
+
+    /// A connection as the listener hands it over.
+    public struct AcceptedConnection: Sendable {
+        let channel: any Channel
+        /// The full path's async channel once a request needs it; `nil` when the connection
+        /// closed before that.
+        let fullPath: EventLoopFuture<Connection?>
+    }
 
     let responder: any RequestResponder
     let group: any EventLoopGroup
@@ -129,7 +143,7 @@ public struct HTTPServer: Sendable {
     }
 
     @Sendable
-    private func initializeConnection(_ channel: any Channel) -> EventLoopFuture<Connection> {
+    private func initializeConnection(_ channel: any Channel) -> EventLoopFuture<AcceptedConnection> {
         let connections = self.connections
         let idleTimeout = self.idleTimeout
         let immediateAnswers = self.immediateAnswers
@@ -139,22 +153,33 @@ public struct HTTPServer: Sendable {
             let pipeline = channel.pipeline.syncOperations
             try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
             try pipeline.addHandler(IdleConnectionCloser(connections: connections))
-            let immediateHandler = immediateAnswers.map {
-                ImmediateResponseHandler(answers: $0.answers(for: channel.eventLoop), connections: connections, accessLog: accessLog)
+            let fullPath = channel.eventLoop.makePromise(of: Connection?.self)
+            let addFullPath = { (pipeline: ChannelPipeline.SynchronousOperations, immediate: ImmediateResponseHandler?) in
+                try Self.addHTTPHandlers(to: pipeline, immediate: immediate)
+                if !minimumBodyRate.isOff { try pipeline.addHandler(MinimumBodyRateGuard(rate: minimumBodyRate)) }
+                fullPath.succeed(
+                    try Connection(
+                        wrappingChannelSynchronously: channel,
+                        configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 3))))
             }
-            try Self.addHTTPHandlers(to: pipeline, immediate: immediateHandler)
-            if !minimumBodyRate.isOff { try pipeline.addHandler(MinimumBodyRateGuard(rate: minimumBodyRate)) }
-            return try Connection(
-                wrappingChannelSynchronously: channel,
-                configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 3))
-            )
+            if let immediateAnswers {
+                try pipeline.addHandler(
+                    ImmediateResponseHandler(
+                        answers: immediateAnswers.answers(for: channel.eventLoop), connections: connections, accessLog: accessLog,
+                        addFullPath: addFullPath))
+                // Never needed: the connection's task ends (a promise completes once; after
+                // the full path was added this does nothing).
+                channel.closeFuture.whenComplete { _ in fullPath.succeed(nil) }
+            } else {
+                try addFullPath(pipeline, nil)
+            }
+            return AcceptedConnection(channel: channel, fullPath: fullPath.futureResult)
         }
     }
 
-    /// NIO's HTTP/1 server handlers, with the immediate path in front of its parser when
-    /// there is one (tests build the same pipeline on an `EmbeddedChannel`).
+    /// NIO's HTTP/1 server handlers behind the immediate path's handler, if there is one
+    /// (tests build the same pipeline on an `EmbeddedChannel`).
     static func addHTTPHandlers(to pipeline: ChannelPipeline.SynchronousOperations, immediate: ImmediateResponseHandler?) throws {
-        if let immediate { try pipeline.addHandler(immediate) }
         try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
         if let immediate {
             let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
@@ -163,14 +188,21 @@ public struct HTTPServer: Sendable {
         try pipeline.addHandler(FileRegionLifetimeHandler())
     }
 
-    private func handle(_ connection: Connection) async {
-        let remote = connection.channel.remoteAddress?.ipAddress ?? "-"
-        let channel = connection.channel
+    private func handle(_ accepted: AcceptedConnection) async {
+        let channel = accepted.channel
         guard connections.add(channel) else {
             try? await channel.close()
             return
         }
         defer { connections.remove(channel) }
+        // Cancelled (the server stops): the connection closes, which ends the wait.
+        let fullPath = await withTaskCancellationHandler {
+            try? await accepted.fullPath.get()
+        } onCancel: {
+            channel.close(promise: nil)
+        }
+        guard let connection = fullPath else { return }
+        let remote = channel.remoteAddress?.ipAddress ?? "-"
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var iterator = inbound.makeAsyncIterator()

@@ -18,14 +18,20 @@ final class ImmediateResponseHandlerTests: XCTestCase {
         var immediateAnswerGeneration: UInt64? { 1 }
     }
 
-    private func channel() throws -> EmbeddedChannel {
+    /// The server's pipeline: the immediate path, with NIO's HTTP handlers (and `tail`, as
+    /// the async channel would be there) added when a request first needs them.
+    private func channel(tail: (any ChannelHandler)? = nil) throws -> EmbeddedChannel {
         let channel = EmbeddedChannel()
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let handler = ImmediateResponseHandler(
             answers: ImmediateAnswers(responder: Hello(), cache: ImmediateAnswerCache()),
-            connections: ConnectionTracker(), accessLog: AccessLog(logger: logger))
-        try HTTPServer.addHTTPHandlers(to: channel.pipeline.syncOperations, immediate: handler)
+            connections: ConnectionTracker(), accessLog: AccessLog(logger: logger),
+            addFullPath: { pipeline, immediate in
+                try HTTPServer.addHTTPHandlers(to: pipeline, immediate: immediate)
+                if let tail { try pipeline.addHandler(tail) }
+            })
+        try channel.pipeline.syncOperations.addHandler(handler)
         return channel
     }
 
@@ -82,17 +88,24 @@ final class ImmediateResponseHandlerTests: XCTestCase {
         }
     }
 
-    func testReadCompletesReachTheFullPathOnlyWhenItGotBytes() throws {
-        let channel = try channel()
+    func testTheFullPathIsAddedOnlyForARequestItMustAnswer() throws {
         let counter = ReadCompleteCounter()
-        try channel.pipeline.syncOperations.addHandler(counter)
+        let channel = try channel(tail: counter)
         try channel.writeInbound(ByteBuffer(string: "GET /hello HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n"))
         XCTAssertEqual(try written(channel).components(separatedBy: "HTTP/1.1 200 OK").count, 3)
-        XCTAssertEqual(counter.count, 0, "everything was answered here")
+        XCTAssertNil(try? channel.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self))
 
         try channel.writeInbound(ByteBuffer(string: "GET /other HTTP/1.1\r\n\r\n"))
         XCTAssertEqual(try parsedHeads(channel), ["GET /other"])
-        XCTAssertEqual(counter.count, 1, "the full path got a request and its read-complete")
+        XCTAssertEqual(counter.count, 1, "the full path got the request and its read-complete")
+        try channel.writeOutbound(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .noContent)))
+        try channel.writeOutbound(HTTPServerResponsePart.end(nil))
+        XCTAssertTrue(try written(channel).hasPrefix("HTTP/1.1 204"))
+
+        // Answered here again: the full path stays, but hears of nothing.
+        try channel.writeInbound(ByteBuffer(string: "GET /hello HTTP/1.1\r\n\r\n"))
+        XCTAssertTrue(try written(channel).hasPrefix("HTTP/1.1 200 OK\r\n"))
+        XCTAssertEqual(counter.count, 1, "everything was answered here")
         _ = try channel.finish()
     }
 

@@ -23,11 +23,18 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
     private var remote: String?
     /// Whether bytes went on to NIO's pipeline since the last read-complete.
     private var forwardedSinceReadComplete = false
+    /// Adds NIO's HTTP handlers and the rest of the full path behind this handler; called
+    /// once, before the first bytes this handler cannot answer go on.
+    private var addFullPath: ((ChannelPipeline.SynchronousOperations, ImmediateResponseHandler) throws -> Void)?
 
-    init(answers: ImmediateAnswers, connections: ConnectionTracker, accessLog: AccessLog) {
+    init(
+        answers: ImmediateAnswers, connections: ConnectionTracker, accessLog: AccessLog,
+        addFullPath: @escaping (ChannelPipeline.SynchronousOperations, ImmediateResponseHandler) throws -> Void
+    ) {
         self.answers = answers
         self.connections = connections
         self.accessLog = accessLog
+        self.addFullPath = addFullPath
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -71,6 +78,16 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     private func forward(_ bytes: ByteBuffer, _ context: ChannelHandlerContext) {
+        if let addFullPath {
+            self.addFullPath = nil
+            do {
+                try addFullPath(context.pipeline.syncOperations, self)
+            } catch {
+                context.fireErrorCaught(error)
+                context.close(promise: nil)
+                return
+            }
+        }
         forwardedSinceReadComplete = true
         context.fireChannelRead(wrapInboundOut(bytes))
     }
