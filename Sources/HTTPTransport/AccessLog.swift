@@ -46,6 +46,6 @@ struct AccessLog: Sendable {
         line += String(fraction)
         line += "ms"
         // The source named, not derived from the file's ID on every line.
-        logger.info("\(line)", source: "HTTPTransport")
+        logger.info(Logger.Message(stringLiteral: line), source: "HTTPTransport")
     }
 }

@@ -39,20 +39,21 @@ enum LiveLogLevel {
         }
 
         func log(event: LogEvent) {
-            // Everything but the timestamp is formatted before `LogOutput` takes its lock,
-            // which the event loops share (the access log comes through here per request).
-            var pretty = ""
-            if !metadata.isEmpty || event.metadata != nil || event.error != nil {
-                var merged = metadata
-                if let explicit = event.metadata { merged.merge(explicit) { _, explicit in explicit } }
-                if let error = event.error {
-                    merged["error.message"] = "\(error)"
-                    merged["error.type"] = "\(String(reflecting: type(of: error)))"
-                }
-                if !merged.isEmpty { pretty = " " + merged.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ") }
+            // The access log comes through here once per request, on the event loops: a line
+            // without metadata goes to the output as it is, in pieces.
+            guard !metadata.isEmpty || event.metadata != nil || event.error != nil else {
+                LogOutput.standardError.write(level: event.level, label: label, source: event.source, message: event.message.description)
+                return
             }
-            let line = " \(event.level) \(label):\(pretty) [\(event.source)] \(event.message)"
-            LogOutput.standardError.write(level: event.level, afterTimestamp: line)
+            var merged = metadata
+            if let explicit = event.metadata { merged.merge(explicit) { _, explicit in explicit } }
+            if let error = event.error {
+                merged["error.message"] = "\(error)"
+                merged["error.type"] = "\(String(reflecting: type(of: error)))"
+            }
+            let pretty = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ")
+            LogOutput.standardError.write(
+                level: event.level, label: label, metadata: pretty, source: event.source, message: event.message.description)
         }
     }
 }

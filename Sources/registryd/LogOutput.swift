@@ -59,8 +59,10 @@ final class LogOutput: Sendable {
         precondition(started == 0, "cannot start the log writer thread: error \(started)")
     }
 
-    /// Appends one line: the current second's timestamp, `line`, a newline.
-    func write(level: Logger.Level, afterTimestamp line: String) {
+    /// Appends one line as swift-log's stream handler writes it:
+    /// `<time> <level> <label>:<metadata> [<source>] <message>`, where `metadata` is empty
+    /// or starts with a space. Copied in pieces: no line is built first.
+    func write(level: Logger.Level, label: String, metadata: String = "", source: String, message: String) {
         let now = time(nil)
         let urgent = level >= .warning
         var wake = false
@@ -74,7 +76,16 @@ final class LogOutput: Sendable {
                 pending.timestamp = Self.format(now)
             }
             pending.bytes.append(contentsOf: pending.timestamp.utf8)
-            pending.bytes.append(contentsOf: line.utf8)
+            pending.bytes.append(UInt8(ascii: " "))
+            pending.bytes.append(contentsOf: level.rawValue.utf8)
+            pending.bytes.append(UInt8(ascii: " "))
+            pending.bytes.append(contentsOf: label.utf8)
+            pending.bytes.append(UInt8(ascii: ":"))
+            pending.bytes.append(contentsOf: metadata.utf8)
+            pending.bytes.append(contentsOf: " [".utf8)
+            pending.bytes.append(contentsOf: source.utf8)
+            pending.bytes.append(contentsOf: "] ".utf8)
+            pending.bytes.append(contentsOf: message.utf8)
             pending.bytes.append(UInt8(ascii: "\n"))
             if !pending.writerWoken && !urgent {
                 pending.writerWoken = true

@@ -51,16 +51,20 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
             case .forward(let bytes):
                 forward(bytes, context)
             case .offer(let request):
-                guard let written = answer(request, context) else {
+                // Only an answer that ends the connection is watched: a promise per
+                // answer would cost an allocation on every keep-alive request.
+                let written = request.keepAlive ? nil : context.eventLoop.makePromise(of: Void.self)
+                guard answer(request, context, written: written) else {
+                    written?.succeed()
                     forward(framing.declined(), context)
                     continue
                 }
                 wrote = true
-                if framing.answered(keepAlive: request.keepAlive) == .closeWhenWritten {
+                if framing.answered(keepAlive: request.keepAlive) == .closeWhenWritten, let written {
                     // Closed once the answer is on the wire: closing with writes still
                     // queued would drop them, and a large answer would be cut short.
                     let channel = context.channel
-                    written.whenComplete { _ in channel.close(promise: nil) }
+                    written.futureResult.whenComplete { _ in channel.close(promise: nil) }
                     return
                 }
             }
@@ -97,17 +101,20 @@ final class ImmediateResponseHandler: ChannelInboundHandler, RemovableChannelHan
         framing.forwardedRequestAnswered()
     }
 
-    /// Writes (without flushing) the answer if it can be given from memory.
-    /// - Returns: the write's future, or `nil` when the full path must answer.
-    private func answer(_ request: ScannedRequestHead.Candidate, _ context: ChannelHandlerContext) -> EventLoopFuture<Void>? {
+    /// Writes (without flushing) the answer if it can be given from memory; `written`
+    /// completes when it is on the wire.
+    /// - Returns: whether it could; `false` when the full path must answer.
+    private func answer(
+        _ request: ScannedRequestHead.Candidate, _ context: ChannelHandlerContext, written: EventLoopPromise<Void>?
+    ) -> Bool {
         let started = ContinuousClock.now
-        guard let answer = answers.answer(request, remoteAddress: remoteAddress(context), now: .now()) else { return nil }
-        let written = context.write(wrapOutboundOut(answer.bytes))
+        guard let answer = answers.answer(request, remoteAddress: remoteAddress(context), now: .now()) else { return false }
+        context.write(wrapOutboundOut(answer.bytes), promise: written)
         connections.requestsServed.add(1, ordering: .relaxed)
         accessLog.record(
             method: request.method, uri: request.target, status: answer.status, sent: answer.bodyLength, received: 0,
             started: started, remote: remoteAddress(context))
-        return written
+        return true
     }
 
     private func remoteAddress(_ context: ChannelHandlerContext) -> String {
