@@ -4,7 +4,7 @@
 # standard library linked statically), runs scripts/bench/benchmark.py and prints one
 # line per metric. See docs/PERFORMANCE.md.
 #
-#   scripts/bench.sh                 # full run (~15 minutes), prints the table
+#   scripts/bench.sh                 # full run (~22 minutes, the many-connections rows included), prints the table
 #   scripts/bench.sh --write-docs    # and writes docs/PERFORMANCE.md + the chart
 #   scripts/bench.sh --quick         # short workloads, 256 MiB blobs, no skopeo image
 #   scripts/bench.sh --scale-out     # SQLite, PostgreSQL, nginx + 1 and + 3 instances (~3 minutes)

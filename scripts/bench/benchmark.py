@@ -478,6 +478,11 @@ def main():
         rounds = 5 if args.quick else 15
         results["cold_start"] = {"registryd": cold_start_registryd(workdir, rounds), "distribution": cold_start_distribution(workdir, rounds)}
         print(f"  {'first byte after connect (ms)':40} {results['cold_start']['registryd']:10.1f} {results['cold_start']['distribution']:10.1f}")
+
+        if not args.quick:
+            print("\nmany connections (registryd with its access log on and off, nginx with its access log on)", flush=True)
+            import connections
+            results["connections"] = connections.measure()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

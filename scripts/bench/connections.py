@@ -2,18 +2,19 @@
 """Many connections at once: registryd with its access log on and off beside nginx with its
 access log on, in one run (docs/PERFORMANCE.md, "Many connections").
 
-    scripts/bench.sh --connections [--duration SECONDS]
+    scripts/bench.sh --connections [--duration SECONDS] [--rounds N]
 
 - Manifest GET by tag (wrk -t2) and blob HEAD (ab -k, since wrk waits for the body a HEAD
   answer announces) with basic auth at 64, 1,000 and 4,000 keep-alive connections:
   requests/s, p99 and max latency, timeouts (wrk) or failed requests (ab), and the
-  server's CPU per request.
+  server's CPU per request; each the median of three rounds that interleave the servers
+  (single runs of these differ by ±10% on a 2-core machine).
 - Idle connections: 10,000 keep-alive connections that each made one request, held open;
   registryd's resident memory before and after, per connection.
 - An accept storm: 4,000 connections opened at once, each sending one request; how many
   were answered, and how long the last one took.
 """
-import argparse, os, re, resource, selectors, socket, subprocess, sys, tempfile, time
+import argparse, os, re, resource, selectors, socket, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark as bench  # noqa: E402
@@ -43,6 +44,17 @@ def load(url, headers, duration, connections, head=False):
     return rate, total, p99, maximum, int(timeouts.group(1)) if timeouts else 0
 
 
+LOG_ON, LOG_OFF, NGINX = "registryd (access log on)", "registryd (access log off)", "nginx (access log on)"
+
+
+def median_cells(cells):
+    """The median of each column of (rate, p99, max, timeouts, cpu) runs; timeouts summed."""
+    columns = list(zip(*cells))
+    cpu = [c for c in columns[4] if c is not None]
+    return (statistics.median(columns[0]), statistics.median(columns[1]), statistics.median(columns[2]),
+            sum(columns[3]), statistics.median(cpu) if cpu else None)
+
+
 def start_registryd(workdir, log_level):
     data = os.path.join(workdir, f"registryd-{log_level}")
     os.makedirs(data)
@@ -53,7 +65,7 @@ def start_registryd(workdir, log_level):
     bench.wait_for_port(port)
     control = os.path.join(data, "control.sock")
     bench.run([bench.REGISTRYCTL, "--socket", control, "user", "add", bench.USER, "--staff", "--password-stdin"], input=bench.PASSWORD + "\n")
-    server = bench.Server(f"registryd (access log {'on' if log_level == 'info' else 'off'})", process, port, True)
+    server = bench.Server(LOG_ON if log_level == "info" else LOG_OFF, process, port, True)
     server.make_public = lambda repo: bench.run([bench.REGISTRYCTL, "--socket", control, "repo", "visibility", repo, "public"])
     return server
 
@@ -122,10 +134,10 @@ def accept_storm(port, count, headers):
     return answered, elapsed
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=5)
-    args = parser.parse_args()
+def measure(duration=5, rounds=3):
+    """Runs every workload. - Returns: {"rows": {workload: {server: (rate, p99 ms, max ms,
+    timeouts, CPU µs per request or None)}}, "idle_kib_per_connection", "idle_rss_mib",
+    "storm_answered", "storm_seconds"}, the servers named LOG_ON, LOG_OFF and NGINX."""
     # 10,000 held connections, both ends in this machine: as the unit file's LimitNOFILE allows.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
@@ -146,21 +158,31 @@ def main():
         try:
             for connections in (64, 1000, 4000):
                 for workload, head in (("manifest GET by tag", False), ("blob HEAD", True)):
-                    results = {}
+                    # name -> (url, headers, server or None for nginx)
+                    targets = {}
                     for server in servers:
                         headers = dict(server.pull_headers())
                         if head:
                             path = f"/v2/bench/small/blobs/{fixtures[server.name]['layer'][0]}"
                         else:
                             path, headers["Accept"] = "/v2/bench/small/manifests/v1", bench.OCI_MANIFEST
-                        load(server.base + path, headers, 1, connections, head)  # warm-up
-                        (rate, total, p99, maximum, timeouts), used = bench.measured(
-                            server, lambda: load(server.base + path, headers, args.duration, connections, head))
-                        results[server.name] = (rate, p99, maximum, timeouts, used / max(total, 1) * 1e6)
+                        targets[server.name] = (server.base + path, headers, server)
                     static = "blob" if head else "manifest"
-                    load(f"http://127.0.0.1:{nginx_port}/{static}", {}, 1, connections, head)
-                    rate, _, p99, maximum, timeouts = load(f"http://127.0.0.1:{nginx_port}/{static}", {}, args.duration, connections, head)
-                    results["nginx (access log on)"] = (rate, p99, maximum, timeouts, None)
+                    targets[NGINX] = (f"http://127.0.0.1:{nginx_port}/{static}", {}, None)
+                    # Rounds interleave the three servers, so drift of the machine hits
+                    # them alike; each cell is the median of the rounds.
+                    runs = {name: [] for name in targets}
+                    for _ in range(rounds):
+                        for name, (url, headers, server) in targets.items():
+                            load(url, headers, 1, connections, head)  # warm-up
+                            if server is None:
+                                rate, _, p99, maximum, timeouts = load(url, headers, duration, connections, head)
+                                runs[name].append((rate, p99, maximum, timeouts, None))
+                                continue
+                            (rate, total, p99, maximum, timeouts), used = bench.measured(
+                                server, lambda: load(url, headers, duration, connections, head))
+                            runs[name].append((rate, p99, maximum, timeouts, used / max(total, 1) * 1e6))
+                    results = {name: median_cells(cells) for name, cells in runs.items()}
                     rows[f"{workload}, {connections:,} connections"] = results
                     for name, (rate, p99, maximum, timeouts, cpu) in results.items():
                         cpu_text = f"  {cpu:6.1f} µs/req" if cpu else ""
@@ -176,6 +198,7 @@ def main():
         after = rss_kib(server.process.pid)
         print(f"  10,000 idle keep-alive connections: RSS {before / 1024:.1f} → {after / 1024:.1f} MiB, "
               f"{(after - before) / len(held):.1f} KiB per connection", flush=True)
+        idle = {"idle_kib_per_connection": (after - before) / len(held), "idle_rss_mib": (before / 1024, after / 1024)}
         for s in held:
             s.close()
         time.sleep(2)
@@ -184,17 +207,19 @@ def main():
     finally:
         for server in servers:
             server.stop()
+    return {"rows": rows, **idle, "storm_answered": answered, "storm_seconds": seconds}
 
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="runs per cell; the cell is their median")
+    args = parser.parse_args()
+    results = measure(args.duration, args.rounds)
+    import report
     print()
-    print("| workload | registryd, access log on | registryd, access log off | nginx, access log on |")
-    print("|---|---|---|---|")
-    for workload, results in rows.items():
-        cells = []
-        for name in (servers[0].name, servers[1].name, "nginx (access log on)"):
-            rate, p99, maximum, timeouts, cpu = results[name]
-            cells.append(f"{rate:,.0f} req/s, p99 {p99:.1f} ms, max {maximum:.0f} ms"
-                         + (f", {timeouts} timeouts" if timeouts else "") + (f", {cpu:.0f} µs" if cpu else ""))
-        print(f"| {workload} | " + " | ".join(cells) + " |")
+    print(report.connections_table(results))
+
 
 
 if __name__ == "__main__":

@@ -78,6 +78,12 @@ def table(results):
                   f"{'✅' if cold['registryd'] <= 25 else '❌'} target ≤ 25 ms. distribution cannot adopt an activated socket; "
                   f"started by hand it answers its first `/v2/` {cold['distribution']:.1f} ms after exec (median).", ""]
     lines.append("![registryd / distribution ratios](performance-ratios.png)")
+    if results.get("connections"):
+        lines += ["", "### many connections", "",
+                  "Manifest GET by tag (wrk -t2) and blob HEAD (ab -k) with basic auth; each cell the median of "
+                  "three rounds that interleave the servers; CPU per request is registryd's own.", "",
+                  connections_table(results["connections"]), "",
+                  "![registryd / nginx at many connections](performance-connections.png)"]
     return "\n".join(lines)
 
 
@@ -111,6 +117,80 @@ def chart(results, path):
     figure.savefig(path, dpi=110)
 
 
+# The connection rows' servers (scripts/bench/connections.py).
+LOG_ON, LOG_OFF, NGINX = "registryd (access log on)", "registryd (access log off)", "nginx (access log on)"
+
+
+def connection_checks(workload, row):
+    """The targets of one connections row, as (text, met): at 1,000 and 4,000 connections
+    throughput ≥ nginx's, p99 ≤ 1.5× nginx's, no more timeouts; at 64 and 1,000 the access
+    log's p99 within 20% of the same server's without it."""
+    on, off, nginx = row[LOG_ON], row[LOG_OFF], row[NGINX]
+    found = []
+    if not workload.endswith(" 64 connections"):
+        found.append((f"≥ nginx ({on[0] / nginx[0]:.0%})", on[0] >= nginx[0]))
+        found.append((f"p99 ≤ 1.5× nginx ({on[1] / nginx[1]:.2f}×)", on[1] <= 1.5 * nginx[1]))
+        found.append((f"timeouts ≤ nginx's ({on[3]} / {nginx[3]})", on[3] <= nginx[3]))
+    if not workload.endswith(" 4,000 connections"):
+        found.append((f"p99 log on ≤ 1.2× off ({on[1] / off[1]:.2f}×)", on[1] <= 1.2 * off[1]))
+    return found
+
+
+def connections_table(results):
+    """The many-connections section: one row per workload, registryd with its access log on
+    and off beside nginx with its access log on, then idle connections and the accept storm."""
+    lines = ["| workload | registryd, access log on | registryd, access log off | nginx, access log on | targets |",
+             "|---|---|---|---|---|"]
+    for workload, row in results["rows"].items():
+        cells = []
+        for name in (LOG_ON, LOG_OFF, NGINX):
+            rate, p99, maximum, timeouts, cpu = row[name]
+            cells.append(f"{rate:,.0f} req/s, p99 {p99:.1f} ms, max {maximum:.0f} ms"
+                         + (f", {timeouts} timeouts" if timeouts else "") + (f", {cpu:.0f} µs" if cpu else ""))
+        targets = "; ".join(f"{'✅' if met else '❌'} {text}" for text, met in connection_checks(workload, row))
+        lines.append(f"| {workload} | " + " | ".join(cells) + f" | {targets} |")
+    per_connection = results["idle_kib_per_connection"]
+    before, after = results["idle_rss_mib"]
+    lines += ["",
+              f"10,000 idle keep-alive connections (each made one request): RSS {before:.1f} → {after:.1f} MiB, "
+              f"{per_connection:.1f} KiB per connection — {'✅' if per_connection <= 16 else '❌'} target ≤ 16 KiB. "
+              f"Accept storm: {results['storm_answered']:,} of 4,000 connections opened at once answered, the last "
+              f"{results['storm_seconds']:.2f} s after the first connect — {'✅' if results['storm_answered'] == 4000 else '❌'} all served."]
+    return "\n".join(lines)
+
+
+def connections_chart(results, path, date):
+    """registryd's rate and p99 with its access log on, as ratios to nginx's (above 1: ahead)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(results["rows"])
+    rates = [results["rows"][w][LOG_ON][0] / results["rows"][w][NGINX][0] for w in workloads]
+    latencies = [results["rows"][w][NGINX][1] / results["rows"][w][LOG_ON][1] for w in workloads]
+    figure, axis = plt.subplots(figsize=(10, 0.5 * len(workloads) + 2))
+    height = 0.38
+    for index, (label, values, target) in enumerate((("requests/s: registryd / nginx", rates, 1.0),
+                                                     ("p99: nginx / registryd", latencies, 1 / 1.5))):
+        positions = [i + (index - 0.5) * height for i in range(len(workloads))]
+        axis.barh(positions, values, height=height, label=label)
+        for y, value, workload in zip(positions, values, workloads):
+            axis.text(value + 0.01, y, f"×{value:.2f}", va="center", fontsize=7)
+            if not (index == 0 and workload.endswith(" 64 connections")):  # no rate target at 64
+                axis.plot([target, target], [y - height / 2, y + height / 2], color="black", linewidth=1.5)
+    axis.set_xlim(0, max(rates + latencies) * 1.15)
+    axis.axvline(1, color="grey", linestyle=":")
+    axis.set_yticks(range(len(workloads)))
+    axis.set_yticklabels(workloads, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("registryd (access log on) against nginx (access log on); black ticks: targets")
+    axis.set_title(f"many connections, {date}")
+    handles, labels = axis.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
+    figure.savefig(path, dpi=110)
+
+
 def write(results, root):
     document = os.path.join(root, "docs", "PERFORMANCE.md")
     text = open(document).read()
@@ -120,4 +200,6 @@ def write(results, root):
     with open(document, "w") as f:
         f.write(head + begin + "\n" + table(results) + "\n" + end + tail)
     chart(results, os.path.join(root, "docs", "performance-ratios.png"))
-    print(f"wrote {document} and docs/performance-ratios.png")
+    if results.get("connections"):
+        connections_chart(results["connections"], os.path.join(root, "docs", "performance-connections.png"), results["date"])
+    print(f"wrote {document} and the charts in docs/")
