@@ -87,6 +87,25 @@ def table(results):
     return "\n".join(lines)
 
 
+def paired_bars(axis, names, series, annotate):
+    """Two bars per row, one per series (label, values, targets); each bar labelled where
+    `annotate(value)` says ((x, text)), and a black tick at the series' target for the row
+    where it has one (`None`: no target)."""
+    height = 0.38
+    for index, (label, values, targets) in enumerate(series):
+        positions = [i + (index - 0.5) * height for i in range(len(names))]
+        axis.barh(positions, values, height=height, label=label)
+        for y, value, target in zip(positions, values, targets):
+            x, text = annotate(value)
+            axis.text(x, y, text, va="center", fontsize=7)
+            if target is not None:
+                axis.plot([target, target], [y - height / 2, y + height / 2], color="black", linewidth=1.5)
+    axis.axvline(1, color="grey", linestyle=":")
+    axis.set_yticks(range(len(names)))
+    axis.set_yticklabels(names, fontsize=8)
+    axis.invert_yaxis()
+
+
 def chart(results, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -95,21 +114,11 @@ def chart(results, path):
     passes = list(results["passes"].items())
     names = [name for name in passes[0][1] if not name.endswith(" p99")] + [name for name in passes[0][1] if name.endswith(" p99")]
     figure, axis = plt.subplots(figsize=(10, 0.45 * len(names) + 1.5))
-    height = 0.38
-    for index, (pass_name, metrics) in enumerate(passes):
-        ratios = [ratio(metrics[name]) if name in metrics else 0 for name in names]
-        positions = [i + (index - 0.5) * height for i in range(len(names))]
-        axis.barh(positions, ratios, height=height, label=pass_name)
-        for y, (name, value) in zip(positions, zip(names, ratios)):
-            axis.text(value * 1.05, y, f"×{value:.1f}", va="center", fontsize=7)
-            if name in RATIO_TARGETS:
-                target = RATIO_TARGETS[name][index]
-                axis.plot([target, target], [y - height / 2, y + height / 2], color="black", linewidth=1.5)
+    series = [(pass_name, [ratio(metrics[name]) if name in metrics else 0 for name in names],
+               [RATIO_TARGETS[name][index] if name in RATIO_TARGETS else None for name in names])
+              for index, (pass_name, metrics) in enumerate(passes)]
+    paired_bars(axis, names, series, lambda value: (value * 1.05, f"×{value:.1f}"))
     axis.set_xscale("log")
-    axis.axvline(1, color="grey", linestyle=":")
-    axis.set_yticks(range(len(names)))
-    axis.set_yticklabels(names, fontsize=8)
-    axis.invert_yaxis()
     axis.set_xlabel("times better than CNCF distribution (log scale; black ticks: targets)")
     axis.set_title(f"registryd vs distribution, {results['date']}")
     axis.legend(loc="lower right")
@@ -169,20 +178,11 @@ def connections_chart(results, path, date):
     rates = [results["rows"][w][LOG_ON][0] / results["rows"][w][NGINX][0] for w in workloads]
     latencies = [results["rows"][w][NGINX][1] / results["rows"][w][LOG_ON][1] for w in workloads]
     figure, axis = plt.subplots(figsize=(10, 0.5 * len(workloads) + 2))
-    height = 0.38
-    for index, (label, values, target) in enumerate((("requests/s: registryd / nginx", rates, 1.0),
-                                                     ("p99: nginx / registryd", latencies, 1 / 1.5))):
-        positions = [i + (index - 0.5) * height for i in range(len(workloads))]
-        axis.barh(positions, values, height=height, label=label)
-        for y, value, workload in zip(positions, values, workloads):
-            axis.text(value + 0.01, y, f"×{value:.2f}", va="center", fontsize=7)
-            if not (index == 0 and workload.endswith(" 64 connections")):  # no rate target at 64
-                axis.plot([target, target], [y - height / 2, y + height / 2], color="black", linewidth=1.5)
+    # No rate target at 64 connections.
+    rate_targets = [None if w.endswith(" 64 connections") else 1.0 for w in workloads]
+    series = [("requests/s: registryd / nginx", rates, rate_targets), ("p99: nginx / registryd", latencies, [1 / 1.5] * len(workloads))]
+    paired_bars(axis, workloads, series, lambda value: (value + 0.01, f"×{value:.2f}"))
     axis.set_xlim(0, max(rates + latencies) * 1.15)
-    axis.axvline(1, color="grey", linestyle=":")
-    axis.set_yticks(range(len(workloads)))
-    axis.set_yticklabels(workloads, fontsize=8)
-    axis.invert_yaxis()
     axis.set_xlabel("registryd (access log on) against nginx (access log on); black ticks: targets")
     axis.set_title(f"many connections, {date}")
     handles, labels = axis.get_legend_handles_labels()
