@@ -7,7 +7,7 @@ access log on, in one run (docs/PERFORMANCE.md, "Many connections").
 - Manifest GET by tag (wrk -t2) and blob HEAD (ab -k, since wrk waits for the body a HEAD
   answer announces) with basic auth at 64, 1,000 and 4,000 keep-alive connections:
   requests/s, p99 and max latency, timeouts (wrk) or failed requests (ab), and the
-  server's CPU per request; each the median of three rounds that interleave the servers
+  server's CPU per request; each the median of five rounds that interleave the servers
   (single runs of these differ by ±10% on a 2-core machine).
 - Idle connections: 10,000 keep-alive connections that each made one request, held open;
   registryd's resident memory before and after, per connection.
@@ -134,7 +134,7 @@ def accept_storm(port, count, headers):
     return answered, elapsed
 
 
-def measure(duration=5, rounds=3):
+def measure(duration=5, rounds=5):
     """Runs every workload. - Returns: {"rows": {workload: {server: (rate, p99 ms, max ms,
     timeouts, CPU µs per request or None)}}, "idle_kib_per_connection", "idle_rss_mib",
     "storm_answered", "storm_seconds"}, the servers named LOG_ON, LOG_OFF and NGINX."""
@@ -213,7 +213,7 @@ def measure(duration=5, rounds=3):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3, help="runs per cell; the cell is their median")
+    parser.add_argument("--rounds", type=int, default=5, help="runs per cell; the cell is their median")
     args = parser.parse_args()
     results = measure(args.duration, args.rounds)
     import report

@@ -81,7 +81,7 @@ def table(results):
     if results.get("connections"):
         lines += ["", "### many connections", "",
                   "Manifest GET by tag (wrk -t2) and blob HEAD (ab -k) with basic auth; each cell the median of "
-                  "three rounds that interleave the servers; CPU per request is registryd's own.", "",
+                  "five rounds that interleave the servers; CPU per request is registryd's own.", "",
                   connections_table(results["connections"]), "",
                   "![registryd / nginx at many connections](performance-connections.png)"]
     return "\n".join(lines)
