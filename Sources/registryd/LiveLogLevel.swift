@@ -40,18 +40,17 @@ enum LiveLogLevel {
 
         func log(event: LogEvent) {
             // The access log comes through here once per request, on the event loops: a line
-            // without metadata goes to the output as it is, in pieces.
-            guard !metadata.isEmpty || event.metadata != nil || event.error != nil else {
-                LogOutput.standardError.write(level: event.level, label: label, source: event.source, message: event.message.description)
-                return
+            // without metadata skips the merge and goes to the output as it is, in pieces.
+            var pretty = ""
+            if !metadata.isEmpty || event.metadata != nil || event.error != nil {
+                var merged = metadata
+                if let explicit = event.metadata { merged.merge(explicit) { _, explicit in explicit } }
+                if let error = event.error {
+                    merged["error.message"] = "\(error)"
+                    merged["error.type"] = "\(String(reflecting: type(of: error)))"
+                }
+                if !merged.isEmpty { pretty = " " + merged.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ") }
             }
-            var merged = metadata
-            if let explicit = event.metadata { merged.merge(explicit) { _, explicit in explicit } }
-            if let error = event.error {
-                merged["error.message"] = "\(error)"
-                merged["error.type"] = "\(String(reflecting: type(of: error)))"
-            }
-            let pretty = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ")
             LogOutput.standardError.write(
                 level: event.level, label: label, metadata: pretty, source: event.source, message: event.message.description)
         }

@@ -62,7 +62,7 @@ final class LogOutput: Sendable {
     /// Appends one line as swift-log's stream handler writes it:
     /// `<time> <level> <label>:<metadata> [<source>] <message>`, where `metadata` is empty
     /// or starts with a space. Copied in pieces: no line is built first.
-    func write(level: Logger.Level, label: String, metadata: String = "", source: String, message: String) {
+    func write(level: Logger.Level, label: String, metadata: String, source: String, message: String) {
         let now = time(nil)
         let urgent = level >= .warning
         var wake = false

@@ -15,7 +15,7 @@ a staff user (registryd never takes anonymous pushes); distribution runs without
 Server CPU is read from /proc/PID/stat before and after each workload, so the CPU time
 per request is the server's own, whatever the client costs.
 """
-import argparse, base64, hashlib, http.client, json, multiprocessing, os, re, shutil, signal, socket, statistics
+import argparse, base64, collections, hashlib, http.client, json, multiprocessing, os, re, shutil, signal, socket, statistics
 import subprocess, sys, tempfile, time, urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -189,15 +189,22 @@ def header_flags(headers):
     return [flag for name, value in headers.items() for flag in ("-H", f"{name}: {value}")]
 
 
+# One load run: requests/s, requests answered, p99 and max latency (ms), and requests the
+# client gave up on (wrk's 2-second timeouts, ab's failed requests).
+Load = collections.namedtuple("Load", "rate total p99 maximum failures")
+
+
 def wrk(url, headers, duration, connections=64):
-    output = run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"] + header_flags(headers) + [url])
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    total = int(re.search(r"(\d+) requests in", output).group(1))
-    p99 = parse_latency(re.search(r"99%\s+([\d.]+\w+)", output).group(1))
+    output = run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "2s"] + header_flags(headers) + [url])
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
         raise RuntimeError(f"wrk {url}: {errors.group(1)} error responses")
-    return rate, total, p99
+    timeouts = re.search(r"timeout (\d+)", output)
+    return Load(rate=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+                total=int(re.search(r"(\d+) requests in", output).group(1)),
+                p99=parse_latency(re.search(r"99%\s+([\d.]+\w+)", output).group(1)),
+                maximum=parse_latency(re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+\w+)", output).group(1)),
+                failures=int(timeouts.group(1)) if timeouts else 0)
 
 
 def parse_latency(text):
@@ -205,15 +212,20 @@ def parse_latency(text):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def ab_head(url, headers, duration, connections=64):
-    output = run(["ab", "-k", "-i", f"-c{connections}", f"-t{duration}", "-n", "10000000", "-q"] + header_flags(headers) + [url])
-    rate = float(re.search(r"Requests per second:\s+([\d.]+)", output).group(1))
-    total = int(re.search(r"Complete requests:\s+(\d+)", output).group(1))
+def ab_head(url, headers, duration, connections=64, count_failures=False):
+    """ab's HEADs (wrk waits for the body a HEAD answer announces). A failed request raises
+    unless the caller counts them (`count_failures`, where they are a measurement of their
+    own); an error answer always raises. ab reports latency in whole milliseconds."""
+    output = run(["ab", "-k", "-i", f"-c{connections}", f"-t{duration}", "-n", "100000000", "-s", "2", "-q"] + header_flags(headers) + [url])
     failed = int(re.search(r"Failed requests:\s+(\d+)", output).group(1))
     non2xx = re.search(r"Non-2xx responses:\s+(\d+)", output)
-    if failed or non2xx:
+    if (failed and not count_failures) or non2xx:
         raise RuntimeError(f"ab {url}: {failed} failed, {non2xx.group(1) if non2xx else 0} non-2xx")
-    return rate, total
+    return Load(rate=float(re.search(r"Requests per second:\s+([\d.]+)", output).group(1)),
+                total=int(re.search(r"Complete requests:\s+(\d+)", output).group(1)),
+                p99=float(re.search(r"\s99%\s+(\d+)", output).group(1)),
+                maximum=float(re.search(r"100%\s+(\d+)", output).group(1)),
+                failures=failed)
 
 
 def measured(server, work):
@@ -523,21 +535,21 @@ def run_pass(workdir, auth, duration, big_file, digest, chunks, image):
                     if accept:
                         headers["Accept"] = accept
                     wrk(server.base + path, headers, 1)  # warm-up, not measured: caches, connections, allocator
-                    (rate, total, latency), used = measured(server, lambda: wrk(server.base + path, headers, duration))
-                    values[server.name], cpu[server.name], p99[server.name] = rate, used / total * 1e6, latency
+                    load, used = measured(server, lambda: wrk(server.base + path, headers, duration))
+                    values[server.name], cpu[server.name], p99[server.name] = load.rate, used / load.total * 1e6, load.p99
                 static = "manifest" if accept else "tags"
-                nginx_rate, _, nginx_p99 = wrk(f"http://127.0.0.1:{nginx_port}/{static}", {}, duration)
-                record(metric + " req/s", "req/s", values, nginx_value=nginx_rate, cpu=cpu)
+                nginx_load = wrk(f"http://127.0.0.1:{nginx_port}/{static}", {}, duration)
+                record(metric + " req/s", "req/s", values, nginx_value=nginx_load.rate, cpu=cpu)
                 # nginx's p99 on the same machine: how much of the tail is the machine's.
-                record(metric + " p99", "ms", p99, better="lower", nginx_value=nginx_p99)
+                record(metric + " p99", "ms", p99, better="lower", nginx_value=nginx_load.p99)
             values, cpu = {}, {}
             for server in order[len(metrics) % 2]:
                 layer = fixtures[server.name]["layer"][0]
                 ab_head(f"{server.base}/v2/bench/small/blobs/{layer}", server.pull_headers(), 1)  # warm-up
-                (rate, total), used = measured(server, lambda: ab_head(f"{server.base}/v2/bench/small/blobs/{layer}", server.pull_headers(), duration))
-                values[server.name], cpu[server.name] = rate, used / total * 1e6
-            nginx_rate, _ = ab_head(f"http://127.0.0.1:{nginx_port}/blob", {}, duration)
-            record("blob HEAD req/s", "req/s", values, nginx_value=nginx_rate, cpu=cpu)
+                load, used = measured(server, lambda: ab_head(f"{server.base}/v2/bench/small/blobs/{layer}", server.pull_headers(), duration))
+                values[server.name], cpu[server.name] = load.rate, used / load.total * 1e6
+            nginx_load = ab_head(f"http://127.0.0.1:{nginx_port}/blob", {}, duration)
+            record("blob HEAD req/s", "req/s", values, nginx_value=nginx_load.rate, cpu=cpu)
 
             # Small pushes and mounts, 16 concurrent clients.
             config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()

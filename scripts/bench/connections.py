@@ -14,34 +14,16 @@ access log on, in one run (docs/PERFORMANCE.md, "Many connections").
 - An accept storm: 4,000 connections opened at once, each sending one request; how many
   were answered, and how long the last one took.
 """
-import argparse, os, re, resource, selectors, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, resource, selectors, socket, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark as bench  # noqa: E402
 
 def load(url, headers, duration, connections, head=False):
-    """wrk for GETs; ab for HEADs (wrk waits for the body a HEAD answer announces).
-    - Returns: (requests/s, requests, p99 ms, max ms, timeouts or failures)."""
+    """wrk for GETs; ab for HEADs, its failed requests counted. - Returns: `bench.Load`."""
     if head:
-        output = bench.run(["ab", "-k", "-i", f"-c{connections}", f"-t{duration}", "-n", "100000000", "-s", "2"]
-                           + bench.header_flags(headers) + [url])
-        rate = float(re.search(r"Requests per second:\s+([\d.]+)", output).group(1))
-        total = int(re.search(r"Complete requests:\s+(\d+)", output).group(1))
-        failed = int(re.search(r"Failed requests:\s+(\d+)", output).group(1))
-        p99 = float(re.search(r"\s99%\s+(\d+)", output).group(1))
-        maximum = float(re.search(r"100%\s+(\d+)", output).group(1))
-        return rate, total, p99, maximum, failed
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "2s"] + bench.header_flags(headers)
-    output = bench.run(command + [url])
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    total = int(re.search(r"(\d+) requests in", output).group(1))
-    p99 = bench.parse_latency(re.search(r"99%\s+([\d.]+\w+)", output).group(1))
-    maximum = bench.parse_latency(re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+\w+)", output).group(1))
-    timeouts = re.search(r"timeout (\d+)", output)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    if errors:
-        raise RuntimeError(f"wrk {url}: {errors.group(1)} error responses")
-    return rate, total, p99, maximum, int(timeouts.group(1)) if timeouts else 0
+        return bench.ab_head(url, headers, duration, connections, count_failures=True)
+    return bench.wrk(url, headers, duration, connections)
 
 
 LOG_ON, LOG_OFF, NGINX = "registryd (access log on)", "registryd (access log off)", "nginx (access log on)"
@@ -176,12 +158,11 @@ def measure(duration=5, rounds=5):
                         for name, (url, headers, server) in targets.items():
                             load(url, headers, 1, connections, head)  # warm-up
                             if server is None:
-                                rate, _, p99, maximum, timeouts = load(url, headers, duration, connections, head)
-                                runs[name].append((rate, p99, maximum, timeouts, None))
+                                result = load(url, headers, duration, connections, head)
+                                runs[name].append((result.rate, result.p99, result.maximum, result.failures, None))
                                 continue
-                            (rate, total, p99, maximum, timeouts), used = bench.measured(
-                                server, lambda: load(url, headers, duration, connections, head))
-                            runs[name].append((rate, p99, maximum, timeouts, used / max(total, 1) * 1e6))
+                            result, used = bench.measured(server, lambda: load(url, headers, duration, connections, head))
+                            runs[name].append((result.rate, result.p99, result.maximum, result.failures, used / max(result.total, 1) * 1e6))
                     results = {name: median_cells(cells) for name, cells in runs.items()}
                     rows[f"{workload}, {connections:,} connections"] = results
                     for name, (rate, p99, maximum, timeouts, cpu) in results.items():

@@ -144,15 +144,15 @@ def workloads(server, duration, postgres):
     headers = dict(server.pull_headers(), Accept=bench.OCI_MANIFEST)
     url = server.base + "/v2/bench/small/manifests/v1"
     bench.wrk(url, headers, 1)  # warm-up
-    (rate, total, p99), used, pg = measure(lambda: bench.wrk(url, headers, duration))
-    rows["manifest GET by tag req/s"] = (rate, used / total * 1e6, pg / total * 1e6)
-    rows["manifest GET by tag p99 ms"] = (p99, None, None)
+    load, used, pg = measure(lambda: bench.wrk(url, headers, duration))
+    rows["manifest GET by tag req/s"] = (load.rate, used / load.total * 1e6, pg / load.total * 1e6)
+    rows["manifest GET by tag p99 ms"] = (load.p99, None, None)
 
     layer = fixtures["layer"][0]
     url = f"{server.base}/v2/bench/small/blobs/{layer}"
     bench.ab_head(url, server.pull_headers(), 1)
-    (rate, total), used, pg = measure(lambda: bench.ab_head(url, server.pull_headers(), duration))
-    rows["blob HEAD req/s"] = (rate, used / total * 1e6, pg / total * 1e6)
+    load, used, pg = measure(lambda: bench.ab_head(url, server.pull_headers(), duration))
+    rows["blob HEAD req/s"] = (load.rate, used / load.total * 1e6, pg / load.total * 1e6)
 
     import hashlib, json
     config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
