@@ -465,6 +465,45 @@ final class DaemonTests: XCTestCase {
         XCTAssertTrue(lines.contains("released 1 pin(s) of uploads interrupted by the last stop; removed 1 blob row(s)"), lines)
     }
 
+    func testEveryRequestOfManyConnectionsGetsOneWholeLine() async throws {
+        // Connections spread over both event loops, each logging into a buffer of its own
+        // thread: every request's line must come out once, whole, none torn or merged.
+        let port = try Self.freePort()
+        let (process, log) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", directory + "/data"])
+        daemon = process
+        try await waitUntilServing(port)
+        let (connections, requests) = (16, 100)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for connection in 0..<connections {
+                group.addTask {
+                    // Pipelined: the last one closes the connection.
+                    let pieces = (0..<requests).map { index in
+                        let close = index == requests - 1 ? "Connection: close\r\n" : ""
+                        return "GET /v2/lines-\(connection)-\(index)/tags/list HTTP/1.1\r\nHost: a\r\n\(close)\r\n"
+                    }
+                    let answer = try await TestHTTPClient(port: port).exchangeRaw([Array(pieces.joined().utf8)])
+                    XCTAssertEqual(TestHTTPClient.splitAnswers(answer).count, requests)
+                }
+            }
+            try await group.waitForAll()
+        }
+        let shape =
+            #/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} info registryd: \[HTTPTransport\] 127\.0\.0\.1 GET /v2/lines-(\d+)-(\d+)/tags/list 401 \d+ 0 \d+\.\d{3}ms/#
+        var seen: [String: Int] = [:]
+        for _ in 0..<250 {
+            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").filter { $0.contains("/v2/lines-") }
+            seen = [:]
+            for line in lines {
+                let match = try XCTUnwrap(line.wholeMatch(of: shape), "a torn or merged line: \(line)")
+                seen["\(match.1)-\(match.2)", default: 0] += 1
+            }
+            if seen.count == connections * requests { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        XCTAssertEqual(seen.count, connections * requests, "a line for every request")
+        XCTAssertEqual(seen.values.filter { $0 != 1 }.count, 0, "and only one")
+    }
+
     func testAStalledStandardErrorNeverStallsRequests() async throws {
         // Standard error is a pipe nobody reads: after 64 KiB the writes block. Requests
         // (each with its access-log line) must still be answered.

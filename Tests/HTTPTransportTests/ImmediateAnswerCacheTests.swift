@@ -13,16 +13,18 @@ final class ImmediateAnswerCacheTests: XCTestCase {
             generation: generation, expires: expires)
     }
 
+    private func key(_ bytes: [UInt8]) -> ImmediateAnswerCache.Key { ImmediateAnswerCache.Key(bytes: bytes) }
+
     func testAnAnswerIsReusedOnlyForItsGenerationAndWithinItsLifetime() {
         let cache = ImmediateAnswerCache()
         let now = NIODeadline.now()
-        cache.store(answer(size: 10, generation: 7, expires: now + .seconds(1)), for: [1])
-        XCTAssertNotNil(cache.answer(for: [1], generation: 7, now: now))
-        XCTAssertNil(cache.answer(for: [2], generation: 7, now: now))
-        XCTAssertNil(cache.answer(for: [1], generation: 7, now: now + .seconds(2)), "expired")
-        cache.store(answer(size: 10, generation: 7, expires: now + .seconds(1)), for: [1])
-        XCTAssertNil(cache.answer(for: [1], generation: 8, now: now), "a write happened since")
-        XCTAssertNil(cache.answer(for: [1], generation: 7, now: now), "and the stale answer was dropped")
+        cache.store(answer(size: 10, generation: 7, expires: now + .seconds(1)), for: key([1]))
+        XCTAssertNotNil(cache.answer(for: key([1]), generation: 7, now: now))
+        XCTAssertNil(cache.answer(for: key([2]), generation: 7, now: now))
+        XCTAssertNil(cache.answer(for: key([1]), generation: 7, now: now + .seconds(2)), "expired")
+        cache.store(answer(size: 10, generation: 7, expires: now + .seconds(1)), for: key([1]))
+        XCTAssertNil(cache.answer(for: key([1]), generation: 8, now: now), "a write happened since")
+        XCTAssertNil(cache.answer(for: key([1]), generation: 7, now: now), "and the stale answer was dropped")
         XCTAssertEqual(cache.heldBytes, 0)
     }
 
@@ -31,13 +33,13 @@ final class ImmediateAnswerCacheTests: XCTestCase {
         let cache = ImmediateAnswerCache(capacity: 100_000, byteCapacity: 64 * 1024, largestAnswer: 8 * 1024)
         let now = NIODeadline.now()
         for index in 0..<5_000 {
-            cache.store(answer(size: 4 * 1024), for: Array("accept-\(index)".utf8))
+            cache.store(answer(size: 4 * 1024), for: key(Array("accept-\(index)".utf8)))
             XCTAssertLessThanOrEqual(cache.heldBytes, 64 * 1024)
         }
-        XCTAssertNotNil(cache.answer(for: Array("accept-4999".utf8), generation: 1, now: now))
+        XCTAssertNotNil(cache.answer(for: key(Array("accept-4999".utf8)), generation: 1, now: now))
         // An answer larger than the largest kept is answered but never kept.
-        cache.store(answer(size: 9 * 1024), for: [9])
-        XCTAssertNil(cache.answer(for: [9], generation: 1, now: now))
+        cache.store(answer(size: 9 * 1024), for: key([9]))
+        XCTAssertNil(cache.answer(for: key([9]), generation: 1, now: now))
     }
 
     func testEncodingWritesTheHeadAndOmitsTheBodyForHEAD() throws {

@@ -23,11 +23,22 @@ final class ImmediateAnswerCache {
         let expires: NIODeadline
     }
 
+    /// What an answer depends on (`ScannedRequestHead.Candidate.answerKey`), hashed as one
+    /// block of bytes: `[UInt8]`'s own hashing feeds the hasher byte by byte, which cost
+    /// more than the rest of a lookup.
+    struct Key: Hashable {
+        let bytes: [UInt8]
+
+        func hash(into hasher: inout Hasher) {
+            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+    }
+
     static let lifetime = TimeAmount.seconds(1)
     private let capacity: Int
     private let byteCapacity: Int
     let largestAnswer: Int
-    private var answers: [[UInt8]: Answer] = [:]
+    private var answers: [Key: Answer] = [:]
     private var bytes = 0
 
     init(capacity: Int = 4096, byteCapacity: Int = 8 << 20, largestAnswer: Int = 64 << 10) {
@@ -39,7 +50,7 @@ final class ImmediateAnswerCache {
     /// Bytes held by the kept answers and their keys.
     var heldBytes: Int { bytes }
 
-    func answer(for key: [UInt8], generation: UInt64, now: NIODeadline) -> Answer? {
+    func answer(for key: Key, generation: UInt64, now: NIODeadline) -> Answer? {
         guard let answer = answers[key] else { return nil }
         guard answer.generation == generation, now < answer.expires else {
             answers[key] = nil
@@ -50,7 +61,7 @@ final class ImmediateAnswerCache {
     }
 
     /// Keeps `answer` unless it is larger than `largestAnswer`; a full cache starts afresh.
-    func store(_ answer: Answer, for key: [UInt8]) {
+    func store(_ answer: Answer, for key: Key) {
         let size = Self.size(answer, key)
         guard answer.bytes.readableBytes <= largestAnswer else { return }
         if answers.count >= capacity || bytes + size > byteCapacity {
@@ -61,8 +72,8 @@ final class ImmediateAnswerCache {
         bytes += size
     }
 
-    private static func size(_ answer: Answer, _ key: [UInt8]) -> Int {
-        answer.bytes.readableBytes + key.count
+    private static func size(_ answer: Answer, _ key: Key) -> Int {
+        answer.bytes.readableBytes + key.bytes.count
     }
 
     /// The whole answer as HTTP/1 bytes: status line, headers, body (none for HEAD).

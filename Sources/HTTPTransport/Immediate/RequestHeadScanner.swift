@@ -33,7 +33,7 @@ struct ScannedRequestHead {
         var authorization: String?
 
         /// What an answer may depend on, as one key (the Host or User-Agent never matter).
-        var answerKey: [UInt8] {
+        var answerKey: ImmediateAnswerCache.Key {
             var key: [UInt8] = []
             key.reserveCapacity(target.utf8.count + (authorization?.utf8.count ?? 0) + 64)
             key.append(method == .HEAD ? 1 : 0)
@@ -46,7 +46,7 @@ struct ScannedRequestHead {
             }
             key.append(1)
             if let authorization { key.append(contentsOf: authorization.utf8) }
-            return key
+            return ImmediateAnswerCache.Key(bytes: key)
         }
 
         /// The head for `ImmediateResponder`, with the only headers it reads.
