@@ -318,6 +318,39 @@ def pull(server, digest):
     return time.time() - started
 
 
+def many_pushes(server, files, repo="bench/many"):
+    """Pushes every (path, digest) of `files` at once, each in one monolithic PUT by its own
+    curl. - Returns: seconds until the last finished."""
+    locations = [upload_location(server, repo) for _ in files]
+    started = time.time()
+    clients = [subprocess.Popen(["curl", "-sS", "-f", "-u", f"{USER}:{PASSWORD}", "-X", "PUT", "-H", "Content-Type: application/octet-stream",
+                                 "-T", path, "-o", "/dev/null", with_query(location, f"digest={digest}")])
+               for (path, digest), location in zip(files, locations)]
+    if any(client.wait() != 0 for client in clients):
+        raise RuntimeError(f"{server.name}: a concurrent push failed")
+    return time.time() - started
+
+
+def many_pulls(server, digests, repo="bench/many"):
+    """Pulls every blob of `digests` at once, each by its own curl. - Returns: seconds until
+    the last finished."""
+    started = time.time()
+    clients = [subprocess.Popen(["curl", "-sS", "-f", "-u", f"{USER}:{PASSWORD}", "-o", "/dev/null", f"{server.base}/v2/{repo}/blobs/{digest}"])
+               for digest in digests]
+    if any(client.wait() != 0 for client in clients):
+        raise RuntimeError(f"{server.name}: a concurrent pull failed")
+    return time.time() - started
+
+
+def peak_memory_of(server, work):
+    """Runs `work()` and returns (its result, the server's peak resident memory in MiB
+    during it): the peak is reset first (/proc/PID/clear_refs)."""
+    with open(f"/proc/{server.process.pid}/clear_refs", "w") as f:
+        f.write("5")
+    result = work()
+    return result, server.peak_rss_mib()
+
+
 def skopeo(arguments):
     # A private /var/lib/containers: skopeo's blob-info cache must not carry over; and
     # an empty credentials file: logins saved on this machine must not be sent.
@@ -472,6 +505,13 @@ def main():
                 f.write(os.urandom(1 << 20))
         digest = "sha256:" + file_sha256(big_file)
         chunks = split(big_file, 64 << 20, workdir)
+        # 16 different blobs for the many-clients workloads (64 MiB each; 16 MiB with --quick).
+        many = []
+        for index in range(16):
+            path, data = os.path.join(workdir, f"many-{index:02}.bin"), os.urandom((16 if args.quick else 64) << 20)
+            with open(path, "wb") as f:
+                f.write(data)
+            many.append((path, "sha256:" + hashlib.sha256(data).hexdigest()))
         image = os.path.join(workdir, "image")
         if not args.quick:
             run([sys.executable, os.path.join(ROOT, "scripts", "make-test-image.py"), image, "--layers", "5", "--layer-size", str(40 << 20), "--seed", "7"])
@@ -484,7 +524,7 @@ def main():
         for auth in (False, True):
             pass_name = "basic auth" if auth else "no auth"
             print(f"\n{pass_name}", flush=True)
-            results["passes"][pass_name] = run_pass(workdir, auth, duration, big_file, digest, chunks, image if not args.quick else None)
+            results["passes"][pass_name] = run_pass(workdir, auth, duration, big_file, digest, chunks, many, image if not args.quick else None)
 
         print("\ncold start", flush=True)
         rounds = 5 if args.quick else 15
@@ -506,7 +546,7 @@ def main():
         report.write(results, ROOT)
 
 
-def run_pass(workdir, auth, duration, big_file, digest, chunks, image):
+def run_pass(workdir, auth, duration, big_file, digest, chunks, many, image):
     pass_dir = os.path.join(workdir, "auth" if auth else "open")
     for name in ("r", "d"):
         os.makedirs(os.path.join(pass_dir, name))
@@ -600,7 +640,21 @@ def run_pass(workdir, auth, duration, big_file, digest, chunks, image):
             record("skopeo push 200 MiB image", "s", values_push, better="lower")
             record("skopeo pull 200 MiB image", "s", values_pull, better="lower")
 
+        # Peak memory over the whole pass, before the many-clients workloads reset the peak.
         record("peak memory", "MiB", {server.name: server.peak_rss_mib() for server in servers}, better="lower")
+
+        # Many clients at once: 16 blobs of 64 MiB pushed together, then pulled together;
+        # the aggregate rate and the server's peak memory during each.
+        size_mib = sum(os.path.getsize(path) for path, _ in many) / (1 << 20)
+        for metric, work in (("16 pushes of 64 MiB at once", lambda s: many_pushes(s, many)),
+                             ("16 pulls of 64 MiB at once", lambda s: many_pulls(s, [digest for _, digest in many]))):
+            values, cpu, peaks = {}, {}, {}
+            for server in order[1 if auth else 0]:
+                os.sync()
+                (seconds, used), peaks[server.name] = peak_memory_of(server, lambda: measured(server, lambda: work(server)))
+                values[server.name], cpu[server.name] = size_mib / seconds, used / (size_mib / 1024) * 1e6
+            record(metric + " MiB/s", "MiB/s", values, cpu=cpu)
+            record("peak memory, " + metric.replace(" of 64 MiB", ""), "MiB", peaks, better="lower")
     finally:
         for server in servers:
             server.stop()
