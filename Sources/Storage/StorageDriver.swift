@@ -62,11 +62,15 @@ extension StorageDriver {
     public func abortAbandonedWrites(olderThan age: Duration, now: Date) async throws -> Int { 0 }
 }
 
-/// Appends to one object. Used by one upload request at a time.
+/// Appends to one object. Used by one upload request at a time, one call after the other.
 public protocol StorageAppender: Sendable {
+    /// Takes `buffer` for the object. It may return before the bytes are written (the
+    /// filesystem driver writes behind the caller, S3 uploads parts in the background):
+    /// a failed write surfaces in a later call, at the latest in `sync`.
     func append(_ buffer: ByteBuffer) async throws
-    /// Makes everything appended so far durable (fsync for files).
+    /// Writes everything appended so far and makes it durable (fsync for files).
     func sync() async throws
+    /// Ends the appender. Without `sync` nothing is promised durable.
     func close() async throws
 }
 

@@ -16,9 +16,11 @@ import OCI
 /// whose digest was verified, because it is reached only by `move` after the check.
 public struct BlobStore: Sendable {
     public let driver: any StorageDriver
-    /// Incoming chunks are gathered into batches of this size; each batch is written on
-    /// the thread pool while the current task hashes it, so hashing and writing overlap.
-    /// The size of HTTPServer's largest reads: a full read is written without a copy.
+    /// Incoming chunks are gathered into batches of this size; the driver writes each
+    /// batch while the current task hashes it, so hashing and writing overlap. The size of
+    /// HTTPServer's largest reads: a full read is written without a copy. (1 MiB batches
+    /// saved thread hand-offs but held more memory per upload: docs/PERFORMANCE.md,
+    /// "Big blobs".)
     private let batchSize = 128 << 10
 
     public init(driver: any StorageDriver) {
@@ -67,33 +69,30 @@ public struct BlobStore: Sendable {
     ) async throws -> Int64 {
         let appender = try await driver.appender(for: Self.path(forUpload: id), truncatingTo: offset)
         var appended: Int64 = 0
-        var pendingWrite: Task<Void, any Error>?
         do {
             var batch = ByteBuffer()
-            func flush(_ buffer: ByteBuffer) async throws {
-                try await pendingWrite?.value
-                pendingWrite = Task { try await appender.append(buffer) }
+            // The appender writes in the background (`StorageAppender.append`): the batch is
+            // hashed here while it is written.
+            func write(_ buffer: ByteBuffer) async throws {
+                try await appender.append(buffer)
                 hasher.update(buffer)
             }
             for try await var chunk in body {
                 appended += Int64(chunk.readableBytes)
                 if batch.readableBytes == 0 && chunk.readableBytes >= batchSize {
-                    try await flush(chunk)
+                    try await write(chunk)
                     continue
                 }
                 batch.writeBuffer(&chunk)
                 if batch.readableBytes >= batchSize {
-                    try await flush(batch)
+                    try await write(batch)
                     batch = ByteBuffer()
                 }
             }
-            if batch.readableBytes > 0 { try await flush(batch) }
-            try await pendingWrite?.value
-            pendingWrite = nil
+            if batch.readableBytes > 0 { try await write(batch) }
             try await appender.sync()
             try await appender.close()
         } catch {
-            _ = try? await pendingWrite?.value
             try? await appender.close()
             // Give back what the failed request wrote (it matters on a full disk); the
             // next request would cut it off anyway.

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -166,37 +167,130 @@ private actor FileRangeReader {
     }
 }
 
-/// Appends with `O_APPEND` writes from NIO's thread pool.
-private struct FileAppender: StorageAppender {
-    let descriptor: CInt
+/// Appends with `O_APPEND` writes from NIO's thread pool, one write in flight behind the
+/// caller: `append` hands the bytes to the pool and returns, and the next call waits for
+/// that write only if it has not finished yet.
+///
+/// Each hand-off between threads costs a wake-up; a pushed GiB is 8,192 of BlobStore's
+/// 128 KiB batches. Awaiting each write in a task of its own (as BlobStore did, to hash
+/// while the pool wrote) took four wake-ups per batch: the task's start, the pool thread,
+/// the write's completion, the waiting caller. Here the pool thread is woken for the write,
+/// and the caller, hashing meanwhile, usually finds it done (docs/PERFORMANCE.md, "Big
+/// blobs").
+///
+/// Used by one upload request at a time, one call after the other (`StorageAppender`):
+/// hence `@unchecked Sendable` for `inFlight`, which only that request's calls touch.
+private final class FileAppender: StorageAppender, @unchecked Sendable {
+    let file: OpenFile
     let path: String
     let threadPool: NIOThreadPool
+    private var inFlight: PoolWrite?
+
+    init(descriptor: CInt, path: String, threadPool: NIOThreadPool) {
+        self.file = OpenFile(descriptor)
+        self.path = path
+        self.threadPool = threadPool
+    }
 
     func append(_ buffer: ByteBuffer) async throws {
-        let (descriptor, path) = (self.descriptor, self.path)
-        try await threadPool.runIfActive {
-            try buffer.withUnsafeReadableBytes { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        throw FileSystemCalls.error("write", path)
+        try await finishWriting()
+        let (file, path) = (self.file, self.path)
+        let write = PoolWrite()
+        inFlight = write
+        // The write holds the file open: an appender dropped while it runs (a cancelled
+        // request) does not close the descriptor under it.
+        threadPool.submit { state in
+            guard case .active = state else { return write.finish(CancellationError()) }
+            do {
+                try buffer.withUnsafeReadableBytes { bytes in
+                    var offset = 0
+                    while offset < bytes.count {
+                        let written = Glibc.write(file.descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                        if written < 0 {
+                            if errno == EINTR { continue }
+                            throw FileSystemCalls.error("write", path)
+                        }
+                        offset += written
                     }
-                    offset += written
                 }
+                write.finish(nil)
+            } catch {
+                write.finish(error)
             }
         }
     }
 
     func sync() async throws {
-        let (descriptor, path) = (self.descriptor, self.path)
+        try await finishWriting()
+        let (descriptor, path) = (file.descriptor, self.path)
         try await threadPool.runIfActive {
             guard fsync(descriptor) == 0 else { throw FileSystemCalls.error("fsync", path) }
         }
     }
 
     func close() async throws {
-        _ = Glibc.close(descriptor)
+        defer { file.close() }
+        try await finishWriting()
+    }
+
+    /// Waits for the write in flight; its failure is this call's.
+    private func finishWriting() async throws {
+        guard let write = inFlight else { return }
+        inFlight = nil
+        try await write.finished()
+    }
+}
+
+/// A file descriptor closed once: by `close()`, or when the last holder lets go.
+private final class OpenFile: Sendable {
+    let descriptor: CInt
+    private let isOpen = Atomic(true)
+
+    init(_ descriptor: CInt) { self.descriptor = descriptor }
+
+    deinit { close() }
+
+    func close() {
+        if isOpen.exchange(false, ordering: .relaxed) { _ = Glibc.close(descriptor) }
+    }
+}
+
+/// One write handed to the thread pool: the pool thread finishes it, the appender's next
+/// call waits for it, suspending only when it has not finished yet.
+private final class PoolWrite: Sendable {
+    private enum State {
+        case running
+        case awaited(CheckedContinuation<Void, any Error>)
+        case finished((any Error)?)
+    }
+    private let state = Mutex(State.running)
+
+    /// Called once, by the pool thread.
+    func finish(_ error: (any Error)?) {
+        let waiting = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+            defer { state = .finished(error) }
+            if case .awaited(let continuation) = state { return continuation }
+            return nil
+        }
+        if let waiting { Self.resume(waiting, error) }
+    }
+
+    func finished() async throws {
+        if case .finished(let error) = state.withLock({ $0 }) {
+            if let error { throw error }
+            return
+        }
+        try await withCheckedThrowingContinuation { continuation in
+            let outcome = state.withLock { state -> (any Error)?? in
+                if case .finished(let error) = state { return .some(error) }
+                state = .awaited(continuation)
+                return .none
+            }
+            if case .some(let error) = outcome { Self.resume(continuation, error) }
+        }
+    }
+
+    private static func resume(_ continuation: CheckedContinuation<Void, any Error>, _ error: (any Error)?) {
+        if let error { continuation.resume(throwing: error) } else { continuation.resume() }
     }
 }
