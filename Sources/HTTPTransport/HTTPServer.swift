@@ -151,8 +151,7 @@ public struct HTTPServer: Sendable {
         let minimumBodyRate = self.minimumBodyRate
         return channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
-            try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-            try pipeline.addHandler(IdleConnectionCloser(connections: connections))
+            try pipeline.addHandler(IdleConnectionCloser(connections: connections, timeout: idleTimeout))
             let fullPath = channel.eventLoop.makePromise(of: Connection?.self)
             let addFullPath = { (pipeline: ChannelPipeline.SynchronousOperations, immediate: ImmediateResponseHandler?) in
                 try Self.addHTTPHandlers(to: pipeline, immediate: immediate)

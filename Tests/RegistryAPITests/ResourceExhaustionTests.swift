@@ -179,10 +179,18 @@ final class ResourceExhaustionTests: XCTestCase {
         let registry = try await TestRegistry.start(idleTimeout: .seconds(1))
         let silent = try await registry.client.secondsUntilClosed(after: "", limit: .seconds(5))
         XCTAssertNotNil(silent, "a silent connection is closed")
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(silent), .milliseconds(950), "not before the timeout")
         let halfRequest = try await registry.client.secondsUntilClosed(after: "GET /v2/ HTTP/1.1\r\nHost: x\r\n", limit: .seconds(5))
         XCTAssertNotNil(halfRequest, "a request whose head never ends is closed")
         let working = try await registry.client.send(.GET, "/v2/")
         XCTAssertEqual(working.status, .ok, "ordinary requests are unaffected")
+        // A keep-alive connection that keeps asking, every 0.4 s for 2.4 s (longer than the
+        // timeout in all), is never cut; once it falls silent it is closed.
+        let request = Array("GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let started = ContinuousClock.now
+        let answers = try await registry.client.exchangeRaw(Array(repeating: request, count: 7), pause: .milliseconds(400))
+        XCTAssertEqual(TestHTTPClient.splitAnswers(answers).map(\.status), Array(repeating: 200, count: 7))
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(8), "closed after it fell silent, not at the client's limit")
         await registry.stop()
     }
 }
