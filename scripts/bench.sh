@@ -8,7 +8,8 @@
 #   scripts/bench.sh --write-docs    # and writes docs/PERFORMANCE.md + the chart
 #   scripts/bench.sh --quick         # short workloads, 256 MiB blobs, no skopeo image
 #   scripts/bench.sh --scale-out     # SQLite, PostgreSQL, nginx + 1 and + 3 instances (~3 minutes)
-#   scripts/bench.sh --connections   # 64 / 1,000 / 4,000 connections, 10,000 idle, an accept storm (~3 minutes)
+#   scripts/bench.sh --connections   # 64 / 1,000 / 4,000 connections, 10,000 idle, an accept storm (~10 minutes)
+#   scripts/bench.sh --s3            # registryd on radosgw against aws s3 cp to the same radosgw (~3 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --bench
@@ -16,6 +17,10 @@ scripts/build-release.sh
 if [[ ${1:-} == --scale-out ]]; then
     shift
     exec /usr/bin/python3 scripts/bench/scale_out.py "$@"
+fi
+if [[ ${1:-} == --s3 ]]; then
+    shift
+    exec /usr/bin/python3 scripts/bench/s3.py "$@"
 fi
 if [[ ${1:-} == --connections ]]; then
     shift

@@ -8,7 +8,7 @@
 #                                    several instances, and nginx, their load balancer
 #   scripts/install-deps.sh --bench  what scripts/bench.sh compares against and measures with:
 #                                    docker-registry (CNCF distribution), nginx, wrk, ab, iperf3,
-#                                    PostgreSQL 15 (--scale-out)
+#                                    PostgreSQL 15 (--scale-out), Ceph radosgw and awscli (--s3)
 #   scripts/install-deps.sh --soak   what scripts/soak.sh plots with: python3-matplotlib
 #   scripts/install-deps.sh --link-order  what scripts/link-order/generate.py profiles with:
 #                                    the benchmark's tools and valgrind
@@ -19,7 +19,7 @@ case "${1:-}" in
 --test) packages+=(skopeo podman buildah uidmap python3 python3-venv util-linux curl systemd docker.io containerd ceph-mon ceph-osd radosgw postgresql-15 nginx openssl) ;;
 --soak) packages+=(python3 python3-matplotlib) ;;
 --bench | --link-order)
-    packages+=(docker-registry nginx wrk apache2-utils iperf3 openssl python3 python3-matplotlib skopeo util-linux curl systemd postgresql-15)
+    packages+=(docker-registry nginx wrk apache2-utils iperf3 openssl python3 python3-matplotlib skopeo util-linux curl systemd postgresql-15 ceph-mon ceph-osd radosgw awscli)
     [[ $1 == --link-order ]] && packages+=(valgrind binutils)
     ;;
 esac

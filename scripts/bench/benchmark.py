@@ -531,6 +531,10 @@ def main():
         results["cold_start"] = {"registryd": cold_start_registryd(workdir, rounds), "distribution": cold_start_distribution(workdir, rounds)}
         print(f"  {'first byte after connect (ms)':40} {results['cold_start']['registryd']:10.1f} {results['cold_start']['distribution']:10.1f}")
 
+        print("\nS3 (radosgw): registryd against aws s3 cp", flush=True)
+        import s3
+        results["s3"] = s3.measure(256 if args.quick else 1024, rounds=1 if args.quick else 3)
+
         if not args.quick:
             print("\nmany connections (registryd with its access log on and off, nginx with its access log on)", flush=True)
             import connections

@@ -92,12 +92,32 @@ def table(results):
                   f"{'✅' if cold['registryd'] <= 25 else '❌'} target ≤ 25 ms. distribution cannot adopt an activated socket; "
                   f"started by hand it answers its first `/v2/` {cold['distribution']:.1f} ms after exec (median).", ""]
     lines.append("![registryd / distribution ratios](performance-ratios.png)")
+    if results.get("s3"):
+        lines += ["", "### S3 (radosgw on this machine)", "",
+                  "The same file through registryd on radosgw and with `aws s3 cp` to and from the same radosgw "
+                  "(its defaults: 8 MiB parts, 10 in flight); medians of three rounds.", "", s3_table(results["s3"])]
     if results.get("connections"):
         lines += ["", "### many connections", "",
                   "Manifest GET by tag (wrk -t2) and blob HEAD (ab -k) with basic auth; each cell the median of "
                   "five rounds that interleave the servers; CPU per request is registryd's own.", "",
                   connections_table(results["connections"]), "",
                   "![registryd / nginx at many connections](performance-connections.png)"]
+    return "\n".join(lines)
+
+
+def s3_table(results):
+    """registryd on radosgw against `aws s3 cp` to and from the same radosgw."""
+    aws, registryd, cpu = results["aws"], results["registryd"], results["registryd_cpu"]
+    size = f"{results['size_mib'] / 1024:g} GiB" if results["size_mib"] >= 1024 else f"{results['size_mib']} MiB"
+    rows = [
+        (f"{size} push, monolithic", registryd["push"], aws["push"], cpu["push"], 0.9),
+        (f"{size} push, 64 MiB chunks", registryd["push_chunked"], aws["push"], cpu["push_chunked"], None),
+        (f"{size} pull", registryd["pull"], aws["pull"], cpu["pull"], 1.0),
+    ]
+    lines = ["| workload | registryd | `aws s3 cp` | registryd / aws | registryd CPU per GiB | target |", "|---|---:|---:|---:|---:|---|"]
+    for name, mine, theirs, seconds, target in rows:
+        check = f"{'✅' if mine >= target * theirs else '❌'} ≥ {target:.0%} of aws" if target else ""
+        lines.append(f"| {name} | {mine:,.0f} MiB/s | {theirs:,.0f} MiB/s | {mine / theirs:.0%} | {seconds:.2f} s | {check} |")
     return "\n".join(lines)
 
 
