@@ -14,7 +14,7 @@ access log on, in one run (docs/PERFORMANCE.md, "Many connections").
 - An accept storm: 4,000 connections opened at once, each sending one request; how many
   were answered, and how long the last one took.
 """
-import argparse, os, resource, selectors, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, resource, selectors, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark as bench  # noqa: E402
@@ -188,6 +188,8 @@ def measure(duration=5, rounds=5):
     finally:
         for server in servers:
             server.stop()
+        # The access logs alone are gigabytes after a full run.
+        shutil.rmtree(workdir, ignore_errors=True)
     return {"rows": rows, **idle, "storm_answered": answered, "storm_seconds": seconds}
 
 

@@ -8,8 +8,10 @@ A throw-away radosgw (scripts/radosgw.sh: one monitor, one OSD keeping objects i
 on loopback. The same file is uploaded with `aws s3 cp` (its defaults: 8 MiB parts, 10
 in flight) and downloaded back to /dev/null; then pushed to registryd on that radosgw
 (`--storage s3`, its default 16 MiB parts) monolithically and in 64 MiB chunks, and pulled
-back through registryd (no redirect, so the bytes pass through it). Each is the median of
-three rounds; registryd's server CPU is read as in the main benchmark.
+back through registryd (no redirect, so the bytes pass through it); registryd's server CPU
+is read as in the main benchmark. One round by default: the test cluster's OSD keeps objects
+in 8 GiB of memory, and radosgw frees deleted objects' space only hours later, so a second
+round of 1 GiB would fill it (503 Slow Down).
 """
 import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -50,7 +52,7 @@ def start_registryd_on_s3(workdir, s3):
     return bench.Server("registryd", process, port, True)
 
 
-def measure(size_mib=1024, rounds=3):
+def measure(size_mib=1024, rounds=1):
     """- Returns: {"size_mib", "aws": {"push", "pull"}, "registryd": {"push", "push_chunked", "pull"}} in MiB/s
     (medians), and "registryd_cpu": {...} in CPU seconds per GiB."""
     workdir = tempfile.mkdtemp(prefix="registryd-s3-bench-")
@@ -88,6 +90,11 @@ def measure(size_mib=1024, rounds=3):
                 "aws": {"push": median["aws push"], "pull": median["aws pull"]},
                 "registryd": {name: median[name] for name in ("push", "push_chunked", "pull")},
                 "registryd_cpu": {name: statistics.median(values) for name, values in cpu.items()}}
+    except Exception:
+        log = os.path.join(workdir, "registryd-s3.log")
+        if os.path.exists(log):
+            print("registryd's last log lines:\n" + "".join(line for line in open(log).readlines()[-5:]), file=sys.stderr)
+        raise
     finally:
         if server:
             server.stop()
@@ -98,7 +105,7 @@ def measure(size_mib=1024, rounds=3):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=1024, help="MiB")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1, help="more than one needs a smaller --size (see above)")
     args = parser.parse_args()
     results = measure(args.size, args.rounds)
     import report
