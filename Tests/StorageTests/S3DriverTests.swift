@@ -53,12 +53,7 @@ final class S3DriverTests: StorageDriverContract {
         Array(try await driver.read(path, range: nil).collect(upTo: 1 << 28).readableBytesView)
     }
 
-    /// Sizes of the segment objects of `path`, in order.
-    private func segmentSizes(_ driver: S3Driver, _ path: StoragePath) async throws -> [Int64] {
-        try await driver.segments(of: driver.key(path))?.map(\.size) ?? []
-    }
-
-    func testAppendsAreSegmentsCutAndReadAcrossTheirBoundaries() async throws {
+    func testMultipartAppendsCopyServerSideAndTruncate() async throws {
         let driver = try await preparedDriver()
         let path = try StoragePath("uploads/big/data")
         // 12 MiB: two 5 MiB parts and a 2 MiB last part.
@@ -67,68 +62,25 @@ final class S3DriverTests: StorageDriverContract {
         var expected = first
         var stored = try await contents(driver, path)
         XCTAssertEqual(stored, expected)
-        // Appending writes a segment of its own: the 12 MiB already there are not copied.
+        // Appending: the 12 MiB come in as copied parts, 3 MiB more are uploaded.
         let second = pattern(3 << 20, seed: 2)
         try await append(driver, path, second, truncatingTo: nil)
         expected += second
         stored = try await contents(driver, path)
         XCTAssertEqual(stored, expected)
-        var sizes = try await segmentSizes(driver, path)
-        XCTAssertEqual(sizes, [12 << 20, 3 << 20])
-        // Cut to 7 MiB (inside the first segment: a server-side range copy of it; the
-        // second is deleted) and append; then to 3 MiB (read back).
+        // Cut to 7 MiB (a server-side range copy) and append; then to 3 MiB (read back).
         let third = pattern(1000, seed: 3)
         try await append(driver, path, third, truncatingTo: 7 << 20)
         expected = Array(expected[..<(7 << 20)]) + third
         stored = try await contents(driver, path)
         XCTAssertEqual(stored, expected)
-        sizes = try await segmentSizes(driver, path)
-        XCTAssertEqual(sizes, [7 << 20, 1000])
         try await append(driver, path, [], truncatingTo: 3 << 20)
         let size = try await driver.size(of: path)
         XCTAssertEqual(size, 3 << 20)
         let range = try await driver.read(path, range: 1_000_000..<2_500_000).collect(upTo: 1 << 22)
         XCTAssertEqual(Array(range.readableBytesView), Array(expected[1_000_000..<2_500_000]))
-        let listed = try await driver.list(under: try StoragePath("uploads")).map(\.description)
-        XCTAssertEqual(listed, ["uploads/big/data"], "a segmented object is listed once, by its path")
         let leftovers = try await driver.multipartUploads(prefix: "")
         XCTAssertEqual(leftovers.count, 0, "every multipart upload was completed")
-    }
-
-    func testMovingJoinsTheSegmentsIntoOnePlainObject() async throws {
-        // Segments above and below the minimum part size, in every order: large ones are
-        // copied as parts, small ones read and sent with their neighbours.
-        let driver = try await preparedDriver()
-        let source = try StoragePath("uploads/joined/data")
-        let destination = try StoragePath("blobs/sha256/cd/cdef/data")
-        var expected: [UInt8] = []
-        let appends = [6 << 20, 1024, 2 << 20, 7 << 20, 3 << 20, 0, 9 << 20, 5]
-        for (index, size) in appends.enumerated() {
-            let bytes = pattern(size, seed: UInt8(10 + index))
-            try await append(driver, source, bytes, truncatingTo: nil)
-            expected += bytes
-        }
-        // One segment per append; the empty one was taken over by the append after it.
-        let sizes = try await segmentSizes(driver, source)
-        XCTAssertEqual(sizes, appends.filter { $0 > 0 }.map(Int64.init))
-        try await driver.move(from: source, to: destination)
-        let moved = try await contents(driver, destination)
-        XCTAssertTrue(moved == expected, "the joined object holds every segment's bytes in order")
-        let plain = try await driver.objectSize(driver.key(destination))
-        XCTAssertEqual(plain, Int64(expected.count), "a plain object")
-        let gone = try await driver.size(of: source)
-        XCTAssertNil(gone)
-        let remaining = try await segmentSizes(driver, source)
-        XCTAssertEqual(remaining, [])
-        // Small segments only: one PUT.
-        let small = try StoragePath("uploads/small/data")
-        try await append(driver, small, [1, 2], truncatingTo: 0)
-        try await append(driver, small, [3], truncatingTo: nil)
-        try await driver.move(from: small, to: destination)
-        let joined = try await contents(driver, destination)
-        XCTAssertEqual(joined, [1, 2, 3])
-        let leftovers = try await driver.multipartUploads(prefix: "")
-        XCTAssertEqual(leftovers.count, 0)
     }
 
     func testObjectsOverTheCopyLimitMoveAsMultipartCopies() async throws {
@@ -202,10 +154,7 @@ final class S3DriverTests: StorageDriverContract {
     func testPresignedURLServesTheObjectWithoutCredentials() async throws {
         let driver = try await S3Driver.prepared(Self.configuration(redirect: true))
         let path = try StoragePath("blobs/x/data")
-        // A blob as registryd makes one: an upload's segments moved into one plain object.
-        let upload = try StoragePath("uploads/x/data")
-        try await append(driver, upload, Array("presigned bytes".utf8), truncatingTo: 0)
-        try await driver.move(from: upload, to: path)
+        try await append(driver, path, Array("presigned bytes".utf8), truncatingTo: 0)
         let url = try XCTUnwrap(driver.downloadURL(for: path))
         XCTAssertTrue(url.contains("X-Amz-Signature="))
         let (data, status) = try await Self.fetch(url)

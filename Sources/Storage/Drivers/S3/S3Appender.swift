@@ -1,20 +1,19 @@
 import NIOCore
 
-/// Appends one request's bytes to an S3 object: since segments (`S3Segments`), to a new
-/// segment of its own; for a plain object written before them, to the object itself.
+/// Appends one request's bytes to an S3 object.
 ///
-/// The new bytes go out in parts of the configured size as they arrive, at most
-/// `maximumPartsInFlight` at a time, as one multipart upload; `sync()` completes it, which
-/// makes the object appear (or replaces it) in one step; until then readers see the old
-/// state, and `close()` without `sync()` aborts, so a failed request changes nothing. A
-/// small object without any part is written with one plain PUT. A plain object cannot grow
-/// in place, so appending to one copies its current bytes first, server-side, as leading
-/// parts (`UploadPartCopy`), or reads and re-sends them when smaller than S3's minimum part
-/// size.
+/// S3 objects cannot grow in place, so an append is a multipart upload onto the same key:
+/// the object's current bytes come first as server-side copied parts (`UploadPartCopy`,
+/// no bytes travel through registryd), then the new bytes in parts of the configured size
+/// streamed as they arrive, at most `maximumPartsInFlight` at a time. `sync()` completes
+/// the upload, which replaces the object in one step; until then readers see the old
+/// object, and `close()` without `sync()` aborts, so a failed request changes nothing.
+/// An object still smaller than S3's minimum part size is read and re-sent instead, and
+/// a small object without any part is written with one plain PUT.
 ///
-/// A registry upload is one object under `uploads/`, each PATCH of a chunked upload one
-/// segment, so the object is readable (for verification after a restart) between requests
-/// and a resumed upload needs nothing but its segments.
+/// A registry upload is one object under `uploads/`; each PATCH of a chunked upload is one
+/// multipart upload, so the object is readable (for verification after a restart) between
+/// requests and a resumed upload needs nothing but the object itself.
 actor S3Appender: StorageAppender {
     private let driver: S3Driver
     private let key: String
@@ -55,15 +54,8 @@ actor S3Appender: StorageAppender {
         return S3Appender(driver: driver, key: key, baseSize: size ?? 0, existed: size != nil)
     }
 
-    /// An appender for a new, empty segment (`S3Segments`): nothing to bring in, and the
-    /// caller has already aborted what died on its key. `existed`: an empty segment is
-    /// there already (a request that sent nothing), which this one takes over.
-    static func segment(driver: S3Driver, key: String, existed: Bool) -> S3Appender {
-        S3Appender(driver: driver, key: key, baseSize: 0, existed: existed)
-    }
-
     /// Rewrites the object as its first `length` bytes.
-    static func truncate(driver: S3Driver, key: String, to length: Int64) async throws {
+    private static func truncate(driver: S3Driver, key: String, to length: Int64) async throws {
         if length < Int64(S3Configuration.minimumPartSize) {
             try await driver.putObject(key, try await driver.readPrefix(of: key, length: length))
             return

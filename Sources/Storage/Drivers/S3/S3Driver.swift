@@ -65,8 +65,7 @@ public final class S3Driver: StorageDriver {
 
     public func size(of path: StoragePath) async throws -> Int64? {
         do {
-            if let size = try await objectSize(key(path)) { return size }
-            return try await segments(of: key(path))?.last?.end
+            return try await objectSize(key(path))
         } catch {
             throw Self.storageError(error, doing: "HEAD \(path)")
         }
@@ -80,27 +79,13 @@ public final class S3Driver: StorageDriver {
         }
         if let range, range.lowerBound < 0 { throw StorageError.invalidRange }
         let reader = ObjectReader(driver: self, path: path, key: key(path), range: range)
-        do {
-            try await reader.open(from: range?.lowerBound ?? 0)
-        } catch StorageError.notFound {
-            // Not a plain object: an upload's segments, or nothing.
-            let found: [S3Segment]?
-            do {
-                found = try await segments(of: key(path))
-            } catch {
-                throw Self.storageError(error, doing: "list the segments of \(path)")
-            }
-            guard let segments = found else { throw StorageError.notFound(path) }
-            let bounds = range ?? 0..<(segments.last?.end ?? 0)
-            guard bounds.upperBound <= segments.last?.end ?? 0 else { throw StorageError.invalidRange }
-            return read(segments, of: path, range: bounds)
-        }
+        try await reader.open(from: range?.lowerBound ?? 0)
         return ByteChunks { try await reader.next() }
     }
 
     public func appender(for path: StoragePath, truncatingTo length: Int64?) async throws -> any StorageAppender {
         do {
-            return try await segmentAppender(key: key(path), truncatingTo: length)
+            return try await S3Appender.open(driver: self, key: key(path), truncatingTo: length)
         } catch {
             throw Self.storageError(error, doing: "open \(path) for appending")
         }
@@ -108,15 +93,9 @@ public final class S3Driver: StorageDriver {
 
     public func move(from source: StoragePath, to destination: StoragePath) async throws {
         do {
-            if let size = try await objectSize(key(source)) {
-                try await copy(from: key(source), to: key(destination), size: size)
-                _ = try await client.send(S3Request(method: .DELETE, key: key(source)))
-            } else if let segments = try await segments(of: key(source)) {
-                try await join(segments, into: key(destination))
-                for segment in segments { _ = try await client.send(S3Request(method: .DELETE, key: segment.key)) }
-            } else {
-                throw StorageError.notFound(source)
-            }
+            guard let size = try await objectSize(key(source)) else { throw StorageError.notFound(source) }
+            try await copy(from: key(source), to: key(destination), size: size)
+            _ = try await client.send(S3Request(method: .DELETE, key: key(source)))
         } catch {
             throw Self.storageError(error, doing: "move \(source) to \(destination)")
         }
@@ -125,14 +104,10 @@ public final class S3Driver: StorageDriver {
     public func delete(_ path: StoragePath) async throws {
         do {
             let exact = key(path)
-            let segments = try await listKeys(prefix: exact + Self.segmentSeparator).map(\.key).filter {
-                Self.objectKey(ofSegment: $0) == exact
-            }
-            for object in [exact] + (try await listKeys(prefix: exact + "/")).map(\.key) + segments {
+            for object in [exact] + (try await listKeys(prefix: exact + "/")).map(\.key) {
                 _ = try await client.send(S3Request(method: .DELETE, key: object))
             }
-            for upload in try await multipartUploads(prefix: exact)
-            where upload.key == exact || upload.key.hasPrefix(exact + "/") || Self.objectKey(ofSegment: upload.key) == exact {
+            for upload in try await multipartUploads(prefix: exact) where upload.key == exact || upload.key.hasPrefix(exact + "/") {
                 try await abortMultipartUpload(key: upload.key, id: upload.id)
             }
         } catch {
@@ -147,8 +122,7 @@ public final class S3Driver: StorageDriver {
             // An upload whose first request is still running (or crashed) is only a
             // multipart upload: the purge must see it too.
             for upload in try await multipartUploads(prefix: base) { keys.insert(upload.key) }
-            // A segmented object is listed once, by its own path.
-            return Set(keys.map { Self.objectKey(ofSegment: $0) ?? $0 }).compactMap(path(fromKey:))
+            return keys.compactMap(path(fromKey:))
         } catch {
             throw Self.storageError(error, doing: "list \(prefix)")
         }
@@ -156,8 +130,6 @@ public final class S3Driver: StorageDriver {
 
     public func localFile(for path: StoragePath) -> String? { nil }
 
-    /// Presigned for the plain object at `path`: what `move` writes, so every blob. (An
-    /// upload in progress is segments, which no single URL serves.)
     public func downloadURL(for path: StoragePath) -> String? {
         configuration.redirect ? client.presignedURL(key: key(path), expires: configuration.redirectExpiry) : nil
     }
@@ -203,16 +175,10 @@ public final class S3Driver: StorageDriver {
     /// The first `length` bytes of an object, read whole: only for pieces below the
     /// minimum part size.
     func readPrefix(of key: String, length: Int64) async throws -> ByteBuffer {
-        try await readRange(of: key, 0..<length)
-    }
-
-    /// `range` of an object, read whole: only for pieces below the minimum part size.
-    func readRange(of key: String, _ range: Range<Int64>) async throws -> ByteBuffer {
-        guard !range.isEmpty else { return ByteBuffer() }
-        let response = try await client.send(
-            S3Request(method: .GET, key: key, headers: [("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")]))
-        guard response.body.readableBytes == range.count else {
-            throw StorageError.io("S3 GET \(key) returned \(response.body.readableBytes) bytes, not \(range.count)")
+        guard length > 0 else { return ByteBuffer() }
+        let response = try await client.send(S3Request(method: .GET, key: key, headers: [("range", "bytes=0-\(length - 1)")]))
+        guard response.body.readableBytes == length else {
+            throw StorageError.io("S3 GET \(key) returned \(response.body.readableBytes) bytes, not \(length)")
         }
         return response.body
     }
@@ -237,24 +203,16 @@ public final class S3Driver: StorageDriver {
         }
     }
 
-    /// Copies `[0, length)` of `source` into parts of a multipart upload.
+    /// Copies `[0, length)` of `source` into parts of a multipart upload: equal pieces of
+    /// at most 5 GiB, so each is at least 2.5 GiB when there are several, and the whole
+    /// when there is one (`length` is at least the minimum part size).
     func copyParts(from source: String, length: Int64, into key: String, upload: String, firstPartNumber: Int) async throws -> [S3Part] {
-        try await copyParts(from: source, range: 0..<length, into: key, upload: upload, firstPartNumber: firstPartNumber)
-    }
-
-    /// Copies `range` of `source` into parts of a multipart upload: equal pieces of at most
-    /// 5 GiB, so each is at least 2.5 GiB when there are several, and the whole when there
-    /// is one (the range is at least the minimum part size).
-    func copyParts(from source: String, range: Range<Int64>, into key: String, upload: String, firstPartNumber: Int) async throws
-        -> [S3Part]
-    {
-        let length = Int64(range.count)
         let count = (length + maximumCopySize - 1) / maximumCopySize
         let piece = (length + count - 1) / count
         var parts: [S3Part] = []
-        var offset = range.lowerBound
-        while offset < range.upperBound {
-            let end = min(offset + piece, range.upperBound)
+        var offset: Int64 = 0
+        while offset < length {
+            let end = min(offset + piece, length)
             let number = firstPartNumber + parts.count
             let response = try await client.send(
                 S3Request(
@@ -376,7 +334,7 @@ struct S3Part: Sendable {
 
 /// Streams one object's bytes; when the connection breaks mid-way the rest is asked for
 /// again from where it stopped (objects never change once written), a few times at most.
-final class ObjectReader: @unchecked Sendable {
+private final class ObjectReader: @unchecked Sendable {
     // One consumer at a time (the `ByteChunks` contract), so no lock.
     private let driver: S3Driver
     private let path: StoragePath
