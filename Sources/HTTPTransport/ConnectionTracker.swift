@@ -90,14 +90,17 @@ final class IdleConnectionCloser: ChannelInboundHandler, RemovableChannelHandler
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        check?.cancel()
-        check = nil
+        stop()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        stop()
+        context.fireChannelInactive()
+    }
+
+    private func stop() {
         check?.cancel()
         check = nil
-        context.fireChannelInactive()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
