@@ -94,6 +94,12 @@ osd data = $dir/osd
 rgw data = $dir/rgw
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw dns name = 127.0.0.1
+# Space of deleted and replaced objects is given back within seconds, not two hours
+# (radosgw's defaults): the OSD keeps everything in its 8 GiB of memory, and a chunked
+# 1 GiB upload replaces its object once per chunk.
+rgw gc obj min wait = 0
+rgw gc processor period = 5
+rgw gc processor max time = 5
 EOF
     monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$mon_port]" "$dir/monmap" >/dev/null
     ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" >"$dir/log/mkfs-mon.log" 2>&1

@@ -79,6 +79,9 @@ public struct StorageVerifier: Sendable {
             // blobs/<algorithm>/<xx>/<hex>/data
             guard path.segments.count == 5, let digest = try? Digest(parsing: "\(path.segments[1]):\(path.segments[3])") else { continue }
             guard try await !store.hasBlobRow(digest) else { continue }
+            // A blob a push is placing this moment is listed (on S3, its multipart upload)
+            // before it has bytes or a row: not an orphan.
+            guard try await blobs.size(of: digest) != nil else { continue }
             if repair {
                 // The same protocol as a collection: a marked row first, so an upload of
                 // this very blob waits instead of placing bytes that are about to go.

@@ -36,6 +36,13 @@ public protocol StorageDriver: Sendable {
     /// source or, after a crash, nothing changed. Replaces an existing destination.
     func move(from source: StoragePath, to destination: StoragePath) async throws
 
+    /// Starts a new object that appears at `destination` whole and only on `commit()`:
+    /// until then readers see what was there before (or nothing), and `abort()` or a
+    /// crash leaves the destination as it was. The bytes may wait at `staging` meanwhile
+    /// (a file renamed into place); a driver that can write to the destination unseen
+    /// (S3's multipart uploads) writes there, so committing copies nothing.
+    func placingWriter(to destination: StoragePath, staging: StoragePath) async throws -> any PlacingWriter
+
     /// Deletes the object at `path`, or everything under it when it is a prefix.
     /// Deleting what does not exist is not an error.
     func delete(_ path: StoragePath) async throws
@@ -58,6 +65,12 @@ public protocol StorageDriver: Sendable {
 }
 
 extension StorageDriver {
+    /// Appends to `staging`, then `move`s it into place: where a move is a rename, that
+    /// costs nothing, and no driver-specific code is needed.
+    public func placingWriter(to destination: StoragePath, staging: StoragePath) async throws -> any PlacingWriter {
+        StagedWriter(driver: self, destination: destination, staging: staging, appender: try await appender(for: staging, truncatingTo: 0))
+    }
+
     public func downloadURL(for path: StoragePath) -> String? { nil }
     public func abortAbandonedWrites(olderThan age: Duration, now: Date) async throws -> Int { 0 }
 }
@@ -72,6 +85,44 @@ public protocol StorageAppender: Sendable {
     func sync() async throws
     /// Ends the appender. Without `sync` nothing is promised durable.
     func close() async throws
+}
+
+/// Writes one new object into place (`StorageDriver.placingWriter`). Used by one request,
+/// one call after the other; ends with exactly one `commit()` or `abort()`.
+public protocol PlacingWriter: Sendable {
+    /// Takes `buffer` for the object; like `StorageAppender.append` it may return before
+    /// the bytes are written, and a failure surfaces at the latest in `commit`.
+    func append(_ buffer: ByteBuffer) async throws
+    /// Makes the bytes durable and visible at the destination in one step, replacing
+    /// what was there.
+    func commit() async throws
+    /// Ends the write; the destination stays as it was.
+    func abort() async throws
+}
+
+/// The placing writer of drivers that move objects cheaply: an appender on the staging
+/// path, moved to the destination on commit.
+struct StagedWriter: PlacingWriter {
+    let driver: any StorageDriver
+    let destination: StoragePath
+    let staging: StoragePath
+    let appender: any StorageAppender
+
+    func append(_ buffer: ByteBuffer) async throws {
+        try await appender.append(buffer)
+    }
+
+    func commit() async throws {
+        try await appender.sync()
+        try await appender.close()
+        try await driver.move(from: staging, to: destination)
+    }
+
+    func abort() async throws {
+        // Being given up: a write that failed in the background may fail the close too.
+        try? await appender.close()
+        try await driver.delete(staging)
+    }
 }
 
 public enum StorageError: Error, Equatable, Sendable {

@@ -92,12 +92,38 @@ final class S3RegistryTests: XCTestCase {
         XCTAssertEqual(pulled.split(separator: " ").first.map(String.init), String(digest.dropFirst("sha256:".count)))
         print("1 GiB through radosgw (debug build): push \(pushed), pull \(ContinuousClock.now - pullStarted)")
 
-        // The bytes are one object at the blob's address, and no upload is left over.
+        // The bytes are one object at the blob's address, and no upload is left over (the
+        // listing shows multipart uploads in progress too).
         let uploads = try await registry.blobs.driver.list(under: BlobStore.uploadsPrefix)
         XCTAssertEqual(uploads, [])
+        let objects = try await registry.blobs.driver.list(under: StoragePath("blobs")).map(\.description)
+        XCTAssertEqual(objects, [BlobStore.path(for: try Digest(parsing: digest)).description])
         let stored = try await registry.blobs.size(of: Digest(parsing: digest))
         XCTAssertEqual(stored, Int64(count << 20))
         try await registry.blobs.deleteBlob(Digest(parsing: digest))  // radosgw keeps objects in memory
+        await registry.stop()
+    }
+
+    func testMonolithicPushWithAWrongDigestLeavesNothingInTheStore() async throws {
+        // Written to the claimed digest's key as a multipart upload (three parts here), so
+        // the check must abort it: no object, no upload in progress.
+        let registry = try await TestRegistry.start(driver: .s3(s3TestConfiguration(partSize: S3Configuration.minimumPartSize)))
+        let blob = Fixtures.bytes(12 << 20, seed: 13)
+        let claimed = Fixtures.digest(Fixtures.bytes(10, seed: 14))
+        let location = try await registry.client.startUpload("w/x")
+        let wrong = try await registry.client.send(.PUT, "\(location)?digest=\(claimed)", body: .bytes(blob))
+        XCTAssertEqual(wrong.status, .badRequest, wrong.text)
+        XCTAssertTrue(wrong.text.contains("DIGEST_INVALID"), wrong.text)
+        let objects = try await registry.blobs.driver.list(under: StoragePath("blobs"))
+        XCTAssertEqual(objects, [])
+        let uploads = try await registry.blobs.driver.list(under: BlobStore.uploadsPrefix)
+        XCTAssertEqual(uploads, [])
+
+        let again = try await registry.client.startUpload("w/x")
+        let right = try await registry.client.send(.PUT, "\(again)?digest=\(Fixtures.digest(blob))", body: .bytes(blob))
+        XCTAssertEqual(right.status, .created, right.text)
+        let get = try await registry.client.send(.GET, "/v2/w/x/blobs/\(Fixtures.digest(blob))")
+        XCTAssertEqual(get.body, blob)
         await registry.stop()
     }
 

@@ -48,6 +48,50 @@ final class BlobStoreTests: XCTestCase {
         XCTAssertNil(stored)
     }
 
+    func testBlobWrittenWithItsDigestAppearsOnlyWhenPlaced() async throws {
+        let store = BlobStore(driver: MemoryDriver())
+        let bytes = (0..<700_000).map { UInt8(truncatingIfNeeded: $0 &* 5) }
+        let digest = Digest.of(bytes)
+        let id = UploadID.generate()
+        let hasher = ContentHasher(algorithm: .sha256)
+        let write = try await store.writeBlob(digest, staging: id, from: chunks(bytes, size: 90_000), hasher: hasher)
+        XCTAssertEqual(write.size, 700_000)
+        let before = try await store.size(of: digest)
+        XCTAssertNil(before, "nothing at the address before it is placed")
+        let size = try await store.verifyUpload(id, hasher: hasher, expected: digest)
+        XCTAssertEqual(size, 700_000)
+        try await write.place()
+        let placed = try await store.size(of: digest)
+        XCTAssertEqual(placed, 700_000)
+        let leftovers = try await store.driver.list(under: BlobStore.uploadsPrefix)
+        XCTAssertEqual(leftovers, [])
+
+        let other = Digest.of([1])
+        let abandoned = try await store.writeBlob(other, staging: UploadID.generate(), from: chunks([2], size: 1), hasher: ContentHasher(algorithm: .sha256))
+        await abandoned.abandon()
+        let abandonedSize = try await store.size(of: other)
+        XCTAssertNil(abandonedSize)
+        let afterAbandon = try await store.driver.list(under: BlobStore.uploadsPrefix)
+        XCTAssertEqual(afterAbandon, [])
+    }
+
+    func testBlobWriteWhoseBodyBreaksOffLeavesNothing() async throws {
+        let store = BlobStore(driver: MemoryDriver())
+        let digest = Digest.of([1, 2, 3])
+        let broken = AsyncThrowingStream<ByteBuffer, any Error> { continuation in
+            continuation.yield(ByteBuffer(bytes: [1, 2]))
+            continuation.finish(throwing: CancellationError())
+        }
+        do {
+            _ = try await store.writeBlob(digest, staging: UploadID.generate(), from: broken, hasher: ContentHasher(algorithm: .sha256))
+            XCTFail("a broken body must fail the write")
+        } catch is CancellationError {}
+        let size = try await store.size(of: digest)
+        XCTAssertNil(size)
+        let leftovers = try await store.driver.list(under: BlobStore.uploadsPrefix)
+        XCTAssertEqual(leftovers, [])
+    }
+
     func testRehashingFromStorageMatchesTheRunningHash() async throws {
         let store = BlobStore(driver: MemoryDriver())
         let id = UploadID.generate()

@@ -142,6 +142,40 @@ final class S3DriverTests: StorageDriverContract {
         XCTAssertEqual(stored, [1, 2, 3])
     }
 
+    func testPlacingWriteGoesUnseenToItsOwnKeyAndSurvivesADeleteOfThatKey() async throws {
+        let driver = try await preparedDriver()
+        let destination = try StoragePath("blobs/sha256/ab/abcd/data")
+        let staging = try StoragePath("uploads/direct/data")
+        let bytes = pattern(12 << 20, seed: 7)
+        let writer = try await driver.placingWriter(to: destination, staging: staging)
+        for start in stride(from: 0, to: bytes.count, by: 1 << 20) {
+            try await writer.append(ByteBuffer(bytes: bytes[start..<min(start + (1 << 20), bytes.count)]))
+        }
+        // The parts went to the blob's own key, as a multipart upload no reader sees.
+        let inFlight = try await driver.multipartUploads(prefix: driver.key(destination))
+        XCTAssertEqual(inFlight.count, 1)
+        let unseen = try await driver.size(of: destination)
+        XCTAssertNil(unseen)
+        // A collection deleting the blob's previous copy leaves the write alone.
+        try await driver.delete(destination)
+        try await writer.commit()
+        let placed = try await contents(driver, destination)
+        XCTAssertEqual(placed, bytes)
+        let staged = try await driver.size(of: staging)
+        XCTAssertNil(staged, "nothing was staged, so nothing was copied")
+        let leftovers = try await driver.multipartUploads(prefix: "")
+        XCTAssertEqual(leftovers.count, 0)
+
+        let other = try StoragePath("blobs/sha256/ef/efgh/data")
+        let aborted = try await driver.placingWriter(to: other, staging: staging)
+        for _ in 0..<6 { try await aborted.append(ByteBuffer(bytes: pattern(1 << 20, seed: 8))) }
+        try await aborted.abort()
+        let abortedSize = try await driver.size(of: other)
+        XCTAssertNil(abortedSize)
+        let afterAbort = try await driver.multipartUploads(prefix: "")
+        XCTAssertEqual(afterAbort.count, 0, "the aborted write's parts are freed")
+    }
+
     func testDeleteOfAnUploadDirectoryAbortsItsMultipartUploads() async throws {
         let driver = try await preparedDriver()
         let key = driver.key(try StoragePath("uploads/gone/data"))

@@ -86,6 +86,35 @@ class StorageDriverContract: XCTestCase {
         } catch StorageError.notFound {}
     }
 
+    func testPlacingWriterShowsNothingBeforeCommitAndLeavesNothingOnAbort() async throws {
+        let driver = try makeDriver()
+        let destination = try path("blobs/sha256/cd/cde/data")
+        try await write(driver, destination, [[0]])
+        let writer = try await driver.placingWriter(to: destination, staging: try path("uploads/p/data"))
+        try await writer.append(ByteBuffer(bytes: [1, 2]))
+        try await writer.append(ByteBuffer(bytes: [3]))
+        let before = try await read(driver, destination)
+        XCTAssertEqual(before, [0], "readers see the old object until the commit")
+        try await writer.commit()
+        let after = try await read(driver, destination)
+        XCTAssertEqual(after, [1, 2, 3])
+
+        let abandonedPath = try path("blobs/sha256/ef/efa/data")
+        let abandoned = try await driver.placingWriter(to: abandonedPath, staging: try path("uploads/q/data"))
+        try await abandoned.append(ByteBuffer(bytes: [4]))
+        try await abandoned.abort()
+        let abandonedSize = try await driver.size(of: abandonedPath)
+        XCTAssertNil(abandonedSize, "an aborted write places nothing")
+        let staged = try await driver.size(of: try path("uploads/q/data"))
+        XCTAssertNil(staged, "an aborted write leaves nothing staged")
+
+        let emptyPath = try path("blobs/sha256/00/000/data")
+        let empty = try await driver.placingWriter(to: emptyPath, staging: try path("uploads/e/data"))
+        try await empty.commit()
+        let emptySize = try await driver.size(of: emptyPath)
+        XCTAssertEqual(emptySize, 0, "an empty object is placed as one")
+    }
+
     func testDeleteRemovesObjectsAndPrefixesAndIgnoresMissing() async throws {
         let driver = try makeDriver()
         try await write(driver, try path("d/one/data"), [[1]])

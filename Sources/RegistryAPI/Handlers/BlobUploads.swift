@@ -111,30 +111,48 @@ extension Registry {
     /// Appends the request's body (if any), verifies the digest, moves the blob into
     /// place and only then records it: a crash at any step leaves no visible blob.
     /// The session must be checked out by the caller.
+    ///
+    /// A body that is the whole blob (nothing uploaded before it, hashed with the digest's
+    /// algorithm) is written toward the blob's address instead of the session's object,
+    /// unseen until placed: on S3 the bytes then never need a copy inside the store.
     private func completeUpload(_ session: UploadSession, hasher: ContentHasher, expected: Digest, _ context: RequestContext) async throws
         -> HTTPResponse
     {
         var session = session
+        var written: BlobWrite?
         let size: Int64
         do {
             if context.request.hasBody {
                 let expectedLength = try checkContentRange(of: context.request, against: session)
-                session.size += try await append(context.request, to: session, hasher: hasher, expectedLength: expectedLength)
+                if session.size == 0 && hasher.algorithm == expected.algorithm {
+                    let (id, body) = (session.id, context.request.body)
+                    let write = try await receive { try await blobs.writeBlob(expected, staging: id, from: body, hasher: hasher) }
+                    written = write
+                    session.size = try checkLength(write.size, declared: expectedLength)
+                } else {
+                    session.size += try await append(context.request, to: session, hasher: hasher, expectedLength: expectedLength)
+                }
             }
             size = try await storage { try await blobs.verifyUpload(session.id, hasher: hasher, expected: expected) }
             try await pin(expected, size: size, for: session.id)
             do {
-                try await storage { try await blobs.placeUpload(session.id, as: expected, size: size) }
+                if let written {
+                    try await storage { try await written.place() }
+                } else {
+                    try await storage { try await blobs.placeUpload(session.id, as: expected, size: size) }
+                }
             } catch {
                 let id = session.id
                 try? await meta { [metadata] in try await metadata.unpinBlob(for: id) }
                 throw error
             }
         } catch let error as BlobStoreError {
+            await written?.abandon()
             guard case .digestMismatch(_, let actual) = error else { throw error }
             try await discard(session)
             throw RegistryError.digestInvalid("uploaded content has digest \(actual), not \(expected)")
         } catch {
+            await written?.abandon()
             await uploads.checkIn(session.id, hasher: nil)
             throw error
         }
@@ -161,22 +179,31 @@ extension Registry {
     private func append(_ request: HTTPRequest, to session: UploadSession, hasher: ContentHasher, expectedLength: Int64?) async throws
         -> Int64
     {
-        let appended: Int64
+        let (id, offset, body) = (session.id, session.size, request.body)
+        let appended = try await receive { try await blobs.appendToUpload(id, from: body, hasher: hasher, startingAt: offset) }
+        return try checkLength(appended, declared: expectedLength)
+    }
+
+    /// Runs a storage step that reads the request body; a body that broke off or came too
+    /// slowly is the client's error.
+    private func receive<Result>(_ step: () async throws -> Result) async throws -> Result {
         do {
-            appended = try await storage {
-                try await blobs.appendToUpload(session.id, from: request.body, hasher: hasher, startingAt: session.size)
-            }
+            return try await storage(step)
         } catch RequestBodyError.tooSlow(let rate) {
             throw RegistryError.bodyTooSlow(rate)
         } catch is RequestBodyError {
             throw RegistryError(.blobUploadInvalid, status: .badRequest, "the request body ended early")
         }
-        if let expectedLength, appended != expectedLength {
+    }
+
+    /// - Returns: `received`, when it is the length the request declared (if any).
+    private func checkLength(_ received: Int64, declared: Int64?) throws(RegistryError) -> Int64 {
+        if let declared, received != declared {
             throw RegistryError(
                 .blobUploadInvalid, status: .badRequest,
-                "body length \(appended) does not match the declared range of \(expectedLength) bytes")
+                "body length \(received) does not match the declared range of \(declared) bytes")
         }
-        return appended
+        return received
     }
 
     /// Takes the session for this request and brings its hasher to the acknowledged size.

@@ -68,28 +68,9 @@ public struct BlobStore: Sendable {
         startingAt offset: Int64
     ) async throws -> Int64 {
         let appender = try await driver.appender(for: Self.path(forUpload: id), truncatingTo: offset)
-        var appended: Int64 = 0
+        let appended: Int64
         do {
-            var batch = ByteBuffer()
-            // The appender writes in the background (`StorageAppender.append`): the batch is
-            // hashed here while it is written.
-            func write(_ buffer: ByteBuffer) async throws {
-                try await appender.append(buffer)
-                hasher.update(buffer)
-            }
-            for try await var chunk in body {
-                appended += Int64(chunk.readableBytes)
-                if batch.readableBytes == 0 && chunk.readableBytes >= batchSize {
-                    try await write(chunk)
-                    continue
-                }
-                batch.writeBuffer(&chunk)
-                if batch.readableBytes >= batchSize {
-                    try await write(batch)
-                    batch = ByteBuffer()
-                }
-            }
-            if batch.readableBytes > 0 { try await write(batch) }
+            appended = try await stream(body, hasher: hasher) { try await appender.append($0) }
             try await appender.sync()
             try await appender.close()
         } catch {
@@ -100,6 +81,59 @@ public struct BlobStore: Sendable {
             throw error
         }
         return appended
+    }
+
+    /// Writes a blob whose digest came with its bytes (the body of a monolithic upload
+    /// that has nothing before it) toward its own address, hashing as it goes. Nothing is
+    /// visible there before `BlobWrite.place()`, which the caller calls once the digest is
+    /// verified and the blob pinned. Meanwhile the bytes wait in the upload's temporary
+    /// object where a move is a rename, or unseen at the blob's own key on S3, so that
+    /// placing them copies nothing. On a throw nothing is left behind, and the hasher holds
+    /// an unknown prefix: discard it.
+    public func writeBlob(
+        _ digest: Digest,
+        staging id: UploadID,
+        from body: some AsyncSequence<ByteBuffer, any Error>,
+        hasher: ContentHasher
+    ) async throws -> BlobWrite {
+        let writer = try await driver.placingWriter(to: Self.path(for: digest), staging: Self.path(forUpload: id))
+        do {
+            let size = try await stream(body, hasher: hasher) { try await writer.append($0) }
+            return BlobWrite(writer: writer, size: size, tidy: { [driver] in try? await driver.delete(Self.uploadDirectory(id)) })
+        } catch {
+            try? await writer.abort()
+            throw error
+        }
+    }
+
+    /// Hands `body` to `write` in batches of `batchSize` and hashes each batch while the
+    /// driver writes it (drivers write behind their caller, see `StorageAppender.append`).
+    /// - Returns: the number of bytes.
+    private func stream(
+        _ body: some AsyncSequence<ByteBuffer, any Error>,
+        hasher: ContentHasher,
+        into write: (ByteBuffer) async throws -> Void
+    ) async throws -> Int64 {
+        var count: Int64 = 0
+        var batch = ByteBuffer()
+        func send(_ buffer: ByteBuffer) async throws {
+            try await write(buffer)
+            hasher.update(buffer)
+        }
+        for try await var chunk in body {
+            count += Int64(chunk.readableBytes)
+            if batch.readableBytes == 0 && chunk.readableBytes >= batchSize {
+                try await send(chunk)
+                continue
+            }
+            batch.writeBuffer(&chunk)
+            if batch.readableBytes >= batchSize {
+                try await send(batch)
+                batch = ByteBuffer()
+            }
+        }
+        if batch.readableBytes > 0 { try await send(batch) }
+        return count
     }
 
     /// Verifies the upload's digest. When the expected digest uses another algorithm
@@ -166,6 +200,27 @@ public struct BlobStore: Sendable {
 
     private static func uploadDirectory(_ id: UploadID) -> StoragePath {
         try! StoragePath(["uploads", id.value])
+    }
+}
+
+/// A blob written but not yet visible at its address (`BlobStore.writeBlob`).
+public struct BlobWrite: Sendable {
+    fileprivate let writer: any PlacingWriter
+    /// How many bytes were written.
+    public let size: Int64
+    fileprivate let tidy: @Sendable () async -> Void
+
+    /// Makes the blob visible at its address, durably: the commit of the upload. Call it
+    /// only after the digest was verified and the blob pinned (as `placeUpload`).
+    public func place() async throws {
+        try await writer.commit()
+        // As in `placeUpload`: an upload directory left behind is the purge's to remove.
+        await tidy()
+    }
+
+    /// Gives the write up; the blob's address stays as it was.
+    public func abandon() async {
+        try? await writer.abort()
     }
 }
 

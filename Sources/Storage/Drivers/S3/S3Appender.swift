@@ -14,13 +14,20 @@ import NIOCore
 /// A registry upload is one object under `uploads/`; each PATCH of a chunked upload is one
 /// multipart upload, so the object is readable (for verification after a restart) between
 /// requests and a resumed upload needs nothing but the object itself.
-actor S3Appender: StorageAppender {
+///
+/// The same machinery writes a new object in place (`S3Driver.placingWriter`): a blob
+/// whose digest came with its bytes goes straight to its own key as a multipart upload
+/// that no reader sees until `sync()` completes it after the digest was verified, so the
+/// store never copies it.
+actor S3Appender: StorageAppender, PlacingWriter {
     private let driver: S3Driver
     private let key: String
     private let partSize: Int
     /// Bytes the object holds before this appender's first byte.
     private let baseSize: Int64
     private let existed: Bool
+    /// A new object written in place: `close()` without `sync()` leaves no object behind.
+    private let placing: Bool
     private var started = false
     private var upload: String?
     private var parts: [S3Part] = []
@@ -32,12 +39,20 @@ actor S3Appender: StorageAppender {
     private let maximumPartsInFlight = 2
     private static let maximumParts = 10_000
 
-    private init(driver: S3Driver, key: String, baseSize: Int64, existed: Bool) {
+    private init(driver: S3Driver, key: String, baseSize: Int64, existed: Bool, placing: Bool = false) {
         self.driver = driver
         self.key = key
         self.partSize = driver.configuration.partSize
         self.baseSize = baseSize
         self.existed = existed
+        self.placing = placing
+    }
+
+    /// A new object at `key`, seen only once `sync()` (`commit()`) completes it. Multipart
+    /// uploads already on the key are left alone: another request may be placing the same
+    /// blob this moment (a crash's leftovers go with `abortAbandonedWrites`).
+    static func placing(driver: S3Driver, key: String) -> S3Appender {
+        S3Appender(driver: driver, key: key, baseSize: 0, existed: false, placing: true)
     }
 
     static func open(driver: S3Driver, key: String, truncatingTo length: Int64?) async throws -> S3Appender {
@@ -90,6 +105,14 @@ actor S3Appender: StorageAppender {
 
     func close() async throws {
         try await mapped("abort the append to") { try await closeUnmapped() }
+    }
+
+    func commit() async throws {
+        try await sync()
+    }
+
+    func abort() async throws {
+        try await close()
     }
 
     private func appendUnmapped(_ buffer: ByteBuffer) async throws {
@@ -170,7 +193,7 @@ actor S3Appender: StorageAppender {
         inFlight = []
         if let upload {
             try await driver.abortMultipartUpload(key: key, id: upload)
-        } else if !existed && appended == 0 {
+        } else if !existed && appended == 0 && !placing {
             // Opening creates a missing object, as a file would be created.
             try await driver.putObject(key, ByteBuffer())
         }

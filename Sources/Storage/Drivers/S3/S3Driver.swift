@@ -18,7 +18,9 @@ import NIOHTTP1
 /// bytes into a multipart upload that starts with a server-side copy of what the object
 /// already holds and replaces it only when `sync()` completes it (see `S3Appender`).
 /// A crash mid-request leaves an incomplete multipart upload that no object shows: the
-/// next appender on that key, `delete`, and `abortAbandonedWrites` abort it.
+/// next appender on that key, deleting the upload, and `abortAbandonedWrites` abort it.
+/// A blob whose digest came with its bytes is written to its own key the same way,
+/// unseen until verified, so it is never copied (`placingWriter`).
 public final class S3Driver: StorageDriver {
     public let name = "s3"
     public let configuration: S3Configuration
@@ -101,13 +103,20 @@ public final class S3Driver: StorageDriver {
         }
     }
 
+    public func placingWriter(to destination: StoragePath, staging: StoragePath) async throws -> any PlacingWriter {
+        S3Appender.placing(driver: self, key: key(destination))
+    }
+
+    /// Under a prefix (an upload's directory) multipart uploads are aborted with the
+    /// objects; on an object's own key they are left to their writer: a blob being
+    /// collected may be placed again this moment by a push (`placingWriter`).
     public func delete(_ path: StoragePath) async throws {
         do {
             let exact = key(path)
             for object in [exact] + (try await listKeys(prefix: exact + "/")).map(\.key) {
                 _ = try await client.send(S3Request(method: .DELETE, key: object))
             }
-            for upload in try await multipartUploads(prefix: exact) where upload.key == exact || upload.key.hasPrefix(exact + "/") {
+            for upload in try await multipartUploads(prefix: exact + "/") {
                 try await abortMultipartUpload(key: upload.key, id: upload.id)
             }
         } catch {
