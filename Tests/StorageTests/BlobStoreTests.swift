@@ -67,7 +67,8 @@ final class BlobStoreTests: XCTestCase {
         XCTAssertEqual(leftovers, [])
 
         let other = Digest.of([1])
-        let abandoned = try await store.writeBlob(other, staging: UploadID.generate(), from: chunks([2], size: 1), hasher: ContentHasher(algorithm: .sha256))
+        let abandoned = try await store.writeBlob(
+            other, staging: UploadID.generate(), from: chunks([2], size: 1), hasher: ContentHasher(algorithm: .sha256))
         await abandoned.abandon()
         let abandonedSize = try await store.size(of: other)
         XCTAssertNil(abandonedSize)
