@@ -43,6 +43,15 @@ public protocol StorageDriver: Sendable {
     /// (S3's multipart uploads) writes there, so committing copies nothing.
     func placingWriter(to destination: StoragePath, staging: StoragePath) async throws -> any PlacingWriter
 
+    /// Whether appending to an existing object makes the store rewrite it (S3 objects
+    /// cannot grow). `BlobStore` then keeps each request's bytes of an upload as an object
+    /// of its own and joins them once, when the blob is placed (`concatenate`).
+    var appendRewritesObject: Bool { get }
+
+    /// Joins `sources`, in order, into one new object at `destination`, atomically as
+    /// `move` does. The sources stay; the caller deletes them.
+    func concatenate(_ sources: [StoragePath], into destination: StoragePath) async throws
+
     /// Deletes the object at `path`, or everything under it when it is a prefix.
     /// Deleting what does not exist is not an error.
     func delete(_ path: StoragePath) async throws
@@ -69,6 +78,25 @@ extension StorageDriver {
     /// costs nothing, and no driver-specific code is needed.
     public func placingWriter(to destination: StoragePath, staging: StoragePath) async throws -> any PlacingWriter {
         StagedWriter(driver: self, destination: destination, staging: staging, appender: try await appender(for: staging, truncatingTo: 0))
+    }
+
+    public var appendRewritesObject: Bool { false }
+
+    /// Reads the sources into a placing writer staged beside the first.
+    public func concatenate(_ sources: [StoragePath], into destination: StoragePath) async throws {
+        guard let first = sources.first, let name = first.segments.last else {
+            throw StorageError.io("nothing to join into \(destination)")
+        }
+        let writer = try await placingWriter(to: destination, staging: try StoragePath(first.segments.dropLast() + [name + ".joined"]))
+        do {
+            for source in sources {
+                for try await chunk in try await read(source, range: nil) { try await writer.append(chunk) }
+            }
+            try await writer.commit()
+        } catch {
+            try? await writer.abort()
+            throw error
+        }
     }
 
     public func downloadURL(for path: StoragePath) -> String? { nil }

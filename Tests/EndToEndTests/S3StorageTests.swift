@@ -146,8 +146,14 @@ final class S3RegistryTests: XCTestCase {
         let rest = try await second.client.send(
             .PATCH, location, headers: [("Content-Range", "\(split)-\(blob.count - 1)")], body: .bytes(Array(blob[split...])))
         XCTAssertEqual(rest.status, .accepted, rest.text)
+        // The second request's bytes are an object of their own: the first chunk was not
+        // copied again, and the two are joined once when the blob is placed.
+        let pieces = try await second.blobs.driver.list(under: BlobStore.uploadsPrefix).map { $0.segments.last ?? "" }.sorted()
+        XCTAssertEqual(pieces, ["data", "data-\(split)"])
         let put = try await second.client.send(.PUT, "\(location)?digest=\(Fixtures.digest(blob))")
         XCTAssertEqual(put.status, .created, put.text)
+        let uploads = try await second.blobs.driver.list(under: BlobStore.uploadsPrefix)
+        XCTAssertEqual(uploads, [])
         let get = try await second.client.send(.GET, "/v2/a/b/blobs/\(Fixtures.digest(blob))")
         XCTAssertEqual(get.body, blob)
         let range = try await second.client.send(

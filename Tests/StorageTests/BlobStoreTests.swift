@@ -93,6 +93,63 @@ final class BlobStoreTests: XCTestCase {
         XCTAssertEqual(leftovers, [])
     }
 
+    func testWhereAppendsRewriteTheObjectEachRequestIsAPieceJoinedOnceAtPlacement() async throws {
+        let store = BlobStore(driver: MemoryDriver(appendRewritesObject: true))
+        let mib = 1 << 20
+        let bytes = (0..<(9 * mib)).map { UInt8(truncatingIfNeeded: $0 &* 11) }
+        let id = UploadID.generate()
+        let hasher = ContentHasher(algorithm: .sha256)
+        var offset: Int64 = 0
+        // Under 5 MiB the first object is rewritten (cheap); past it each request is a piece.
+        for range in [0..<(2 * mib), (2 * mib)..<(6 * mib), (6 * mib)..<(8 * mib), (8 * mib)..<(9 * mib)] {
+            offset += try await store.appendToUpload(
+                id, from: chunks(Array(bytes[range]), size: 300_000), hasher: hasher, startingAt: offset)
+            if offset == 6 * mib {
+                // What a crashed request past the acknowledged size may leave: dropped by the next.
+                let stale = try await store.driver.appender(for: StoragePath("uploads/\(id.value)/data-\(12 * mib)"), truncatingTo: 0)
+                try await stale.append(ByteBuffer(bytes: [1, 2, 3]))
+                try await stale.close()
+            }
+        }
+        let listed = try await store.driver.list(under: BlobStore.uploadsPrefix).map { $0.segments.last! }.sorted()
+        XCTAssertEqual(listed, ["data", "data-\(6 * mib)", "data-\(8 * mib)"], "bytes past 5 MiB are never rewritten")
+        let first = try await store.driver.size(of: BlobStore.path(forUpload: id))
+        XCTAssertEqual(first, Int64(6 * mib))
+        let size = try await store.uploadSize(id)
+        XCTAssertEqual(size, Int64(9 * mib))
+        let rehashed = try await store.rehashUpload(id, algorithm: .sha256, length: Int64(7 * mib))
+        XCTAssertEqual(rehashed.finalize(), Digest.of(Array(bytes[0..<(7 * mib)])))
+        let digest = Digest.of(bytes)
+        let verified = try await store.verifyUpload(id, hasher: hasher, expected: digest)
+        try await store.placeUpload(id, as: digest, size: verified)
+        let placed = try await store.content(of: digest, range: 0..<Int64(9 * mib), preferChunks: true)
+        guard case .chunks(let placedChunks) = placed else { return XCTFail("memory blobs come as chunks") }
+        let placedBytes = Array(try await placedChunks.collect(upTo: 16 * mib).readableBytesView)
+        XCTAssertTrue(placedBytes == bytes, "the pieces joined in order")
+        let leftovers = try await store.driver.list(under: BlobStore.uploadsPrefix)
+        XCTAssertEqual(leftovers, [])
+    }
+
+    func testPiecesWithAGapAreNeverPlaced() async throws {
+        let driver = MemoryDriver(appendRewritesObject: true)
+        let store = BlobStore(driver: driver)
+        let id = UploadID.generate()
+        let hasher = ContentHasher(algorithm: .sha256)
+        let first = Array(repeating: UInt8(1), count: 5 << 20)
+        _ = try await store.appendToUpload(id, from: chunks(first, size: 1 << 20), hasher: hasher, startingAt: 0)
+        _ = try await store.appendToUpload(id, from: chunks([4, 5], size: 2), hasher: hasher, startingAt: 5 << 20)
+        _ = try await store.appendToUpload(id, from: chunks([6], size: 1), hasher: hasher, startingAt: (5 << 20) + 2)
+        // A piece lost underneath: the rest must not become a blob.
+        try await driver.delete(StoragePath("uploads/\(id.value)/data-\(5 << 20)"))
+        let digest = Digest.of(first + [4, 5, 6])
+        do {
+            try await store.placeUpload(id, as: digest, size: (5 << 20) + 3)
+            XCTFail("an upload missing a piece must not be placed")
+        } catch StorageError.io {}
+        let stored = try await store.size(of: digest)
+        XCTAssertNil(stored)
+    }
+
     func testRehashingFromStorageMatchesTheRunningHash() async throws {
         let store = BlobStore(driver: MemoryDriver())
         let id = UploadID.generate()

@@ -176,6 +176,33 @@ final class S3DriverTests: StorageDriverContract {
         XCTAssertEqual(afterAbort.count, 0, "the aborted write's parts are freed")
     }
 
+    func testConcatenationCopiesLargePiecesAndSendsSmallOnesWithTheirNeighbours() async throws {
+        let driver = try await preparedDriver()
+        // Small, large, small, large, small around the 5 MiB minimum part.
+        let sizes = [2 << 20, 7 << 20, 1 << 20, 6 << 20, 3 << 20]
+        var whole: [UInt8] = []
+        var sources: [StoragePath] = []
+        for (index, size) in sizes.enumerated() {
+            let bytes = pattern(size, seed: UInt8(20 + index))
+            let path = try StoragePath("uploads/joined/data-\(whole.count)")
+            try await append(driver, path, bytes, truncatingTo: 0)
+            whole += bytes
+            sources.append(path)
+        }
+        let destination = try StoragePath("blobs/sha256/jo/joined/data")
+        try await driver.concatenate(sources, into: destination)
+        let joined = try await contents(driver, destination)
+        XCTAssertEqual(joined.count, whole.count)
+        XCTAssertTrue(joined == whole, "the pieces in order")
+        let leftovers = try await driver.multipartUploads(prefix: "")
+        XCTAssertEqual(leftovers.count, 0)
+        // Less than a part in all: one plain object.
+        let small = try StoragePath("blobs/sha256/sm/small/data")
+        try await driver.concatenate([sources[0], sources[2]], into: small)
+        let smallSize = try await driver.size(of: small)
+        XCTAssertEqual(smallSize, Int64(3 << 20))
+    }
+
     func testDeleteOfAnUploadDirectoryAbortsItsMultipartUploads() async throws {
         let driver = try await preparedDriver()
         let key = driver.key(try StoragePath("uploads/gone/data"))

@@ -22,6 +22,10 @@ public struct BlobStore: Sendable {
     /// saved thread hand-offs but held more memory per upload: docs/PERFORMANCE.md,
     /// "Big blobs".)
     private let batchSize = 128 << 10
+    /// Where appends rewrite the object, a request after this many bytes writes a piece of
+    /// its own. Below it, rewriting the little there is costs less than the listings that
+    /// pieces need (S3's minimum part size: smaller objects are read and sent again).
+    static let pieceThreshold: Int64 = 5 << 20
 
     public init(driver: any StorageDriver) {
         self.driver = driver
@@ -67,7 +71,15 @@ public struct BlobStore: Sendable {
         hasher: ContentHasher,
         startingAt offset: Int64
     ) async throws -> Int64 {
-        let appender = try await driver.appender(for: Self.path(forUpload: id), truncatingTo: offset)
+        // Where appending rewrites the object (S3), a request that follows enough bytes
+        // writes a piece of its own, so they are never copied again (see `placeUpload`).
+        var (target, truncation) = (Self.path(forUpload: id), offset)
+        if offset >= Self.pieceThreshold && driver.appendRewritesObject {
+            (target, truncation) = (Self.piecePath(id, offset: offset), 0)
+            // Pieces that a failed or crashed request left past the acknowledged offset.
+            for piece in try await pieces(of: id) where piece.offset > offset { try await driver.delete(piece.path) }
+        }
+        let appender = try await driver.appender(for: target, truncatingTo: truncation)
         let appended: Int64
         do {
             appended = try await stream(body, hasher: hasher) { try await appender.append($0) }
@@ -77,7 +89,7 @@ public struct BlobStore: Sendable {
             try? await appender.close()
             // Give back what the failed request wrote (it matters on a full disk); the
             // next request would cut it off anyway.
-            try? await driver.appender(for: Self.path(forUpload: id), truncatingTo: offset).close()
+            try? await driver.appender(for: target, truncatingTo: truncation).close()
             throw error
         }
         return appended
@@ -157,14 +169,23 @@ public struct BlobStore: Sendable {
     public func placeUpload(_ id: UploadID, as digest: Digest, size: Int64) async throws {
         let source = Self.path(forUpload: id)
         let stored = try await driver.size(of: source)
-        if stored == nil && size == 0 {
-            // An empty blob may be pushed without any body: there is no object to move yet.
-            try await driver.appender(for: source, truncatingTo: 0).close()
-        } else if stored != size {
-            // The object is not what was verified (removed or cut underneath): never place it.
-            throw StorageError.io("upload \(id) holds \(stored.map(String.init) ?? "nothing") bytes, not the \(size) verified")
+        if let stored, stored < size, driver.appendRewritesObject {
+            // A chunked upload kept as pieces: joined once, each byte copied once.
+            let pieces = try await storedPieces(of: id).filter { $0.offset < size }
+            guard Self.end(of: pieces) == size else {
+                throw StorageError.io("upload \(id)'s pieces do not hold the \(size) bytes verified")
+            }
+            try await driver.concatenate(pieces.map(\.path), into: Self.path(for: digest))
+        } else {
+            if stored == nil && size == 0 {
+                // An empty blob may be pushed without any body: there is no object to move yet.
+                try await driver.appender(for: source, truncatingTo: 0).close()
+            } else if stored != size {
+                // The object is not what was verified (removed or cut underneath): never place it.
+                throw StorageError.io("upload \(id) holds \(stored.map(String.init) ?? "nothing") bytes, not the \(size) verified")
+            }
+            try await driver.move(from: source, to: Self.path(for: digest))
         }
-        try await driver.move(from: source, to: Self.path(for: digest))
         // The bytes are in place: that is the commit. Removing the emptied upload directory
         // is tidying; when the store fails it now, the purge removes it later (an orphan),
         // and failing the request here would make the client resume an upload whose data
@@ -184,22 +205,70 @@ public struct BlobStore: Sendable {
 
     /// The bytes an upload holds so far, or `nil` when it has no temporary object.
     public func uploadSize(_ id: UploadID) async throws -> Int64? {
-        try await driver.size(of: Self.path(forUpload: id))
+        guard driver.appendRewritesObject else { return try await driver.size(of: Self.path(forUpload: id)) }
+        return try await storedPieces(of: id).last.map { $0.offset + $0.size }
     }
 
     /// Hashes an upload's first `length` bytes (all when `nil`) from storage: used when a
     /// session is resumed after a restart, or verified with a second algorithm.
     public func rehashUpload(_ id: UploadID, algorithm: DigestAlgorithm, length: Int64? = nil) async throws -> ContentHasher {
         let hasher = ContentHasher(algorithm: algorithm)
-        let range: Range<Int64>? = length.map { 0..<$0 }
-        for try await chunk in try await driver.read(Self.path(forUpload: id), range: range) {
-            hasher.update(chunk)
+        var pieces = [(offset: Int64(0), path: Self.path(forUpload: id), size: Int64.max)]
+        // Pieces start at `pieceThreshold`: a shorter prefix is all in the first object.
+        if driver.appendRewritesObject && length ?? .max >= Self.pieceThreshold {
+            pieces = try await storedPieces(of: id)
+            let end = length ?? pieces.last.map { $0.offset + $0.size } ?? 0
+            pieces = pieces.filter { $0.offset < end }
+            guard let covered = Self.end(of: pieces), covered >= end else { throw StorageError.notFound(Self.path(forUpload: id)) }
+        }
+        for piece in pieces {
+            let range: Range<Int64>? = length.map { 0..<min($0 - piece.offset, piece.size) }
+            for try await chunk in try await driver.read(piece.path, range: range) {
+                hasher.update(chunk)
+            }
         }
         return hasher
     }
 
     private static func uploadDirectory(_ id: UploadID) -> StoragePath {
         try! StoragePath(["uploads", id.value])
+    }
+
+    // MARK: Pieces of an upload (drivers whose appends rewrite the object)
+
+    /// The object holding an upload's bytes from `offset` on: `data` for the first
+    /// request, `data-<offset>` for each later one.
+    private static func piecePath(_ id: UploadID, offset: Int64) -> StoragePath {
+        offset == 0 ? path(forUpload: id) : try! StoragePath(["uploads", id.value, "data-\(offset)"])
+    }
+
+    /// An upload's pieces by offset, as listed (on S3 a listing shows writes in progress).
+    private func pieces(of id: UploadID) async throws -> [(offset: Int64, path: StoragePath)] {
+        try await driver.list(under: Self.uploadDirectory(id)).compactMap { path -> (offset: Int64, path: StoragePath)? in
+            guard path.segments.count == 3, let name = path.segments.last else { return nil }
+            if name == "data" { return (0, path) }
+            guard name.hasPrefix("data-"), let offset = Int64(name.dropFirst(5)), offset > 0 else { return nil }
+            return (offset, path)
+        }.sorted { $0.offset < $1.offset }
+    }
+
+    /// The pieces that hold bytes, with their sizes.
+    private func storedPieces(of id: UploadID) async throws -> [(offset: Int64, path: StoragePath, size: Int64)] {
+        var stored: [(offset: Int64, path: StoragePath, size: Int64)] = []
+        for piece in try await pieces(of: id) {
+            if let size = try await driver.size(of: piece.path) { stored.append((piece.offset, piece.path, size)) }
+        }
+        return stored
+    }
+
+    /// Where `pieces` end, when they follow each other from 0 without a gap or an overlap.
+    private static func end(of pieces: [(offset: Int64, path: StoragePath, size: Int64)]) -> Int64? {
+        var end: Int64 = 0
+        for piece in pieces {
+            guard piece.offset == end else { return nil }
+            end += piece.size
+        }
+        return end
     }
 }
 

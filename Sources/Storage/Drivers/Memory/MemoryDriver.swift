@@ -11,7 +11,12 @@ public final class MemoryDriver: StorageDriver {
     private let objects = Mutex<[StoragePath: ByteBuffer]>([:])
     private let chunkSize = 1 << 20
 
-    public init() {}
+    /// Set by tests to make `BlobStore` keep uploads as pieces, as it does on S3.
+    public let appendRewritesObject: Bool
+
+    public init(appendRewritesObject: Bool = false) {
+        self.appendRewritesObject = appendRewritesObject
+    }
 
     public func size(of path: StoragePath) async throws -> Int64? {
         objects.withLock { $0[path].map { Int64($0.readableBytes) } }

@@ -107,6 +107,77 @@ public final class S3Driver: StorageDriver {
         S3Appender.placing(driver: self, key: key(destination))
     }
 
+    /// Objects cannot grow: an append rewrites the object inside the store (`S3Appender`).
+    public var appendRewritesObject: Bool { true }
+
+    /// One multipart upload onto `destination` whose parts are the sources' bytes: copied
+    /// inside the store (`UploadPartCopy`) where a source has at least a part's worth
+    /// left, read and sent with their neighbours' bytes where not (every part but the last
+    /// must be 5 MiB at least). Each byte is copied once; nothing is visible at the
+    /// destination before the upload completes.
+    public func concatenate(_ sources: [StoragePath], into destination: StoragePath) async throws {
+        do {
+            var pieces: [(key: String, size: Int64)] = []
+            for source in sources {
+                guard let size = try await objectSize(key(source)) else { throw StorageError.notFound(source) }
+                pieces.append((key(source), size))
+            }
+            try await join(pieces, into: key(destination))
+        } catch {
+            throw Self.storageError(error, doing: "join \(sources.count) objects into \(destination)")
+        }
+    }
+
+    private func join(_ pieces: [(key: String, size: Int64)], into destination: String) async throws {
+        let minimum = Int64(S3Configuration.minimumPartSize)
+        var upload: String?
+        var parts: [S3Part] = []
+        // Bytes read from small pieces (or the start of a large one) waiting to make a part.
+        var pending = ByteBuffer()
+        func uploadID() async throws -> String {
+            if let upload { return upload }
+            let created = try await createMultipartUpload(key: destination)
+            upload = created
+            return created
+        }
+        do {
+            for piece in pieces {
+                var offset: Int64 = 0
+                if pending.readableBytes > 0 {
+                    // Fill the waiting bytes up to a part from the start of this piece.
+                    offset = min(piece.size, minimum - Int64(pending.readableBytes))
+                    var head = try await readRange(of: piece.key, 0..<offset)
+                    pending.writeBuffer(&head)
+                    if pending.readableBytes >= minimum {
+                        parts.append(try await uploadPart(key: destination, upload: uploadID(), number: parts.count + 1, body: pending))
+                        pending = ByteBuffer()
+                    }
+                }
+                if piece.size - offset >= minimum {
+                    parts += try await copyParts(
+                        from: piece.key, range: offset..<piece.size, into: destination, upload: uploadID(), firstPartNumber: parts.count + 1
+                    )
+                } else if piece.size > offset {
+                    var rest = try await readRange(of: piece.key, offset..<piece.size)
+                    pending.writeBuffer(&rest)
+                }
+            }
+            let total = pieces.reduce(0) { $0 + $1.size }
+            guard let upload else {
+                // Less than a part in all: one plain PUT.
+                try await putObject(destination, pending)
+                return
+            }
+            if pending.readableBytes > 0 {
+                parts.append(try await uploadPart(key: destination, upload: upload, number: parts.count + 1, body: pending))
+            }
+            try await completeMultipartUpload(key: destination, id: upload, parts: parts, expectedSize: total)
+        } catch {
+            if let upload { try? await abortMultipartUpload(key: destination, id: upload) }
+            throw error
+        }
+    }
+
     /// Under a prefix (an upload's directory) multipart uploads are aborted with the
     /// objects; on an object's own key they are left to their writer: a blob being
     /// collected may be placed again this moment by a push (`placingWriter`).
@@ -184,10 +255,16 @@ public final class S3Driver: StorageDriver {
     /// The first `length` bytes of an object, read whole: only for pieces below the
     /// minimum part size.
     func readPrefix(of key: String, length: Int64) async throws -> ByteBuffer {
-        guard length > 0 else { return ByteBuffer() }
-        let response = try await client.send(S3Request(method: .GET, key: key, headers: [("range", "bytes=0-\(length - 1)")]))
-        guard response.body.readableBytes == length else {
-            throw StorageError.io("S3 GET \(key) returned \(response.body.readableBytes) bytes, not \(length)")
+        try await readRange(of: key, 0..<length)
+    }
+
+    /// `range` of an object, read whole: only for pieces below the minimum part size.
+    func readRange(of key: String, _ range: Range<Int64>) async throws -> ByteBuffer {
+        guard !range.isEmpty else { return ByteBuffer() }
+        let response = try await client.send(
+            S3Request(method: .GET, key: key, headers: [("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")]))
+        guard response.body.readableBytes == range.count else {
+            throw StorageError.io("S3 GET \(key) returned \(response.body.readableBytes) bytes, not \(range.count)")
         }
         return response.body
     }
@@ -212,16 +289,24 @@ public final class S3Driver: StorageDriver {
         }
     }
 
-    /// Copies `[0, length)` of `source` into parts of a multipart upload: equal pieces of
-    /// at most 5 GiB, so each is at least 2.5 GiB when there are several, and the whole
-    /// when there is one (`length` is at least the minimum part size).
+    /// Copies `[0, length)` of `source` into parts of a multipart upload.
     func copyParts(from source: String, length: Int64, into key: String, upload: String, firstPartNumber: Int) async throws -> [S3Part] {
+        try await copyParts(from: source, range: 0..<length, into: key, upload: upload, firstPartNumber: firstPartNumber)
+    }
+
+    /// Copies `range` of `source` into parts of a multipart upload: equal pieces of at most
+    /// 5 GiB, so each is at least 2.5 GiB when there are several, and the whole range when
+    /// there is one (the range is at least the minimum part size).
+    func copyParts(from source: String, range: Range<Int64>, into key: String, upload: String, firstPartNumber: Int) async throws
+        -> [S3Part]
+    {
+        let length = Int64(range.count)
         let count = (length + maximumCopySize - 1) / maximumCopySize
         let piece = (length + count - 1) / count
         var parts: [S3Part] = []
-        var offset: Int64 = 0
-        while offset < length {
-            let end = min(offset + piece, length)
+        var offset = range.lowerBound
+        while offset < range.upperBound {
+            let end = min(offset + piece, range.upperBound)
             let number = firstPartNumber + parts.count
             let response = try await client.send(
                 S3Request(
