@@ -108,16 +108,28 @@ def table(results):
 def s3_table(results):
     """registryd on radosgw against `aws s3 cp` to and from the same radosgw."""
     aws, registryd, cpu = results["aws"], results["registryd"], results["registryd_cpu"]
+    written = results.get("store_writes", {})
     size = f"{results['size_mib'] / 1024:g} GiB" if results["size_mib"] >= 1024 else f"{results['size_mib']} MiB"
+    # (name, registryd MiB/s, aws MiB/s, CPU, rate target against aws, bytes the store wrote per byte
+    # pushed and its most: the upload itself plus at most one copy of each byte)
     rows = [
-        (f"{size} push, monolithic", registryd["push"], aws["push"], cpu["push"], 0.9),
-        (f"{size} push, 64 MiB chunks", registryd["push_chunked"], aws["push"], cpu["push_chunked"], None),
-        (f"{size} pull", registryd["pull"], aws["pull"], cpu["pull"], 1.0),
+        (f"{size} push, monolithic", registryd["push"], aws["push"], cpu["push"], 0.9, written.get("push"), None),
+        (f"{size} push, 64 MiB chunks", registryd["push_chunked"], aws["push"], cpu["push_chunked"], None, written.get("push_chunked"), 2.0),
+        (f"{size} pull", registryd["pull"], aws["pull"], cpu["pull"], 1.0, None, None),
     ]
-    lines = ["| workload | registryd | `aws s3 cp` | registryd / aws | registryd CPU per GiB | target |", "|---|---:|---:|---:|---:|---|"]
-    for name, mine, theirs, seconds, target in rows:
-        check = f"{'✅' if mine >= target * theirs else '❌'} ≥ {target:.0%} of aws" if target else ""
-        lines.append(f"| {name} | {mine:,.0f} MiB/s | {theirs:,.0f} MiB/s | {mine / theirs:.0%} | {seconds:.2f} s | {check} |")
+    lines = ["| workload | registryd | `aws s3 cp` | registryd / aws | registryd CPU per GiB | store writes per byte pushed | target |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for name, mine, theirs, seconds, target, stored, most in rows:
+        checks = []
+        if target:
+            checks.append(f"{'✅' if mine >= target * theirs else '❌'} ≥ {target:.0%} of aws")
+        if most is not None and stored is not None:
+            checks.append(f"{'✅' if stored <= most else '❌'} store writes ≤ {most:g}× (each byte copied at most once)")
+        stored_text = f"{stored:.2f}×" if stored is not None else ""
+        lines.append(f"| {name} | {mine:,.0f} MiB/s | {theirs:,.0f} MiB/s | {mine / theirs:.0%} | {seconds:.2f} s | {stored_text} | {'; '.join(checks)} |")
+    if "aws push" in written:
+        lines.append("")
+        lines.append(f"`aws s3 cp`'s upload made the store write {written['aws push']:.2f}× the file.")
     return "\n".join(lines)
 
 

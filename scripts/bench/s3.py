@@ -9,11 +9,12 @@ on loopback. The same file is uploaded with `aws s3 cp` (its defaults: 8 MiB par
 in flight) and downloaded back to /dev/null; then pushed to registryd on that radosgw
 (`--storage s3`, its default 16 MiB parts) monolithically and in 64 MiB chunks, and pulled
 back through registryd (no redirect, so the bytes pass through it); registryd's server CPU
-is read as in the main benchmark. One round by default: the test cluster's OSD keeps objects
-in 8 GiB of memory, and radosgw frees deleted objects' space only hours later, so a second
-round of 1 GiB would fill it (503 Slow Down).
+is read as in the main benchmark, and the bytes radosgw wrote into its OSD during each push
+(the OSD's `op_w_in_bytes`) tell how often the store copied the blob inside itself. Three
+rounds by default (the test cluster gives deleted objects' space back within seconds,
+scripts/radosgw.sh; its OSD keeps objects in 8 GiB of memory).
 """
-import argparse, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchmark as bench  # noqa: E402
@@ -37,6 +38,13 @@ def aws(environment, endpoint, arguments):
     return time.time() - started
 
 
+def store_writes(gateway):
+    """Bytes written into the test cluster's only OSD so far (its admin socket)."""
+    output = subprocess.run(["ceph", "--admin-daemon", os.path.join(gateway, "run", "osd.0.asok"), "perf", "dump"],
+                            check=True, capture_output=True, text=True).stdout
+    return json.loads(output)["osd"]["op_w_in_bytes"]
+
+
 def start_registryd_on_s3(workdir, s3):
     data = os.path.join(workdir, "registryd-s3")
     os.makedirs(data)
@@ -52,9 +60,10 @@ def start_registryd_on_s3(workdir, s3):
     return bench.Server("registryd", process, port, True)
 
 
-def measure(size_mib=1024, rounds=1):
+def measure(size_mib=1024, rounds=3):
     """- Returns: {"size_mib", "aws": {"push", "pull"}, "registryd": {"push", "push_chunked", "pull"}} in MiB/s
-    (medians), and "registryd_cpu": {...} in CPU seconds per GiB."""
+    (medians), "registryd_cpu": {...} in CPU seconds per GiB, and "store_writes": {"aws push", "push",
+    "push_chunked"}: bytes the store wrote per byte pushed."""
     workdir = tempfile.mkdtemp(prefix="registryd-s3-bench-")
     gateway = os.path.join(workdir, "radosgw")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -75,21 +84,29 @@ def measure(size_mib=1024, rounds=1):
         server = start_registryd_on_s3(workdir, s3)
         runs = {name: [] for name in ("aws push", "aws pull", "push", "push_chunked", "pull")}
         cpu = {name: [] for name in ("push", "push_chunked", "pull")}
+        written = {name: [] for name in ("aws push", "push", "push_chunked")}
+        size_bytes = size_mib << 20
         for _ in range(rounds):
+            before = store_writes(gateway)
             runs["aws push"].append(size_mib / aws(environment, endpoint, ["s3", "cp", big, "s3://bench-aws/big.bin"]))
+            written["aws push"].append((store_writes(gateway) - before) / size_bytes)
             runs["aws pull"].append(size_mib / aws(environment, endpoint, ["s3", "cp", "s3://bench-aws/big.bin", "/dev/null"]))
             for name, work in (("push", lambda: bench.push_monolithic(server, big, digest)),
                                ("push_chunked", lambda: bench.push_chunked(server, chunks, digest)),
                                ("pull", lambda: bench.pull(server, digest))):
+                before = store_writes(gateway)
                 seconds, used = bench.measured(server, work)
                 runs[name].append(size_mib / seconds)
                 cpu[name].append(used / (size_mib / 1024))
+                if name in written:
+                    written[name].append((store_writes(gateway) - before) / size_bytes)
             print("  " + "  ".join(f"{name} {values[-1]:7.0f}" for name, values in runs.items()) + "  MiB/s", flush=True)
         median = {name: statistics.median(values) for name, values in runs.items()}
         return {"size_mib": size_mib,
                 "aws": {"push": median["aws push"], "pull": median["aws pull"]},
                 "registryd": {name: median[name] for name in ("push", "push_chunked", "pull")},
-                "registryd_cpu": {name: statistics.median(values) for name, values in cpu.items()}}
+                "registryd_cpu": {name: statistics.median(values) for name, values in cpu.items()},
+                "store_writes": {name: statistics.median(values) for name, values in written.items()}}
     except Exception:
         log = os.path.join(workdir, "registryd-s3.log")
         if os.path.exists(log):
@@ -105,7 +122,7 @@ def measure(size_mib=1024, rounds=1):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=1024, help="MiB")
-    parser.add_argument("--rounds", type=int, default=1, help="more than one needs a smaller --size (see above)")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     results = measure(args.size, args.rounds)
     import report
