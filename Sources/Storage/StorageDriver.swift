@@ -116,7 +116,8 @@ public protocol StorageAppender: Sendable {
 }
 
 /// Writes one new object into place (`StorageDriver.placingWriter`). Used by one request,
-/// one call after the other; ends with exactly one `commit()` or `abort()`.
+/// one call after the other; ends with `commit()` or `abort()` (also after a failed
+/// `commit()`, to clean up).
 public protocol PlacingWriter: Sendable {
     /// Takes `buffer` for the object; like `StorageAppender.append` it may return before
     /// the bytes are written, and a failure surfaces at the latest in `commit`.

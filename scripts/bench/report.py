@@ -95,7 +95,7 @@ def table(results):
     if results.get("s3"):
         lines += ["", "### S3 (radosgw on this machine)", "",
                   "The same file through registryd on radosgw and with `aws s3 cp` to and from the same radosgw "
-                  "(its defaults: 8 MiB parts, 10 in flight); one round.", "", s3_table(results["s3"])]
+                  "(its defaults: 8 MiB parts, 10 in flight); the median of three rounds.", "", s3_table(results["s3"])]
     if results.get("connections"):
         lines += ["", "### many connections", "",
                   "Manifest GET by tag (wrk -t2) and blob HEAD (ab -k) with basic auth; each cell the median of "
