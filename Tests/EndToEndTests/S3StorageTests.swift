@@ -127,6 +127,24 @@ final class S3RegistryTests: XCTestCase {
         await registry.stop()
     }
 
+    func testABlobBeingPlacedIsNoOrphanToTheVerifier() async throws {
+        // On S3 a monolithic push writes to the blob's own key before the blob has a row;
+        // a repairing verification meanwhile must neither report nor delete it.
+        let registry = try await TestRegistry.start(driver: .s3(s3TestConfiguration(partSize: S3Configuration.minimumPartSize)))
+        let bytes = Fixtures.bytes(6 << 20, seed: 15)
+        let digest = Digest.of(bytes)
+        let writer = try await registry.blobs.driver.placingWriter(to: BlobStore.path(for: digest), staging: StoragePath("uploads/v/data"))
+        try await writer.append(ByteBuffer(bytes: bytes))  // a whole part goes out: the multipart upload exists
+        let listed = try await registry.blobs.driver.list(under: StoragePath("blobs"))
+        XCTAssertEqual(listed, [BlobStore.path(for: digest)], "the write in progress is listed")
+        let report = try await StorageVerifier(metadata: registry.metadata, blobs: registry.blobs).verify(sample: nil, repair: true)
+        XCTAssertEqual(report.orphanedBytes, [])
+        try await writer.commit()
+        let placed = try await registry.blobs.size(of: digest)
+        XCTAssertEqual(placed, Int64(bytes.count))
+        await registry.stop()
+    }
+
     func testChunkedUploadResumesAfterARestart() async throws {
         let configuration = try s3TestConfiguration(partSize: S3Configuration.minimumPartSize)
         // The first chunk is bigger than a part, so the second request starts with a
