@@ -28,6 +28,8 @@ let package = Package(
         .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // Linux calls the Glibc module leaves out (sync_file_range); part of libc, nothing to link.
+        .systemLibrary(name: "CLinux"),
         // Socket activation and sd_notify.
         .target(name: "Systemd", dependencies: ["CSystemd"]),
 
@@ -40,7 +42,7 @@ let package = Package(
         .target(
             name: "Storage",
             dependencies: [
-                "OCI", "CLibcrypto",
+                "OCI", "CLibcrypto", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

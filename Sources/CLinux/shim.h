@@ -1,0 +1,14 @@
+#ifndef REGISTRYD_CLINUX_SHIM_H
+#define REGISTRYD_CLINUX_SHIM_H
+// Linux calls that Swift's Glibc module leaves out: glibc declares them only under
+// _GNU_SOURCE, which that module is not built with.
+#include <stdint.h>
+
+int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags);
+
+/// Starts writing back a file's dirty pages without waiting for them
+/// (sync_file_range(2) with SYNC_FILE_RANGE_WRITE over the whole file).
+static inline int registryd_start_write_back(int fd) {
+    return sync_file_range(fd, 0, 0, 2 /* SYNC_FILE_RANGE_WRITE */);
+}
+#endif
