@@ -43,6 +43,11 @@ public protocol StorageDriver: Sendable {
     /// (S3's multipart uploads) writes there, so committing copies nothing.
     func placingWriter(to destination: StoragePath, staging: StoragePath) async throws -> any PlacingWriter
 
+    /// Writes a whole object held in memory (a small blob) into place, durably and
+    /// atomically as `move` does, in as few steps as the backend allows. The bytes may
+    /// pass through `staging`; nothing is left there, nor any directory made for it.
+    func writeWhole(_ bytes: ByteBuffer, to destination: StoragePath, staging: StoragePath) async throws
+
     /// Whether appending to an existing object makes the store rewrite it (S3 objects
     /// cannot grow). `BlobStore` then keeps each request's bytes of an upload as an object
     /// of its own and joins them once, when the blob is placed (`concatenate`).
@@ -78,6 +83,18 @@ extension StorageDriver {
     /// costs nothing, and no driver-specific code is needed.
     public func placingWriter(to destination: StoragePath, staging: StoragePath) async throws -> any PlacingWriter {
         StagedWriter(driver: self, destination: destination, staging: staging, appender: try await appender(for: staging, truncatingTo: 0))
+    }
+
+    /// Through a placing writer: a call per step.
+    public func writeWhole(_ bytes: ByteBuffer, to destination: StoragePath, staging: StoragePath) async throws {
+        let writer = try await placingWriter(to: destination, staging: staging)
+        do {
+            try await writer.append(bytes)
+            try await writer.commit()
+        } catch {
+            try? await writer.abort()
+            throw error
+        }
     }
 
     public var appendRewritesObject: Bool { false }

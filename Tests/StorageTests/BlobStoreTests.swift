@@ -76,6 +76,35 @@ final class BlobStoreTests: XCTestCase {
         XCTAssertEqual(afterAbandon, [])
     }
 
+    func testABodyShorterThanABatchWaitsInMemoryAndIsWrittenWholeWhenPlaced() async throws {
+        let root = NSTemporaryDirectory() + "/registryd-whole-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = BlobStore(driver: try FilesystemDriver(root: root))
+        let bytes = (0..<3_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let digest = Digest.of(bytes)
+        let id = UploadID.generate()
+        let hasher = ContentHasher(algorithm: .sha256)
+        let write = try await store.writeBlob(digest, staging: id, from: chunks(bytes, size: 1_000), hasher: hasher)
+        XCTAssertEqual(write.size, 3_000)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/uploads/\(id.value)"), "nothing is written before the placement")
+        let verified = try await store.verifyUpload(id, hasher: hasher, expected: digest)
+        XCTAssertEqual(verified, 3_000, "the held-back body was hashed")
+        try await write.place()
+        let stored = Array(try await store.driver.read(BlobStore.path(for: digest), range: nil).collect(upTo: 1 << 20).readableBytesView)
+        XCTAssertTrue(stored == bytes)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/uploads/\(id.value)"), "no upload directory is left")
+
+        // Abandoned: nothing was ever written.
+        let other = [UInt8](repeating: 5, count: 10)
+        let abandoned = try await store.writeBlob(
+            Digest.of(other), staging: UploadID.generate(), from: chunks(other, size: 10), hasher: ContentHasher(algorithm: .sha256))
+        await abandoned.abandon()
+        let abandonedSize = try await store.size(of: Digest.of(other))
+        XCTAssertNil(abandonedSize)
+        let leftovers = try await store.driver.list(under: BlobStore.uploadsPrefix)
+        XCTAssertEqual(leftovers, [])
+    }
+
     func testBlobWriteWhoseBodyBreaksOffLeavesNothing() async throws {
         let store = BlobStore(driver: MemoryDriver())
         let digest = Digest.of([1, 2, 3])

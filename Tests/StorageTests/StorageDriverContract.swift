@@ -115,6 +115,25 @@ class StorageDriverContract: XCTestCase {
         XCTAssertEqual(emptySize, 0, "an empty object is placed as one")
     }
 
+    func testWholeWritesReplaceTheDestinationAndLeaveNothingStaged() async throws {
+        let driver = try makeDriver()
+        let destination = try path("blobs/sha256/ab/abc/data")
+        let staging = try path("uploads/w/data")
+        try await driver.writeWhole(ByteBuffer(bytes: [1, 2, 3]), to: destination, staging: staging)
+        let first = try await read(driver, destination)
+        XCTAssertEqual(first, [1, 2, 3])
+        try await driver.writeWhole(ByteBuffer(bytes: [9]), to: destination, staging: staging)
+        let replaced = try await read(driver, destination)
+        XCTAssertEqual(replaced, [9], "a whole write replaces what was there")
+
+        let emptyPath = try path("blobs/sha256/00/001/data")
+        try await driver.writeWhole(ByteBuffer(), to: emptyPath, staging: try path("uploads/e/data"))
+        let emptySize = try await driver.size(of: emptyPath)
+        XCTAssertEqual(emptySize, 0, "an empty object is placed as one")
+        let staged = try await driver.list(under: try path("uploads"))
+        XCTAssertEqual(staged, [], "nothing is left staged")
+    }
+
     func testDeleteRemovesObjectsAndPrefixesAndIgnoresMissing() async throws {
         let driver = try makeDriver()
         try await write(driver, try path("d/one/data"), [[1]])
@@ -157,6 +176,25 @@ final class FilesystemDriverTests: StorageDriverContract {
     }
 
     override func makeDriver() throws -> any StorageDriver { try FilesystemDriver(root: root) }
+
+    func testAWholeWriteRemovesTheDirectoryItMadeAndOnFailureLeavesNothing() async throws {
+        let driver = try FilesystemDriver(root: root)
+        let staging = try StoragePath("uploads/w1/data")
+        try await driver.writeWhole(ByteBuffer(bytes: [1]), to: try StoragePath("blobs/a/data"), staging: staging)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/uploads/w1"), "the staging directory goes again")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/uploads"), "its parent stays for other uploads")
+        XCTAssertEqual(FileManager.default.contents(atPath: root + "/blobs/a/data"), Data([1]))
+
+        // A file where the destination's directory must go: the rename cannot happen.
+        XCTAssertTrue(FileManager.default.createFile(atPath: root + "/blocked", contents: Data([7])))
+        do {
+            try await driver.writeWhole(
+                ByteBuffer(bytes: [2]), to: try StoragePath("blocked/data"), staging: try StoragePath("uploads/w2/data"))
+            XCTFail("a whole write that cannot be placed must throw")
+        } catch is StorageError {}
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/uploads/w2"), "a failed write leaves nothing staged")
+        XCTAssertEqual(FileManager.default.contents(atPath: root + "/blocked"), Data([7]))
+    }
 
     func testObjectsAreFilesUnderTheRoot() async throws {
         let driver = try FilesystemDriver(root: root)

@@ -82,7 +82,7 @@ public struct BlobStore: Sendable {
         let appender = try await driver.appender(for: target, truncatingTo: truncation)
         let appended: Int64
         do {
-            appended = try await stream(body, hasher: hasher) { try await appender.append($0) }
+            appended = try await stream(body, hasher: hasher) { try await appender.append($0) }.count
             try await appender.sync()
             try await appender.close()
         } catch {
@@ -100,35 +100,49 @@ public struct BlobStore: Sendable {
     /// visible there before `BlobWrite.place()`, which the caller calls once the digest is
     /// verified and the blob pinned. Meanwhile the bytes wait in the upload's temporary
     /// object where a move is a rename, or unseen at the blob's own key on S3, so that
-    /// placing them copies nothing. On a throw nothing is left behind, and the hasher holds
-    /// an unknown prefix: discard it.
+    /// placing them copies nothing; a body shorter than a batch waits in memory and is
+    /// written by `place()` in one step (`StorageDriver.writeWhole`). On a throw nothing is
+    /// left behind, and the hasher holds an unknown prefix: discard it.
     public func writeBlob(
         _ digest: Digest,
         staging id: UploadID,
         from body: some AsyncSequence<ByteBuffer, any Error>,
         hasher: ContentHasher
     ) async throws -> BlobWrite {
-        let writer = try await driver.placingWriter(to: Self.path(for: digest), staging: Self.path(forUpload: id))
+        let (destination, staging) = (Self.path(for: digest), Self.path(forUpload: id))
+        var writer: (any PlacingWriter)?
         do {
-            let size = try await stream(body, hasher: hasher) { try await writer.append($0) }
-            return BlobWrite(writer: writer, size: size, tidy: { [driver] in try? await driver.delete(Self.uploadDirectory(id)) })
+            let streamed = try await stream(body, hasher: hasher, holdingShortBody: true) { batch in
+                if writer == nil { writer = try await driver.placingWriter(to: destination, staging: staging) }
+                try await writer!.append(batch)
+            }
+            if let writer {
+                let tidy: @Sendable () async -> Void = { [driver] in try? await driver.delete(Self.uploadDirectory(id)) }
+                return BlobWrite(pending: .streamed(writer, tidy: tidy), size: streamed.count)
+            }
+            let whole = streamed.heldBack ?? ByteBuffer()
+            return BlobWrite(pending: .whole(whole, driver: driver, destination: destination, staging: staging), size: streamed.count)
         } catch {
-            try? await writer.abort()
+            try? await writer?.abort()
             throw error
         }
     }
 
     /// Hands `body` to `write` in batches of `batchSize` and hashes each batch while the
     /// driver writes it (drivers write behind their caller, see `StorageAppender.append`).
-    /// - Returns: the number of bytes.
+    /// With `holdingShortBody`, a body that ends before a batch is full is not written but
+    /// returned (hashed).
     private func stream(
         _ body: some AsyncSequence<ByteBuffer, any Error>,
         hasher: ContentHasher,
+        holdingShortBody: Bool = false,
         into write: (ByteBuffer) async throws -> Void
-    ) async throws -> Int64 {
+    ) async throws -> (count: Int64, heldBack: ByteBuffer?) {
         var count: Int64 = 0
         var batch = ByteBuffer()
+        var sentAny = false
         func send(_ buffer: ByteBuffer) async throws {
+            sentAny = true
             try await write(buffer)
             hasher.update(buffer)
         }
@@ -144,8 +158,12 @@ public struct BlobStore: Sendable {
                 batch = ByteBuffer()
             }
         }
+        if holdingShortBody && !sentAny {
+            hasher.update(batch)
+            return (count, batch)
+        }
         if batch.readableBytes > 0 { try await send(batch) }
-        return count
+        return (count, nil)
     }
 
     /// Verifies the upload's digest. When the expected digest uses another algorithm
@@ -274,22 +292,32 @@ public struct BlobStore: Sendable {
 
 /// A blob written but not yet visible at its address (`BlobStore.writeBlob`).
 public struct BlobWrite: Sendable {
-    fileprivate let writer: any PlacingWriter
+    fileprivate enum Pending: Sendable {
+        /// Written to a placing writer; `tidy` removes the upload's directory afterwards.
+        case streamed(any PlacingWriter, tidy: @Sendable () async -> Void)
+        /// Held in memory, written into place in one step.
+        case whole(ByteBuffer, driver: any StorageDriver, destination: StoragePath, staging: StoragePath)
+    }
+    fileprivate let pending: Pending
     /// How many bytes were written.
     public let size: Int64
-    fileprivate let tidy: @Sendable () async -> Void
 
     /// Makes the blob visible at its address, durably: the commit of the upload. Call it
     /// only after the digest was verified and the blob pinned (as `placeUpload`).
     public func place() async throws {
-        try await writer.commit()
-        // As in `placeUpload`: an upload directory left behind is the purge's to remove.
-        await tidy()
+        switch pending {
+        case .streamed(let writer, let tidy):
+            try await writer.commit()
+            // As in `placeUpload`: an upload directory left behind is the purge's to remove.
+            await tidy()
+        case .whole(let bytes, let driver, let destination, let staging):
+            try await driver.writeWhole(bytes, to: destination, staging: staging)
+        }
     }
 
     /// Gives the write up; the blob's address stays as it was.
     public func abandon() async {
-        try? await writer.abort()
+        if case .streamed(let writer, _) = pending { try? await writer.abort() }
     }
 }
 

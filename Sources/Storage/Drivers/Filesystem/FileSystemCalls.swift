@@ -10,7 +10,6 @@ enum FileSystemCalls {
         return .io(StorageFailure("\(call) \(path)", code: code))
     }
 
-    /// `mkdir -p`.
     /// `mkdir -p`. - Returns: the directories it created, outermost first.
     @discardableResult
     static func makeDirectories(_ path: String) throws -> [String] {
@@ -25,6 +24,19 @@ enum FileSystemCalls {
             }
         }
         return created
+    }
+
+    /// Writes all of `bytes` at the descriptor's offset, however many calls it takes.
+    static func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: CInt, path: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw error("write", path)
+            }
+            offset += written
+        }
     }
 
     static func syncDirectory(_ path: String) throws {

@@ -85,26 +85,60 @@ public struct FilesystemDriver: StorageDriver {
     }
 
     public func move(from source: StoragePath, to destination: StoragePath) async throws {
-        let from = fullPath(source)
-        let to = fullPath(destination)
+        let (from, to) = (fullPath(source), fullPath(destination))
         try await threadPool.runIfActive {
-            let targetDirectory = parentDirectory(of: to)
-            let created = try FileSystemCalls.makeDirectories(targetDirectory)
-            guard rename(from, to) == 0 else {
-                if errno == ENOENT { throw StorageError.notFound(source) }
-                throw FileSystemCalls.error("rename", from)
+            guard try renameDurably(from, to) else { throw StorageError.notFound(source) }
+        }
+    }
+
+    /// Everything in one trip to the thread pool: through an appender and `move`, a small
+    /// blob cost five (open, write, fsync, close, rename), each a hand-off to a pool thread
+    /// and back (docs/PERFORMANCE.md, "Big blobs": small pushes).
+    public func writeWhole(_ bytes: ByteBuffer, to destination: StoragePath, staging: StoragePath) async throws {
+        let (file, target) = (fullPath(staging), fullPath(destination))
+        try await threadPool.runIfActive {
+            let directory = parentDirectory(of: file)
+            // The upload's directory, when made for the staging file, goes again whatever
+            // happens; its parents stay (other uploads may be making directories in them).
+            // Once one directory is made, all below it are: the last made is `directory`.
+            let made = try FileSystemCalls.makeDirectories(directory)
+            defer { if !made.isEmpty { rmdir(directory) } }
+            let descriptor = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+            guard descriptor >= 0 else { throw FileSystemCalls.error("open", file) }
+            let written = Result {
+                try bytes.withUnsafeReadableBytes { try FileSystemCalls.writeAll($0, to: descriptor, path: file) }
+                guard fsync(descriptor) == 0 else { throw FileSystemCalls.error("fsync", file) }
             }
-            // The destination is durable once its entry is on disk, and so is every
-            // directory created on the way (`blobs/sha256/ab/<hex>/` is new for each blob):
-            // fsync the target and each new directory's parent. The source's entry need
-            // not be: a crash that leaves it too is cleaned up as an orphaned upload.
-            var synced = Set([targetDirectory])
-            try FileSystemCalls.syncDirectory(targetDirectory)
-            for directory in created.reversed() {
-                let parent = parentDirectory(of: directory)
-                if synced.insert(parent).inserted { try FileSystemCalls.syncDirectory(parent) }
+            close(descriptor)
+            do {
+                try written.get()
+                guard try renameDurably(file, target) else { throw StorageError.io("\(file) vanished before it was placed") }
+            } catch {
+                unlink(file)
+                throw error
             }
         }
+    }
+
+    /// Renames `from` to `to` and makes the new entry durable: the target directory is
+    /// fsynced, and so is the parent of every directory created on the way
+    /// (`blobs/sha256/ab/<hex>/` is new for each blob). The source's entry need not be: a
+    /// crash that leaves it too is cleaned up as an orphaned upload.
+    /// - Returns: `false` when there is no `from`.
+    private func renameDurably(_ from: String, _ to: String) throws -> Bool {
+        let targetDirectory = parentDirectory(of: to)
+        let created = try FileSystemCalls.makeDirectories(targetDirectory)
+        guard rename(from, to) == 0 else {
+            if errno == ENOENT { return false }
+            throw FileSystemCalls.error("rename", from)
+        }
+        var synced = Set([targetDirectory])
+        try FileSystemCalls.syncDirectory(targetDirectory)
+        for directory in created.reversed() {
+            let parent = parentDirectory(of: directory)
+            if synced.insert(parent).inserted { try FileSystemCalls.syncDirectory(parent) }
+        }
+        return true
     }
 
     public func delete(_ path: StoragePath) async throws {
@@ -212,17 +246,7 @@ private final class FileAppender: StorageAppender, @unchecked Sendable {
         threadPool.submit { state in
             guard case .active = state else { return write.finish(CancellationError()) }
             do {
-                try buffer.withUnsafeReadableBytes { bytes in
-                    var offset = 0
-                    while offset < bytes.count {
-                        let written = Glibc.write(file.descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                        if written < 0 {
-                            if errno == EINTR { continue }
-                            throw FileSystemCalls.error("write", path)
-                        }
-                        offset += written
-                    }
-                }
+                try buffer.withUnsafeReadableBytes { try FileSystemCalls.writeAll($0, to: file.descriptor, path: path) }
                 // A hint: no wait, and a failure here surfaces in `sync`'s fsync if at all.
                 if startWriteBack { _ = registryd_start_write_back(file.descriptor) }
                 write.finish(nil)

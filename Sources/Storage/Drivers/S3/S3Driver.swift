@@ -107,6 +107,15 @@ public final class S3Driver: StorageDriver {
         S3Appender.placing(driver: self, key: key(destination))
     }
 
+    /// One PUT: an object appears whole or not at all, so nothing needs staging.
+    public func writeWhole(_ bytes: ByteBuffer, to destination: StoragePath, staging: StoragePath) async throws {
+        do {
+            try await putObject(key(destination), bytes)
+        } catch {
+            throw Self.storageError(error, doing: "write \(destination)")
+        }
+    }
+
     /// Objects cannot grow: an append rewrites the object inside the store (`S3Appender`).
     public var appendRewritesObject: Bool { true }
 
