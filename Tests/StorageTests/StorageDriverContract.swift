@@ -196,6 +196,22 @@ final class FilesystemDriverTests: StorageDriverContract {
         XCTAssertEqual(FileManager.default.contents(atPath: root + "/blocked"), Data([7]))
     }
 
+    func testMissingDirectoriesAreMadeAtEveryDepthAndExistingOnesKept() async throws {
+        // The root and the object's directories are missing several levels deep; then a
+        // sibling needs only its last directory; a file in the way is refused.
+        let driver = try FilesystemDriver(root: root + "/a/b/c")
+        try await driver.writeWhole(ByteBuffer(bytes: [1]), to: try StoragePath("p/q/r/data"), staging: try StoragePath("s/t/data"))
+        try await driver.writeWhole(ByteBuffer(bytes: [2]), to: try StoragePath("p/q/other/data"), staging: try StoragePath("s/u/data"))
+        XCTAssertEqual(FileManager.default.contents(atPath: root + "/a/b/c/p/q/r/data"), Data([1]))
+        XCTAssertEqual(FileManager.default.contents(atPath: root + "/a/b/c/p/q/other/data"), Data([2]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: root + "/a/b/c/file", contents: Data([3])))
+        do {
+            let appender = try await driver.appender(for: try StoragePath("file/below/data"), truncatingTo: 0)
+            try await appender.close()
+            XCTFail("a directory cannot be made below a file")
+        } catch is StorageError {}
+    }
+
     func testObjectsAreFilesUnderTheRoot() async throws {
         let driver = try FilesystemDriver(root: root)
         let appender = try await driver.appender(for: StoragePath("x/data"), truncatingTo: 0)
