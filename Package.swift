@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "Metadata",
             dependencies: [
-                "OCI", "CSQLite",
+                "OCI", "CSQLite", "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -108,6 +108,7 @@ let package = Package(
             name: "registryd",
             dependencies: [
                 "HTTPTransport", "RegistryAPI", "Storage", "Metadata", "Control", "Auth", "Systemd", "Maintenance", "DaemonSettings",
+                "CLinux",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

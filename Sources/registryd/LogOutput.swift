@@ -1,3 +1,4 @@
+import CLinux
 import Dispatch
 import FoundationEssentials
 import Glibc
@@ -84,6 +85,7 @@ final class LogOutput: Sendable {
             &thread, nil,
             { context in
                 let output = Unmanaged<LogOutput>.fromOpaque(context!).takeUnretainedValue()
+                registryd_name_this_thread("log-writer")
                 output.writeBatches()
                 return nil
             }, Unmanaged.passUnretained(self).toOpaque())

@@ -465,6 +465,25 @@ final class DaemonTests: XCTestCase {
         XCTAssertTrue(lines.contains("released 1 pin(s) of uploads interrupted by the last stop; removed 1 blob row(s)"), lines)
     }
 
+    func testItsOwnThreadsSayWhatTheyDo() async throws {
+        // `top -H` and profilers show thread names; a thread without one carries the name
+        // of the thread that started it (Dispatch's, for SQLite's commit threads).
+        let port = try Self.freePort()
+        let data = directory + "/data"
+        let (process, _) = try start(["--listen", "127.0.0.1:\(port)", "--data-dir", data])
+        daemon = process
+        try await waitUntilServing(port)
+        let (status, output) = try await registryctl(
+            ["user", "add", "thread-names", "--password-stdin", "--socket", data + "/control.sock"], input: "a-long-password\n")
+        XCTAssertEqual(status, 0, "a user added is a commit: \(output)")
+        let tasks = "/proc/\(process.processIdentifier)/task"
+        let names = try FileManager.default.contentsOfDirectory(atPath: tasks).compactMap {
+            try? String(contentsOfFile: "\(tasks)/\($0)/comm", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        XCTAssertTrue(names.contains("log-writer"), "\(names)")
+        XCTAssertTrue(names.contains("sqlite-commit"), "\(names)")
+    }
+
     func testEveryRequestOfManyConnectionsGetsOneWholeLine() async throws {
         // Connections spread over both event loops, each logging into a buffer of its own
         // thread: every request's line must come out once, whole, none torn or merged.

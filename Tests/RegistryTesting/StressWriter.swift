@@ -29,11 +29,21 @@ public struct StressWriter: Sendable {
         self.client = client
     }
 
+    /// Writes `rounds` rounds, then more while `keepGoing` says so (at most
+    /// `maximumRounds` in all): work that must overlap something of unknown length, such as
+    /// a number of collections, lasts as long as that takes.
     /// - Returns: what it pushed (201) and did not delete.
-    public func write(rounds: Int) async throws -> [Pushed] {
+    public func write(
+        rounds: Int, thenWhile keepGoing: @Sendable () async -> Bool = { false }, maximumRounds: Int = 500
+    ) async throws -> [Pushed] {
         var alive: [Pushed] = []
         let repository = "stress/writer\(writer % 2)"
-        for round in 0..<rounds {
+        var round = 0
+        while true {
+            if round >= rounds {
+                guard round < maximumRounds, await keepGoing() else { break }
+            }
+            defer { round += 1 }
             let own = Fixtures.bytes(ownLayerSize, seed: UInt64(writer * 10_000 + round))
             let config = Fixtures.json(["writer": writer, "round": round])
             let layers = [shared[round % shared.count], shared[(round + writer) % shared.count], own]

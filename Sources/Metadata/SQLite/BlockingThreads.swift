@@ -1,3 +1,4 @@
+import CLinux
 import Glibc
 
 /// Threads of their own for work that blocks on purpose: SQLite commits waiting for
@@ -9,6 +10,9 @@ import Glibc
 /// bits, which the leak sanitizer cannot follow, so every fuzz run that wrote once
 /// reported the pool as leaked.
 final class BlockingThreads: @unchecked Sendable {
+    /// What `top -H` and profilers call these threads (at most 15 bytes are kept); without
+    /// it each would carry the name of whichever thread started it.
+    private let name: String
     // Everything below is guarded by `condition`.
     private let condition = ThreadCondition()
     private var jobs: [@Sendable () -> Void] = []
@@ -16,8 +20,9 @@ final class BlockingThreads: @unchecked Sendable {
     private var started = 0
     private let limit: Int
 
-    init(limit: Int) {
+    init(limit: Int, name: String) {
         self.limit = limit
+        self.name = name
     }
 
     /// Runs `body` on one of the threads and returns what it returned (or threw).
@@ -54,6 +59,7 @@ final class BlockingThreads: @unchecked Sendable {
     }
 
     private func work() {
+        registryd_name_this_thread(name)
         while true {
             condition.lock()
             while jobs.isEmpty {

@@ -101,7 +101,7 @@ final class SQLiteDatabase: Sendable {
 
     /// Threads that wait for SQLite's commits (see `write`). Shared by every database of
     /// the process; sixteen so that a group commit gathers as many concurrent writes.
-    private static let writerThreads = BlockingThreads(limit: 16)
+    private static let writerThreads = BlockingThreads(limit: 16, name: "sqlite-commit")
 }
 
 /// The writer connection and the writes waiting for it (see `SQLiteDatabase`).
