@@ -87,14 +87,7 @@ extension StorageDriver {
 
     /// Through a placing writer: a call per step.
     public func writeWhole(_ bytes: ByteBuffer, to destination: StoragePath, staging: StoragePath) async throws {
-        let writer = try await placingWriter(to: destination, staging: staging)
-        do {
-            try await writer.append(bytes)
-            try await writer.commit()
-        } catch {
-            try? await writer.abort()
-            throw error
-        }
+        try await writePlaced(to: destination, staging: staging) { try await $0.append(bytes) }
     }
 
     public var appendRewritesObject: Bool { false }
@@ -104,11 +97,19 @@ extension StorageDriver {
         guard let first = sources.first, let name = first.segments.last else {
             throw StorageError.io("nothing to join into \(destination)")
         }
-        let writer = try await placingWriter(to: destination, staging: try StoragePath(first.segments.dropLast() + [name + ".joined"]))
-        do {
+        try await writePlaced(to: destination, staging: try StoragePath(first.segments.dropLast() + [name + ".joined"])) { writer in
             for source in sources {
                 for try await chunk in try await read(source, range: nil) { try await writer.append(chunk) }
             }
+        }
+    }
+
+    /// A new object through a placing writer: `fill` appends its bytes, then it is
+    /// committed; on any failure it is aborted, so the destination stays as it was.
+    func writePlaced(to destination: StoragePath, staging: StoragePath, _ fill: (any PlacingWriter) async throws -> Void) async throws {
+        let writer = try await placingWriter(to: destination, staging: staging)
+        do {
+            try await fill(writer)
             try await writer.commit()
         } catch {
             try? await writer.abort()
@@ -136,6 +137,10 @@ public protocol StorageAppender: Sendable {
 /// one call after the other; ends with `commit()` or `abort()` (also after a failed
 /// `commit()`, to clean up).
 public protocol PlacingWriter: Sendable {
+    /// Whether the bytes wait at the staging path until `commit()`: then a directory made
+    /// for them may be left behind, for the caller to remove when it owns it. `false`
+    /// where the writer writes to the destination unseen (S3's multipart uploads).
+    var usesStaging: Bool { get }
     /// Takes `buffer` for the object; like `StorageAppender.append` it may return before
     /// the bytes are written, and a failure surfaces at the latest in `commit`.
     func append(_ buffer: ByteBuffer) async throws
@@ -153,6 +158,8 @@ struct StagedWriter: PlacingWriter {
     let destination: StoragePath
     let staging: StoragePath
     let appender: any StorageAppender
+
+    var usesStaging: Bool { true }
 
     func append(_ buffer: ByteBuffer) async throws {
         try await appender.append(buffer)

@@ -105,6 +105,32 @@ final class BlobStoreTests: XCTestCase {
         XCTAssertEqual(leftovers, [])
     }
 
+    func testAStreamedBlobWriteLeavesNoUploadDirectoryPlacedOrAbandoned() async throws {
+        let root = NSTemporaryDirectory() + "/registryd-streamed-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = BlobStore(driver: try FilesystemDriver(root: root))
+        let bytes = (0..<400_000).map { UInt8(truncatingIfNeeded: $0 &* 11) }
+        let digest = Digest.of(bytes)
+
+        let placedID = UploadID.generate()
+        let hasher = ContentHasher(algorithm: .sha256)
+        let placed = try await store.writeBlob(digest, staging: placedID, from: chunks(bytes, size: 100_000), hasher: hasher)
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: root + "/uploads/\(placedID.value)/data"), "a long body is staged as it arrives")
+        _ = try await store.verifyUpload(placedID, hasher: hasher, expected: digest)
+        try await placed.place()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/uploads/\(placedID.value)"), "placing removes the upload directory")
+
+        let abandonedID = UploadID.generate()
+        let abandoned = try await store.writeBlob(
+            Digest.of([1]), staging: abandonedID, from: chunks(bytes, size: 100_000), hasher: ContentHasher(algorithm: .sha256))
+        await abandoned.abandon()
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: root + "/uploads/\(abandonedID.value)"), "abandoning removes the upload directory")
+        let stored = Array(try await store.driver.read(BlobStore.path(for: digest), range: nil).collect(upTo: 1 << 20).readableBytesView)
+        XCTAssertTrue(stored == bytes, "the abandoned write left the placed blob alone")
+    }
+
     func testBlobWriteWhoseBodyBreaksOffLeavesNothing() async throws {
         let store = BlobStore(driver: MemoryDriver())
         let digest = Digest.of([1, 2, 3])

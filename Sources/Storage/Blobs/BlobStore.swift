@@ -109,21 +109,16 @@ public struct BlobStore: Sendable {
         from body: some AsyncSequence<ByteBuffer, any Error>,
         hasher: ContentHasher
     ) async throws -> BlobWrite {
-        let (destination, staging) = (Self.path(for: digest), Self.path(forUpload: id))
         var writer: (any PlacingWriter)?
         do {
             let streamed = try await stream(body, hasher: hasher, holdingShortBody: true) { batch in
-                if writer == nil { writer = try await driver.placingWriter(to: destination, staging: staging) }
+                if writer == nil { writer = try await driver.placingWriter(to: Self.path(for: digest), staging: Self.path(forUpload: id)) }
                 try await writer!.append(batch)
             }
-            if let writer {
-                let tidy: @Sendable () async -> Void = { [driver] in try? await driver.delete(Self.uploadDirectory(id)) }
-                return BlobWrite(pending: .streamed(writer, tidy: tidy), size: streamed.count)
-            }
-            let whole = streamed.heldBack ?? ByteBuffer()
-            return BlobWrite(pending: .whole(whole, driver: driver, destination: destination, staging: staging), size: streamed.count)
+            let pending: BlobWrite.Pending = writer.map { .streamed($0) } ?? .whole(streamed.heldBack ?? ByteBuffer())
+            return BlobWrite(store: self, digest: digest, staging: id, pending: pending, size: streamed.count)
         } catch {
-            try? await writer?.abort()
+            if let writer { await BlobWrite(store: self, digest: digest, staging: id, pending: .streamed(writer), size: 0).abandon() }
             throw error
         }
     }
@@ -231,24 +226,24 @@ public struct BlobStore: Sendable {
     /// session is resumed after a restart, or verified with a second algorithm.
     public func rehashUpload(_ id: UploadID, algorithm: DigestAlgorithm, length: Int64? = nil) async throws -> ContentHasher {
         let hasher = ContentHasher(algorithm: algorithm)
-        var pieces = [(offset: Int64(0), path: Self.path(forUpload: id), size: Int64.max)]
         // Pieces start at `pieceThreshold`: a shorter prefix is all in the first object.
+        var sources = [(path: Self.path(forUpload: id), range: length.map { 0..<$0 })]
         if driver.appendRewritesObject && length ?? .max >= Self.pieceThreshold {
-            pieces = try await storedPieces(of: id)
+            var pieces = try await storedPieces(of: id)
             let end = length ?? pieces.last.map { $0.offset + $0.size } ?? 0
             pieces = pieces.filter { $0.offset < end }
             guard let covered = Self.end(of: pieces), covered >= end else { throw StorageError.notFound(Self.path(forUpload: id)) }
+            sources = pieces.map { piece in (piece.path, 0..<min(end - piece.offset, piece.size)) }
         }
-        for piece in pieces {
-            let range: Range<Int64>? = length.map { 0..<min($0 - piece.offset, piece.size) }
-            for try await chunk in try await driver.read(piece.path, range: range) {
+        for source in sources {
+            for try await chunk in try await driver.read(source.path, range: source.range) {
                 hasher.update(chunk)
             }
         }
         return hasher
     }
 
-    private static func uploadDirectory(_ id: UploadID) -> StoragePath {
+    fileprivate static func uploadDirectory(_ id: UploadID) -> StoragePath {
         try! StoragePath(["uploads", id.value])
     }
 
@@ -293,11 +288,15 @@ public struct BlobStore: Sendable {
 /// A blob written but not yet visible at its address (`BlobStore.writeBlob`).
 public struct BlobWrite: Sendable {
     fileprivate enum Pending: Sendable {
-        /// Written to a placing writer; `tidy` removes the upload's directory afterwards.
-        case streamed(any PlacingWriter, tidy: @Sendable () async -> Void)
+        /// Written to a placing writer.
+        case streamed(any PlacingWriter)
         /// Held in memory, written into place in one step.
-        case whole(ByteBuffer, driver: any StorageDriver, destination: StoragePath, staging: StoragePath)
+        case whole(ByteBuffer)
     }
+    fileprivate let store: BlobStore
+    fileprivate let digest: Digest
+    /// The upload whose path stages the bytes, where the driver stages them.
+    fileprivate let staging: UploadID
     fileprivate let pending: Pending
     /// How many bytes were written.
     public let size: Int64
@@ -306,18 +305,25 @@ public struct BlobWrite: Sendable {
     /// only after the digest was verified and the blob pinned (as `placeUpload`).
     public func place() async throws {
         switch pending {
-        case .streamed(let writer, let tidy):
+        case .streamed(let writer):
             try await writer.commit()
             // As in `placeUpload`: an upload directory left behind is the purge's to remove.
-            await tidy()
-        case .whole(let bytes, let driver, let destination, let staging):
-            try await driver.writeWhole(bytes, to: destination, staging: staging)
+            await tidy(after: writer)
+        case .whole(let bytes):
+            try await store.driver.writeWhole(bytes, to: BlobStore.path(for: digest), staging: BlobStore.path(forUpload: staging))
         }
     }
 
     /// Gives the write up; the blob's address stays as it was.
     public func abandon() async {
-        if case .streamed(let writer, _) = pending { try? await writer.abort() }
+        guard case .streamed(let writer) = pending else { return }
+        try? await writer.abort()
+        await tidy(after: writer)
+    }
+
+    /// Removes the upload's directory that a staging writer may have made.
+    private func tidy(after writer: any PlacingWriter) async {
+        if writer.usesStaging { try? await store.driver.delete(BlobStore.uploadDirectory(staging)) }
     }
 }
 
