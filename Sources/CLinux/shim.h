@@ -4,7 +4,10 @@
 // _GNU_SOURCE, which that module is not built with.
 #include <stdint.h>
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
 
 int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags);
 int pthread_setname_np(pthread_t thread, const char *name);
@@ -19,5 +22,20 @@ static inline void registryd_name_this_thread(const char *name) {
 /// (sync_file_range(2) with SYNC_FILE_RANGE_WRITE over the whole file).
 static inline int registryd_start_write_back(int fd) {
     return sync_file_range(fd, 0, 0, 2 /* SYNC_FILE_RANGE_WRITE */);
+}
+
+/// Opens a new file without a name in `directory` for writing (open(2) with O_TMPFILE):
+/// it appears only when linked, and a crash before that leaves nothing. Fails with
+/// EOPNOTSUPP (or EISDIR on kernels older than 3.11) where the file system cannot.
+static inline int registryd_open_unnamed(const char *directory, unsigned int mode) {
+    return open(directory, __O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+}
+
+/// Gives the unnamed file open at `fd` the name `path`: linkat(2) through /proc/self/fd,
+/// which needs no privilege (AT_EMPTY_PATH does). Fails with EEXIST where `path` exists.
+static inline int registryd_link_unnamed(int fd, const char *path) {
+    char proc[32];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
 }
 #endif

@@ -177,12 +177,32 @@ final class FilesystemDriverTests: StorageDriverContract {
 
     override func makeDriver() throws -> any StorageDriver { try FilesystemDriver(root: root) }
 
+    func testANewObjectWrittenWholeIsLinkedIntoPlaceWithoutStaging() async throws {
+        let driver = try FilesystemDriver(root: root)
+        try await driver.writeWhole(
+            ByteBuffer(bytes: [1, 2]), to: try StoragePath("blobs/n/data"), staging: try StoragePath("uploads/n/data"))
+        XCTAssertEqual(FileManager.default.contents(atPath: root + "/blobs/n/data"), Data([1, 2]))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/uploads"), "made without a name and linked: nothing was staged")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root + "/blobs/n"), ["data"], "nothing beside it either")
+        let appender = try await driver.appender(for: try StoragePath("blobs/s/data"), truncatingTo: 0)
+        try await appender.close()
+        func mode(_ path: String) throws -> Int? {
+            try FileManager.default.attributesOfItem(atPath: root + path)[.posixPermissions] as? Int
+        }
+        XCTAssertEqual(try mode("/blobs/n/data"), try mode("/blobs/s/data"), "the permissions of a file made with a name")
+    }
+
     func testAWholeWriteRemovesTheDirectoryItMadeAndOnFailureLeavesNothing() async throws {
         let driver = try FilesystemDriver(root: root)
+        // An existing destination cannot be linked over: this one is staged and renamed.
         let staging = try StoragePath("uploads/w1/data")
+        try await driver.writeWhole(
+            ByteBuffer(bytes: [0]), to: try StoragePath("blobs/a/data"), staging: try StoragePath("uploads/w0/data"))
+        try FileManager.default.createDirectory(atPath: root + "/uploads", withIntermediateDirectories: true)
+        XCTAssertTrue(FileManager.default.createFile(atPath: root + "/uploads/other", contents: Data()))
         try await driver.writeWhole(ByteBuffer(bytes: [1]), to: try StoragePath("blobs/a/data"), staging: staging)
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/uploads/w1"), "the staging directory goes again")
-        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/uploads"), "its parent stays for other uploads")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root + "/uploads/other"), "its parent stays for other uploads")
         XCTAssertEqual(FileManager.default.contents(atPath: root + "/blobs/a/data"), Data([1]))
 
         // A file where the destination's directory must go: the rename cannot happen.

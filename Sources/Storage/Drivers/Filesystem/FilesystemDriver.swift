@@ -16,9 +16,10 @@ import Synchronization
 /// let driver = try FilesystemDriver(root: "/var/lib/registryd/storage")
 /// ```
 ///
-/// Durability: `sync()` fsyncs the file; `move` renames and then fsyncs the target
-/// directory and the parent of every directory it had to create, so a blob that was
-/// renamed into place survives a power cut even on a file system without a journal.
+/// Durability: `sync()` fsyncs the file; `move` renames (`writeWhole` links a file made
+/// without a name) and then fsyncs the target directory and the parent of every directory
+/// it had to create, so a blob put into place survives a power cut even on a file system
+/// without a journal.
 public struct FilesystemDriver: StorageDriver {
     public let name = "filesystem"
     public let root: String
@@ -94,51 +95,103 @@ public struct FilesystemDriver: StorageDriver {
     /// Everything in one trip to the thread pool: through an appender and `move`, a small
     /// blob cost five (open, write, fsync, close, rename), each a hand-off to a pool thread
     /// and back (docs/PERFORMANCE.md, "Big blobs": small pushes).
+    ///
+    /// The file is made without a name in the destination's directory and linked into
+    /// place once durable: no upload directory to make and remove, no rename between
+    /// directories, and a crash before the link leaves nothing at all. Where that cannot
+    /// be done (the destination exists, which a link cannot replace; a file system without
+    /// `O_TMPFILE`) the bytes are staged at `staging` and renamed into place, as `move`.
     public func writeWhole(_ bytes: ByteBuffer, to destination: StoragePath, staging: StoragePath) async throws {
         let (file, target) = (fullPath(staging), fullPath(destination))
         try await threadPool.runIfActive {
-            let directory = parentDirectory(of: file)
-            // The upload's directory, when made for the staging file, goes again whatever
-            // happens; its parents stay (other uploads may be making directories in them).
-            // Once one directory is made, all below it are: the last made is `directory`.
-            let made = try FileSystemCalls.makeDirectories(directory)
-            defer { if !made.isEmpty { rmdir(directory) } }
-            let descriptor = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
-            guard descriptor >= 0 else { throw FileSystemCalls.error("open", file) }
-            let written = Result {
-                try bytes.withUnsafeReadableBytes { try FileSystemCalls.writeAll($0, to: descriptor, path: file) }
-                guard fsync(descriptor) == 0 else { throw FileSystemCalls.error("fsync", file) }
-            }
-            close(descriptor)
-            do {
-                try written.get()
-                guard try renameDurably(file, target) else { throw StorageError.io("\(file) vanished before it was placed") }
-            } catch {
-                unlink(file)
-                throw error
+            try bytes.withUnsafeReadableBytes { bytes in
+                let made = try writeUnnamed(bytes, to: target)
+                guard case .notWritten(let directoriesMade) = made else { return }
+                try writeStaged(bytes, at: file, to: target, directoriesMade: directoriesMade)
             }
         }
     }
 
-    /// Renames `from` to `to` and makes the new entry durable: the target directory is
-    /// fsynced, and so is the parent of every directory created on the way
-    /// (`blobs/sha256/ab/<hex>/` is new for each blob). The source's entry need not be: a
-    /// crash that leaves it too is cleaned up as an orphaned upload.
+    private enum UnnamedWrite {
+        case placed
+        /// Not written: stage it instead. Directories made on the way must still be made
+        /// durable (their parents fsynced) by whoever places the file.
+        case notWritten(directoriesMade: [String])
+    }
+
+    private func writeUnnamed(_ bytes: UnsafeRawBufferPointer, to target: String) throws -> UnnamedWrite {
+        let directory = parentDirectory(of: target)
+        let made = try FileSystemCalls.makeDirectories(directory)
+        let descriptor = registryd_open_unnamed(directory, 0o640)
+        guard descriptor >= 0 else {
+            if errno == EOPNOTSUPP || errno == EISDIR { return .notWritten(directoriesMade: made) }
+            throw FileSystemCalls.error("open", directory)
+        }
+        defer { close(descriptor) }
+        try FileSystemCalls.writeAll(bytes, to: descriptor, path: target)
+        guard fsync(descriptor) == 0 else { throw FileSystemCalls.error("fsync", target) }
+        guard registryd_link_unnamed(descriptor, target) == 0 else {
+            // EEXIST: a link never replaces. The rest: /proc hidden or restricted.
+            let code = errno
+            if [EEXIST, ENOENT, EXDEV, EPERM, EACCES].contains(code) { return .notWritten(directoriesMade: made) }
+            throw FileSystemCalls.error("link", target)
+        }
+        try syncNewEntry(in: directory, directoriesMade: made)
+        return .placed
+    }
+
+    /// Writes `bytes` to `file`, then renames it to `target`. The upload's directory, when
+    /// made for the staging file, goes again whatever happens; its parents stay (other
+    /// uploads may be making directories in them). Once one directory is made, all below
+    /// it are: the last made is the file's own.
+    private func writeStaged(_ bytes: UnsafeRawBufferPointer, at file: String, to target: String, directoriesMade: [String]) throws {
+        let directory = parentDirectory(of: file)
+        let made = try FileSystemCalls.makeDirectories(directory)
+        defer { if !made.isEmpty { rmdir(directory) } }
+        let descriptor = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        guard descriptor >= 0 else { throw FileSystemCalls.error("open", file) }
+        let written = Result {
+            try FileSystemCalls.writeAll(bytes, to: descriptor, path: file)
+            guard fsync(descriptor) == 0 else { throw FileSystemCalls.error("fsync", file) }
+        }
+        close(descriptor)
+        do {
+            try written.get()
+            guard try renameDurably(file, target, directoriesMade: directoriesMade) else {
+                throw StorageError.io("\(file) vanished before it was placed")
+            }
+        } catch {
+            unlink(file)
+            throw error
+        }
+    }
+
+    /// Renames `from` to `to` and makes the new entry durable (`syncNewEntry`). The
+    /// source's entry need not be: a crash that leaves it too is cleaned up as an orphaned
+    /// upload.
+    /// - Parameter directoriesMade: directories toward `to` that the caller made already.
     /// - Returns: `false` when there is no `from`.
-    private func renameDurably(_ from: String, _ to: String) throws -> Bool {
+    private func renameDurably(_ from: String, _ to: String, directoriesMade: [String] = []) throws -> Bool {
         let targetDirectory = parentDirectory(of: to)
-        let created = try FileSystemCalls.makeDirectories(targetDirectory)
+        let made = directoriesMade + (try FileSystemCalls.makeDirectories(targetDirectory))
         guard rename(from, to) == 0 else {
             if errno == ENOENT { return false }
             throw FileSystemCalls.error("rename", from)
         }
-        var synced = Set([targetDirectory])
-        try FileSystemCalls.syncDirectory(targetDirectory)
-        for directory in created.reversed() {
-            let parent = parentDirectory(of: directory)
+        try syncNewEntry(in: targetDirectory, directoriesMade: made)
+        return true
+    }
+
+    /// Fsyncs `directory`, which just got a new entry, and the parent of every directory
+    /// made on the way to it (`blobs/sha256/ab/<hex>/` is new for each blob), so the entry
+    /// survives a power cut even on a file system without a journal.
+    private func syncNewEntry(in directory: String, directoriesMade: [String]) throws {
+        var synced = Set([directory])
+        try FileSystemCalls.syncDirectory(directory)
+        for made in directoriesMade.reversed() {
+            let parent = parentDirectory(of: made)
             if synced.insert(parent).inserted { try FileSystemCalls.syncDirectory(parent) }
         }
-        return true
     }
 
     public func delete(_ path: StoragePath) async throws {
