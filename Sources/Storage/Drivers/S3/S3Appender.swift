@@ -37,10 +37,10 @@ actor S3Appender: StorageAppender, PlacingWriter {
     private var finished = false
 
     private let maximumPartsInFlight = 2
+    private static let maximumParts = 10_000
 
     /// Placing writes go to the destination's own key; nothing is staged.
     nonisolated var usesStaging: Bool { false }
-    private static let maximumParts = 10_000
 
     private init(driver: S3Driver, key: String, baseSize: Int64, existed: Bool, placing: Bool = false) {
         self.driver = driver
