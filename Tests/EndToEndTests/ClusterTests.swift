@@ -307,20 +307,20 @@ final class ClusterTests: XCTestCase {
         let shared = (0..<3).map { Fixtures.bytes(30_000, seed: 500 + UInt64($0)) }
         let clients = (0..<3).map { cluster.client($0) }
         let socket = cluster.instances[0].controlSocket
-        let collections = CollectionCount()
+        let collections = Counter()
         let collecting = Task {
             while !Task.isCancelled {
                 let (status, output) = try await Cluster.registryctl(
                     socket: socket, ["gc", "run", "--grace", "0", "--delete-untagged", "--wait"])
                 XCTAssertEqual(status, 0, output)
-                await collections.add()
+                collections.increment()
                 // With grace 0 a layer pushed before its manifest is collectable until the
                 // manifest lands: collections back to back would starve a writer whose
                 // pushes take longer than a run (by design, not a loss). Gaps of about a
                 // second let every writer through while collections still cut into pushes.
                 try? await Task.sleep(for: .milliseconds(Int.random(in: 300...1200)))
             }
-            return await collections.value
+            return collections.value
         }
         let survivors = try await withThrowingTaskGroup(of: [StressWriter.Pushed].self) { group in
             for writer in 0..<3 {
@@ -329,7 +329,7 @@ final class ClusterTests: XCTestCase {
                 // Pushes go on until three collections have cut into them (12 rounds took
                 // 13-20 s once; with small blobs written in one PUT they take about 2 s).
                 group.addTask { [stress] in
-                    try await stress.write(rounds: 12, thenWhile: { await collections.value < 3 }, maximumRounds: 120)
+                    try await stress.write(rounds: 12, thenWhile: { collections.value < 3 }, maximumRounds: 120)
                 }
             }
             return try await group.reduce(into: []) { $0 += $1 }
@@ -435,11 +435,4 @@ private final class Counter: Sendable {
     var value: Int { count.load(ordering: .acquiring) }
 
     func increment() { count.add(1, ordering: .releasing) }
-}
-
-/// Collections finished so far, for writers that keep pushing until enough have run.
-private actor CollectionCount {
-    private(set) var value = 0
-
-    func add() { value += 1 }
 }

@@ -38,12 +38,8 @@ public struct StressWriter: Sendable {
     ) async throws -> [Pushed] {
         var alive: [Pushed] = []
         let repository = "stress/writer\(writer % 2)"
-        var round = 0
-        while true {
-            if round >= rounds {
-                guard round < maximumRounds, await keepGoing() else { break }
-            }
-            defer { round += 1 }
+        for round in 0..<max(rounds, maximumRounds) {
+            if round >= rounds, await !keepGoing() { break }
             let own = Fixtures.bytes(ownLayerSize, seed: UInt64(writer * 10_000 + round))
             let config = Fixtures.json(["writer": writer, "round": round])
             let layers = [shared[round % shared.count], shared[(round + writer) % shared.count], own]
