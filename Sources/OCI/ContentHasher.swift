@@ -9,33 +9,46 @@ import NIOCore
 /// let digest = hasher.finalize()
 /// ```
 ///
+/// Through libcrypto's own SHA functions, not its `EVP_Digest*` interface: the same
+/// assembly at the same speed, but `EVP` first loads OpenSSL 3's provider machinery,
+/// which made the first hash touch 2 MiB of the library that stayed resident for the
+/// process's life (docs/PERFORMANCE.md, "Memory").
+///
 /// `@unchecked Sendable` because an upload hands its hasher from one request's task to
 /// the next (a chunked upload spans several PATCH requests); it is owned by one task
 /// at a time and never used concurrently, which `BlobUploadSessions` enforces by
 /// letting one request hold a session at a time.
 public final class ContentHasher: @unchecked Sendable {
     public let algorithm: DigestAlgorithm
-    private let context: OpaquePointer
+    /// A `SHA256_CTX` or a `SHA512_CTX`, as `algorithm` says.
+    private let context: UnsafeMutableRawPointer
     /// Bytes hashed so far.
     public private(set) var count: Int64 = 0
 
     public init(algorithm: DigestAlgorithm) {
         self.algorithm = algorithm
-        guard let context = EVP_MD_CTX_new() else { fatalError("EVP_MD_CTX_new: out of memory") }
-        self.context = context
-        let md =
-            switch algorithm {
-            case .sha256: EVP_sha256()
-            case .sha512: EVP_sha512()
-            }
-        precondition(EVP_DigestInit_ex(context, md, nil) == 1, "EVP_DigestInit_ex failed")
+        switch algorithm {
+        case .sha256:
+            let context = UnsafeMutablePointer<SHA256_CTX>.allocate(capacity: 1)
+            precondition(SHA256_Init(context) == 1, "SHA256_Init failed")
+            self.context = UnsafeMutableRawPointer(context)
+        case .sha512:
+            let context = UnsafeMutablePointer<SHA512_CTX>.allocate(capacity: 1)
+            precondition(SHA512_Init(context) == 1, "SHA512_Init failed")
+            self.context = UnsafeMutableRawPointer(context)
+        }
     }
 
-    deinit { EVP_MD_CTX_free(context) }
+    deinit { context.deallocate() }
 
     public func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
-        precondition(EVP_DigestUpdate(context, base, bytes.count) == 1, "EVP_DigestUpdate failed")
+        let result =
+            switch algorithm {
+            case .sha256: SHA256_Update(context.assumingMemoryBound(to: SHA256_CTX.self), base, bytes.count)
+            case .sha512: SHA512_Update(context.assumingMemoryBound(to: SHA512_CTX.self), base, bytes.count)
+            }
+        precondition(result == 1, "SHA update failed")
         count += Int64(bytes.count)
     }
 
@@ -49,16 +62,26 @@ public final class ContentHasher: @unchecked Sendable {
 
     /// The digest of everything hashed so far. The hasher can no longer be updated.
     public func finalize() -> Digest {
-        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        precondition(EVP_DigestFinal_ex(context, &output, &length) == 1, "EVP_DigestFinal_ex failed")
-        return Digest(algorithm: algorithm, hashBytes: output.prefix(Int(length)))
+        var output = [UInt8](repeating: 0, count: algorithm.encodedLength / 2)
+        let result = output.withUnsafeMutableBufferPointer { output in
+            switch algorithm {
+            case .sha256: SHA256_Final(output.baseAddress, context.assumingMemoryBound(to: SHA256_CTX.self))
+            case .sha512: SHA512_Final(output.baseAddress, context.assumingMemoryBound(to: SHA512_CTX.self))
+            }
+        }
+        precondition(result == 1, "SHA final failed")
+        return Digest(algorithm: algorithm, hashBytes: output)
     }
 
     /// An independent copy, so the state can be finalized without ending this hasher.
     public func copy() -> ContentHasher {
         let clone = ContentHasher(algorithm: algorithm)
-        precondition(EVP_MD_CTX_copy_ex(clone.context, context) == 1, "EVP_MD_CTX_copy_ex failed")
+        let size =
+            switch algorithm {
+            case .sha256: MemoryLayout<SHA256_CTX>.size
+            case .sha512: MemoryLayout<SHA512_CTX>.size
+            }
+        clone.context.copyMemory(from: context, byteCount: size)
         clone.count = count
         return clone
     }
