@@ -74,6 +74,7 @@ let package = Package(
         .target(
             name: "HTTPTransport",
             dependencies: [
+                "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -204,7 +205,7 @@ let package = Package(
         .testTarget(
             name: "RegistryAPITests",
             dependencies: [
-                "RegistryTesting", "HTTPTransport", "RegistryAPI", "OCI", "Metadata", "Auth", "Maintenance", "Storage",
+                "RegistryTesting", "HTTPTransport", "RegistryAPI", "OCI", "Metadata", "Auth", "Maintenance", "Storage", "CLinux",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         .testTarget(

@@ -7,10 +7,19 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 int sync_file_range(int fd, int64_t offset, int64_t nbytes, unsigned int flags);
 int pthread_setname_np(pthread_t thread, const char *name);
+ssize_t preadv2(int fd, const struct iovec *iov, int iovcnt, off_t offset, int flags);
+
+/// Reads what of `count` bytes at `offset` is in the page cache, never waiting for the
+/// disk (preadv2(2) with RWF_NOWAIT): fails with EAGAIN when the first page is not there.
+static inline ssize_t registryd_read_cached(int fd, void *buffer, size_t count, int64_t offset) {
+    struct iovec vector = { buffer, count };
+    return preadv2(fd, &vector, 1, offset, 0x00000008 /* RWF_NOWAIT */);
+}
 
 /// Names the calling thread (at most 15 bytes are kept), as `top -H` and profilers show it;
 /// a thread otherwise carries the name of the thread that started it.

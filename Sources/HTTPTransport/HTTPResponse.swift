@@ -1,13 +1,14 @@
 import NIOCore
 import NIOHTTP1
 
-/// A response on its way out: status, headers and a body that may be bytes, a file
-/// sent with `sendfile`, or chunks pulled one at a time (from a storage driver, say).
+/// A response on its way out: status, headers and a body that may be bytes, a range of a
+/// local file, or chunks pulled one at a time (from a storage driver, say).
 public struct HTTPResponse: Sendable {
     public enum Body: Sendable {
         case none
         case bytes(ByteBuffer)
-        /// A file region: zero-copy on plain TCP.
+        /// A range of a local file, sent from the page cache by `FileBodyStreamer` without
+        /// a task or a thread hop per piece.
         case file(path: String, range: Range<Int64>)
         /// Pulled and written one chunk at a time, so producing never runs ahead of the socket.
         case chunks(any AsyncSequence<ByteBuffer, any Error> & Sendable)

@@ -16,8 +16,8 @@ import NIOPosix
 /// It knows HTTP and nothing of what it serves: no registry errors, storage or metadata.
 ///
 /// One task per connection reads requests in order (HTTP/1.1 keep-alive with
-/// pipelining kept in order by NIO), streams bodies with back-pressure, and writes
-/// blob files with `sendfile`.
+/// pipelining kept in order by NIO), streams bodies with back-pressure, and sends
+/// blob files from the page cache a piece at a time (`FileBodyStreamer`).
 ///
 /// With the immediate path on, a connection starts with three handlers (idle timeout,
 /// idle closer, immediate answers) and gets NIO's HTTP handlers, the body-rate guard and
@@ -184,7 +184,7 @@ public struct HTTPServer: Sendable {
             let decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
             try pipeline.addHandler(ResponseEndCounter(immediate), position: .after(decoder))
         }
-        try pipeline.addHandler(FileRegionLifetimeHandler())
+        try pipeline.addHandler(FileBodyStreamer())
     }
 
     private func handle(_ accepted: AcceptedConnection) async {
@@ -262,7 +262,7 @@ public struct HTTPServer: Sendable {
     ///
     /// With `closing` (the connection ends after this answer) the last part goes straight
     /// to the channel and is awaited until it is on the wire: closing the channel drops
-    /// writes still queued, and a large `sendfile` body would be cut short.
+    /// writes still queued, and a large file body would be cut short.
     private func write(
         _ response: HTTPResponse, for request: HTTPRequestHead, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>,
         closing: (any Channel)?, sent: inout Int64
@@ -289,7 +289,7 @@ public struct HTTPServer: Sendable {
             parts.append(.body(.byteBuffer(buffer)))
         case .file:
             if let fileRegion {
-                // FileRegionLifetimeHandler closes the file once the bytes are on the wire.
+                // FileBodyStreamer sends it and closes the file once the bytes are on the wire.
                 pending = Int64(fileRegion.readableBytes)
                 parts.append(.body(.fileRegion(fileRegion)))
             }

@@ -64,7 +64,7 @@ public protocol StorageDriver: Sendable {
     /// Every object path under `prefix`, in no particular order.
     func list(under prefix: StoragePath) async throws -> [StoragePath]
 
-    /// A local file holding the object, for zero-copy sends (`sendfile`); `nil` when
+    /// A local file holding the object, which the HTTP layer sends itself; `nil` when
     /// the driver keeps objects elsewhere.
     func localFile(for path: StoragePath) -> String?
 

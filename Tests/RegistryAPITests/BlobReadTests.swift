@@ -1,3 +1,5 @@
+import CLinux
+import Glibc
 import Metadata
 import NIOHTTP1
 import OCI
@@ -32,6 +34,31 @@ class BlobReadTests: RegistryTestCase {
             XCTAssertTrue(head.hasPrefix("HTTP/1."), head)
             XCTAssertEqual(bodyBytes, blob.count, head)
         }
+    }
+
+    func testABlobNoLongerInThePageCacheIsReadFromTheDiskAndSentWhole() async throws {
+        // Bodies are copied from the page cache on the event loop, which never waits for
+        // the disk: pieces that are not cached are read on the thread pool.
+        let blob = Fixtures.bytes(3 << 20, seed: 11)
+        let digest = try await client.pushBlob("cold/one", blob)
+        let hex = digest.dropFirst("sha256:".count)
+        let file = open("\(registry.dataDirectory)/storage/blobs/sha256/\(hex.prefix(2))/\(hex)/data", O_RDONLY)
+        XCTAssertGreaterThanOrEqual(file, 0)
+        defer { close(file) }
+        // The file is fsynced, so its pages are clean and the kernel drops them on request.
+        XCTAssertEqual(posix_fadvise(file, 0, 0, POSIX_FADV_DONTNEED), 0)
+        var probe = [UInt8](repeating: 0, count: 4096)
+        let cached = registryd_read_cached(file, &probe, probe.count, 1 << 20)
+        XCTAssertEqual(cached, -1, "the test's data directory must be on a disk file system (not tmpfs) for pages to leave")
+        XCTAssertEqual(errno, EAGAIN)
+
+        let whole = try await client.send(.GET, "/v2/cold/one/blobs/\(digest)")
+        XCTAssertEqual(whole.status, .ok)
+        XCTAssertEqual(Fixtures.digest(whole.body), digest)
+        XCTAssertEqual(posix_fadvise(file, 0, 0, POSIX_FADV_DONTNEED), 0)
+        let tail = try await client.send(.GET, "/v2/cold/one/blobs/\(digest)", headers: [("Range", "bytes=1000000-")])
+        XCTAssertEqual(tail.status, .partialContent)
+        XCTAssertEqual(tail.body, Array(blob[1_000_000...]))
     }
 
     func testRangeRequestsAnswer206() async throws {

@@ -48,7 +48,7 @@ public struct BlobStore: Sendable {
     }
 
     /// How to send `range` of a blob: a URL the client fetches itself (S3 with
-    /// redirects), a local file for zero-copy, or chunks (always chunks with
+    /// redirects), a local file the HTTP layer sends itself, or chunks (always chunks with
     /// `preferChunks`, for reading the bytes in-process).
     public func content(of digest: Digest, range: Range<Int64>, preferChunks: Bool = false) async throws -> BlobContent {
         let path = Self.path(for: digest)
@@ -329,7 +329,7 @@ public struct BlobWrite: Sendable {
 
 /// A blob's bytes ready to send.
 public enum BlobContent: Sendable {
-    /// A local file: the HTTP layer sends it with `sendfile`.
+    /// A local file: the HTTP layer sends it straight from the page cache.
     case file(path: String, range: Range<Int64>)
     case chunks(ByteChunks)
     /// A URL that serves the bytes (and ranges of them) without credentials for a while.
