@@ -3,7 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Sends a `FileRegion` body as copies of the file in 256 KiB pieces, read on the event
+/// Sends a `FileRegion` body as copies of the file in 512 KiB pieces, read on the event
 /// loop from the page cache, instead of letting NIO `sendfile` it; closes the file once
 /// the body is out.
 ///
@@ -13,7 +13,8 @@ import NIOPosix
 /// the caches when the client reads it. The client is the slower side of a pull, so the
 /// copy the server adds is paid back: nginx with `sendfile` sent a 1 GiB file to curl at
 /// ~2,100 MiB/s, nginx copying through two 256 KiB buffers at ~3,700, curl's CPU per GiB
-/// 0.27 against 0.16 s (docs/PERFORMANCE.md, "Big blobs").
+/// 0.27 against 0.16 s. Pieces of 512 KiB beat 256 KiB and 1 MiB ones (docs/PERFORMANCE.md,
+/// "Big blobs").
 ///
 /// A read never waits for the disk on the event loop: it asks only for what is cached
 /// (`preadv2` with `RWF_NOWAIT`) and hands a miss to the thread pool. The next piece is
@@ -29,7 +30,7 @@ final class FileBodyStreamer: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    static let pieceSize = 256 << 10
+    static let pieceSize = 512 << 10
     static let piecesPerTurn = 8
 
     private struct Stream {
