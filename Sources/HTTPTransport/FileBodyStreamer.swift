@@ -12,9 +12,9 @@ import NIOPosix
 /// core has touched lately; a piece this handler just copied into the socket is still in
 /// the caches when the client reads it. The client is the slower side of a pull, so the
 /// copy the server adds is paid back: nginx with `sendfile` sent a 1 GiB file to curl at
-/// ~2,100 MiB/s, nginx copying through two 256 KiB buffers at ~3,700, curl's CPU per GiB
-/// 0.27 against 0.16 s. Pieces of 512 KiB beat 256 KiB and 1 MiB ones (docs/PERFORMANCE.md,
-/// "Big blobs").
+/// 1,950–2,650 MiB/s, nginx copying through two 256 KiB buffers at 3,200–3,800, curl's CPU
+/// per GiB 0.22–0.28 against 0.15–0.19 s. Pieces of 512 KiB beat 256 KiB and 1 MiB ones
+/// (docs/PERFORMANCE.md, "Big blobs").
 ///
 /// A read never waits for the disk on the event loop: it asks only for what is cached
 /// (`preadv2` with `RWF_NOWAIT`) and hands a miss to the thread pool. The next piece is
