@@ -33,11 +33,10 @@ final class FileBodyStreamer: ChannelDuplexHandler, RemovableChannelHandler {
     static let pieceSize = 512 << 10
     static let piecesPerTurn = 8
 
+    /// The body being sent: `region`'s reader index is the next byte to send.
     private struct Stream {
-        let region: FileRegion
+        var region: FileRegion
         let descriptor: CInt
-        var offset: Int64
-        let end: Int64
         let promise: EventLoopPromise<Void>?
     }
 
@@ -98,9 +97,7 @@ final class FileBodyStreamer: ChannelDuplexHandler, RemovableChannelHandler {
             promise?.fail(error)
             return
         }
-        stream = Stream(
-            region: region, descriptor: descriptor, offset: Int64(region.readerIndex), end: Int64(region.endIndex),
-            promise: promise)
+        stream = Stream(region: region, descriptor: descriptor, promise: promise)
         send(context: context)
     }
 
@@ -109,15 +106,15 @@ final class FileBodyStreamer: ChannelDuplexHandler, RemovableChannelHandler {
     private func send(context: ChannelHandlerContext) {
         var sent = 0
         while let current = stream, !waitingForDisk, context.channel.isWritable {
-            guard current.offset < current.end else { return finish(lastWrite: nil, context: context) }
+            guard current.region.readableBytes > 0 else { return finish(lastWrite: nil, context: context) }
             guard sent < Self.piecesPerTurn else {
                 context.eventLoop.assumeIsolated().execute { self.send(context: context) }
                 return
             }
-            let count = Int(min(Int64(Self.pieceSize), current.end - current.offset))
+            let (count, offset) = (min(Self.pieceSize, current.region.readableBytes), Int64(current.region.readerIndex))
             var piece = context.channel.allocator.buffer(capacity: count)
             let copied = piece.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in
-                max(0, registryd_read_cached(current.descriptor, pointer.baseAddress, count, current.offset))
+                max(0, registryd_read_cached(current.descriptor, pointer.baseAddress, count, offset))
             }
             guard copied > 0 else { return readFromDisk(count: count, context: context) }
             write(piece, context: context)
@@ -128,9 +125,9 @@ final class FileBodyStreamer: ChannelDuplexHandler, RemovableChannelHandler {
     /// Writes the next piece of the stream; after the last one, the stream is done.
     private func write(_ piece: ByteBuffer, context: ChannelHandlerContext) {
         guard var current = stream else { return }
-        current.offset += Int64(piece.readableBytes)
+        current.region.moveReaderIndex(forwardBy: piece.readableBytes)
         stream = current
-        let isLast = current.offset >= current.end
+        let isLast = current.region.readableBytes == 0
         let written = isLast ? context.eventLoop.makePromise(of: Void.self) : nil
         context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(piece))), promise: written)
         if isLast { finish(lastWrite: written, context: context) }
@@ -141,7 +138,7 @@ final class FileBodyStreamer: ChannelDuplexHandler, RemovableChannelHandler {
     private func readFromDisk(count: Int, context: ChannelHandlerContext) {
         guard let current = stream else { return }
         waitingForDisk = true
-        let (allocator, descriptor, offset) = (context.channel.allocator, current.descriptor, current.offset)
+        let (allocator, descriptor, offset) = (context.channel.allocator, current.descriptor, current.region.readerIndex)
         let read = threadPool.runIfActive(eventLoop: context.eventLoop) { () throws -> ByteBuffer in
             var piece = allocator.buffer(capacity: count)
             let read = piece.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { pointer in

@@ -4,6 +4,7 @@ import Metadata
 import NIOHTTP1
 import OCI
 import RegistryTesting
+import Storage
 import XCTest
 
 /// Spec: "Pulling blobs", "Deleting Blobs", cross-repository mount.
@@ -41,8 +42,8 @@ class BlobReadTests: RegistryTestCase {
         // the disk: pieces that are not cached are read on the thread pool.
         let blob = Fixtures.bytes(3 << 20, seed: 11)
         let digest = try await client.pushBlob("cold/one", blob)
-        let hex = digest.dropFirst("sha256:".count)
-        let file = open("\(registry.dataDirectory)/storage/blobs/sha256/\(hex.prefix(2))/\(hex)/data", O_RDONLY)
+        let path = try XCTUnwrap(registry.blobs.driver.localFile(for: BlobStore.path(for: Digest(parsing: digest))))
+        let file = open(path, O_RDONLY)
         XCTAssertGreaterThanOrEqual(file, 0)
         defer { close(file) }
         // The file is fsynced, so its pages are clean and the kernel drops them on request.
