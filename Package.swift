@@ -25,7 +25,9 @@ let package = Package(
     ],
     targets: [
         // System libraries: SHA-256/512 from libcrypto, metadata in libsqlite3.
-        .systemLibrary(name: "CLibcrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // libssl-dev's headers; its static libcrypto is linked by OCI (see there), so no
+        // pkg-config, whose flags would link the shared library as well.
+        .systemLibrary(name: "CLibcrypto"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         // Linux calls the Glibc module leaves out (sync_file_range); part of libc, nothing to link.
@@ -36,7 +38,12 @@ let package = Package(
         // The OCI vocabulary: names, tags, digests, media types, manifests. No I/O.
         .target(
             name: "OCI",
-            dependencies: ["CLibcrypto", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["CLibcrypto", .product(name: "NIOCore", package: "swift-nio")],
+            // libcrypto from libssl-dev's archive (CLibcrypto's module map names no library):
+            // only its SHA code and constant-time compare are linked in, where loading
+            // libcrypto.so kept 1.4 MiB of its symbol tables and relocated data resident
+            // (docs/PERFORMANCE.md, "Memory").
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-l:libcrypto.a"])]
         ),
         // Bytes: storage drivers and the content-addressed blob store.
         .target(

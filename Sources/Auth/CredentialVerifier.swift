@@ -1,4 +1,3 @@
-import CLibcrypto
 import Metadata
 import OCI
 import Synchronization

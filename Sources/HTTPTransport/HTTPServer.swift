@@ -134,9 +134,11 @@ public struct HTTPServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             // An upload's bytes in memory at once: at most this many reads per event loop
-            // turn, plus the async channel's high watermark, each of at most 128 KiB (with 8
-            // reads of 256 KiB a 64 MiB PATCH held ~3 MiB at a time; docs/PERFORMANCE.md).
-            .childChannelOption(.maxMessagesPerRead, value: 2)
+            // turn, plus the async channel's high watermark (below), each of at most 128 KiB
+            // (with 8 reads of 256 KiB a 64 MiB PATCH held ~3 MiB at a time; with 2 reads
+            // and a watermark of 3, 16 uploads at once held 2 MiB more than now, at the same
+            // rate; docs/PERFORMANCE.md, "Memory").
+            .childChannelOption(.maxMessagesPerRead, value: 1)
             // A connection starts (and idles) with a 2 KiB buffer, which NIO keeps between
             // reads; uploads grow it to 128 KiB within a few reads.
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 2048, maximum: 128 * 1024))
@@ -159,7 +161,9 @@ public struct HTTPServer: Sendable {
                 fullPath.succeed(
                     try Connection(
                         wrappingChannelSynchronously: channel,
-                        configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 3))))
+                        // Reading stops at 2 parts waiting for the request's task and
+                        // resumes when it has taken them all.
+                        configuration: .init(backPressureStrategy: .init(lowWatermark: 1, highWatermark: 2))))
             }
             if let immediateAnswers {
                 try pipeline.addHandler(

@@ -14,17 +14,32 @@ public enum Hex {
     }
 }
 
-/// HMAC-SHA256 over libcrypto: token signatures and AWS Signature Version 4.
+/// HMAC-SHA256 (RFC 2104): token signatures and AWS Signature Version 4.
+///
+/// Built on libcrypto's SHA-256 functions rather than its `HMAC()`, which goes through
+/// `EVP` and loads OpenSSL 3's provider machinery (see `ContentHasher`); the daemon links
+/// only libcrypto's SHA code (docs/PERFORMANCE.md, "Memory").
 public enum HMACSHA256 {
+    /// SHA-256's block size, to which the key is padded.
+    static let blockSize = 64
+
     public static func authenticationCode(for message: [UInt8], key: [UInt8]) -> [UInt8] {
-        var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        let result = key.withUnsafeBufferPointer { key in
-            message.withUnsafeBufferPointer { data in
-                HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), data.baseAddress, data.count, &output, &length)
-            }
+        // A key longer than a block is replaced by its hash; a shorter one is padded with zeros.
+        var paddedKey = key.count > blockSize ? sha256(key) : key
+        paddedKey += [UInt8](repeating: 0, count: blockSize - paddedKey.count)
+        let inner = sha256(paddedKey.map { $0 ^ 0x36 }, message)
+        return sha256(paddedKey.map { $0 ^ 0x5c }, inner)
+    }
+
+    /// SHA-256 of the parts one after the other.
+    private static func sha256(_ parts: [UInt8]...) -> [UInt8] {
+        var context = SHA256_CTX()
+        precondition(SHA256_Init(&context) == 1, "SHA256_Init failed")
+        for part in parts {
+            part.withUnsafeBytes { _ = SHA256_Update(&context, $0.baseAddress, $0.count) }
         }
-        precondition(result != nil, "HMAC-SHA256 failed")
-        return Array(output.prefix(Int(length)))
+        var output = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
+        precondition(SHA256_Final(&output, &context) == 1, "SHA256_Final failed")
+        return output
     }
 }

@@ -73,4 +73,31 @@ final class HashingTests: XCTestCase {
         XCTAssertEqual(hasher.finalize(), Digest.of(bytes))
         XCTAssertEqual(snapshot.finalize(), Digest.of(Array(bytes[0..<12345])))
     }
+
+    /// HMAC-SHA256 against RFC 4231's test cases 1, 2, 6 and 7 (a short key, a text key,
+    /// and a key longer than a block, which is hashed first), and a key of exactly one
+    /// block (Python's `hmac` module).
+    func testHMACSHA256MatchesRFC4231() {
+        let cases: [(key: [UInt8], message: String, expected: String)] = [
+            ([UInt8](repeating: 0x0b, count: 20), "Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+            (Array("Jefe".utf8), "what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+            (
+                [UInt8](repeating: 0xaa, count: 131), "Test Using Larger Than Block-Size Key - Hash Key First",
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+            ),
+            (
+                [UInt8](repeating: 0xaa, count: 131),
+                "This is a test using a larger than block-size key and a larger than block-size data. The key needs to be hashed before being used by the HMAC algorithm.",
+                "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"
+            ),
+            (
+                [UInt8](repeating: UInt8(ascii: "k"), count: 64), "exactly one block of key",
+                "baa93ea4ccc7062ed6870c5e7937dbd35ad7791df4e29df9addeb429ff491acf"
+            ),
+        ]
+        for (key, message, expected) in cases {
+            XCTAssertEqual(
+                Hex.encode(HMACSHA256.authenticationCode(for: Array(message.utf8), key: key)), expected, "key of \(key.count) bytes")
+        }
+    }
 }

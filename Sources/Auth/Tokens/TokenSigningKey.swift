@@ -21,8 +21,9 @@ public struct TokenSigningKey: Sendable {
     /// Reads the key at `path`, or creates one there (mode 0600) when missing.
     public static func loadOrCreate(at path: String) throws -> TokenSigningKey {
         if FileManager.default.fileExists(atPath: path) { return try load(at: path) }
-        var bytes = [UInt8](repeating: 0, count: 32)
-        guard RAND_bytes(&bytes, 32) == 1 else { throw TokenKeyError.noRandomness }
+        // The standard library's generator reads the kernel's CSPRNG (getrandom(2)).
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let hex = Hex.encode(bytes)
         // Create owner-only, and never replace a key another instance just wrote.
         guard FileManager.default.createFile(atPath: path, contents: Data((hex + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
@@ -67,14 +68,12 @@ public enum TokenKeyError: Error, CustomStringConvertible {
     case malformed(String)
     case unreadable(String)
     case cannotWrite(String)
-    case noRandomness
 
     public var description: String {
         switch self {
         case .malformed(let path): "token signing key \(path) is not hex of at least 32 bytes"
         case .unreadable(let path): "token signing key \(path) cannot be read"
         case .cannotWrite(let path): "cannot create token signing key \(path)"
-        case .noRandomness: "the system random generator failed"
         }
     }
 }
