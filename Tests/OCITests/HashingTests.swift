@@ -1,7 +1,8 @@
 import OCI
 import XCTest
 
-/// SHA-256/512 through libcrypto against the FIPS 180-2 example vectors.
+/// SHA-256/512 through libcrypto against the FIPS 180-2 example vectors, and HMAC-SHA256
+/// (built on them) against RFC 4231's.
 final class HashingTests: XCTestCase {
     func testSHA256OfABC() {
         XCTAssertEqual(Digest.of(Array("abc".utf8)).description, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
