@@ -58,7 +58,19 @@ final class RequestHeadScannerTests: XCTestCase {
         XCTAssertEqual(scan("GET / HTTP/1.0\r\n\r\n")?.candidate?.keepAlive, false)
         XCTAssertEqual(scan("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")?.candidate?.keepAlive, true)
         XCTAssertEqual(
-            scan("GET / HTTP/1.0\r\nConnection:  Keep-Alive\t, x\r\n\r\n")?.candidate?.keepAlive, true, "blanks around an option")
+            scan("GET / HTTP/1.0\r\nConnection:  Keep-Alive , x\r\n\r\n")?.candidate?.keepAlive, true, "blanks around an option")
+        // Found by the head-differential fuzzer: NIO's rule trims spaces around an option
+        // but not tabs (`keep-alive<TAB>` is no keep-alive there), so a tab after the
+        // leading blanks leaves the request to the full path; it is still framed.
+        for text in [
+            "GET / HTTP/1.0\r\nConnection: keep-alive\t\r\n\r\n", "GET / HTTP/1.0\r\nConnection:  Keep-Alive\t, x\r\n\r\n",
+            "GET / HTTP/1.0\r\nConnection: x,\tkeep-alive\r\n\r\n",
+        ] {
+            let head = scan(text)
+            XCTAssertEqual(head?.framing, .length(0), text.debugDescription)
+            XCTAssertNil(head?.candidate, text.debugDescription)
+        }
+        XCTAssertEqual(scan("GET / HTTP/1.0\r\nConnection:\tkeep-alive\r\n\r\n")?.candidate?.keepAlive, true, "a tab before the value")
         // Found by the head-differential fuzzer: blanks inside an option were dropped.
         XCTAssertEqual(scan("GET / HTTP/1.0\r\nConnection: ke ep-alive\r\n\r\n")?.candidate?.keepAlive, false)
         XCTAssertEqual(scan("GET / HTTP/1.1\r\nConnection: clo se\r\n\r\n")?.candidate?.keepAlive, true)

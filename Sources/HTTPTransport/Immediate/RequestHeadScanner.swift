@@ -113,6 +113,10 @@ struct ScannedRequestHead {
                 authorization = field.text
                 authorizationLines += 1
             case .connection:
+                // NIO's keep-alive rule trims spaces around an option but not tabs, so
+                // `keep-alive<TAB>` keeps an HTTP/1.0 connection open here and closes it
+                // there: such a request is left to the full path, whose rule decides.
+                if field.holdsTabAfterLeadingBlanks { excluded = true }
                 for token in field.commaSeparatedLowercased {
                     if token == "close" { connectionClose = true }
                     if token == "keep-alive" { connectionKeepAlive = true }
@@ -205,6 +209,9 @@ private struct HeaderField {
 
     let name: Name
     let value: UnsafeRawBufferPointer
+    /// A tab inside the value or among the blanks after it (the blanks before it are
+    /// skipped by NIO's parser too).
+    let holdsTabAfterLeadingBlanks: Bool
 
     init?(_ line: UnsafeRawBufferPointer) {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { return nil }
@@ -212,6 +219,7 @@ private struct HeaderField {
         guard name.allSatisfy(Self.isTokenByte) else { return nil }
         var start = colon + 1, end = line.count
         while start < end, line[start] == 0x20 || line[start] == 0x09 { start += 1 }
+        holdsTabAfterLeadingBlanks = line[start..<end].contains(0x09)
         while end > start, line[end - 1] == 0x20 || line[end - 1] == 0x09 { end -= 1 }
         let value = UnsafeRawBufferPointer(rebasing: line[start..<end])
         guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else { return nil }
