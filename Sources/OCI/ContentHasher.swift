@@ -62,6 +62,12 @@ public final class ContentHasher: @unchecked Sendable {
 
     /// The digest of everything hashed so far. The hasher can no longer be updated.
     public func finalize() -> Digest {
+        Digest(algorithm: algorithm, hashBytes: finalizeBytes())
+    }
+
+    /// The hash of everything hashed so far as raw bytes (HMAC's inner hash). The hasher
+    /// can no longer be updated.
+    public func finalizeBytes() -> [UInt8] {
         var output = [UInt8](repeating: 0, count: algorithm.encodedLength / 2)
         let result = output.withUnsafeMutableBufferPointer { output in
             switch algorithm {
@@ -70,7 +76,7 @@ public final class ContentHasher: @unchecked Sendable {
             }
         }
         precondition(result == 1, "SHA final failed")
-        return Digest(algorithm: algorithm, hashBytes: output)
+        return output
     }
 
     /// An independent copy, so the state can be finalized without ending this hasher.

@@ -1,5 +1,3 @@
-import CLibcrypto
-
 /// Lowercase hexadecimal, as digests, signatures and key files spell bytes.
 public enum Hex {
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
@@ -16,7 +14,7 @@ public enum Hex {
 
 /// HMAC-SHA256 (RFC 2104): token signatures and AWS Signature Version 4.
 ///
-/// Built on libcrypto's SHA-256 functions rather than its `HMAC()`, which goes through
+/// Built on `ContentHasher`'s SHA-256 rather than libcrypto's `HMAC()`, which goes through
 /// `EVP` and loads OpenSSL 3's provider machinery (see `ContentHasher`); the daemon links
 /// only libcrypto's SHA code (docs/PERFORMANCE.md, "Memory").
 public enum HMACSHA256 {
@@ -33,13 +31,8 @@ public enum HMACSHA256 {
 
     /// SHA-256 of the parts one after the other.
     private static func sha256(_ parts: [UInt8]...) -> [UInt8] {
-        var context = SHA256_CTX()
-        precondition(SHA256_Init(&context) == 1, "SHA256_Init failed")
-        for part in parts {
-            part.withUnsafeBytes { _ = SHA256_Update(&context, $0.baseAddress, $0.count) }
-        }
-        var output = [UInt8](repeating: 0, count: Int(SHA256_DIGEST_LENGTH))
-        precondition(SHA256_Final(&output, &context) == 1, "SHA256_Final failed")
-        return output
+        let hasher = ContentHasher(algorithm: .sha256)
+        for part in parts { hasher.update(part) }
+        return hasher.finalizeBytes()
     }
 }

@@ -209,9 +209,8 @@ private struct HeaderField {
 
     let name: Name
     let value: UnsafeRawBufferPointer
-    /// A tab inside the value or among the blanks after it (the blanks before it are
-    /// skipped by NIO's parser too).
-    let holdsTabAfterLeadingBlanks: Bool
+    /// The value with the blanks after it (those before it NIO's parser skips too).
+    private let valueAndTrailingBlanks: UnsafeRawBufferPointer
 
     init?(_ line: UnsafeRawBufferPointer) {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { return nil }
@@ -219,7 +218,7 @@ private struct HeaderField {
         guard name.allSatisfy(Self.isTokenByte) else { return nil }
         var start = colon + 1, end = line.count
         while start < end, line[start] == 0x20 || line[start] == 0x09 { start += 1 }
-        holdsTabAfterLeadingBlanks = line[start..<end].contains(0x09)
+        valueAndTrailingBlanks = UnsafeRawBufferPointer(rebasing: line[start..<end])
         while end > start, line[end - 1] == 0x20 || line[end - 1] == 0x09 { end -= 1 }
         let value = UnsafeRawBufferPointer(rebasing: line[start..<end])
         guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else { return nil }
@@ -228,6 +227,10 @@ private struct HeaderField {
     }
 
     var text: String { String(decoding: value, as: UTF8.self) }
+
+    /// A tab inside the value or among the blanks after it; looked at for `Connection`
+    /// only, so other fields pay nothing for it.
+    var holdsTabAfterLeadingBlanks: Bool { valueAndTrailingBlanks.contains(0x09) }
 
     /// Digits only, as a length; `nil` for anything else or an absurd size.
     var decimalValue: Int? {
